@@ -1,0 +1,19 @@
+"""tsmoe: mixture-of-experts models of time series.
+
+The public entry points are the estimator (:class:`tsmoe.Estimator`), the data loaders in
+:mod:`tsmoe.data`, the model registry in :mod:`tsmoe.models` and the ``tsmoe`` command.
+"""
+
+from tsmoe.errors import ConfigError, DataError, TsmoeError
+
+__version__ = "0.1.0"
+
+__all__ = ["ConfigError", "DataError", "Estimator", "TsmoeError", "__version__"]
+
+
+def __getattr__(name: str):  # lazy: importing tsmoe must not import torch/lightning
+    if name == "Estimator":
+        from tsmoe.estimator import Estimator
+
+        return Estimator
+    raise AttributeError(name)

@@ -1,0 +1,246 @@
+"""Run configuration: typed sections, strict keys, command-line overrides, and the fully resolved form.
+
+A config is YAML with six sections::
+
+    seed: 0
+    data:     {name: physionet2012, ...}   # keys of that data set's Params dataclass
+    model:    {name: lstm, ...}            # keys of that model's Params dataclass
+    training: {...}                        # TrainingConfig
+    trainer:  {...}                        # any lightning.Trainer argument (accelerator, devices, strategy, ...)
+    logging:  {...}                        # LoggingConfig
+
+Unknown keys anywhere are errors that list the valid keys. ``--set a.b=value`` overrides a key; the
+value is parsed as YAML (``--set model.hidden_size=128``, ``--set data.root=/data/p12``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tsmoe.errors import ConfigError
+
+
+@dataclass
+class TrainingConfig:
+    """Optimisation and model selection (validation split only)."""
+
+    max_epochs: int = 50
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 8  # early stopping: epochs without improvement of `monitor`
+    monitor: str | None = None  # default: val_auroc (binary), val_accuracy (multiclass), val_loss otherwise
+    gradient_clip_val: float | None = 1.0
+    num_workers: int = 0
+    eval_batch_size: int = 256
+
+
+@dataclass
+class LoggingConfig:
+    """Quiet by default: CSV metrics in the run folder, a progress bar only on an interactive terminal."""
+
+    csv: bool = True
+    tensorboard: bool = False
+    progress_bar: bool | None = None  # None: on when stderr is a terminal
+    verbose: bool = False  # Lightning's own info messages
+
+
+DEFAULT_TRAINER: dict[str, Any] = {
+    "accelerator": "auto",
+    "devices": 1,
+    "strategy": "auto",
+    "num_nodes": 1,
+    "precision": "32-true",
+    "deterministic": "warn",
+}
+
+_TRAINER_OWNED = {  # set by tsmoe from the sections above; not settable under trainer
+    "max_epochs", "gradient_clip_val", "callbacks", "logger", "enable_progress_bar", "default_root_dir",
+    "enable_checkpointing",
+}  # fmt: skip
+
+
+@dataclass
+class RunConfig:
+    """A whole run, every value resolved (the form written to ``config.yaml``)."""
+
+    data: dict[str, Any]
+    model: dict[str, Any]
+    seed: int = 0
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    trainer: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_TRAINER))
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "data": dict(self.data),
+            "model": dict(self.model),
+            "training": dataclasses.asdict(self.training),
+            "trainer": dict(self.trainer),
+            "logging": dataclasses.asdict(self.logging),
+        }
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+# ---- typed construction of a dataclass from a mapping ----------------------------------------------
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if annotation is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as error:
+                errors.append(str(error))
+        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: must be one of {list(args)}, got {value!r}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        inner = args[0] if args else Any
+        items = [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+        return items if origin is list else tuple(items)
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str | Path):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    if annotation is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    return value
+
+
+def build_dataclass(cls: type, values: dict[str, Any] | None, where: str) -> Any:
+    """Instantiate dataclass ``cls`` from ``values``, refusing unknown keys and wrong types."""
+    values = dict(values or {})
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {', '.join(f'{where}.{k}' for k in unknown)}; valid keys: {', '.join(names)}"
+        )
+    coerced = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in values.items()}
+    try:
+        return cls(**coerced)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{where}: {error}") from None
+
+
+def _trainer_section(values: dict[str, Any] | None) -> dict[str, Any]:
+    from lightning.pytorch import Trainer
+
+    valid = set(inspect.signature(Trainer.__init__).parameters) - {"self"}
+    merged = dict(DEFAULT_TRAINER)
+    for key, value in (values or {}).items():
+        if key in _TRAINER_OWNED:
+            raise ConfigError(f"trainer.{key} is set by tsmoe; use the training/logging sections instead")
+        if key not in valid:
+            raise ConfigError(f"unknown key trainer.{key}: not an argument of lightning.Trainer")
+        merged[key] = value
+    return merged
+
+
+def resolve(raw: dict[str, Any]) -> RunConfig:
+    """Validate a raw mapping (from YAML plus overrides) into a fully resolved :class:`RunConfig`."""
+    from tsmoe.data.registry import get_dataset
+    from tsmoe.models.registry import get_model
+
+    if not isinstance(raw, dict):
+        raise ConfigError("a config must be a mapping with sections data, model, training, trainer, logging")
+    known = {"seed", "data", "model", "training", "trainer", "logging"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"unknown section(s) {unknown}; valid: {sorted(known)}")
+    for section in ("data", "model"):
+        if not isinstance(raw.get(section), dict) or "name" not in raw[section]:
+            raise ConfigError(f"section '{section}' needs a 'name'")
+    data_raw, model_raw = dict(raw["data"]), dict(raw["model"])
+    dataset = get_dataset(data_raw.pop("name"))
+    model = get_model(model_raw.pop("name"))
+    data_params = build_dataclass(dataset.params, data_raw, "data")
+    model_params = build_dataclass(model.params, model_raw, "model")
+    seed = raw.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"seed: expected an integer, got {seed!r}")
+    return RunConfig(
+        seed=seed,
+        data={"name": dataset.name, **dataclasses.asdict(data_params)},
+        model={"name": model.name, **dataclasses.asdict(model_params)},
+        training=build_dataclass(TrainingConfig, raw.get("training"), "training"),
+        trainer=_trainer_section(raw.get("trainer")),
+        logging=build_dataclass(LoggingConfig, raw.get("logging"), "logging"),
+    )
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` strings to a raw config (values parsed as YAML)."""
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects key=value, got '{item}'")
+        try:
+            value = yaml.safe_load(text) if text != "" else ""
+        except yaml.YAMLError:
+            value = text
+        parts = key.split(".")
+        if parts[0] == "seed" and len(parts) == 1:
+            raw["seed"] = value
+            continue
+        if len(parts) != 2:
+            raise ConfigError(f"--set {key}: keys have the form section.key (e.g. model.hidden_size) or seed")
+        section, name = parts
+        if section not in ("data", "model", "training", "trainer", "logging"):
+            raise ConfigError(f"--set {key}: unknown section '{section}'")
+        raw.setdefault(section, {})
+        if not isinstance(raw[section], dict):
+            raise ConfigError(f"section '{section}' must be a mapping")
+        raw[section][name] = value
+    return raw
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML recipe, apply overrides and resolve it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file '{path}' is not valid YAML: {error}") from None
+    return resolve(apply_overrides(raw, overrides or []))

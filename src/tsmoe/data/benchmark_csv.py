@@ -1,0 +1,58 @@
+"""Reading the standard long-horizon benchmark files (wide CSV: one timestamp column, numeric columns)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tsmoe.data.series import Series, SeriesSet
+from tsmoe.errors import DataError
+
+
+def read_csv_checked(path: Path, **kwargs) -> pd.DataFrame:
+    """``pd.read_csv`` that turns a missing, empty or unreadable file into a :class:`DataError`."""
+    if not Path(path).is_file():
+        raise DataError(f"file '{path}' does not exist")
+    try:
+        frame = pd.read_csv(path, **kwargs)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"file '{path}' is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as error:
+        raise DataError(f"file '{path}': not a readable CSV ({error})") from None
+    if frame.empty:
+        raise DataError(f"file '{path}' has a header but no rows")
+    return frame
+
+
+def wide_frame_to_series(
+    frame: pd.DataFrame, path: Path, time_col: str | None, targets: tuple[str, ...] | None, name: str
+) -> SeriesSet:
+    """One multivariate series from a wide frame; every non-time column must be numeric."""
+    value_cols = [c for c in frame.columns if c != time_col]
+    blocks = []
+    for column in value_cols:
+        numbers = pd.to_numeric(frame[column], errors="coerce")
+        bad = numbers.isna() & frame[column].notna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
+            raise DataError(
+                f"file '{path}', column '{column}', row {row}: '{frame[column].iloc[row - 1]}' is not a number"
+            )
+        blocks.append(numbers.to_numpy(np.float32))
+    values = np.stack(blocks, axis=1)
+    if time_col is None:
+        stamps = np.arange(len(frame), dtype=np.int64)
+    else:
+        parsed = pd.to_datetime(frame[time_col], errors="coerce")
+        if parsed.isna().any():
+            row = int(np.flatnonzero(parsed.isna().to_numpy())[0]) + 1
+            raise DataError(f"file '{path}', column '{time_col}', row {row}: not a timestamp")
+        stamps = parsed.to_numpy().astype("datetime64[ns]")
+    return SeriesSet(
+        series=(Series(name=name, timestamps=stamps, values=values),),
+        columns=tuple(str(c) for c in value_cols),
+        targets=tuple(targets) if targets else tuple(str(c) for c in value_cols),
+        source=f"file '{path}'",
+    )

@@ -1,0 +1,60 @@
+"""A cache of parsed arrays on disk, keyed by a hash of the source files.
+
+Entries are ``.npz`` files read with ``allow_pickle=False`` (never unpickled) and written atomically:
+to a temporary file in the same folder, then renamed, so a reader sees a whole entry or none, also when
+two processes fill the same entry at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from tsmoe.paths import cache_dir
+
+CACHE_FORMAT = 1  # bump when the layout of a cached entry changes
+
+
+def hash_files(paths: Iterable[Path], extra: str = "") -> str:
+    """SHA-256 over the bytes of ``paths`` (in the order given) and an ``extra`` tag."""
+    digest = hashlib.sha256(f"{CACHE_FORMAT}:{extra}".encode())
+    for path in paths:
+        digest.update(str(Path(path).name).encode())
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:32]
+
+
+def atomic_write_bytes(path: Path, write: Callable[[object], None]) -> None:
+    """Write a file by calling ``write(handle)`` on a temporary file, then renaming it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def cached_arrays(namespace: str, key: str, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Return the arrays cached under ``namespace/key``, building and storing them on a miss."""
+    path = cache_dir() / namespace / f"{key}.npz"
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                return {name: stored[name] for name in stored.files}
+        except (ValueError, OSError, KeyError):
+            path.unlink(missing_ok=True)  # unreadable entry: rebuild it
+    arrays = build()
+    atomic_write_bytes(path, lambda handle: np.savez(handle, **arrays))
+    return arrays

@@ -1,0 +1,207 @@
+"""Irregularly sampled multivariate series: a flat container, its normaliser, a torch Dataset and collate.
+
+Guarantees of :class:`IrregularSet` (checked at construction):
+- record ``i`` owns steps ``offsets[i]:offsets[i + 1]``; ``offsets`` starts at 0 and never decreases;
+- within a record, ``times`` (hours since the start) strictly increase;
+- ``values`` is NaN exactly where a variable was not observed at that step; ``static`` is NaN where missing.
+
+A record may have zero steps (a stay with no time-varying measurement). The Dataset gives such a
+record one fully masked step at time 0, so models see its static descriptors and a well-defined, empty
+series instead of a length-0 sequence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from tsmoe.errors import DataError
+
+
+@dataclass(frozen=True)
+class IrregularSet:
+    """N irregular multivariate series stored flat, with static descriptors and a label each.
+
+    Shapes: ``record_ids (N,)``, ``offsets (N + 1,)``, ``times (S,)``, ``values (S, F)``,
+    ``static (N, P)``, ``labels (N,)``, where S is the total number of steps.
+    """
+
+    record_ids: np.ndarray
+    offsets: np.ndarray
+    times: np.ndarray
+    values: np.ndarray
+    static: np.ndarray
+    labels: np.ndarray
+    variables: tuple[str, ...]
+    static_names: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        n = len(self.record_ids)
+        if self.offsets.shape != (n + 1,) or self.offsets[0] != 0 or np.any(np.diff(self.offsets) < 0):
+            raise DataError("IrregularSet: offsets must be (N + 1,), start at 0 and never decrease")
+        steps = int(self.offsets[-1])
+        if self.times.shape != (steps,) or self.values.shape != (steps, len(self.variables)):
+            raise DataError(
+                f"IrregularSet: times {self.times.shape} and values {self.values.shape} do not match "
+                f"{steps} steps of {len(self.variables)} variables"
+            )
+        if self.static.shape != (n, len(self.static_names)) or self.labels.shape != (n,):
+            raise DataError("IrregularSet: static must be (N, P) and labels (N,)")
+        gaps = np.diff(self.times)
+        # a gap may be <= 0 only where a new record starts
+        starts = np.zeros(max(steps - 1, 0), dtype=bool)
+        boundary = self.offsets[1:-1] - 1
+        starts[boundary[(boundary >= 0) & (boundary < steps - 1)]] = True
+        if np.any((gaps <= 0) & ~starts):
+            bad = int(np.flatnonzero((gaps <= 0) & ~starts)[0]) + 1
+            record = int(np.searchsorted(self.offsets, bad, side="right") - 1)
+            raise DataError(
+                f"IrregularSet: times of record {self.record_ids[record]} do not strictly increase "
+                f"(step {bad - self.offsets[record]})"
+            )
+
+    def __len__(self) -> int:
+        return len(self.record_ids)
+
+    def lengths(self) -> np.ndarray:
+        """Number of steps of each record, ``(N,)``."""
+        return np.diff(self.offsets)
+
+    def subset(self, indices: np.ndarray) -> IrregularSet:
+        """The records at ``indices``, in that order."""
+        indices = np.asarray(indices, dtype=np.int64)
+        lengths = self.lengths()[indices]
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        steps = (
+            np.concatenate([np.arange(self.offsets[i], self.offsets[i + 1]) for i in indices])
+            if len(indices)
+            else np.zeros(0, dtype=np.int64)
+        ).astype(np.int64)
+        return IrregularSet(
+            record_ids=self.record_ids[indices],
+            offsets=offsets,
+            times=self.times[steps],
+            values=self.values[steps],
+            static=self.static[indices],
+            labels=self.labels[indices],
+            variables=self.variables,
+            static_names=self.static_names,
+        )
+
+
+@dataclass(frozen=True)
+class IrregularNormalizer:
+    """Z-scores of observed values and static descriptors, with statistics from training records only.
+
+    ``value_mean/value_std (F,)``, ``static_mean/static_std (P,)``. A variable never observed in
+    training gets mean 0 and std 1 (it stays masked everywhere in training anyway).
+    """
+
+    value_mean: np.ndarray
+    value_std: np.ndarray
+    static_mean: np.ndarray
+    static_std: np.ndarray
+
+    @classmethod
+    def fit(cls, data: IrregularSet) -> IrregularNormalizer:
+        def stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            observed = ~np.isnan(x)
+            count = observed.sum(0)
+            safe = np.where(observed, x, 0.0)
+            mean = np.where(count > 0, safe.sum(0) / np.maximum(count, 1), 0.0)
+            var = np.where(observed, (x - mean) ** 2, 0.0).sum(0) / np.maximum(count, 1)
+            std = np.sqrt(var)
+            std = np.where((count > 1) & (std > 1e-8), std, 1.0)
+            return mean.astype(np.float32), std.astype(np.float32)
+
+        value_mean, value_std = stats(data.values.astype(np.float64))
+        static_mean, static_std = stats(data.static.astype(np.float64))
+        return cls(value_mean, value_std, static_mean, static_std)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The fitted statistics, to be saved beside a model."""
+        return {
+            "value_mean": self.value_mean,
+            "value_std": self.value_std,
+            "static_mean": self.static_mean,
+            "static_std": self.static_std,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, np.ndarray]) -> IrregularNormalizer:
+        return cls(**{name: np.asarray(state[name], dtype=np.float32) for name in cls.__dataclass_fields__})
+
+
+class IrregularDataset(Dataset):
+    """Torch view of an :class:`IrregularSet`, normalised; one item per record.
+
+    An item holds ``values (T, F)`` (z-scored, 0 where unobserved), ``mask (T, F)`` (1 where observed),
+    ``times (T,)`` hours, ``static (P,)`` (z-scored, 0 where missing), ``static_mask (P,)`` and
+    ``target ()``.
+    """
+
+    def __init__(self, data: IrregularSet, normalizer: IrregularNormalizer) -> None:
+        self.data = data
+        mask = ~np.isnan(data.values)
+        self.values = np.where(mask, (data.values - normalizer.value_mean) / normalizer.value_std, 0.0)
+        self.values = self.values.astype(np.float32)
+        self.mask = mask.astype(np.float32)
+        static_mask = ~np.isnan(data.static)
+        self.static = np.where(static_mask, (data.static - normalizer.static_mean) / normalizer.static_std, 0.0).astype(
+            np.float32
+        )
+        self.static_mask = static_mask.astype(np.float32)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        start, end = int(self.data.offsets[index]), int(self.data.offsets[index + 1])
+        if end == start:  # no measurement at all: one fully masked step at time 0
+            values = np.zeros((1, len(self.data.variables)), dtype=np.float32)
+            mask, times = values.copy(), np.zeros(1, dtype=np.float32)
+        else:
+            values, mask = self.values[start:end], self.mask[start:end]
+            times = self.data.times[start:end].astype(np.float32)
+        return {
+            "values": torch.from_numpy(values),
+            "mask": torch.from_numpy(mask),
+            "times": torch.from_numpy(times),
+            "static": torch.from_numpy(self.static[index]),
+            "static_mask": torch.from_numpy(self.static_mask[index]),
+            "target": torch.tensor(self.data.labels[index]),
+        }
+
+
+def collate_irregular(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Pad a list of records to the longest one.
+
+    Returns ``values, mask (B, T, F)``, ``times, dt, step_mask (B, T)``, ``lengths (B,)``,
+    ``static, static_mask (B, P)``, ``target (B,)``. ``dt`` is the time since the previous step
+    (the first step's is its time since the start); padded steps have ``dt = 0`` and ``step_mask = 0``.
+    """
+    lengths = torch.tensor([len(item["times"]) for item in items], dtype=torch.long)
+    batch, steps = len(items), int(lengths.max())
+    n_features = items[0]["values"].shape[-1]
+    values = torch.zeros(batch, steps, n_features)
+    mask = torch.zeros(batch, steps, n_features)
+    times = torch.zeros(batch, steps)
+    for row, item in enumerate(items):
+        n = len(item["times"])
+        values[row, :n], mask[row, :n], times[row, :n] = item["values"], item["mask"], item["times"]
+    step_mask = (torch.arange(steps)[None, :] < lengths[:, None]).float()
+    dt = torch.diff(times, dim=1, prepend=torch.zeros(batch, 1)) * step_mask
+    return {
+        "values": values,
+        "mask": mask,
+        "times": times,
+        "dt": dt,
+        "step_mask": step_mask,
+        "lengths": lengths,
+        "static": torch.stack([item["static"] for item in items]),
+        "static_mask": torch.stack([item["static_mask"] for item in items]),
+        "target": torch.stack([item["target"] for item in items]),
+    }

@@ -1,0 +1,130 @@
+"""Users' own data in long format: one row per (series, timestamp), as neuralforecast and Darts take it.
+
+Columns: ``unique_id`` (series name), ``ds`` (timestamp), ``y`` (target), plus any numeric covariate
+columns named in ``covariates`` and an optional text column. Nothing is sorted, filled or dropped
+silently: unsorted or duplicated timestamps, NaN targets and non-numeric values are errors that name
+the column and the row.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tsmoe.data.series import Series, SeriesSet
+from tsmoe.errors import DataError
+
+
+def _row(frame: pd.DataFrame, position: int) -> int:
+    """1-based data row (header excluded) of a frame position, for messages."""
+    return int(frame.index[position]) + 1 if isinstance(frame.index, pd.RangeIndex) else position + 1
+
+
+def _numeric(frame: pd.DataFrame, column: str, source: str) -> np.ndarray:
+    values = pd.to_numeric(frame[column], errors="coerce")
+    bad = values.isna() & frame[column].notna()
+    if bad.any():
+        position = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(
+            f"{source}, column '{column}', row {_row(frame, position)}: "
+            f"'{frame[column].iloc[position]}' is not a number"
+        )
+    return values.to_numpy(dtype=np.float64)
+
+
+def _timestamps(frame: pd.DataFrame, column: str, source: str) -> np.ndarray:
+    raw = frame[column]
+    if pd.api.types.is_integer_dtype(raw):
+        return raw.to_numpy(dtype=np.int64)
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        return raw.to_numpy().astype("datetime64[ns]")
+    parsed = pd.to_datetime(raw, errors="coerce")
+    if parsed.isna().any():
+        position = int(np.flatnonzero(parsed.isna().to_numpy())[0])
+        raise DataError(
+            f"{source}, column '{column}', row {_row(frame, position)}: '{raw.iloc[position]}' is not a timestamp"
+        )
+    return parsed.to_numpy().astype("datetime64[ns]")
+
+
+def from_long_dataframe(
+    frame: pd.DataFrame,
+    id_col: str = "unique_id",
+    time_col: str = "ds",
+    target_col: str = "y",
+    covariates: tuple[str, ...] | list[str] = (),
+    text_col: str | None = None,
+    source: str = "dataframe",
+) -> SeriesSet:
+    """Build a :class:`SeriesSet` from a long-format frame, validating every rule before any array work.
+
+    Rows of one series must appear in increasing time order (as a sorted file has them). Covariates are
+    numeric and may not hold NaN either (they enter the model's input). The text column, if named, must
+    hold strings or NA; its rows are kept per series in ``SeriesSet.texts[name]`` as
+    ``(timestamps, texts)``, NA text as ``None`` (a defined empty signal).
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(f"{source}: expected a pandas DataFrame, got {type(frame).__name__}")
+    if frame.empty:
+        raise DataError(f"{source}: no rows")
+    covariates = tuple(covariates)
+    needed = [id_col, time_col, target_col, *covariates] + ([text_col] if text_col else [])
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise DataError(f"{source}: missing column(s) {missing}; the frame has {list(frame.columns)}")
+    if frame[id_col].isna().any():
+        position = int(np.flatnonzero(frame[id_col].isna().to_numpy())[0])
+        raise DataError(f"{source}, column '{id_col}', row {_row(frame, position)}: missing series id")
+    columns = (target_col, *covariates)
+    values = np.stack([_numeric(frame, c, source) for c in columns], axis=1).astype(np.float32)
+    for j, column in enumerate(columns):
+        bad = ~np.isfinite(values[:, j])
+        if bad.any():
+            position = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"{source}, column '{column}', row {_row(frame, position)}: NaN or infinite value "
+                f"({'forecasting target' if j == 0 else 'covariate'}); fill or drop it first"
+            )
+    stamps = _timestamps(frame, time_col, source)
+    if text_col:
+        text = frame[text_col]
+        non_string = text.notna() & ~text.map(lambda v: isinstance(v, str))
+        if non_string.any():
+            position = int(np.flatnonzero(non_string.to_numpy())[0])
+            raise DataError(
+                f"{source}, column '{text_col}', row {_row(frame, position)}: text must be a string or NA, "
+                f"got {type(text.iloc[position]).__name__}"
+            )
+    series, texts = [], {}
+    ids = frame[id_col].to_numpy()
+    for name in pd.unique(ids):
+        positions = np.flatnonzero(ids == name)
+        t = stamps[positions]
+        order_bad = np.flatnonzero(~(t[1:] > t[:-1]))
+        if len(order_bad):
+            position = positions[order_bad[0] + 1]
+            kind = "duplicated" if t[order_bad[0] + 1] == t[order_bad[0]] else "unsorted (earlier than the row before)"
+            raise DataError(
+                f"{source}, column '{time_col}', row {_row(frame, position)}: {kind} timestamp "
+                f"'{frame[time_col].iloc[position]}' in series '{name}'"
+            )
+        series.append(Series(name=str(name), timestamps=t, values=values[positions]))
+        if text_col:
+            texts[str(name)] = (t, [v if isinstance(v, str) else None for v in frame[text_col].iloc[positions]])
+    return SeriesSet(series=tuple(series), columns=columns, targets=(target_col,), source=source, texts=texts)
+
+
+def read_long_csv(path: str | Path, **kwargs) -> SeriesSet:
+    """Read a long-format CSV (``.csv`` or ``.csv.gz``) and validate it with :func:`from_long_dataframe`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"file '{path}' does not exist")
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"file '{path}' is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise DataError(f"file '{path}': not a readable CSV ({error})") from None
+    return from_long_dataframe(frame, source=f"file '{path}'", **kwargs)

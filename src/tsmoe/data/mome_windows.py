@@ -1,0 +1,87 @@
+"""The windows the MoME paper used on Time-MMD: ``<root>/<Domain>/{train,test}/<Domain>_{train,test}.csv``.
+
+Columns ``input_seq`` and ``output_seq`` hold JSON lists of numbers; ``text`` is a language model's
+summary written from features of the *future* window (a noisy label of the future: numbers on these
+files compare only with the MoME paper). Validation is the last 10 % of the train file, in file order.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tsmoe.data.benchmark_csv import read_csv_checked
+from tsmoe.errors import DataError
+from tsmoe.paths import shipped_data_dir
+
+DOMAINS = ("Energy", "Environment", "HealthAFR", "HealthUS", "SocialGood")
+
+
+@dataclass(frozen=True)
+class TextWindows:
+    """Fixed windows with text: ``inputs (N, L)``, ``targets (N, H)``, ``texts`` (N strings, '' for none)."""
+
+    inputs: np.ndarray
+    targets: np.ndarray
+    texts: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def take(self, start: int, stop: int) -> TextWindows:
+        return TextWindows(self.inputs[start:stop], self.targets[start:stop], self.texts[start:stop])
+
+
+def _parse_lists(column: list, path: Path, name: str) -> np.ndarray:
+    rows = []
+    for row, cell in enumerate(column, start=1):
+        try:
+            values = json.loads(cell) if isinstance(cell, str) else None
+            if not isinstance(values, list) or not values:
+                raise ValueError
+            rows.append(np.asarray(values, dtype=np.float32))
+        except (ValueError, TypeError):
+            raise DataError(f"file '{path}', column '{name}', row {row}: expected a JSON list of numbers") from None
+        if not np.all(np.isfinite(rows[-1])):
+            raise DataError(f"file '{path}', column '{name}', row {row}: NaN or infinite value in the window")
+        if len(rows[-1]) != len(rows[0]):
+            raise DataError(
+                f"file '{path}', column '{name}', row {row}: length {len(rows[-1])}, expected {len(rows[0])}"
+            )
+    return np.stack(rows)
+
+
+def load_mome_split(domain: str, part: str, root: str | Path | None = None) -> TextWindows:
+    """Read the ``train`` or ``test`` windows of one domain."""
+    root = Path(root) if root is not None else shipped_data_dir() / "mome_timemmd"
+    path = root / domain / part / f"{domain}_{part}.csv"
+    if not path.exists():
+        path = path.with_name(path.name + ".gz")
+    frame = read_csv_checked(path)
+    for column in ("input_seq", "output_seq", "text"):
+        if column not in frame.columns:
+            raise DataError(f"file '{path}': column '{column}' is missing; columns {list(frame.columns)}")
+    texts = frame["text"]
+    non_string = texts.notna() & ~texts.map(lambda v: isinstance(v, str))
+    if non_string.any():
+        row = int(np.flatnonzero(non_string.to_numpy())[0]) + 1
+        raise DataError(f"file '{path}', column 'text', row {row}: text must be a string or NA")
+    return TextWindows(
+        inputs=_parse_lists(frame["input_seq"].tolist(), path, "input_seq"),
+        targets=_parse_lists(frame["output_seq"].tolist(), path, "output_seq"),
+        texts=tuple("" if not isinstance(t, str) else t for t in texts),
+    )
+
+
+def load_mome_windows(domain: str, root: str | Path | None = None) -> tuple[TextWindows, TextWindows, TextWindows]:
+    """(train, validation, test): validation is the last 10 % of the train file, in file order."""
+    train = load_mome_split(domain, "train", root)
+    n_val = max(1, int(round(0.1 * len(train))))
+    return (
+        train.take(0, len(train) - n_val),
+        train.take(len(train) - n_val, len(train)),
+        load_mome_split(domain, "test", root),
+    )

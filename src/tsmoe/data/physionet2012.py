@@ -1,0 +1,251 @@
+"""PhysioNet/CinC Challenge 2012: ICU stays as irregular multivariate series, in-hospital death as label.
+
+Reads the layout PhysioNet publishes, from ``root`` (default: the shipped copy of sets A and B):
+``set-<x>/`` (a folder of per-stay ``<RecordID>.txt`` files) or ``set-<x>.tar.gz``, beside
+``Outcomes-<x>.txt`` (or ``.txt.gz``). Each stay file has the header ``Time,Parameter,Value``; ``Time``
+is ``HH:MM`` since admission.
+
+Parsing rules (see also ``docs/DATA.md``):
+- Rows at ``00:00`` named ``RecordID, Age, Gender, Height, ICUType, Weight`` are static descriptors.
+  ``Weight`` at ``00:00`` is the static admission weight; later ``Weight`` rows are time-varying.
+- ``-1`` in a static descriptor means missing (NaN).
+- Time-varying rows sharing a timestamp form one step; repeated measurements of one variable at one
+  timestamp are averaged.
+- A stay with no time-varying measurement is kept (static descriptors only) and counted in the log.
+- An unknown parameter name, a malformed time or a non-numeric value raises :class:`DataError`
+  naming the file and line.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from tsmoe.data.cache import cached_arrays, hash_files
+from tsmoe.data.irregular import IrregularSet
+from tsmoe.errors import DataError
+from tsmoe.paths import shipped_data_dir
+
+log = logging.getLogger(__name__)
+
+VARIABLES: tuple[str, ...] = (
+    "ALP", "ALT", "AST", "Albumin", "BUN", "Bilirubin", "Cholesterol", "Creatinine", "DiasABP", "FiO2",
+    "GCS", "Glucose", "HCO3", "HCT", "HR", "K", "Lactate", "MAP", "MechVent", "Mg", "NIDiasABP", "NIMAP",
+    "NISysABP", "Na", "PaCO2", "PaO2", "Platelets", "RespRate", "SaO2", "SysABP", "Temp", "TroponinI",
+    "TroponinT", "Urine", "WBC", "Weight", "pH",
+)  # fmt: skip
+STATIC: tuple[str, ...] = ("Age", "Gender", "Height", "ICUType", "Weight")
+LABEL = "In-hospital_death"
+_VARIABLE_INDEX = {name: i for i, name in enumerate(VARIABLES)}
+_STATIC_INDEX = {name: i for i, name in enumerate(STATIC)}
+
+
+def default_root() -> Path:
+    return shipped_data_dir() / "physionet2012"
+
+
+def find_sets(root: Path) -> dict[str, tuple[Path, Path]]:
+    """Map each set name (``a``, ``b``, ...) in ``root`` to its (stays, outcomes) paths."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"PhysioNet 2012 root '{root}' is not a folder")
+    sets: dict[str, tuple[Path, Path]] = {}
+    for stays in sorted(root.glob("set-*")):
+        name = stays.name.removeprefix("set-").removesuffix(".tar.gz")
+        if not (stays.is_dir() or stays.name.endswith(".tar.gz")) or name in sets:
+            continue
+        outcomes = next(
+            (p for p in (root / f"Outcomes-{name}.txt", root / f"Outcomes-{name}.txt.gz") if p.exists()), None
+        )
+        if outcomes is None:
+            raise DataError(f"'{stays}' has no outcomes file beside it: expected '{root / f'Outcomes-{name}.txt'}'")
+        sets[name] = (stays, outcomes)
+    if not sets:
+        raise DataError(
+            f"no PhysioNet 2012 set in '{root}': expected set-<x>/ or set-<x>.tar.gz beside Outcomes-<x>.txt"
+        )
+    return sets
+
+
+def _stay_files(stays: Path) -> Iterator[tuple[str, str]]:
+    """Yield (file name, text) of every ``*.txt`` stay file in a folder or a tar.gz, sorted by name."""
+    if stays.is_dir():
+        for path in sorted(stays.glob("*.txt")):
+            yield str(path), path.read_text()
+        return
+    # one sequential pass: seeking back in a gzip stream re-reads it from the start
+    files: dict[str, str] = {}
+    with tarfile.open(stays, "r|gz") as archive:
+        for member in archive:
+            if member.isfile() and member.name.endswith(".txt"):
+                handle = archive.extractfile(member)
+                assert handle is not None
+                files[member.name] = handle.read().decode()
+    for name in sorted(files):
+        yield f"{stays}:{name}", files[name]
+
+
+def _read_text(path: Path) -> str:
+    if path.suffix == ".gz":
+        with gzip.open(path, "rt") as handle:
+            return handle.read()
+    return path.read_text()
+
+
+def _parse_outcomes(path: Path) -> dict[int, int]:
+    lines = _read_text(path).splitlines()
+    if not lines:
+        raise DataError(f"file '{path}' is empty: expected a header with RecordID and {LABEL}")
+    header = lines[0].strip().split(",")
+    if "RecordID" not in header or LABEL not in header:
+        raise DataError(f"file '{path}', header: columns 'RecordID' and '{LABEL}' are required, got {header}")
+    id_col, label_col = header.index("RecordID"), header.index(LABEL)
+    labels: dict[int, int] = {}
+    for row, line in enumerate(lines[1:], start=1):
+        if not line.strip():
+            continue
+        fields = line.strip().split(",")
+        try:
+            record, label = int(fields[id_col]), int(fields[label_col])
+        except (ValueError, IndexError):
+            raise DataError(f"file '{path}', row {row}: cannot read RecordID and {LABEL} from '{line}'") from None
+        if label not in (0, 1):
+            raise DataError(f"file '{path}', column '{LABEL}', row {row}: label must be 0 or 1, got {label}")
+        labels[record] = label
+    return labels
+
+
+def _parse_hours(text: str, name: str, row: int) -> float:
+    hours, sep, minutes = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return int(hours) + int(minutes) / 60.0
+    except ValueError:
+        raise DataError(f"file '{name}', column 'Time', row {row}: expected HH:MM, got '{text}'") from None
+
+
+def parse_stay(name: str, text: str) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """Parse one stay file into ``(record_id, times (T,), values (T, F) with NaN, static (P,))``."""
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "Time,Parameter,Value":
+        raise DataError(f"file '{name}', row 0: expected the header 'Time,Parameter,Value'")
+    static = np.full(len(STATIC), np.nan)
+    record_id: int | None = None
+    sums: dict[float, np.ndarray] = {}
+    counts: dict[float, np.ndarray] = {}
+    for row, line in enumerate(lines[1:], start=1):
+        if not line.strip():
+            continue
+        fields = line.split(",")
+        if len(fields) != 3:
+            raise DataError(f"file '{name}', row {row}: expected 3 fields, got '{line}'")
+        time_text, parameter, value_text = fields
+        try:
+            value = float(value_text)
+        except ValueError:
+            raise DataError(f"file '{name}', column 'Value', row {row}: '{value_text}' is not a number") from None
+        hours = _parse_hours(time_text, name, row)
+        if parameter == "RecordID":
+            record_id = int(value)
+        elif parameter in _STATIC_INDEX and hours == 0.0:
+            static[_STATIC_INDEX[parameter]] = np.nan if value == -1 else value
+        elif parameter in _VARIABLE_INDEX:
+            if hours not in sums:
+                sums[hours], counts[hours] = np.zeros(len(VARIABLES)), np.zeros(len(VARIABLES))
+            sums[hours][_VARIABLE_INDEX[parameter]] += value
+            counts[hours][_VARIABLE_INDEX[parameter]] += 1
+        else:
+            raise DataError(
+                f"file '{name}', column 'Parameter', row {row}: unknown parameter '{parameter}' "
+                f"(known: {', '.join(VARIABLES + STATIC)})"
+            )
+    if record_id is None:
+        raise DataError(f"file '{name}': no RecordID row")
+    times = np.array(sorted(sums), dtype=np.float32)
+    values = np.full((len(times), len(VARIABLES)), np.nan, dtype=np.float32)
+    for step, hours in enumerate(sorted(sums)):
+        observed = counts[hours] > 0
+        values[step, observed] = sums[hours][observed] / counts[hours][observed]
+    return record_id, times, values, static.astype(np.float32)
+
+
+def _parse_sets(sets: dict[str, tuple[Path, Path]]) -> dict[str, np.ndarray]:
+    ids, offsets, times, values, static, labels, set_names = [], [0], [], [], [], [], []
+    for set_name, (stays, outcomes_path) in sets.items():
+        outcomes = _parse_outcomes(outcomes_path)
+        seen = set()
+        for name, text in _stay_files(stays):
+            record_id, t, v, s = parse_stay(name, text)
+            if record_id not in outcomes:
+                raise DataError(f"file '{name}': RecordID {record_id} has no row in '{outcomes_path}'")
+            if record_id in seen:
+                raise DataError(f"file '{name}': RecordID {record_id} appears twice in '{stays}'")
+            seen.add(record_id)
+            ids.append(record_id)
+            times.append(t)
+            values.append(v)
+            static.append(s)
+            labels.append(outcomes[record_id])
+            set_names.append(set_name)
+            offsets.append(offsets[-1] + len(t))
+        missing = sorted(set(outcomes) - seen)
+        if missing:
+            raise DataError(
+                f"'{outcomes_path}' lists {len(missing)} RecordID(s) with no stay file in '{stays}', e.g. {missing[:5]}"
+            )
+    if not ids:
+        raise DataError(f"no stay files found in {[str(s) for s, _ in sets.values()]}")
+    return {
+        "record_ids": np.array(ids, dtype=np.int64),
+        "offsets": np.array(offsets, dtype=np.int64),
+        "times": np.concatenate(times).astype(np.float32),
+        "values": np.concatenate(values).astype(np.float32),
+        "static": np.stack(static).astype(np.float32),
+        "labels": np.array(labels, dtype=np.int64),
+        "sets": np.array(set_names),
+    }
+
+
+def load_physionet2012(root: str | Path | None = None, sets: list[str] | None = None) -> IrregularSet:
+    """Load PhysioNet 2012 stays from ``root`` (default: the shipped sets A and B).
+
+    ``sets`` picks set names (``["a", "b"]``); default: every set found in ``root``. Parsed arrays are
+    cached on disk, keyed by the hash of the source files.
+    """
+    root = Path(root) if root is not None else default_root()
+    found = find_sets(root)
+    if sets is not None:
+        unknown = sorted(set(sets) - set(found))
+        if unknown:
+            raise DataError(f"set(s) {unknown} not found in '{root}'; found {sorted(found)}")
+        found = {name: found[name] for name in sets}
+    sources = [p for pair in found.values() for p in pair]
+    if any(p.is_dir() for p in sources):  # a folder of stays: hash its files
+        sources = [f for p in sources for f in (sorted(p.glob("*.txt")) if p.is_dir() else [p])]
+    key = hash_files(sources, extra="physionet2012:" + ",".join(found))
+    arrays = cached_arrays("physionet2012", key, lambda: _parse_sets(found))
+    data = IrregularSet(
+        record_ids=arrays["record_ids"],
+        offsets=arrays["offsets"],
+        times=arrays["times"],
+        values=arrays["values"],
+        static=arrays["static"],
+        labels=arrays["labels"],
+        variables=VARIABLES,
+        static_names=STATIC,
+    )
+    empty = int((data.lengths() == 0).sum())
+    if empty:
+        log.info(
+            "PhysioNet 2012: %d of %d stays have no time-varying measurement; kept with their static "
+            "descriptors and one fully masked step",
+            empty,
+            len(data),
+        )
+    return data

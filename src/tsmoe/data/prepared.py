@@ -1,0 +1,153 @@
+"""From a loaded source to train/validation/test torch Datasets, with preprocessing fit on training data.
+
+Two task families share one container, :class:`PreparedData`:
+- classification of irregular series (:func:`prepare_classification`), split by record IDs;
+- forecasting over regular series (:func:`prepare_forecasting`), split in time order.
+
+``state`` holds every fitted statistic (normalisers, scalers); passing it back (``fitted=state``) applies
+a trained model's preprocessing to new data, as ``tsmoe evaluate`` and ``predict`` do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, IrregularSet, collate_irregular
+from tsmoe.data.series import SeriesSet
+from tsmoe.data.splits import IdSplit, borders_from_lengths, chronological_borders, stratified_split
+from tsmoe.data.windows import StandardScaler, WindowDataset, check_window_fits
+from tsmoe.errors import DataError
+
+Task = Literal["binary", "multiclass", "forecast"]
+InputKind = Literal["irregular", "window"]
+SplitChoice = Literal["default", "all"]
+
+
+@dataclass
+class PreparedData:
+    """Everything the training path needs from the data side.
+
+    ``dims`` holds the sizes models are built from: ``n_features``, ``n_static``, ``n_classes``
+    (classification) or ``lookback``, ``horizon``, ``n_channels`` (forecasting).
+    """
+
+    task: Task
+    input_kind: InputKind
+    dims: dict[str, int]
+    train: Dataset
+    val: Dataset
+    test: Dataset
+    split: dict
+    state: dict[str, np.ndarray]
+    collate: Callable | None = None
+    target_channels: list[int] = field(default_factory=list)
+    scaler: StandardScaler | None = None  # forecasting: maps model outputs back to the original scale
+    channel_names: tuple[str, ...] = ()
+
+
+def prepare_classification(
+    data: IrregularSet,
+    split: IdSplit | None,
+    seed: int,
+    fitted: dict[str, np.ndarray] | None = None,
+    which: SplitChoice = "default",
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+) -> PreparedData:
+    """Split records (by ``split``, or stratified with ``seed``), normalise with training statistics.
+
+    ``which="all"`` puts every record in the test part (evaluating a trained model on other data);
+    it needs ``fitted`` statistics.
+    """
+    if which == "all":
+        if fitted is None:
+            raise DataError("split 'all' evaluates a trained model: it needs the model's fitted statistics")
+        empty = np.zeros(0, dtype=np.int64)
+        train_idx, val_idx, test_idx = empty, empty, np.arange(len(data))
+        split_record = {"kind": "all", "test": data.record_ids.tolist()}
+    else:
+        split = split or stratified_split(data.record_ids, data.labels, fractions, seed)
+        train_idx, val_idx, test_idx = split.indices_in(data.record_ids, "the data")
+        split_record = {"kind": "ids", **split.to_json()}
+    normalizer = (
+        IrregularNormalizer.from_state(fitted)
+        if fitted is not None
+        else IrregularNormalizer.fit(data.subset(train_idx))
+    )
+    n_classes = int(max(2, data.labels.max() + 1)) if len(data) else 2
+    return PreparedData(
+        task="binary" if n_classes == 2 else "multiclass",
+        input_kind="irregular",
+        dims={"n_features": len(data.variables), "n_static": len(data.static_names), "n_classes": n_classes},
+        train=IrregularDataset(data.subset(train_idx), normalizer),
+        val=IrregularDataset(data.subset(val_idx), normalizer),
+        test=IrregularDataset(data.subset(test_idx), normalizer),
+        split=split_record,
+        state=normalizer.state(),
+        collate=collate_irregular,
+        channel_names=data.variables,
+    )
+
+
+def prepare_forecasting(
+    data: SeriesSet,
+    lookback: int,
+    horizon: int,
+    fractions: tuple[float, float, float] = (0.7, 0.1, 0.2),
+    lengths: tuple[int, int, int] | None = None,
+    scale: bool = True,
+    fitted: dict[str, np.ndarray] | None = None,
+    which: SplitChoice = "default",
+) -> PreparedData:
+    """Chronological split of every series (by ``fractions`` or fixed row ``lengths``), z-scored with
+    training rows only; windows of ``lookback`` -> ``horizon``. ``which="all"`` makes every window of
+    every series a test window (with ``fitted`` statistics)."""
+    check_window_fits(data, lookback, horizon)
+    if which == "all":
+        if fitted is None:
+            raise DataError("split 'all' evaluates a trained model: it needs the model's fitted statistics")
+        ranges = [[(0, 0), (0, 0), (0, len(s.values))] for s in data.series]
+    else:
+        ranges = []
+        for series in data.series:
+            n = len(series.values)
+            borders = (
+                borders_from_lengths(n, lengths, lookback) if lengths else chronological_borders(n, fractions, lookback)
+            )
+            for part, (start, end) in zip(("validation", "test"), borders[1:], strict=True):
+                if end - start < lookback + horizon:
+                    raise DataError(
+                        f"{data.source}, series '{series.name}': the {part} part ({end - start} rows with the "
+                        f"lookback) is shorter than lookback + horizon = {lookback + horizon}"
+                    )
+            ranges.append(borders)
+    if fitted is not None:
+        scaler = StandardScaler.from_state(fitted)
+    elif scale:
+        scaler = StandardScaler.fit([s.values[r[0][0] : r[0][1]] for s, r in zip(data.series, ranges, strict=True)])
+    else:
+        scaler = StandardScaler.identity(len(data.columns))
+    parts = [WindowDataset(data, [r[i] for r in ranges], lookback, horizon, scaler) for i in range(3)]
+    split_record = {
+        "kind": "chronological",
+        "rows": {s.name: [list(map(int, b)) for b in r] for s, r in zip(data.series, ranges, strict=True)},
+        "lookback": lookback,
+        "horizon": horizon,
+    }
+    return PreparedData(
+        task="forecast",
+        input_kind="window",
+        dims={"lookback": lookback, "horizon": horizon, "n_channels": len(data.columns)},
+        train=parts[0],
+        val=parts[1],
+        test=parts[2],
+        split=split_record,
+        state=scaler.state(),
+        target_channels=data.target_indices,
+        scaler=scaler,
+        channel_names=data.columns,
+    )

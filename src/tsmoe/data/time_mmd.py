@@ -1,0 +1,154 @@
+"""Time-MMD (raw): a numeric series and dated text per domain, in the layout the dataset publishes.
+
+``<root>/numerical/<D>/<D>.csv`` and ``<root>/textual/<D>/<D>_{report,search}.csv`` (each may be gzipped).
+Columns are found by name, never by position; rows are sorted by date. The target is ``OT``.
+Text rows keep ``start_date``, ``end_date`` and ``fact``; the ``preds`` column (forecasts written by a
+language model) is never read.
+
+Quirks of the published files, repaired here and logged (they are facts of this data set, not of users'
+data, which :mod:`tsmoe.data.long_format` refuses instead):
+- rows whose target is empty or infinite are dropped (Health_AFR's first weeks and its 'inf' cells,
+  a few SocialGood months);
+- rows sharing a date are averaged (Health_US repeats 5 weeks);
+- files sorted newest first (Climate) are re-sorted by date.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tsmoe.data.benchmark_csv import read_csv_checked
+from tsmoe.data.series import Series, SeriesSet
+from tsmoe.data.text import DatedTexts
+from tsmoe.errors import DataError
+from tsmoe.paths import shipped_data_dir
+
+log = logging.getLogger(__name__)
+TARGET = "OT"
+TEXT_SOURCES = ("report", "search")
+
+
+def default_root() -> Path:
+    return shipped_data_dir() / "time_mmd"
+
+
+def _find(path: Path) -> Path:
+    for candidate in (path, path.with_name(path.name + ".gz")):
+        if candidate.exists():
+            return candidate
+    raise DataError(f"file '{path}' (or '{path.name}.gz') does not exist")
+
+
+def list_domains(root: str | Path | None = None) -> list[str]:
+    """Domains present under ``<root>/numerical``."""
+    root = Path(root) if root is not None else default_root()
+    if not (root / "numerical").is_dir():
+        raise DataError(f"'{root}' has no numerical/ folder: not a Time-MMD root")
+    return sorted(p.name for p in (root / "numerical").iterdir() if p.is_dir())
+
+
+@dataclass(frozen=True)
+class TimeMMDDomain:
+    """One domain: ``frame`` (date-sorted: ``date`` plus numeric columns, ``OT`` among them) and its texts."""
+
+    name: str
+    frame: pd.DataFrame
+    texts: DatedTexts
+
+    def series(self, covariates: tuple[str, ...] = ()) -> SeriesSet:
+        """The target (and chosen numeric covariates) as a one-series :class:`SeriesSet`."""
+        missing = [c for c in covariates if c not in self.frame.columns]
+        if missing:
+            raise DataError(f"Time-MMD {self.name}: covariate(s) {missing} not in {list(self.frame.columns)}")
+        columns = (TARGET, *covariates)
+        values = self.frame[list(columns)].to_numpy(np.float32)
+        stamps = self.frame["date"].to_numpy().astype("datetime64[ns]")
+        return SeriesSet(
+            series=(Series(self.name, stamps, values),),
+            columns=columns,
+            targets=(TARGET,),
+            source=f"Time-MMD {self.name}",
+        )
+
+
+def _date_column(frame: pd.DataFrame, path: Path) -> str:
+    for name in ("date", "start_date", "Date"):
+        if name in frame.columns:
+            return name
+    raise DataError(f"file '{path}': no date column (looked for 'date', 'start_date'); columns {list(frame.columns)}")
+
+
+def _read_numeric(path: Path, domain: str) -> pd.DataFrame:
+    frame = read_csv_checked(path)
+    if TARGET not in frame.columns:
+        raise DataError(f"file '{path}': target column '{TARGET}' is missing; columns {list(frame.columns)}")
+    date_col = _date_column(frame, path)
+    dates = pd.to_datetime(frame[date_col], errors="coerce")
+    if dates.isna().any():
+        row = int(np.flatnonzero(dates.isna().to_numpy())[0]) + 1
+        raise DataError(
+            f"file '{path}', column '{date_col}', row {row}: '{frame[date_col].iloc[row - 1]}' is not a date"
+        )
+    target = pd.to_numeric(frame[TARGET], errors="coerce")
+    bad = target.isna() & frame[TARGET].notna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
+        raise DataError(f"file '{path}', column '{TARGET}', row {row}: '{frame[TARGET].iloc[row - 1]}' is not a number")
+    target = target.where(np.isfinite(target))  # Health_AFR holds literal 'inf' values: treat as empty
+    numeric = {"date": dates, TARGET: target}
+    for column in frame.columns:  # other numeric columns become optional covariates
+        if column in (date_col, TARGET) or column.startswith(("date.", "start_date", "end_date")):
+            continue
+        values = pd.to_numeric(frame[column], errors="coerce")
+        if values.notna().sum() == frame[column].notna().sum() and values.notna().any():
+            numeric[column] = values
+    out = pd.DataFrame(numeric)
+    empty = int(out[TARGET].isna().sum())
+    if empty:
+        log.warning("Time-MMD %s: dropped %d row(s) with an empty or infinite %s", domain, empty, TARGET)
+        out = out[out[TARGET].notna()]
+    out = out.sort_values("date", kind="stable")
+    duplicated = int(out["date"].duplicated().sum())
+    if duplicated:
+        log.warning("Time-MMD %s: %d repeated date(s); rows sharing a date were averaged", domain, duplicated)
+        out = out.groupby("date", as_index=False, sort=True).mean(numeric_only=True)
+    return out.reset_index(drop=True)
+
+
+def _read_texts(root: Path, domain: str) -> pd.DataFrame:
+    frames = []
+    for source in TEXT_SOURCES:
+        path = root / "textual" / domain / f"{domain}_{source}.csv"
+        if not path.exists() and not path.with_name(path.name + ".gz").exists():
+            continue
+        frame = read_csv_checked(_find(path), usecols=lambda c: c in ("start_date", "end_date", "fact"))
+        if "end_date" not in frame.columns or "fact" not in frame.columns:
+            raise DataError(f"file '{path}': text files need 'end_date' and 'fact' columns")
+        end = pd.to_datetime(frame["end_date"], errors="coerce")
+        if end.isna().any():
+            row = int(np.flatnonzero(end.isna().to_numpy())[0]) + 1
+            raise DataError(f"file '{path}', column 'end_date', row {row}: not a date")
+        fact = frame["fact"]
+        non_string = fact.notna() & ~fact.map(lambda v: isinstance(v, str))
+        if non_string.any():
+            row = int(np.flatnonzero(non_string.to_numpy())[0]) + 1
+            raise DataError(f"file '{path}', column 'fact', row {row}: text must be a string or NA")
+        frames.append(pd.DataFrame({"end_date": end, "fact": fact, "source": source}))
+    if not frames:
+        return pd.DataFrame({"end_date": pd.Series(dtype="datetime64[ns]"), "fact": [], "source": []})
+    return pd.concat(frames, ignore_index=True)
+
+
+def load_time_mmd(domain: str, root: str | Path | None = None) -> TimeMMDDomain:
+    """Load one domain of Time-MMD from ``root`` (default: the shipped copy)."""
+    root = Path(root) if root is not None else default_root()
+    domains = list_domains(root)
+    if domain not in domains:
+        raise DataError(f"Time-MMD domain '{domain}' not found in '{root}'; found {domains}")
+    frame = _read_numeric(_find(root / "numerical" / domain / f"{domain}.csv"), domain)
+    return TimeMMDDomain(name=domain, frame=frame, texts=DatedTexts.from_frame(_read_texts(root, domain)))

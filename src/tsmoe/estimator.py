@@ -1,0 +1,296 @@
+"""The estimator: ``fit``, ``predict``, ``predict_proba``, ``evaluate``, ``save`` and ``load``.
+
+One object wraps one run config (data set, model, training, trainer). It is the single path every
+model trains through; the ``tsmoe`` command is a thin layer over it.
+
+>>> est = Estimator("dlinear", "etth1", data={"horizon": 96}, training={"max_epochs": 10})
+>>> est.fit(run_dir="runs/dlinear")          # trains, picks the best validation epoch, scores the test split
+>>> est.metrics_                              # {'mse': ..., 'mae': ..., 'mape': ...}
+>>> Estimator.load("runs/dlinear").evaluate() # the same numbers, from the saved files
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from tsmoe import __version__
+from tsmoe import io as run_io
+from tsmoe.config import RunConfig, build_dataclass, resolve
+from tsmoe.data.irregular import IrregularSet
+from tsmoe.data.long_format import from_long_dataframe
+from tsmoe.data.prepared import PreparedData, SplitChoice
+from tsmoe.data.registry import get_dataset, prepare
+from tsmoe.data.series import SeriesSet
+from tsmoe.errors import ConfigError, DataError
+from tsmoe.metrics import compute_metrics, default_monitor, probabilities
+from tsmoe.models.registry import build_model
+
+
+class Estimator:
+    """A model and its data recipe, trained through Lightning.
+
+    ``model`` and ``data`` are registry names; the dictionaries hold the keys of the config sections
+    (see ``configs/`` and :mod:`tsmoe.config`). Fitted state ends in ``_``: ``model_``, ``meta_``,
+    ``state_`` (preprocessing statistics), ``metrics_`` (test metrics).
+    """
+
+    def __init__(
+        self,
+        model: str = "lstm",
+        data: str = "physionet2012",
+        *,
+        seed: int = 0,
+        model_params: dict[str, Any] | None = None,
+        data_params: dict[str, Any] | None = None,
+        training: dict[str, Any] | None = None,
+        trainer: dict[str, Any] | None = None,
+        logging: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = resolve(
+            {
+                "seed": seed,
+                "data": {"name": data, **(data_params or {})},
+                "model": {"name": model, **(model_params or {})},
+                "training": training or {},
+                "trainer": trainer or {},
+                "logging": logging or {},
+            }
+        )
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> Estimator:
+        estimator = cls.__new__(cls)
+        estimator.config = config
+        return estimator
+
+    # ---- data ----------------------------------------------------------------------------------
+
+    def _data_params(self, overrides: dict[str, Any] | None = None) -> Any:
+        values = dict(self.config.data)
+        entry = get_dataset(values.pop("name"))
+        values.update(overrides or {})
+        return build_dataclass(entry.params, values, "data"), entry
+
+    def _load_source(self, source: Any, params: Any, entry: Any) -> IrregularSet | SeriesSet:
+        if source is None:
+            return entry.load(params)
+        if isinstance(source, pd.DataFrame):
+            return from_long_dataframe(source, covariates=tuple(getattr(params, "covariates", ())))
+        if isinstance(source, IrregularSet | SeriesSet):
+            return source
+        raise DataError(
+            f"cannot use a {type(source).__name__} as data: "
+            "pass a long-format DataFrame, a SeriesSet or an IrregularSet"
+        )
+
+    def _loader(self, dataset: Dataset, collate: Any, shuffle: bool, batch_size: int) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.config.seed)
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            collate_fn=collate,
+            num_workers=self.config.training.num_workers,
+            generator=generator,
+            persistent_workers=self.config.training.num_workers > 0,
+        )
+
+    # ---- training -----------------------------------------------------------------------------
+
+    def fit(self, data: Any = None, run_dir: str | Path | None = None) -> Estimator:
+        """Train on ``data`` (default: the configured data set), choosing the epoch on validation only;
+        then score the test split once and, if ``run_dir`` is given, save the run there."""
+        from tsmoe.training.module import TsmoeModule
+        from tsmoe.training.seed import seed_everything
+        from tsmoe.training.trainer import build_trainer
+
+        params, entry = self._data_params()
+        prepared = prepare(params, self._load_source(data, params, entry), self.config.seed)
+        if len(prepared.train) == 0 or len(prepared.val) == 0:
+            raise DataError(
+                f"the training or validation split is empty ({len(prepared.train)} / {len(prepared.val)} items)"
+            )
+        seed_everything(self.config.seed)
+        self.model_ = build_model(self.config.model, prepared.dims, prepared.task, prepared.input_kind)
+        monitor, mode = default_monitor(prepared.task)
+        if self.config.training.monitor:
+            monitor = self.config.training.monitor
+            mode = "min" if monitor.endswith(("loss", "mse", "mae", "mape")) else "max"
+        folder = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="tsmoe-run-"))
+        folder.mkdir(parents=True, exist_ok=True)
+        module = TsmoeModule(
+            self.model_,
+            prepared.task,
+            self.config.training.lr,
+            self.config.training.weight_decay,
+            prepared.target_channels,
+            prepared.dims.get("n_classes", 2),
+        )
+        trainer, best = build_trainer(self.config, folder, monitor, mode)
+        batch = self.config.training.batch_size
+        started = time.perf_counter()
+        trainer.fit(
+            module,
+            train_dataloaders=self._loader(prepared.train, prepared.collate, True, batch),
+            val_dataloaders=self._loader(prepared.val, prepared.collate, False, self.config.training.eval_batch_size),
+        )
+        train_seconds = time.perf_counter() - started
+        self.is_global_zero_ = trainer.is_global_zero
+        self.model_ = self.model_.cpu()
+        if trainer.world_size > 1:
+            trainer.strategy.barrier()  # the best weights are written by process 0
+        run_io.load_weights_into(self.model_, best.path)
+        self.state_ = prepared.state
+        self.split_ = prepared.split
+        self.meta_ = {
+            "tsmoe_version": __version__,
+            "task": prepared.task,
+            "input_kind": prepared.input_kind,
+            "dims": prepared.dims,
+            "target_channels": prepared.target_channels,
+            "channel_names": list(prepared.channel_names),
+            "monitor": monitor,
+            "best_epoch": best.best_epoch,
+            "best_score": best.best_score,
+            "epochs_run": trainer.current_epoch,
+            "train_seconds": train_seconds,
+            "seconds_per_epoch": train_seconds / max(trainer.current_epoch, 1),
+            "n_parameters": sum(p.numel() for p in self.model_.parameters()),
+            "world_size": trainer.world_size,
+        }
+        self.metrics_ = self._score(prepared, prepared.test)
+        self._weights_path = best.path
+        if run_dir is not None and self.is_global_zero_:
+            self.save(folder)
+        return self
+
+    # ---- inference ------------------------------------------------------------------------------
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise ConfigError("this estimator is not fitted: call fit() or Estimator.load(run_dir) first")
+
+    @torch.no_grad()
+    def _outputs(self, dataset: Dataset, collate: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Raw model outputs over a dataset, with the batches' targets concatenated."""
+        self.model_.eval()
+        outputs, targets = [], {}
+        for batch in self._loader(dataset, collate, False, self.config.training.eval_batch_size):
+            outputs.append(self.model_(batch))
+            for key in ("target", "y"):
+                if key in batch:
+                    targets.setdefault(key, []).append(batch[key])
+        if not outputs:
+            raise DataError("no items to predict")
+        return torch.cat(outputs), {k: torch.cat(v) for k, v in targets.items()}
+
+    def _score(self, prepared: PreparedData, dataset: Dataset) -> dict[str, float]:
+        output, targets = self._outputs(dataset, prepared.collate)
+        if prepared.task != "forecast":
+            return compute_metrics(prepared.task, output, targets["target"])
+        channels = prepared.target_channels
+        output, target = output[..., channels], targets["y"][..., channels]
+        params, _ = self._data_params()
+        if params.metrics_scale == "original" and prepared.scaler is not None:
+            output, target = prepared.scaler.inverse(output, channels), prepared.scaler.inverse(target, channels)
+        return compute_metrics("forecast", output, target)
+
+    def _prepare_for_inference(
+        self, data: Any, split: SplitChoice, data_overrides: dict[str, Any] | None
+    ) -> PreparedData:
+        self._check_fitted()
+        params, entry = self._data_params(data_overrides)
+        source = self._load_source(data, params, entry)
+        prepared = prepare(params, source, self.config.seed, fitted=self.state_, which=split)
+        if prepared.task != self.meta_["task"] or prepared.dims != self.meta_["dims"]:
+            raise DataError(
+                f"the data gives task '{prepared.task}' with sizes {prepared.dims}, but the model was trained for "
+                f"task '{self.meta_['task']}' with sizes {self.meta_['dims']}"
+            )
+        return prepared
+
+    def evaluate(
+        self, data: Any = None, split: SplitChoice = "default", data_overrides: dict[str, Any] | None = None
+    ) -> dict[str, float]:
+        """Metrics on the test split (``split="default"``) or on every item (``"all"``) of ``data``
+        (default: the configured data set, with ``data_overrides`` such as another ``root``)."""
+        prepared = self._prepare_for_inference(data, split, data_overrides)
+        return self._score(prepared, prepared.test)
+
+    def predict(
+        self, data: Any = None, split: SplitChoice = "default", data_overrides: dict[str, Any] | None = None
+    ) -> np.ndarray:
+        """Class labels ``(N,)`` for classifiers; forecasts ``(N, horizon, n_targets)`` on the original scale."""
+        prepared = self._prepare_for_inference(data, split, data_overrides)
+        output, _ = self._outputs(prepared.test, prepared.collate)
+        if prepared.task == "binary":
+            return (torch.sigmoid(output) >= 0.5).long().numpy()
+        if prepared.task == "multiclass":
+            return output.argmax(-1).numpy()
+        channels = prepared.target_channels
+        return prepared.scaler.inverse(output[..., channels], channels).numpy()
+
+    def predict_proba(
+        self, data: Any = None, split: SplitChoice = "default", data_overrides: dict[str, Any] | None = None
+    ) -> np.ndarray:
+        """Class probabilities ``(N, n_classes)`` (classifiers only)."""
+        prepared = self._prepare_for_inference(data, split, data_overrides)
+        if prepared.task == "forecast":
+            raise ConfigError("predict_proba is for classifiers; this model forecasts: use predict")
+        output, _ = self._outputs(prepared.test, prepared.collate)
+        prob = probabilities(prepared.task, output)
+        return (torch.stack([1 - prob, prob], dim=-1) if prepared.task == "binary" else prob).numpy()
+
+    def predict_dataset(self, dataset: Dataset, collate: Any) -> torch.Tensor:
+        """Raw outputs (logits or scaled forecasts) for an already prepared dataset."""
+        self._check_fitted()
+        return self._outputs(dataset, collate)[0]
+
+    # ---- persistence ------------------------------------------------------------------------------
+
+    def save(self, run_dir: str | Path) -> Path:
+        """Write the run folder (see :mod:`tsmoe.io`)."""
+        self._check_fitted()
+        folder = Path(run_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        run_io.write_text(folder / run_io.CONFIG, self.config.to_yaml())
+        run_io.write_weights(folder / run_io.WEIGHTS, self.model_.state_dict())
+        run_io.write_arrays(folder / run_io.PREPROCESSING, self.state_)
+        run_io.write_json(folder / run_io.META, self.meta_)
+        run_io.write_json(folder / run_io.SPLIT, self.split_)
+        if getattr(self, "metrics_", None) is not None:
+            run_io.write_json(folder / run_io.METRICS, self.metrics_)
+        stale = folder / "best.safetensors"
+        if stale.exists() and stale != folder / run_io.WEIGHTS:
+            stale.unlink()
+        return folder
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> Estimator:
+        """Rebuild a fitted estimator from a run folder (safetensors + YAML/JSON; no pickle)."""
+        folder = Path(run_dir)
+        if not folder.is_dir():
+            raise ConfigError(f"run folder '{folder}' does not exist")
+        estimator = cls.from_config(resolve(run_io.read_config_yaml(folder / run_io.CONFIG)))
+        estimator.meta_ = run_io.read_json(folder / run_io.META)
+        estimator.state_ = run_io.read_arrays(folder / run_io.PREPROCESSING)
+        estimator.split_ = run_io.read_json(folder / run_io.SPLIT)
+        estimator.model_ = build_model(
+            estimator.config.model, estimator.meta_["dims"], estimator.meta_["task"], estimator.meta_["input_kind"]
+        )
+        run_io.load_weights_into(estimator.model_, folder / run_io.WEIGHTS)
+        metrics_path = folder / run_io.METRICS
+        estimator.metrics_ = run_io.read_json(metrics_path) if metrics_path.exists() else None
+        return estimator
+
+    def __repr__(self) -> str:
+        fitted = "fitted" if hasattr(self, "model_") else "not fitted"
+        return f"Estimator(model={self.config.model['name']!r}, data={self.config.data['name']!r}, {fitted})"

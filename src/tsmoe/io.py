@@ -1,0 +1,116 @@
+"""Saving and loading runs: safetensors for tensors, YAML/JSON for everything else; nothing is unpickled.
+
+A run folder holds::
+
+    config.yaml                 the fully resolved config
+    model.safetensors           the chosen (best validation) weights
+    preprocessing.safetensors   statistics fit on the training split (normalisers, scalers)
+    meta.json                   task, input kind, sizes, channel names, best epoch, timings
+    metrics.json                test metrics (lower-case keys)
+    split.json                  the split used
+    logs/metrics.csv            per-epoch training and validation metrics
+
+Every file is written to a temporary name and renamed, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from safetensors import SafetensorError
+from safetensors.numpy import load_file as load_numpy
+from safetensors.numpy import save as save_numpy
+from safetensors.torch import load_file as load_torch
+from safetensors.torch import save as save_torch
+
+from tsmoe.data.cache import atomic_write_bytes
+from tsmoe.errors import ModelFileError
+
+CONFIG, WEIGHTS, PREPROCESSING, META, METRICS, SPLIT = (
+    "config.yaml", "model.safetensors", "preprocessing.safetensors", "meta.json", "metrics.json", "split.json",
+)  # fmt: skip
+
+
+def write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(Path(path), lambda handle: handle.write(text.encode()))
+
+
+def write_json(path: Path, value: Any) -> None:
+    write_text(path, json.dumps(value, indent=2, default=float) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ModelFileError(f"file '{path}' is missing") from None
+    except json.JSONDecodeError as error:
+        raise ModelFileError(f"file '{path}' is not valid JSON: {error}") from None
+
+
+def write_weights(path: Path, state_dict: dict[str, torch.Tensor]) -> None:
+    """Write a state dict as safetensors (contiguous CPU copies; shared storage is fine)."""
+    tensors = {name: t.detach().to("cpu").contiguous().clone() for name, t in state_dict.items()}
+    payload = save_torch(tensors)
+    atomic_write_bytes(Path(path), lambda handle: handle.write(payload))
+
+
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_torch(str(path))
+    except FileNotFoundError:
+        raise ModelFileError(f"weights file '{path}' is missing") from None
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise ModelFileError(
+            f"weights file '{path}' is not a valid safetensors file (truncated or edited?): {error}"
+        ) from None
+
+
+def load_weights_into(model: torch.nn.Module, path: Path) -> None:
+    """Load safetensors weights, failing clearly on missing, unexpected or mis-shaped tensors."""
+    weights = read_weights(path)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    shapes = [
+        f"{k}: file {tuple(weights[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in weights and weights[k].shape != v.shape
+    ]
+    if missing or unexpected or shapes:
+        raise ModelFileError(
+            f"weights file '{path}' does not match the model built from its config: "
+            f"missing {missing[:5]}, unexpected {unexpected[:5]}, shape mismatches {shapes[:5]}"
+        )
+    model.load_state_dict(weights)
+
+
+def write_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    payload = save_numpy({k: np.ascontiguousarray(v) for k, v in arrays.items()})
+    atomic_write_bytes(Path(path), lambda handle: handle.write(payload))
+
+
+def read_arrays(path: Path) -> dict[str, np.ndarray]:
+    try:
+        return load_numpy(str(path))
+    except FileNotFoundError:
+        raise ModelFileError(f"file '{path}' is missing") from None
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ModelFileError(f"file '{path}' is not a valid safetensors file: {error}") from None
+
+
+def read_config_yaml(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ModelFileError(f"file '{path}' is missing: not a tsmoe run folder?") from None
+    except yaml.YAMLError as error:
+        raise ModelFileError(f"file '{path}' is not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ModelFileError(f"file '{path}' does not hold a config mapping")
+    return raw

@@ -1,0 +1,54 @@
+"""LSTM classifier for irregular multivariate series (the first rung of the MR-MoE ladder, protocol P1).
+
+Each step's input is ``[values, observed mask, log(1 + dt)]`` (``2F + 1`` numbers): unobserved values
+are 0 (the training mean after z-scoring) and the mask tells the network which are real. The last valid
+hidden state, concatenated with the static descriptors and their mask, goes through an MLP head.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from tsmoe.models.heads import StaticHead, n_outputs
+from tsmoe.models.registry import register
+
+
+@dataclass
+class LSTMParams:
+    hidden_size: int = 64
+    num_layers: int = 1
+    dropout: float = 0.1  # in the head (and between LSTM layers when num_layers > 1)
+    head_hidden: int = 64
+
+
+def irregular_step_inputs(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``[values, mask, log1p(dt)]`` per step: ``(B, T, 2F + 1)``."""
+    return torch.cat([batch["values"], batch["mask"], torch.log1p(batch["dt"]).unsqueeze(-1)], dim=-1)
+
+
+@register("lstm", LSTMParams, "irregular", {"binary", "multiclass"}, "LSTM over irregular steps (values, mask, dt)")
+class LSTMClassifier(nn.Module):
+    """``batch`` (see :func:`tsmoe.data.irregular.collate_irregular`) -> logits ``(B,)`` or ``(B, K)``."""
+
+    def __init__(self, params: LSTMParams, dims: dict[str, int], task: str) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(
+            input_size=2 * dims["n_features"] + 1,
+            hidden_size=params.hidden_size,
+            num_layers=params.num_layers,
+            batch_first=True,
+            dropout=params.dropout if params.num_layers > 1 else 0.0,
+        )
+        self.head = StaticHead(
+            params.hidden_size, dims["n_static"], params.head_hidden, n_outputs(task, dims), params.dropout
+        )
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        inputs = irregular_step_inputs(batch)
+        packed = pack_padded_sequence(inputs, batch["lengths"].cpu(), batch_first=True, enforce_sorted=False)
+        _, (hidden, _) = self.lstm(packed)
+        return self.head(hidden[-1], batch["static"], batch["static_mask"])

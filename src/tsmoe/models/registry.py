@@ -1,0 +1,69 @@
+"""Models by name: each registered class declares its hyperparameters, its input kind and its tasks.
+
+A model is a pure ``torch.nn.Module`` built as ``cls(params, dims, task)`` and called as
+``model(batch) -> output``: logits ``(B,)`` for binary, ``(B, n_classes)`` for multiclass, forecasts
+``(B, horizon, n_channels)`` for forecasting. It never reads files or knows about Lightning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from tsmoe.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    cls: type[nn.Module]
+    params: type
+    input_kind: str  # "irregular" or "window": the batches it reads
+    tasks: frozenset[str]
+    description: str
+
+
+MODELS: dict[str, ModelEntry] = {}
+
+
+def register(name: str, params: type, input_kind: str, tasks: set[str], description: str) -> Callable:
+    """Class decorator adding a model to the registry."""
+
+    def add(cls: type[nn.Module]) -> type[nn.Module]:
+        MODELS[name] = ModelEntry(name, cls, params, input_kind, frozenset(tasks), description)
+        return cls
+
+    return add
+
+
+def get_model(name: str) -> ModelEntry:
+    import tsmoe.models  # noqa: F401  (registers the built-in models)
+
+    if name not in MODELS:
+        raise ConfigError(f"unknown model '{name}'; known: {', '.join(sorted(MODELS))}")
+    return MODELS[name]
+
+
+def build_model(config: dict[str, Any], dims: dict[str, int], task: str, input_kind: str) -> nn.Module:
+    """Build the model named in a resolved ``model`` config section for data of ``input_kind``/``task``."""
+    from tsmoe.config import build_dataclass
+
+    values = dict(config)
+    entry = get_model(values.pop("name"))
+    if entry.input_kind != input_kind:
+        raise ConfigError(
+            f"model '{entry.name}' reads {entry.input_kind} input but the data gives {input_kind} input; "
+            f"models for this data: {', '.join(sorted(n for n, e in MODELS.items() if e.input_kind == input_kind))}"
+        )
+    if task not in entry.tasks:
+        raise ConfigError(f"model '{entry.name}' does not do task '{task}' (it does {sorted(entry.tasks)})")
+    params = build_dataclass(entry.params, values, "model")
+    return entry.cls(params, dims, task)
+
+
+def params_dict(model_params: Any) -> dict[str, Any]:
+    return dataclasses.asdict(model_params)

@@ -1,0 +1,119 @@
+"""Predicting from files with a saved run: ``tsmoe predict RUN INPUT -o OUTPUT``.
+
+- Classifiers read a PhysioNet-format folder (``set-<x>/`` or ``.tar.gz`` beside outcomes, or a folder of
+  stay files with no outcomes) and write ``record_id, probability, prediction`` per stay.
+- Forecasters read a CSV: long format (``unique_id, ds, y`` ...) or wide (a ``date`` column and the
+  trained channels). The last ``lookback`` rows of each series are forecast ``horizon`` steps ahead;
+  the output is long format: ``unique_id, step, ds`` (when the frequency can be inferred) and one column
+  per target.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from tsmoe.data.benchmark_csv import read_csv_checked, wide_frame_to_series
+from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, IrregularSet, collate_irregular
+from tsmoe.data.long_format import from_long_dataframe
+from tsmoe.data.physionet2012 import STATIC, VARIABLES, load_physionet2012, parse_stay
+from tsmoe.data.series import SeriesSet
+from tsmoe.data.windows import StandardScaler
+from tsmoe.errors import DataError
+
+
+def _stays_without_labels(folder: Path) -> IrregularSet:
+    files = sorted(folder.glob("*.txt"))
+    if not files:
+        raise DataError(f"'{folder}' holds no stay files (*.txt) and no PhysioNet set")
+    parsed = [parse_stay(str(f), f.read_text()) for f in files]
+    lengths = [len(p[1]) for p in parsed]
+    return IrregularSet(
+        record_ids=np.array([p[0] for p in parsed], dtype=np.int64),
+        offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        times=np.concatenate([p[1] for p in parsed]).astype(np.float32),
+        values=np.concatenate([p[2] for p in parsed]).astype(np.float32),
+        static=np.stack([p[3] for p in parsed]),
+        labels=np.full(len(parsed), -1, dtype=np.int64),
+        variables=VARIABLES,
+        static_names=STATIC,
+    )
+
+
+def _predict_stays(estimator, path: Path) -> pd.DataFrame:
+    data = load_physionet2012(path) if list(path.glob("set-*")) else _stays_without_labels(path)
+    dataset = IrregularDataset(data, IrregularNormalizer.from_state(estimator.state_))
+    logits = estimator.predict_dataset(dataset, collate_irregular)
+    if estimator.meta_["task"] == "binary":
+        prob = torch.sigmoid(logits).numpy()
+        return pd.DataFrame(
+            {"record_id": data.record_ids, "probability": prob, "prediction": (prob >= 0.5).astype(int)}
+        )
+    prob = torch.softmax(logits, -1).numpy()
+    frame = pd.DataFrame({"record_id": data.record_ids, "prediction": prob.argmax(-1)})
+    for k in range(prob.shape[1]):
+        frame[f"probability_{k}"] = prob[:, k]
+    return frame
+
+
+def _read_series(path: Path, channel_names: list[str]) -> SeriesSet:
+    frame = read_csv_checked(path)
+    if {"unique_id", "ds"} <= set(frame.columns):
+        return from_long_dataframe(
+            frame, target_col=channel_names[0], covariates=tuple(channel_names[1:]), source=f"file '{path}'"
+        )
+    time_col = "date" if "date" in frame.columns else None
+    missing = [c for c in channel_names if c not in frame.columns]
+    if missing:
+        raise DataError(f"file '{path}': the model needs column(s) {missing}; the file has {list(frame.columns)}")
+    return wide_frame_to_series(
+        frame[([time_col] if time_col else []) + channel_names], path, time_col, None, path.stem
+    )
+
+
+def _predict_series(estimator, path: Path) -> pd.DataFrame:
+    meta = estimator.meta_
+    lookback, horizon = meta["dims"]["lookback"], meta["dims"]["horizon"]
+    data = _read_series(path, meta["channel_names"])
+    scaler = StandardScaler.from_state(estimator.state_)
+    rows = []
+    for series in data.series:
+        if len(series.values) < lookback:
+            raise DataError(
+                f"file '{path}', series '{series.name}': {len(series.values)} rows, the model needs {lookback}"
+            )
+        x = torch.from_numpy(scaler.transform(series.values[-lookback:]))[None]
+        forecast = estimator.model_.eval()(
+            {"x": x, "y": torch.zeros(1, horizon, x.shape[-1]), "series": torch.zeros(1, dtype=torch.long)}
+        )
+        channels = meta["target_channels"]
+        values = scaler.inverse(forecast.detach()[0][:, channels], channels).numpy()
+        stamps = series.timestamps
+        future = None
+        if np.issubdtype(stamps.dtype, np.datetime64) and len(stamps) >= 3:
+            freq = pd.infer_freq(pd.DatetimeIndex(stamps[-min(len(stamps), 50) :]))
+            if freq:
+                future = pd.date_range(stamps[-1], periods=horizon + 1, freq=freq)[1:]
+        elif np.issubdtype(stamps.dtype, np.integer):
+            future = stamps[-1] + np.arange(1, horizon + 1)
+        for step in range(horizon):
+            row = {"unique_id": series.name, "step": step + 1}
+            if future is not None:
+                row["ds"] = future[step]
+            row.update({meta["channel_names"][c]: float(values[step, j]) for j, c in enumerate(channels)})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def predict_file(estimator, path: Path) -> pd.DataFrame:
+    """Predictions of a loaded :class:`~tsmoe.estimator.Estimator` for the file or folder at ``path``."""
+    if not path.exists():
+        raise DataError(f"input '{path}' does not exist")
+    if estimator.meta_["input_kind"] == "irregular":
+        if not path.is_dir():
+            raise DataError(f"input '{path}': a classifier of irregular series reads a PhysioNet-format folder")
+        return _predict_stays(estimator, path)
+    return _predict_series(estimator, path)

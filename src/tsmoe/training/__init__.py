@@ -1,0 +1,1 @@
+"""The one training path: a thin LightningModule, the trainer factory, callbacks and seeding."""

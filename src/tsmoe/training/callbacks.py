@@ -1,0 +1,40 @@
+"""Callbacks of the training path."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import lightning.pytorch as pl
+
+from tsmoe.io import write_weights
+
+
+class BestWeights(pl.Callback):
+    """Keep the weights of the best validation epoch as safetensors (never a pickle).
+
+    Watches ``monitor`` (``mode`` "min" or "max") after every validation; on improvement the global-zero
+    process writes ``path`` atomically. ``best_score`` and ``best_epoch`` say which epoch won.
+    """
+
+    def __init__(self, path: Path, monitor: str, mode: str) -> None:
+        self.path = Path(path)
+        self.monitor = monitor
+        self.mode = mode
+        self.best_score = math.inf if mode == "min" else -math.inf
+        self.best_epoch = -1
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None:
+            raise KeyError(
+                f"monitored metric '{self.monitor}' was not logged; logged: {sorted(trainer.callback_metrics)}"
+            )
+        score = float(value)
+        better = score < self.best_score if self.mode == "min" else score > self.best_score
+        if better or self.best_epoch < 0:
+            self.best_score, self.best_epoch = score, trainer.current_epoch
+            if trainer.is_global_zero:
+                write_weights(self.path, pl_module.model.state_dict())

@@ -1,0 +1,69 @@
+"""The LightningModule every model trains through: loss by task, validation metrics, the optimiser.
+
+It is thin on purpose: the network is a plain ``nn.Module`` from the registry; this class only knows
+how to score its output for the task.
+"""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from tsmoe.metrics import probabilities, validation_metrics
+
+
+def task_loss(
+    task: str, output: torch.Tensor, batch: dict[str, torch.Tensor], target_channels: list[int]
+) -> torch.Tensor:
+    """Binary cross-entropy on logits, cross-entropy, or MSE on the forecast's target channels."""
+    if task == "binary":
+        return F.binary_cross_entropy_with_logits(output, batch["target"].float())
+    if task == "multiclass":
+        return F.cross_entropy(output, batch["target"].long())
+    return F.mse_loss(output[..., target_channels], batch["y"][..., target_channels])
+
+
+class TsmoeModule(pl.LightningModule):
+    """Trains ``model`` for ``task`` with AdamW; logs ``train_loss``, ``val_loss`` and ``val_<metric>``."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        task: str,
+        lr: float,
+        weight_decay: float,
+        target_channels: list[int] | None = None,
+        n_classes: int = 2,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.task = task
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.target_channels = list(target_channels or [])
+        self.val_metrics = validation_metrics(task, n_classes).clone(prefix="val_")
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.model(batch)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = task_loss(self.task, self(batch), batch, self.target_channels)
+        size = len(next(iter(batch.values())))
+        self.log("train_loss", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=size)
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        output = self(batch)
+        size = len(next(iter(batch.values())))
+        self.log("val_loss", task_loss(self.task, output, batch, self.target_channels), sync_dist=True, batch_size=size)
+        if self.task == "forecast":
+            self.val_metrics.update(output[..., self.target_channels], batch["y"][..., self.target_channels])
+        else:
+            self.val_metrics.update(probabilities(self.task, output), batch["target"].long())
+        # logging the metric objects lets Lightning compute them once per epoch, synchronised across processes
+        self.log_dict(self.val_metrics, on_step=False, on_epoch=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)

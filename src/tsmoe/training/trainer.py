@@ -1,0 +1,64 @@
+"""Building the Lightning trainer of a run: callbacks, loggers, quiet defaults, pass-through arguments."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import EarlyStopping
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from tsmoe.config import RunConfig
+from tsmoe.training.callbacks import BestWeights
+
+_NOISY_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning", "pytorch_lightning")
+
+
+def quiet_lightning(verbose: bool) -> None:
+    """Silence Lightning's info lines (GPU available, model summary, ...) unless ``verbose``."""
+    for name in _NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
+    if not verbose:
+        for pattern in (
+            ".*does not have many workers.*",
+            ".*LeafSpec.*",
+            ".*treespec.*",
+            ".*deterministic.*",
+            ".*Checkpoint directory.*",
+            ".*exists and is not empty.*",
+        ):
+            warnings.filterwarnings("ignore", message=pattern)
+
+
+def build_trainer(config: RunConfig, run_dir: Path, monitor: str, mode: str) -> tuple[pl.Trainer, BestWeights]:
+    """A trainer with early stopping and best-weights keeping on ``monitor`` (validation only)."""
+    quiet_lightning(config.logging.verbose)
+    best = BestWeights(run_dir / "best.safetensors", monitor, mode)
+    callbacks: list[pl.Callback] = [
+        EarlyStopping(monitor=monitor, mode=mode, patience=config.training.patience),
+        best,
+    ]
+    loggers: list = []
+    if config.logging.csv:
+        loggers.append(CSVLogger(run_dir, name="logs", version=""))
+    if config.logging.tensorboard:
+        loggers.append(TensorBoardLogger(run_dir, name="tensorboard", version=""))
+    progress = config.logging.progress_bar
+    if progress is None:
+        progress = sys.stderr.isatty()
+    trainer = pl.Trainer(
+        max_epochs=config.training.max_epochs,
+        gradient_clip_val=config.training.gradient_clip_val,
+        callbacks=callbacks,
+        logger=loggers or False,
+        enable_progress_bar=progress,
+        enable_model_summary=config.logging.verbose,
+        enable_checkpointing=False,
+        default_root_dir=run_dir,
+        num_sanity_val_steps=0,
+        **config.trainer,
+    )
+    return trainer, best

@@ -1,0 +1,103 @@
+"""The long-format API refuses every kind of bad input with a tsmoe error naming column and row."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tsmoe.data.long_format import from_long_dataframe, read_long_csv
+from tsmoe.data.prepared import prepare_forecasting
+from tsmoe.errors import DataError, TsmoeError
+
+
+def frame(**changes) -> pd.DataFrame:
+    base = pd.DataFrame(
+        {
+            "unique_id": ["a"] * 6 + ["b"] * 6,
+            "ds": list(pd.date_range("2024-01-01", periods=6, freq="D")) * 2,
+            "y": np.arange(12, dtype=float),
+            "temp": np.linspace(0, 1, 12),
+        }
+    )
+    for column, (row, value) in changes.items():
+        base[column] = base[column].astype(object)
+        base.loc[row, column] = value
+    return base
+
+
+def test_valid_frame_becomes_series_set():
+    data = from_long_dataframe(frame(), covariates=["temp"])
+    assert [s.name for s in data.series] == ["a", "b"]
+    assert data.columns == ("y", "temp") and data.targets == ("y",)
+    np.testing.assert_array_equal(data.series[1].values[:, 0], np.arange(6, 12))
+
+
+def test_missing_target_column():
+    with pytest.raises(DataError, match=r"missing column\(s\) \['y'\]"):
+        from_long_dataframe(frame().drop(columns="y"))
+
+
+def test_non_numeric_value_names_column_and_row():
+    with pytest.raises(DataError, match="column 'y', row 4: 'lots' is not a number"):
+        from_long_dataframe(frame(y=(3, "lots")))
+
+
+def test_non_numeric_covariate():
+    with pytest.raises(DataError, match="column 'temp', row 8"):
+        from_long_dataframe(frame(temp=(7, "warm")), covariates=["temp"])
+
+
+def test_nan_in_target():
+    with pytest.raises(DataError, match="column 'y', row 3: NaN or infinite value"):
+        from_long_dataframe(frame(y=(2, np.nan)))
+
+
+def test_unsorted_timestamps():
+    bad = frame()
+    bad.loc[[1, 2], "ds"] = bad.loc[[2, 1], "ds"].to_numpy()
+    with pytest.raises(DataError, match="column 'ds', row 3: unsorted"):
+        from_long_dataframe(bad)
+
+
+def test_duplicated_timestamps():
+    bad = frame()
+    bad.loc[8, "ds"] = bad.loc[7, "ds"]
+    with pytest.raises(DataError, match="column 'ds', row 9: duplicated timestamp .* in series 'b'"):
+        from_long_dataframe(bad)
+
+
+def test_unparseable_timestamp():
+    with pytest.raises(DataError, match="column 'ds', row 2: 'yesterday' is not a timestamp"):
+        from_long_dataframe(frame(ds=(1, "yesterday")))
+
+
+def test_text_column_must_hold_strings():
+    good = frame().assign(news=["x"] * 11 + [None])
+    assert from_long_dataframe(good, text_col="news").texts["b"][1][-1] is None
+    with pytest.raises(DataError, match="column 'news', row 5: text must be a string"):
+        from_long_dataframe(frame().assign(news=["x"] * 4 + [3.5] + ["y"] * 7), text_col="news")
+
+
+def test_empty_frame_and_empty_file(tmp_path):
+    with pytest.raises(DataError, match="no rows"):
+        from_long_dataframe(frame().iloc[:0])
+    path = tmp_path / "empty.csv"
+    path.write_text("")
+    with pytest.raises(DataError, match=f"file '{path}' is empty"):
+        read_long_csv(path)
+
+
+def test_csv_errors_name_the_file(tmp_path):
+    path = tmp_path / "data.csv"
+    frame(y=(3, "lots")).to_csv(path, index=False)
+    with pytest.raises(DataError, match=f"file '{path}', column 'y', row 4"):
+        read_long_csv(path)
+
+
+def test_lookback_plus_horizon_longer_than_series():
+    data = from_long_dataframe(frame())
+    with pytest.raises(DataError, match="lookback \\+ horizon = 8 is longer than the series \\(6 rows\\)"):
+        prepare_forecasting(data, lookback=5, horizon=3)
+
+
+def test_errors_are_tsmoe_errors():
+    assert issubclass(DataError, TsmoeError)

@@ -1,0 +1,60 @@
+import numpy as np
+import torch
+
+from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, IrregularSet, collate_irregular
+from tsmoe.data.physionet2012 import STATIC, VARIABLES, load_physionet2012, parse_stay
+from tsmoe.models.registry import build_model
+
+
+def test_lstm_output_ignores_padding(small_physionet):
+    data = load_physionet2012(small_physionet)
+    dataset = IrregularDataset(data, IrregularNormalizer.fit(data))
+    lengths = data.lengths()
+    short, long = int(lengths.argmin()), int(lengths.argmax())
+    model = build_model(
+        {"name": "lstm", "hidden_size": 16}, {"n_features": 37, "n_static": 5, "n_classes": 2}, "binary", "irregular"
+    ).eval()
+    alone = model(collate_irregular([dataset[short]]))
+    padded = model(collate_irregular([dataset[short], dataset[long]]))[:1]
+    torch.testing.assert_close(alone, padded, rtol=1e-5, atol=1e-6)
+
+
+def test_empty_stay_gives_one_masked_step_and_finite_output():
+    record, times, values, static = parse_stay("e.txt", "Time,Parameter,Value\n00:00,RecordID,7\n00:00,Age,70\n")
+    data = IrregularSet(
+        record_ids=np.array([record]),
+        offsets=np.array([0, 0]),
+        times=times,
+        values=values,
+        static=static[None],
+        labels=np.array([1]),
+        variables=VARIABLES,
+        static_names=STATIC,
+    )
+    item = IrregularDataset(data, IrregularNormalizer.fit(data))[0]
+    assert item["values"].shape == (1, 37) and item["mask"].sum() == 0
+    model = build_model(
+        {"name": "lstm", "hidden_size": 8}, {"n_features": 37, "n_static": 5, "n_classes": 2}, "binary", "irregular"
+    )
+    assert torch.isfinite(model(collate_irregular([item]))).all()
+
+
+def test_dlinear_shapes_and_mean_initialisation():
+    model = build_model({"name": "dlinear"}, {"lookback": 48, "horizon": 12, "n_channels": 3}, "forecast", "window")
+    x = torch.randn(4, 48, 3)
+    out = model({"x": x})
+    assert out.shape == (4, 12, 3)
+    # at initialisation each map is the window mean, and trend + seasonal = x: the forecast is the mean
+    torch.testing.assert_close(
+        out - model.seasonal[0].bias[None, :, None] - model.trend[0].bias[None, :, None],
+        x.mean(1, keepdim=True).expand(-1, 12, -1),
+        rtol=1e-4,
+        atol=1e-5,
+    )
+
+
+def test_dlinear_individual_has_maps_per_channel():
+    model = build_model(
+        {"name": "dlinear", "individual": True}, {"lookback": 24, "horizon": 6, "n_channels": 5}, "forecast", "window"
+    )
+    assert len(model.seasonal) == 5 and model({"x": torch.randn(2, 24, 5)}).shape == (2, 6, 5)
