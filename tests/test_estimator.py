@@ -135,3 +135,15 @@ def test_broken_run_folders_fail_clearly(lstm_run, tmp_path):
     (copy / "config.yaml").write_text(config)
     with pytest.raises(ModelFileError, match="does not match the model built from its config"):
         Estimator.load(copy)
+
+
+def test_tensorboard_logging_is_an_option(tmp_path):
+    Estimator(
+        "dlinear",
+        "etth1",
+        data_params={"lookback": 24, "horizon": 6},
+        training={"max_epochs": 1},
+        trainer={"accelerator": "cpu"},
+        logging={"tensorboard": True},
+    ).fit(run_dir=tmp_path / "tb")
+    assert list((tmp_path / "tb" / "tensorboard").rglob("events.out.tfevents.*"))

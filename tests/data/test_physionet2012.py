@@ -100,3 +100,20 @@ def test_committed_split_is_reproducible_and_stratified():
     assert not set(committed.test) & set(committed.train) and not set(committed.val) & set(committed.train)
     for part in (committed.train, committed.test):
         assert abs(data.labels[np.isin(data.record_ids, part)].mean() - data.labels.mean()) < 0.005
+
+
+def test_empty_outcomes_file_and_bad_label(tmp_path):
+    from tests.conftest import make_physionet_folder
+
+    root = make_physionet_folder(tmp_path, "q", 2)
+    outcomes = root / "Outcomes-q.txt"
+    original = outcomes.read_text()
+    outcomes.write_text("")
+    with pytest.raises(DataError, match="Outcomes-q.txt' is empty"):
+        load_physionet2012(root)
+    lines = original.splitlines()
+    fields = lines[1].split(",")
+    fields[-1] = "2"
+    outcomes.write_text("\n".join([lines[0], ",".join(fields), *lines[2:]]))
+    with pytest.raises(DataError, match="column 'In-hospital_death', row 1: label must be 0 or 1"):
+        load_physionet2012(root)

@@ -71,3 +71,33 @@ def test_missing_target_and_unknown_domain(tmp_path):
         load_time_mmd("X", tmp_path)
     with pytest.raises(DataError, match="domain 'Y' not found"):
         load_time_mmd("Y", tmp_path)
+
+
+def _domain(tmp_path, text: str):
+    folder = tmp_path / "numerical" / "X"
+    folder.mkdir(parents=True)
+    (folder / "X.csv").write_text(text)
+
+
+def test_non_numeric_target_names_file_column_and_row(tmp_path):
+    _domain(tmp_path, "date,OT\n2024-01-01,1.0\n2024-01-08,high\n")
+    with pytest.raises(DataError, match="X.csv', column 'OT', row 2: 'high' is not a number"):
+        load_time_mmd("X", tmp_path)
+
+
+def test_bad_date_and_empty_file(tmp_path):
+    _domain(tmp_path, "date,OT\n2024-01-01,1.0\nsoon,2.0\n")
+    with pytest.raises(DataError, match="column 'date', row 2: 'soon' is not a date"):
+        load_time_mmd("X", tmp_path)
+    (tmp_path / "numerical" / "X" / "X.csv").write_text("")
+    with pytest.raises(DataError, match="is empty"):
+        load_time_mmd("X", tmp_path)
+
+
+def test_text_file_with_non_string_fact(tmp_path):
+    _domain(tmp_path, "date,OT\n2024-01-01,1.0\n")
+    textual = tmp_path / "textual" / "X"
+    textual.mkdir(parents=True)
+    (textual / "X_report.csv").write_text("start_date,end_date,fact\n2024-01-01,2024-01-02,12\n")
+    with pytest.raises(DataError, match="X_report.csv', column 'fact', row 1: text must be a string"):
+        load_time_mmd("X", tmp_path)

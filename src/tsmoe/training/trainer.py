@@ -29,6 +29,7 @@ def quiet_lightning(verbose: bool) -> None:
             ".*deterministic.*",
             ".*Checkpoint directory.*",
             ".*exists and is not empty.*",
+            ".*smaller than the logging interval.*",  # metrics are logged per epoch
         ):
             warnings.filterwarnings("ignore", message=pattern)
 
