@@ -31,6 +31,7 @@ from tsmoe.data.registry import get_dataset, prepare
 from tsmoe.data.series import SeriesSet
 from tsmoe.errors import ConfigError, DataError
 from tsmoe.metrics import compute_metrics, default_monitor, probabilities
+from tsmoe.models.output import unpack
 from tsmoe.models.registry import build_model
 
 
@@ -184,7 +185,7 @@ class Estimator:
         self.model_.eval()
         outputs, targets = [], {}
         for batch in self._loader(dataset, collate, False, self.config.training.eval_batch_size):
-            outputs.append(self.model_(batch))
+            outputs.append(unpack(self.model_(batch))[0])
             for key in ("target", "y"):
                 if key in batch:
                     targets.setdefault(key, []).append(batch[key])

@@ -23,6 +23,7 @@ from tsmoe.data.physionet2012 import STATIC, VARIABLES, load_physionet2012, pars
 from tsmoe.data.series import SeriesSet
 from tsmoe.data.windows import StandardScaler
 from tsmoe.errors import DataError
+from tsmoe.models.output import unpack
 
 
 def _stays_without_labels(folder: Path) -> IrregularSet:
@@ -86,8 +87,10 @@ def _predict_series(estimator, path: Path) -> pd.DataFrame:
                 f"file '{path}', series '{series.name}': {len(series.values)} rows, the model needs {lookback}"
             )
         x = torch.from_numpy(scaler.transform(series.values[-lookback:]))[None]
-        forecast = estimator.model_.eval()(
-            {"x": x, "y": torch.zeros(1, horizon, x.shape[-1]), "series": torch.zeros(1, dtype=torch.long)}
+        forecast, _ = unpack(
+            estimator.model_.eval()(
+                {"x": x, "y": torch.zeros(1, horizon, x.shape[-1]), "series": torch.zeros(1, dtype=torch.long)}
+            )
         )
         channels = meta["target_channels"]
         values = scaler.inverse(forecast.detach()[0][:, channels], channels).numpy()

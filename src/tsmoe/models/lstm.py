@@ -1,4 +1,4 @@
-"""LSTM classifier for irregular multivariate series (the first rung of the MR-MoE ladder, protocol P1).
+"""LSTM and GRU classifiers for irregular multivariate series (the first rung of the MR-MoE ladder, P1).
 
 Each step's input is ``[values, observed mask, log(1 + dt)]`` (``2F + 1`` numbers): unobserved values
 are 0 (the training mean after z-scoring) and the mask tells the network which are real. The last valid
@@ -34,9 +34,11 @@ def irregular_step_inputs(batch: dict[str, torch.Tensor]) -> torch.Tensor:
 class LSTMClassifier(nn.Module):
     """``batch`` (see :func:`tsmoe.data.irregular.collate_irregular`) -> logits ``(B,)`` or ``(B, K)``."""
 
+    recurrent = nn.LSTM
+
     def __init__(self, params: LSTMParams, dims: dict[str, int], task: str) -> None:
         super().__init__()
-        self.lstm = nn.LSTM(
+        self.rnn = self.recurrent(
             input_size=2 * dims["n_features"] + 1,
             hidden_size=params.hidden_size,
             num_layers=params.num_layers,
@@ -50,5 +52,14 @@ class LSTMClassifier(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         inputs = irregular_step_inputs(batch)
         packed = pack_padded_sequence(inputs, batch["lengths"].cpu(), batch_first=True, enforce_sorted=False)
-        _, (hidden, _) = self.lstm(packed)
+        _, hidden = self.rnn(packed)
+        if isinstance(hidden, tuple):  # the LSTM's (h, c)
+            hidden = hidden[0]
         return self.head(hidden[-1], batch["static"], batch["static_mask"])
+
+
+@register("gru", LSTMParams, "irregular", {"binary", "multiclass"}, "GRU over irregular steps (values, mask, dt)")
+class GRUClassifier(LSTMClassifier):
+    """As :class:`LSTMClassifier`, with a GRU."""
+
+    recurrent = nn.GRU

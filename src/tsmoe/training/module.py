@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from tsmoe.metrics import probabilities, validation_metrics
+from tsmoe.models.output import unpack
 
 
 def task_loss(
@@ -46,10 +47,14 @@ class TsmoeModule(pl.LightningModule):
         self.val_metrics = validation_metrics(task, n_classes).clone(prefix="val_")
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.model(batch)
+        return unpack(self.model(batch))[0]
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = task_loss(self.task, self(batch), batch, self.target_channels)
+        output, aux_loss = unpack(self.model(batch))
+        loss = task_loss(self.task, output, batch, self.target_channels)
+        if aux_loss is not None:  # e.g. a load-balancing loss, already weighted by the model
+            self.log("train_aux_loss", aux_loss, on_step=False, on_epoch=True, sync_dist=True)
+            loss = loss + aux_loss
         size = len(next(iter(batch.values())))
         self.log("train_loss", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=size)
         return loss

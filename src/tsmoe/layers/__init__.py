@@ -1,0 +1,1 @@
+"""Reusable network parts: liquid (continuous-time) cells, mixtures and gates, attention."""

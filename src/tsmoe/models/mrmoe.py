@@ -1,0 +1,195 @@
+"""MR-MoE: a multi-rate mixture of liquid experts with feature and temporal attention
+(Zong, Boker, Eldardiry, arXiv:2606.12240), and the ladder of models it is judged against.
+
+Per step ``t`` of an irregular series (elapsed time ``dt_t`` per sample):
+
+1. feature attention (optional): ``u_t = values_t * alpha_t * n_obs`` (:class:`FeatureAttention`);
+2. K liquid experts, expert k on time scale ``tau_k`` (log-spaced from ``tau_min`` to ``tau_max``, or
+   all equal for the same-rate MoE), advance together: ``h_k(t) = cell_k([u_t, mask_t], h_k(t-1), dt_t / tau_k)``;
+   with ``fast_expert="quasi_steady"`` the fastest expert is not integrated: its state is read off the
+   slowest expert's state and the input, ``h_1(t) = tanh(W [u_t, mask_t, h_K(t)] + b)`` (the paper's
+   acceleration);
+3. each expert's readout ``y_k(t) = C_k h_k(t)``, mixed by the gate
+   ``pi(t) = softmax(g([u_t, h_1(t), ..., h_K(t)]))``: ``m(t) = sum_k pi_k(t) y_k(t)``;
+4. temporal attention (optional) of the last state over all states gives a context; the head reads
+   ``[context, m(T)]`` (or ``m(T)``) with the static descriptors.
+
+The single liquid networks (``cfc``, ``ltc``, ``ctrnn``) are the case K = 1 with no gate or attention.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from tsmoe.layers.attention import FeatureAttention, TemporalAttention
+from tsmoe.layers.gate import StepGate, load_balancing_loss
+from tsmoe.layers.liquid import CfCCell, CTRNNCell, LiquidExperts, LTCCell
+from tsmoe.models.heads import StaticHead, n_outputs
+from tsmoe.models.registry import register
+
+
+@dataclass
+class MRMoEParams:
+    cell: Literal["cfc", "ltc", "ctrnn"] = "cfc"
+    experts: int = 3
+    hidden_size: int = 32  # per expert
+    backbone_units: int = 64  # CfC backbone width
+    tau_min: float = 0.5  # hours: the fastest expert's time constant
+    tau_max: float = 24.0  # hours: the slowest expert's
+    same_rate: bool = False  # every expert at the geometric mean of tau_min and tau_max
+    learnable_tau: bool = False  # each tau learns within [tau / tau_band, tau * tau_band]
+    tau_band: float = 2.0
+    fast_expert: Literal["integrate", "quasi_steady"] = "integrate"
+    min_dt: float = 1.0 / 60  # hours: gaps are at least one minute (PhysioNet's resolution), so a first
+    # observation at time 0 still enters the ODE cells, which see nothing over a zero gap
+    cfc_mode: Literal["default", "no_gate", "pure"] = "default"
+    ltc_unfolds: int = 6
+    ctrnn_integrator: Literal["euler", "exponential"] = "exponential"
+    d_model: int = 64  # width of each expert's readout and of the mixture
+    gate_hidden: int = 32
+    top_k: int | None = None
+    balance_weight: float = 0.0  # weight of the load-balancing loss (0: off, as in the paper)
+    feature_attention: bool = True
+    temporal_attention: bool = True
+    attention_hidden: int = 64
+    head_hidden: int = 64
+    dropout: float = 0.1
+
+
+def time_constants(params: MRMoEParams) -> torch.Tensor:
+    """``(K,)`` time constants: log-spaced from ``tau_min`` to ``tau_max``, or all at their geometric mean."""
+    k = params.experts
+    if params.same_rate or k == 1:
+        middle = (params.tau_min * params.tau_max) ** 0.5
+        return torch.full((k,), middle if k > 1 else params.tau_min)
+    return torch.logspace(torch.log10(torch.tensor(params.tau_min)), torch.log10(torch.tensor(params.tau_max)), k)
+
+
+def build_cell(params: MRMoEParams, input_size: int, experts: int) -> nn.Module:
+    if params.cell == "cfc":
+        return CfCCell(input_size, params.hidden_size, experts, params.cfc_mode, params.backbone_units)
+    if params.cell == "ltc":
+        return LTCCell(input_size, params.hidden_size, experts, params.ltc_unfolds)
+    return CTRNNCell(input_size, params.hidden_size, experts, params.ctrnn_integrator)
+
+
+class MRMoE(nn.Module):
+    """``batch`` (see :func:`tsmoe.data.irregular.collate_irregular`) -> dict with ``output`` (logits),
+    ``aux_loss``, ``gate (B, T, K)``, ``feature_attention (B, T, F)``, ``temporal_attention (B, T)``."""
+
+    def __init__(self, params: MRMoEParams, dims: dict[str, int], task: str) -> None:
+        super().__init__()
+        if params.experts < 1:
+            raise ValueError("experts must be >= 1")
+        if params.fast_expert == "quasi_steady" and params.experts < 2:
+            raise ValueError("fast_expert=quasi_steady needs at least 2 experts")
+        self.params = params
+        n_features = dims["n_features"]
+        step_input = 2 * n_features  # [weighted values, mask]
+        tau = time_constants(params)
+        self.quasi_steady = params.fast_expert == "quasi_steady"
+        integrated = params.experts - 1 if self.quasi_steady else params.experts
+        self.experts = LiquidExperts(
+            build_cell(params, step_input, integrated),
+            tau[1:] if self.quasi_steady else tau,
+            params.learnable_tau,
+            params.tau_band,
+        )
+        if self.quasi_steady:
+            self.fast_map = nn.Linear(step_input + params.hidden_size, params.hidden_size)
+        self.features = FeatureAttention(n_features, params.attention_hidden) if params.feature_attention else None
+        self.readout = nn.Parameter(
+            torch.randn(params.experts, params.hidden_size, params.d_model) / params.hidden_size**0.5
+        )
+        self.readout_bias = nn.Parameter(torch.zeros(params.experts, params.d_model))
+        self.gate = (
+            StepGate(step_input + params.experts * params.hidden_size, params.experts, params.gate_hidden, params.top_k)
+            if params.experts > 1
+            else None
+        )
+        self.temporal = TemporalAttention(params.d_model) if params.temporal_attention else None
+        summary = 2 * params.d_model if params.temporal_attention else params.d_model
+        self.head = StaticHead(summary, dims["n_static"], params.head_hidden, n_outputs(task, dims), params.dropout)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        values, mask, step_mask = batch["values"], batch["mask"], batch["step_mask"]
+        alpha = None
+        if self.features is not None:
+            values, alpha = self.features(values, mask)
+        u = torch.cat([values, mask], dim=-1)  # (B, T, 2F)
+        if torch.any(batch["dt"] < 0):
+            raise ValueError("MR-MoE: negative time gaps in batch['dt']; times must increase within a sequence")
+        states, _ = self.experts(u, batch["dt"].clamp(min=self.params.min_dt), step_mask)  # (B, T, K', H)
+        if self.quasi_steady:  # the fast expert's state, read off the slowest state and the input
+            fast = torch.tanh(self.fast_map(torch.cat([u, states[:, :, -1]], dim=-1)))
+            states = torch.cat([fast.unsqueeze(2), states], dim=2)
+        outputs = torch.einsum("btkh,khd->btkd", states, self.readout) + self.readout_bias  # (B, T, K, D)
+        extras: dict[str, torch.Tensor] = {}
+        if self.gate is not None:
+            weights, probs = self.gate(torch.cat([u, states.flatten(2)], dim=-1))
+            mixed = torch.einsum("btk,btkd->btd", weights, outputs)
+            extras["gate"] = weights
+            if self.params.balance_weight > 0:
+                extras["aux_loss"] = self.params.balance_weight * load_balancing_loss(probs, weights, step_mask)
+        else:
+            mixed = outputs[:, :, 0]
+        last_index = (batch["lengths"] - 1).clamp(min=0).to(mixed.device)
+        last = mixed[torch.arange(mixed.shape[0], device=mixed.device), last_index]  # (B, D)
+        summary = last
+        if self.temporal is not None:
+            context, time_weights = self.temporal(mixed, step_mask, last)
+            summary = torch.cat([context, last], dim=-1)
+            extras["temporal_attention"] = time_weights
+        if alpha is not None:
+            extras["feature_attention"] = alpha
+        return {"output": self.head(summary, batch["static"], batch["static_mask"]), **extras}
+
+
+# ---- the ladder: the same module under each rung's defaults ----------------------------------------
+
+
+@dataclass
+class MRMoENoAttentionParams(MRMoEParams):
+    feature_attention: bool = False
+    temporal_attention: bool = False
+
+
+@dataclass
+class SameRateMoEParams(MRMoENoAttentionParams):
+    same_rate: bool = True
+
+
+@dataclass
+class CfCParams(MRMoENoAttentionParams):
+    """One liquid network: a single expert (no gate), on the data's own clock (tau = 1 hour)."""
+
+    experts: int = 1
+    hidden_size: int = 64
+    tau_min: float = 1.0
+    tau_max: float = 1.0
+
+
+@dataclass
+class LTCParams(CfCParams):
+    cell: Literal["cfc", "ltc", "ctrnn"] = "ltc"
+
+
+@dataclass
+class CTRNNParams(CfCParams):
+    cell: Literal["cfc", "ltc", "ctrnn"] = "ctrnn"
+
+
+_TASKS = {"binary", "multiclass"}
+for _name, _params, _description in (
+    ("mrmoe", MRMoEParams, "MR-MoE: multi-rate liquid experts, step gate, feature + temporal attention"),
+    ("mrmoe_no_attention", MRMoENoAttentionParams, "MR-MoE without attention"),
+    ("moe_same_rate", SameRateMoEParams, "K liquid experts at one time scale, step gate, no attention"),
+    ("cfc", CfCParams, "one CfC network (closed-form continuous time)"),
+    ("ltc", LTCParams, "one LTC network (liquid time constant, fused semi-implicit solver)"),
+    ("ctrnn", CTRNNParams, "one continuous-time RNN (exponential or Euler steps)"),
+):
+    register(_name, _params, "irregular", _TASKS, _description)(MRMoE)

@@ -1,0 +1,118 @@
+"""MR-MoE and its ladder: shapes, masks, padding, gates, attention, the quasi-steady fast expert."""
+
+import numpy as np
+import pytest
+import torch
+
+from tsmoe import Estimator
+from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, collate_irregular
+from tsmoe.data.physionet2012 import load_physionet2012
+from tsmoe.layers.gate import StepGate, load_balancing_loss
+from tsmoe.models.registry import build_model
+
+DIMS = {"n_features": 37, "n_static": 5, "n_classes": 2}
+LADDER = ["lstm", "gru", "cfc", "ltc", "ctrnn", "moe_same_rate", "mrmoe_no_attention", "mrmoe"]
+TINY = {"hidden_size": 8}
+
+
+def tiny(name: str, **extra) -> torch.nn.Module:
+    params = {"name": name, **TINY, **extra}
+    if name not in ("lstm", "gru"):
+        params.update(backbone_units=16, d_model=16, gate_hidden=8, attention_hidden=8, head_hidden=8)
+    else:
+        params.update(head_hidden=8)
+    torch.manual_seed(0)
+    return build_model(params, DIMS, "binary", "irregular").eval()
+
+
+@pytest.fixture(scope="module")
+def batch_items(small_physionet):
+    data = load_physionet2012(small_physionet)
+    dataset = IrregularDataset(data, IrregularNormalizer.fit(data))
+    lengths = data.lengths()
+    return [dataset[int(lengths.argmin())], dataset[int(lengths.argmax())], dataset[5]]
+
+
+@pytest.mark.parametrize("name", LADDER)
+def test_every_rung_gives_finite_logits_and_ignores_padding(name, batch_items):
+    model = tiny(name)
+    out = model(collate_irregular(batch_items))
+    logits = out["output"] if isinstance(out, dict) else out
+    assert logits.shape == (3,) and torch.isfinite(logits).all()
+    alone = model(collate_irregular(batch_items[:1]))
+    alone = alone["output"] if isinstance(alone, dict) else alone
+    torch.testing.assert_close(alone, logits[:1], rtol=1e-4, atol=1e-5)
+
+
+def test_mrmoe_returns_its_weights_for_analysis(batch_items):
+    out = tiny("mrmoe")(collate_irregular(batch_items))
+    batch = collate_irregular(batch_items)
+    gate, alpha, time_weights = out["gate"], out["feature_attention"], out["temporal_attention"]
+    assert gate.shape == (3, batch["values"].shape[1], 3)
+    torch.testing.assert_close(gate.sum(-1), torch.ones(gate.shape[:2]))
+    assert torch.all(alpha[batch["mask"] == 0] == 0)  # an unobserved variable gets no weight
+    observed_steps = batch["mask"].sum(-1) > 0
+    torch.testing.assert_close(alpha.sum(-1)[observed_steps], torch.ones(int(observed_steps.sum())))
+    assert torch.all(time_weights[batch["step_mask"] == 0] == 0)  # padding gets no attention
+    torch.testing.assert_close(time_weights.sum(-1), torch.ones(3))
+
+
+def test_multi_rate_and_same_rate_time_constants():
+    assert torch.allclose(tiny("mrmoe").experts.tau, torch.tensor([0.5, 0.5 * 48**0.5, 24.0]))
+    assert torch.allclose(tiny("moe_same_rate").experts.tau, torch.full((3,), 48**0.5 * 0.5))
+
+
+def test_quasi_steady_fast_expert_is_not_integrated(batch_items):
+    model = tiny("mrmoe", fast_expert="quasi_steady")
+    assert model.experts.cell.experts == 2 and torch.allclose(model.experts.tau, torch.tensor([0.5 * 48**0.5, 24.0]))
+    out = model(collate_irregular(batch_items))
+    assert out["gate"].shape[-1] == 3 and torch.isfinite(out["output"]).all()
+
+
+def test_top_k_gate_keeps_k_experts_per_step():
+    gate = StepGate(4, experts=4, hidden=8, top_k=2)
+    weights, probs = gate(torch.randn(2, 5, 4))
+    assert torch.all((weights > 0).sum(-1) == 2)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 5))
+
+
+def test_balance_loss_is_one_when_even_and_larger_when_collapsed():
+    even = torch.full((1, 4, 2), 0.5)
+    even_weights = torch.tensor([[[0.6, 0.4], [0.4, 0.6], [0.6, 0.4], [0.4, 0.6]]])
+    assert load_balancing_loss(even, even_weights, torch.ones(1, 4)).item() == pytest.approx(1.0)
+    collapsed = torch.tensor([[[0.9, 0.1]] * 4])
+    assert load_balancing_loss(collapsed, collapsed, torch.ones(1, 4)).item() == pytest.approx(1.8)
+
+
+def test_stay_with_no_observation_and_negative_gaps(batch_items):
+    empty = {**batch_items[0], "values": torch.zeros(1, 37), "mask": torch.zeros(1, 37), "times": torch.zeros(1)}
+    out = tiny("mrmoe")(collate_irregular([empty, batch_items[1]]))
+    assert torch.isfinite(out["output"]).all()
+    batch = collate_irregular(batch_items)
+    batch["dt"][0, 1] = -1.0
+    with pytest.raises(ValueError, match="negative time gaps"):
+        tiny("mrmoe")(batch)
+
+
+def test_training_step_gives_finite_gradients_with_balance_loss(batch_items):
+    model = tiny("mrmoe", balance_weight=0.01).train()
+    out = model(collate_irregular(batch_items))
+    loss = (
+        torch.nn.functional.binary_cross_entropy_with_logits(out["output"], torch.tensor([0.0, 1.0, 0.0]))
+        + out["aux_loss"]
+    )
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_mrmoe_trains_and_reloads_through_the_one_path(small_physionet, tmp_path):
+    estimator = Estimator(
+        "mrmoe",
+        "physionet2012",
+        model_params={"hidden_size": 8, "d_model": 8, "backbone_units": 16},
+        data_params={"root": str(small_physionet), "split_file": None},
+        training={"max_epochs": 1},
+        trainer={"accelerator": "cpu"},
+    ).fit(run_dir=tmp_path / "mrmoe")
+    assert np.isfinite(estimator.metrics_["auroc"])
+    assert Estimator.load(tmp_path / "mrmoe").evaluate() == pytest.approx(estimator.metrics_, abs=1e-7)
