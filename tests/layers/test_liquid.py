@@ -67,7 +67,7 @@ def test_fused_experts_equal_separate_single_experts(cell_type):
     singles = [cell_type(F, H, experts=1) for _ in range(3)]
     with torch.no_grad():
         for k, single in enumerate(singles):
-            for (name, p_single), p_fused in zip(single.named_parameters(), fused.parameters(), strict=True):
+            for p_single, p_fused in zip(single.parameters(), fused.parameters(), strict=True):
                 p_single.copy_(p_fused[k : k + 1])
     tau = torch.tensor([0.5, 2.0, 8.0])
     u, h, dt = torch.randn(B, F), torch.randn(B, 3, H) * 0.1, torch.rand(B) * 2
