@@ -15,7 +15,8 @@ F, H, B = 5, 7, 4
 def copy_cfc_from_ncps(ours: CfCCell, theirs) -> None:
     backbone = theirs.backbone[0]
     with torch.no_grad():
-        ours.backbone_weight[0].copy_(backbone.weight.T)
+        ours.backbone_input_weight[0].copy_(backbone.weight.T[:F])
+        ours.backbone_state_weight[0].copy_(backbone.weight.T[F:])
         ours.backbone_bias[0].copy_(backbone.bias)
         heads = [theirs.ff1] if ours.mode == "pure" else [theirs.ff1, theirs.ff2, theirs.time_a, theirs.time_b]
         ours.head_weight[0].copy_(torch.cat([h.weight.T for h in heads], dim=1))
@@ -80,7 +81,8 @@ def test_fused_experts_equal_separate_single_experts(cell_type):
 def test_time_constant_sets_the_speed_of_the_ctrnn():
     cell = CTRNNCell(F, H, experts=2, integrator="euler")
     with torch.no_grad():  # two identical experts that differ only in their time constant
-        cell.weight[1].copy_(cell.weight[0])
+        cell.input_weight[1].copy_(cell.input_weight[0])
+        cell.state_weight[1].copy_(cell.state_weight[0])
         cell.bias[1].copy_(cell.bias[0])
     u, h, dt = torch.randn(B, F), torch.zeros(B, 2, H), torch.full((B,), 0.1)
     step = cell(u, h, dt, torch.tensor([0.1, 10.0]))

@@ -1,24 +1,29 @@
 """Liquid (continuous-time) recurrent cells with an expert axis: K cells advance in one batched op.
 
-Every cell here holds its weights with a leading expert axis ``K`` and steps all K experts together with
-``einsum`` (no Python loop over experts); a single network is the case ``K = 1``. Each step takes the
-elapsed time *per sample*, ``dt (B,)``, and each expert ``k`` sees it on its own time scale,
-``dt / tau_k`` (``tau (K,)``). Shapes: input ``u (B, F)`` (shared by the experts) or ``(B, K, F)``,
-state ``h (B, K, H)``.
+Every cell holds its weights with a leading expert axis ``K`` and steps all K experts together with
+batched matmuls (no Python loop over experts); a single network is the case ``K = 1``. Each step takes
+the elapsed time *per sample*, ``dt (B,)``, and expert ``k`` sees it on its own time scale, ``dt / tau_k``
+(``tau (K,)``).
+
+A step is split in two so that the time loop does only what depends on the state:
+``project_input(u (B, T, F)) -> (T, K, B, P)`` does the input's share for all steps at once (one large
+matmul), and ``step(projected_t (K, B, P), h (K, B, H), dt (B,), tau (K,)) -> (K, B, H)`` does the rest.
+Inside the loop the state is kept expert-major, ``(K, B, H)``, so every batched matmul reads contiguous
+memory. ``forward(u (B, F), h (B, K, H), dt, tau) -> (B, K, H)`` is one whole step in batch-major layout.
 
 - :class:`CfCCell` - closed-form continuous-time cell (Hasani et al., Nature MI 2022):
-  ``z = act(W_bb [u, h] + b)``, ``s = sigmoid(t_a(z) * dt + t_b(z))``,
+  ``z = act(W_u u + W_h h + b)``, ``s = sigmoid(t_a(z) * dt + t_b(z))``,
   ``h' = tanh(ff1(z)) * (1 - s) + s * tanh(ff2(z))`` (``default``), ``tanh(ff1) + s * tanh(ff2)``
   (``no_gate``), or ``-A * exp(-dt * (|w_tau| + |ff1|)) * ff1 + A`` (``pure``). Same parameters and
-  numbers as ``ncps.torch.CfCCell``.
+  numbers as ``ncps.torch.CfCCell`` (one backbone layer, LeCun tanh).
 - :class:`LTCCell` - liquid time-constant cell (Hasani et al., AAAI 2021): a conductance-based ODE
   integrated by the fused semi-implicit solver, unrolled ``ode_unfolds`` times per step. Same numbers as
-  ``ncps.torch.LTCCell`` with a fully connected wiring.
+  ``ncps.torch.LTCCell`` with a fully connected wiring and ``implicit_param_constraints=True``.
 - :class:`CTRNNCell` - the Euler-discretised continuous-time RNN of the MR-MoE paper,
   ``x <- x + (dt / tau) * f(x, u)`` with ``f = -x + tanh(W x + U u + b)`` (the leak ``-x`` keeps the
   state bounded; the paper leaves ``f`` open). ``integrator="exponential"`` uses the exact solution of
-  the leak for a held input, ``x <- x + (1 - exp(-dt / tau)) * (tanh(...) - x)``, which is stable for any
-  gap (ICU gaps reach many hours); ``"euler"`` is the paper's plain step.
+  the leak for a held input, ``x <- x + (1 - exp(-dt / tau)) * (tanh(...) - x)``, stable for any gap
+  (ICU gaps reach many hours); ``"euler"`` is the paper's plain step.
 """
 
 from __future__ import annotations
@@ -34,28 +39,41 @@ def lecun_tanh(x: torch.Tensor) -> torch.Tensor:
     return 1.7159 * torch.tanh(0.666 * x)
 
 
-def _expert_linear(k: int, fan_in: int, fan_out: int) -> tuple[nn.Parameter, nn.Parameter]:
-    """Stacked weights ``(K, fan_in, fan_out)`` (Xavier-uniform, as ncps) and zero-free biases ``(K, fan_out)``."""
-    weight = torch.empty(k, fan_in, fan_out)
+def _expert_weights(k: int, fan_in: int, fan_out: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stacked weights ``(K, fan_in, fan_out)`` (Xavier-uniform, as ncps) and biases ``(K, fan_out)``."""
     bound = math.sqrt(6.0 / (fan_in + fan_out))
-    nn.init.uniform_(weight, -bound, bound)
-    bias = torch.empty(k, fan_out)
-    nn.init.uniform_(bias, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))  # nn.Linear's bias init
-    return nn.Parameter(weight), nn.Parameter(bias)
-
-
-def _per_expert_input(u: torch.Tensor, k: int) -> torch.Tensor:
-    """``(B, F)`` -> ``(B, K, F)`` (shared input), or check a ``(B, K, F)`` input."""
-    return u.unsqueeze(1).expand(-1, k, -1) if u.dim() == 2 else u
+    weight = torch.empty(k, fan_in, fan_out).uniform_(-bound, bound)
+    bias = torch.empty(k, fan_out).uniform_(-1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))  # nn.Linear's
+    return weight, bias
 
 
 def _scaled_time(dt: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
-    """``dt (B,)`` and ``tau (K,)`` -> ``dt / tau`` of shape ``(B, K, 1)``."""
-    return (dt.reshape(-1, 1) / tau.reshape(1, -1)).unsqueeze(-1)
+    """``dt (B,)`` and ``tau (K,)`` -> ``dt / tau`` of shape ``(K, B, 1)``."""
+    return (dt.reshape(1, -1) / tau.reshape(-1, 1)).unsqueeze(-1)
 
 
-class CfCCell(nn.Module):
-    """K closed-form continuous-time cells; ``forward(u, h, dt, tau) -> h'`` with ``h (B, K, H)``."""
+class LiquidCell(nn.Module):
+    """Base of the cells: one step is ``step(project_input(u))``; subclasses define both halves."""
+
+    experts: int
+    hidden_size: int
+
+    def project_input(self, u: torch.Tensor) -> torch.Tensor:
+        """``u (B, T, F)`` -> the input's share of every step, ``(T, K, B, P)``."""
+        raise NotImplementedError
+
+    def step(self, projected: torch.Tensor, h: torch.Tensor, dt: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+        """``projected (K, B, P)``, ``h (K, B, H)``, ``dt (B,)``, ``tau (K,)`` -> ``h' (K, B, H)``."""
+        raise NotImplementedError
+
+    def forward(self, u: torch.Tensor, h: torch.Tensor, dt: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+        """One step in batch-major layout: ``u (B, F)``, ``h (B, K, H)`` -> ``h' (B, K, H)``."""
+        projected = self.project_input(u.unsqueeze(1))[0]
+        return self.step(projected, h.transpose(0, 1), dt, tau).transpose(0, 1)
+
+
+class CfCCell(LiquidCell):
+    """K closed-form continuous-time cells."""
 
     def __init__(
         self, input_size: int, hidden_size: int, experts: int = 1, mode: str = "default", backbone_units: int = 128
@@ -64,20 +82,30 @@ class CfCCell(nn.Module):
         if mode not in ("default", "no_gate", "pure"):
             raise ValueError(f"CfC mode must be default, no_gate or pure, got {mode!r}")
         self.input_size, self.hidden_size, self.experts, self.mode = input_size, hidden_size, experts, mode
-        self.backbone_weight, self.backbone_bias = _expert_linear(experts, input_size + hidden_size, backbone_units)
+        # the backbone acts on [u, h]; its halves are separate parameters (W_u for the input, applied to all
+        # steps at once; W_h for the state), so no parameter is sliced inside the time loop
+        weight, bias = _expert_weights(experts, input_size + hidden_size, backbone_units)
+        self.backbone_input_weight = nn.Parameter(weight[:, :input_size].clone())
+        self.backbone_state_weight = nn.Parameter(weight[:, input_size:].clone())
+        self.backbone_bias = nn.Parameter(bias)
         heads = 1 if mode == "pure" else 4  # ff1 | ff2, time_a, time_b
-        self.head_weight, self.head_bias = _expert_linear(experts, backbone_units, heads * hidden_size)
+        head_weight, head_bias = _expert_weights(experts, backbone_units, heads * hidden_size)
+        self.head_weight = nn.Parameter(head_weight)
+        self.head_bias = nn.Parameter(head_bias)
         if mode == "pure":
             self.w_tau = nn.Parameter(torch.zeros(experts, hidden_size))
             self.A = nn.Parameter(torch.ones(experts, hidden_size))
 
-    def forward(self, u: torch.Tensor, h: torch.Tensor, dt: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([_per_expert_input(u, self.experts), h], dim=-1)  # (B, K, F + H)
-        z = lecun_tanh(torch.einsum("bki,kio->bko", x, self.backbone_weight) + self.backbone_bias)
-        heads = torch.einsum("bku,kuo->bko", z, self.head_weight) + self.head_bias
+    def project_input(self, u: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("btf,kfu->tkbu", u, self.backbone_input_weight) + self.backbone_bias.unsqueeze(1)
+
+    def step(self, projected: torch.Tensor, h: torch.Tensor, dt: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+        z = lecun_tanh(torch.baddbmm(projected, h, self.backbone_state_weight))  # (K, B, U)
+        heads = torch.baddbmm(self.head_bias.unsqueeze(1), z, self.head_weight)  # (K, B, heads * H)
         t = _scaled_time(dt, tau)
         if self.mode == "pure":
-            return -self.A * torch.exp(-t * (self.w_tau.abs() + heads.abs())) * heads + self.A
+            a, w_tau = self.A.unsqueeze(1), self.w_tau.unsqueeze(1)
+            return -a * torch.exp(-t * (w_tau.abs() + heads.abs())) * heads + a
         ff1, ff2, t_a, t_b = heads.chunk(4, dim=-1)
         gate = torch.sigmoid(t_a * t + t_b)
         if self.mode == "no_gate":
@@ -85,8 +113,8 @@ class CfCCell(nn.Module):
         return torch.tanh(ff1) * (1.0 - gate) + gate * torch.tanh(ff2)
 
 
-class LTCCell(nn.Module):
-    """K liquid time-constant cells, fully connected; ``forward(u, h, dt, tau) -> h'``.
+class LTCCell(LiquidCell):
+    """K liquid time-constant cells, fully connected.
 
     Positivity of ``w, sensory_w, cm, gleak`` is kept by softplus (ncps's
     ``implicit_param_constraints=True``), the same in the cell and in every wrapper.
@@ -120,47 +148,62 @@ class LTCCell(nn.Module):
         self.input_w, self.input_b = nn.Parameter(torch.ones(k, f)), nn.Parameter(torch.zeros(k, f))
         self.output_w, self.output_b = nn.Parameter(torch.ones(k, h)), nn.Parameter(torch.zeros(k, h))
 
-    def forward(self, u: torch.Tensor, h: torch.Tensor, dt: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+    def project_input(self, u: torch.Tensor) -> torch.Tensor:
+        """The affine input map of ncps, per expert: ``(B, T, F)`` -> ``(T, K, B, F)``."""
+        return u.transpose(0, 1).unsqueeze(1) * self.input_w.unsqueeze(1) + self.input_b.unsqueeze(1)
+
+    def step(self, u: torch.Tensor, h: torch.Tensor, dt: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
         softplus = nn.functional.softplus
-        u = _per_expert_input(u, self.experts) * self.input_w + self.input_b  # (B, K, F)
-        # synaptic activations: sigmoid(sigma * (v_pre - mu)) over (pre, post) pairs
-        sensory = softplus(self.sensory_w) * torch.sigmoid(self.sensory_sigma * (u.unsqueeze(-1) - self.sensory_mu))
-        numerator_sensory = (sensory * self.sensory_erev).sum(dim=-2)  # (B, K, H)
+
+        def per_expert(p: torch.Tensor) -> torch.Tensor:  # (K, ...) -> (K, 1, ...) to broadcast over B
+            return p.unsqueeze(1)
+
+        # synaptic activations sigmoid(sigma * (v_pre - mu)) over (pre, post) pairs: (K, B, pre, post)
+        sensory = per_expert(softplus(self.sensory_w)) * torch.sigmoid(
+            per_expert(self.sensory_sigma) * (u.unsqueeze(-1) - per_expert(self.sensory_mu))
+        )
+        numerator_sensory = (sensory * per_expert(self.sensory_erev)).sum(dim=-2)  # (K, B, H)
         denominator_sensory = sensory.sum(dim=-2)
-        cm_t = softplus(self.cm) / (_scaled_time(dt, tau) / self.ode_unfolds)
-        w, gleak = softplus(self.w), softplus(self.gleak)
+        cm_t = per_expert(softplus(self.cm)) / (_scaled_time(dt, tau) / self.ode_unfolds)
+        w, gleak, vleak = per_expert(softplus(self.w)), per_expert(softplus(self.gleak)), per_expert(self.vleak)
+        sigma, mu, erev = per_expert(self.sigma), per_expert(self.mu), per_expert(self.erev)
         v = h
         for _ in range(self.ode_unfolds):  # fused semi-implicit Euler steps
-            activation = w * torch.sigmoid(self.sigma * (v.unsqueeze(-1) - self.mu))  # (B, K, H, H)
-            numerator = cm_t * v + gleak * self.vleak + (activation * self.erev).sum(-2) + numerator_sensory
+            activation = w * torch.sigmoid(sigma * (v.unsqueeze(-1) - mu))
+            numerator = cm_t * v + gleak * vleak + (activation * erev).sum(-2) + numerator_sensory
             denominator = cm_t + gleak + activation.sum(-2) + denominator_sensory
             v = numerator / (denominator + self.epsilon)
         return v
 
     def readout(self, h: torch.Tensor) -> torch.Tensor:
-        """The affine output map of ncps (``output_w * h + output_b``)."""
+        """The affine output map of ncps (``output_w * h + output_b``), ``h (B, K, H)``."""
         return h * self.output_w + self.output_b
 
 
-class CTRNNCell(nn.Module):
-    """K continuous-time RNNs, ``x <- x + (dt / tau) * (-x + tanh(x W + u U + b))``; ``forward(u, h, dt, tau)``."""
+class CTRNNCell(LiquidCell):
+    """K continuous-time RNNs, ``x <- x + (dt / tau) * (-x + tanh(W x + U u + b))``."""
 
     def __init__(self, input_size: int, hidden_size: int, experts: int = 1, integrator: str = "exponential"):
         super().__init__()
         if integrator not in ("euler", "exponential"):
             raise ValueError(f"integrator must be euler or exponential, got {integrator!r}")
         self.input_size, self.hidden_size, self.experts, self.integrator = input_size, hidden_size, experts, integrator
-        self.weight, self.bias = _expert_linear(experts, input_size + hidden_size, hidden_size)
+        weight, bias = _expert_weights(experts, input_size + hidden_size, hidden_size)
+        self.input_weight = nn.Parameter(weight[:, :input_size].clone())  # U
+        self.state_weight = nn.Parameter(weight[:, input_size:].clone())  # W
+        self.bias = nn.Parameter(bias)
 
-    def forward(self, u: torch.Tensor, h: torch.Tensor, dt: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([_per_expert_input(u, self.experts), h], dim=-1)
-        target = torch.tanh(torch.einsum("bki,kio->bko", x, self.weight) + self.bias)
+    def project_input(self, u: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("btf,kfh->tkbh", u, self.input_weight) + self.bias.unsqueeze(1)
+
+    def step(self, projected: torch.Tensor, h: torch.Tensor, dt: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+        target = torch.tanh(torch.baddbmm(projected, h, self.state_weight))
         ratio = _scaled_time(dt, tau)
         step = ratio if self.integrator == "euler" else -torch.expm1(-ratio)
         return h + step * (target - h)
 
 
-CELLS: dict[str, type[nn.Module]] = {"cfc": CfCCell, "ltc": LTCCell, "ctrnn": CTRNNCell}
+CELLS: dict[str, type[LiquidCell]] = {"cfc": CfCCell, "ltc": LTCCell, "ctrnn": CTRNNCell}
 
 
 class LiquidExperts(nn.Module):
@@ -171,7 +214,7 @@ class LiquidExperts(nn.Module):
     a sequence's last state is the same alone or in a padded batch.
     """
 
-    def __init__(self, cell: nn.Module, tau: torch.Tensor, learnable_tau: bool = False, band: float = 2.0):
+    def __init__(self, cell: LiquidCell, tau: torch.Tensor, learnable_tau: bool = False, band: float = 2.0):
         super().__init__()
         self.cell = cell
         tau = torch.as_tensor(tau, dtype=torch.float32).reshape(-1)
@@ -193,12 +236,17 @@ class LiquidExperts(nn.Module):
         self, u: torch.Tensor, dt: torch.Tensor, step_mask: torch.Tensor, h0: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         batch, steps = u.shape[:2]
-        h = h0 if h0 is not None else u.new_zeros(batch, self.cell.experts, self.cell.hidden_size)
+        experts, hidden = self.cell.experts, self.cell.hidden_size
+        h = h0.transpose(0, 1).contiguous() if h0 is not None else u.new_zeros(experts, batch, hidden)
         tau = self.tau
+        # the input's share of every step in one matmul; unbind (not indexing) so backward stacks the
+        # per-step gradients once instead of zero-filling a full-size tensor per step
+        projected = self.cell.project_input(u).unbind(0)
+        keep = (step_mask > 0).t().reshape(steps, 1, batch, 1).unbind(0)
+        dts = dt.t().unbind(0)
         states = []
         for t in range(steps):
-            new = self.cell(u[:, t], h, dt[:, t], tau)
-            keep = step_mask[:, t].reshape(-1, 1, 1) > 0
-            h = torch.where(keep, new, h)  # where, not a blend: a padded step's values never leak in
+            h = torch.where(keep[t], self.cell.step(projected[t], h, dts[t], tau), h)  # hold on padding
             states.append(h)
-        return torch.stack(states, dim=1), h
+        stacked = torch.stack(states, dim=0)  # (T, K, B, H)
+        return stacked.permute(2, 0, 1, 3), h.transpose(0, 1)
