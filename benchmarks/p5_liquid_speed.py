@@ -11,6 +11,10 @@ activation memory (bytes of tensors autograd saves for backward, counted exactly
 FLOPs per step (torch's FlopCounterMode) and the achieved fraction of the machine's dense matmul rate,
 which the script measures itself with one large ``torch.matmul``.
 
+"Same total width" means the single networks have ``K * hidden`` state units (and the ncps CfC
+``K * units`` backbone units), as many as the K experts together; the experts' weights are
+block-diagonal across experts, so they cost fewer FLOPs than one network of that width.
+
 The mixture is the same in every MoE variant: K CfC experts (``dt / tau_k`` per expert), a readout per
 expert, a step gate over ``[input, states]``, the gated sum; only how the experts are computed differs.
 """
@@ -83,11 +87,11 @@ class NcpsMixture(nn.Module):
 
 
 class NcpsSingle(nn.Module):
-    """One ncps CfC cell of total width ``K * hidden``, looped over steps."""
+    """One ncps CfC cell of the same total width: ``K * hidden`` state and ``K * units`` backbone units."""
 
     def __init__(self, k: int, hidden: int, units: int, d_model: int) -> None:
         super().__init__()
-        self.cell = NcpsCfCCell(2 * N_FEATURES, k * hidden, backbone_units=units)
+        self.cell = NcpsCfCCell(2 * N_FEATURES, k * hidden, backbone_units=k * units)
         self.head = nn.Linear(k * hidden, 1)
         self.width = k * hidden
 

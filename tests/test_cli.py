@@ -95,3 +95,15 @@ def test_datasets_and_models_listings(capsys):
         assert name in out
     assert main(["models"]) == 0
     assert "lstm" in capsys.readouterr().out
+
+
+def test_evaluate_writes_mrmoe_attention_and_gate_plots(small_physionet, tmp_path, capsys):
+    run = tmp_path / "mrmoe"
+    small = ["model.hidden_size=8", "model.d_model=8", "model.backbone_units=16", "training.max_epochs=1",
+             "trainer.accelerator=cpu", "data.split_file=null", f"data.root={small_physionet}"]  # fmt: skip
+    assert main(["train", "configs/mrmoe-physionet2012.yaml", "--out", str(run), *[f"--set={s}" for s in small]]) == 0
+    assert main(["evaluate", str(run)]) == 0
+    out = capsys.readouterr().out
+    for name in ("feature_attention.png", "stays.png"):
+        path = run / "plots" / name
+        assert f"plot: {path}" in out and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

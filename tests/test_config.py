@@ -68,3 +68,14 @@ def test_resolved_config_round_trips_through_yaml(tmp_path):
     config = load_config("configs/lstm-physionet2012.yaml", ["model.hidden_size=8"])
     again = resolve(yaml.safe_load(config.to_yaml()))
     assert again.to_dict() == config.to_dict()
+
+
+def test_every_shipped_recipe_resolves():
+    from pathlib import Path
+
+    recipes = sorted(Path("configs").glob("*.yaml"))
+    assert len(recipes) >= 9
+    for recipe in recipes:
+        config = load_config(recipe)
+        model, data = recipe.stem.split("-", 1)
+        assert config.model["name"] == model and config.data["name"].replace("_", "") == data.replace("_", "")

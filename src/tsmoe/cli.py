@@ -59,12 +59,14 @@ def _data_overrides(pairs: list[str]) -> dict:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from tsmoe import io as run_io
+    from tsmoe.analysis.plots import write_interpretation_plots
     from tsmoe.estimator import Estimator
 
     estimator = Estimator.load(args.run_dir)
     overrides = _data_overrides(args.set)
     split = args.split or ("all" if "root" in overrides else "default")
-    metrics = estimator.evaluate(split=split, data_overrides=overrides)
+    prepared = estimator.prepare_data(split=split, data_overrides=overrides)
+    metrics = estimator.score(prepared)
     where = overrides.get("root") or "the training data"
     name = "metrics.json" if not overrides and split == "default" else "metrics-eval.json"
     run_io.write_json(Path(args.run_dir) / name, {"split": split, "data": overrides, **metrics})
@@ -72,6 +74,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         metrics,
         f"{estimator.config.model['name']} on {where} (split '{split}'), written to {Path(args.run_dir) / name}:",
     )
+    if not args.no_plots:
+        for path in write_interpretation_plots(estimator.model_, prepared, Path(args.run_dir) / "plots"):
+            print(f"plot: {path}")
     return 0
 
 
@@ -146,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="default: the run's test split; all: every item (the default when data.root is set)",
     )
+    evaluate.add_argument("--no-plots", action="store_true", help="skip the gate/attention plots")
     evaluate.set_defaults(func=cmd_evaluate)
 
     predict = sub.add_parser("predict", help="predict from a file or folder with a saved run")

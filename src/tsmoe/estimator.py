@@ -218,13 +218,22 @@ class Estimator:
             )
         return prepared
 
+    def prepare_data(
+        self, data: Any = None, split: SplitChoice = "default", data_overrides: dict[str, Any] | None = None
+    ) -> PreparedData:
+        """The data prepared with this model's fitted statistics (its ``test`` part is what gets scored)."""
+        return self._prepare_for_inference(data, split, data_overrides)
+
+    def score(self, prepared: PreparedData) -> dict[str, float]:
+        """Metrics of this model on the ``test`` part of data from :meth:`prepare_data`."""
+        return self._score(prepared, prepared.test)
+
     def evaluate(
         self, data: Any = None, split: SplitChoice = "default", data_overrides: dict[str, Any] | None = None
     ) -> dict[str, float]:
         """Metrics on the test split (``split="default"``) or on every item (``"all"``) of ``data``
         (default: the configured data set, with ``data_overrides`` such as another ``root``)."""
-        prepared = self._prepare_for_inference(data, split, data_overrides)
-        return self._score(prepared, prepared.test)
+        return self.score(self._prepare_for_inference(data, split, data_overrides))
 
     def predict(
         self, data: Any = None, split: SplitChoice = "default", data_overrides: dict[str, Any] | None = None

@@ -1,0 +1,1 @@
+"""Looking inside trained models: what the gates, the attention and the experts do."""
