@@ -106,11 +106,12 @@ class CfCCell(LiquidCell):
         if self.mode == "pure":
             a, w_tau = self.A.unsqueeze(1), self.w_tau.unsqueeze(1)
             return -a * torch.exp(-t * (w_tau.abs() + heads.abs())) * heads + a
-        ff1, ff2, t_a, t_b = heads.chunk(4, dim=-1)
-        gate = torch.sigmoid(t_a * t + t_b)
+        h = self.hidden_size
+        ff1, ff2 = torch.tanh(heads[..., : 2 * h]).chunk(2, dim=-1)  # one tanh for both heads
+        gate = torch.sigmoid(heads[..., 2 * h : 3 * h] * t + heads[..., 3 * h :])
         if self.mode == "no_gate":
-            return torch.tanh(ff1) + gate * torch.tanh(ff2)
-        return torch.tanh(ff1) * (1.0 - gate) + gate * torch.tanh(ff2)
+            return ff1 + gate * ff2
+        return ff1 + gate * (ff2 - ff1)  # = ff1 * (1 - gate) + gate * ff2, one op fewer
 
 
 class LTCCell(LiquidCell):
