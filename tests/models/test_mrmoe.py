@@ -7,6 +7,7 @@ import torch
 from tsmoe import Estimator
 from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, collate_irregular
 from tsmoe.data.physionet2012 import load_physionet2012
+from tsmoe.errors import DataError
 from tsmoe.layers.gate import StepGate, load_balancing_loss
 from tsmoe.models.registry import build_model
 
@@ -90,7 +91,7 @@ def test_stay_with_no_observation_and_negative_gaps(batch_items):
     assert torch.isfinite(out["output"]).all()
     batch = collate_irregular(batch_items)
     batch["dt"][0, 1] = -1.0
-    with pytest.raises(ValueError, match="negative time gaps"):
+    with pytest.raises(DataError, match="negative time gaps"):
         tiny("mrmoe")(batch)
 
 
@@ -116,3 +117,18 @@ def test_mrmoe_trains_and_reloads_through_the_one_path(small_physionet, tmp_path
     ).fit(run_dir=tmp_path / "mrmoe")
     assert np.isfinite(estimator.metrics_["auroc"])
     assert Estimator.load(tmp_path / "mrmoe").evaluate() == pytest.approx(estimator.metrics_, abs=1e-7)
+
+
+@pytest.mark.parametrize("cell", ["cfc", "ltc", "ctrnn"])
+def test_zero_gaps_and_never_observed_variables_give_a_finite_loss(cell, batch_items):
+    batch = collate_irregular(batch_items)
+    batch["dt"][:, :3] = 0.0  # several observations at the same instant (and padding, whose dt is 0)
+    batch["values"][..., 5] = 0.0
+    batch["mask"][..., 5] = 0.0  # variable 5 is never observed in this batch
+    model = tiny("mrmoe", cell=cell).train()
+    out = model(batch)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(out["output"], torch.tensor([0.0, 1.0, 0.0]))
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    assert torch.all(out["feature_attention"][..., 5] == 0)

@@ -25,6 +25,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from tsmoe.errors import DataError
 from tsmoe.layers.attention import FeatureAttention, TemporalAttention
 from tsmoe.layers.gate import StepGate, load_balancing_loss
 from tsmoe.layers.liquid import CfCCell, CTRNNCell, LiquidExperts, LTCCell
@@ -122,7 +123,7 @@ class MRMoE(nn.Module):
             values, alpha = self.features(values, mask)
         u = torch.cat([values, mask], dim=-1)  # (B, T, 2F)
         if torch.any(batch["dt"] < 0):
-            raise ValueError("MR-MoE: negative time gaps in batch['dt']; times must increase within a sequence")
+            raise DataError("MR-MoE: negative time gaps in batch['dt']; times must increase within a sequence")
         states, _ = self.experts(u, batch["dt"].clamp(min=self.params.min_dt), step_mask)  # (B, T, K', H)
         if self.quasi_steady:  # the fast expert's state, read off the slowest state and the input
             fast = torch.tanh(self.fast_map(torch.cat([u, states[:, :, -1]], dim=-1)))
