@@ -204,14 +204,39 @@ def measure(k: int, hidden: int, steps: int, batch_size: int, units: int, repeat
     return row
 
 
+def markdown_table(result: dict) -> str:
+    """The results as a markdown table: throughput (sequences/s) and activation memory per variant."""
+    names = list(VARIANTS)
+    lines = [
+        "| K | H | T | "
+        + " | ".join(f"{n} seq/s (MiB)" for n in names)
+        + " | fused / ncps-assembled | fused / ncps same width |",
+        "|---|---|---|" + "---|" * (len(names) + 2),
+    ]
+    for r in result["results"]:
+        cells = [
+            f"{r['variants'][n]['sequences_per_second']:.0f} ({r['variants'][n]['activation_mib']:.0f})" for n in names
+        ]
+        lines.append(
+            f"| {r['experts']} | {r['hidden']} | {r['steps']} | "
+            + " | ".join(cells)
+            + f" | {r['speedup_vs_ncps_assembled']:.2f}x | {r['speedup_vs_ncps_same_width']:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out", required=True, help="results JSON to write (or, with --table, to read)")
+    parser.add_argument("--table", action="store_true", help="print the markdown table of an existing --out file")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--units", type=int, default=64, help="CfC backbone width")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="one small setting (a smoke test)")
     args = parser.parse_args()
+    if args.table:
+        print(markdown_table(json.loads(Path(args.out).read_text())))
+        return
 
     peak = matmul_rate()
     settings = (
@@ -227,7 +252,10 @@ def main() -> None:
     for k, hidden, steps in settings:
         row = measure(k, hidden, steps, args.batch, args.units, args.repeats)
         for entry in row.values():
-            entry["fraction_of_matmul_peak"] = entry["gflop_per_step"] * 1e9 / entry["seconds_per_step"] / peak
+            counted = entry["gflop_per_step"] > 0  # FlopCounterMode cannot see inside torch's fused LSTM kernel
+            entry["fraction_of_matmul_peak"] = (
+                entry["gflop_per_step"] * 1e9 / entry["seconds_per_step"] / peak if counted else None
+            )
         fused, assembled, single = row["tsmoe_fused"], row["ncps_assembled"], row["ncps_cfc_same_width"]
         results.append(
             {
