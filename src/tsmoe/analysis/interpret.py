@@ -25,14 +25,17 @@ class SequenceExtras:
     extras: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
     def feature_importance(self) -> np.ndarray:
-        """Mean feature-attention weight of each variable over all observed steps of all sequences, ``(F,)``.
+        """Each variable's attention relative to uniform, averaged where it was observed, ``(F,)``.
 
-        Averaged only where the variable was observed: an unobserved variable has weight 0 by
-        construction and would otherwise rank low just for being rare.
+        At a step with ``n`` observed variables the weights sum to 1, so ``alpha * n`` is 1 for a variable
+        weighted like the average one (and is the factor the model multiplies the value by). Averaging
+        ``alpha`` itself would favour variables that are usually measured alone (a lab value drawn on its
+        own gets a large share of a small sum); averaging only where observed keeps rare variables fair.
         """
         weights = np.concatenate(self.extras["feature_attention"])  # (S, F)
         mask = np.concatenate(self.masks)
-        return (weights * mask).sum(0) / np.maximum(mask.sum(0), 1)
+        relative = weights * mask.sum(1, keepdims=True)
+        return (relative * mask).sum(0) / np.maximum(mask.sum(0), 1)
 
 
 @torch.no_grad()

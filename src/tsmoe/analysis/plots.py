@@ -14,12 +14,13 @@ from tsmoe.analysis.interpret import SequenceExtras  # noqa: E402
 
 
 def plot_feature_attention(extras: SequenceExtras, names: tuple[str, ...], path: Path, top: int = 20) -> Path:
-    """Bar chart of the variables ranked by mean feature attention where observed."""
+    """Bar chart of the variables ranked by attention relative to uniform (see ``feature_importance``)."""
     importance = extras.feature_importance()
     order = np.argsort(importance)[::-1][:top]
     fig, ax = plt.subplots(figsize=(7, 0.3 * len(order) + 1.2))
     ax.barh([names[i] for i in order][::-1], importance[order][::-1], color="#3b6ea8")
-    ax.set_xlabel("mean attention weight where observed")
+    ax.axvline(1.0, color="grey", linewidth=0.8, linestyle="--")
+    ax.set_xlabel("attention relative to uniform, where observed (1 = average variable)")
     ax.set_title("Feature attention: which variables the model weighs most")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
