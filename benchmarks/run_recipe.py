@@ -37,10 +37,16 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--append", action="store_true", help="keep the runs already in --out; run only new seeds")
     args = parser.parse_args()
 
-    runs = []
-    for seed in args.seeds:
+    out = Path(args.out)
+    previous = json.loads(out.read_text()) if args.append and out.exists() else None
+    runs = list(previous["runs"]) if previous else []
+    if previous and previous["config"] != load_config(args.config, args.set).to_dict():
+        raise SystemExit(f"{out} was made with another config; it cannot be appended to")
+    done = {run["seed"] for run in runs}
+    for seed in (s for s in args.seeds if s not in done):
         config = load_config(args.config, [*args.set, f"seed={seed}"])
         with tempfile.TemporaryDirectory() as folder:
             started = time.perf_counter()
@@ -58,6 +64,12 @@ def main() -> None:
         }
         runs.append(run)
         print(json.dumps(run), flush=True)
+        # rewritten after every seed, so a long benchmark that is stopped keeps what it finished
+        write_result(out, runs, args, previous)
+    print(json.dumps(json.loads(out.read_text())["summary"], indent=2))
+
+
+def write_result(out: Path, runs: list[dict], args: argparse.Namespace, previous: dict | None) -> None:
     keys = runs[0]["test"].keys()
     summary = {
         key: {
@@ -69,22 +81,20 @@ def main() -> None:
     result = {
         "command": "python " + " ".join(sys.argv),
         "config": load_config(args.config, args.set).to_dict(),
-        "seeds": args.seeds,
+        "seeds": sorted(r["seed"] for r in runs),
         "summary": summary,
         "seconds_per_epoch_mean": statistics.fmean(r["seconds_per_epoch"] for r in runs),
-        "peak_memory_mib": peak_memory_mib(),
+        "peak_memory_mib": max(peak_memory_mib(), previous["peak_memory_mib"] if previous else 0.0),
         "machine": {
             "platform": platform.platform(),
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
             "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         },
-        "runs": runs,
+        "runs": sorted(runs, key=lambda r: r["seed"]),
     }
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":
