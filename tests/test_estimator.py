@@ -147,3 +147,29 @@ def test_tensorboard_logging_is_an_option(tmp_path):
         logging={"tensorboard": True},
     ).fit(run_dir=tmp_path / "tb")
     assert list((tmp_path / "tb" / "tensorboard").rglob("events.out.tfevents.*"))
+
+
+def test_regression_of_length_of_stay(small_physionet, caplog):
+    import logging
+
+    caplog.set_level(logging.WARNING)
+    estimator = Estimator(
+        "lstm",
+        "physionet2012",
+        model_params=TINY_LSTM,
+        training={"max_epochs": 3, "lr": 0.01},
+        data_params={"root": str(small_physionet), "split_file": None, "label": "Length_of_stay"},
+        trainer={"accelerator": "cpu"},
+    ).fit()
+    assert estimator.meta_["task"] == "regression" and set(estimator.metrics_) == {"mse", "mae", "mape"}
+    values = estimator.predict()
+    assert 3 < values.mean() < 40  # days, on the target's own scale (the training mean is about 13)
+    with pytest.raises(ConfigError, match="predict_proba is for classifiers"):
+        estimator.predict_proba()
+    # a mean predictor has MSE = the test variance; a trained model must not be far worse than that
+    from tsmoe.data.physionet2012 import load_physionet2012
+
+    labels = load_physionet2012(small_physionet, label="Length_of_stay").labels
+    assert estimator.metrics_["mse"] < 1.5 * np.nanvar(labels)
+    if np.isnan(labels).any():
+        assert "have no target" in caplog.text

@@ -195,6 +195,8 @@ class Estimator:
 
     def _score(self, prepared: PreparedData, dataset: Dataset) -> dict[str, float]:
         output, targets = self._outputs(dataset, prepared.collate)
+        if prepared.task == "regression":  # metrics on the target's own scale
+            return compute_metrics("regression", self.to_target_scale(output), self.to_target_scale(targets["target"]))
         if prepared.task != "forecast":
             return compute_metrics(prepared.task, output, targets["target"])
         channels = prepared.target_channels
@@ -203,6 +205,10 @@ class Estimator:
         if params.metrics_scale == "original" and prepared.scaler is not None:
             output, target = prepared.scaler.inverse(output, channels), prepared.scaler.inverse(target, channels)
         return compute_metrics("forecast", output, target)
+
+    def to_target_scale(self, scaled: torch.Tensor) -> torch.Tensor:
+        """Undo the training z-score of a regression target."""
+        return scaled.float() * float(self.state_["target_std"][0]) + float(self.state_["target_mean"][0])
 
     def _prepare_for_inference(
         self, data: Any, split: SplitChoice, data_overrides: dict[str, Any] | None
@@ -238,9 +244,12 @@ class Estimator:
     def predict(
         self, data: Any = None, split: SplitChoice = "default", data_overrides: dict[str, Any] | None = None
     ) -> np.ndarray:
-        """Class labels ``(N,)`` for classifiers; forecasts ``(N, horizon, n_targets)`` on the original scale."""
+        """Class labels ``(N,)`` for classifiers, values ``(N,)`` for regression, forecasts
+        ``(N, horizon, n_targets)``; values and forecasts on the original scale."""
         prepared = self._prepare_for_inference(data, split, data_overrides)
         output, _ = self._outputs(prepared.test, prepared.collate)
+        if prepared.task == "regression":
+            return self.to_target_scale(output).numpy()
         if prepared.task == "binary":
             return (torch.sigmoid(output) >= 0.5).long().numpy()
         if prepared.task == "multiclass":
@@ -253,8 +262,8 @@ class Estimator:
     ) -> np.ndarray:
         """Class probabilities ``(N, n_classes)`` (classifiers only)."""
         prepared = self._prepare_for_inference(data, split, data_overrides)
-        if prepared.task == "forecast":
-            raise ConfigError("predict_proba is for classifiers; this model forecasts: use predict")
+        if prepared.task in ("forecast", "regression"):
+            raise ConfigError(f"predict_proba is for classifiers; this model's task is {prepared.task}: use predict")
         output, _ = self._outputs(prepared.test, prepared.collate)
         prob = probabilities(prepared.task, output)
         return (torch.stack([1 - prob, prob], dim=-1) if prepared.task == "binary" else prob).numpy()

@@ -1,6 +1,6 @@
 """Every metric tsmoe reports, in one place; keys are lower case.
 
-- forecasting: ``mse``, ``mae``, ``mape`` (mean absolute percentage error, in %, over targets != 0);
+- forecasting and regression: ``mse``, ``mae``, ``mape`` (mean absolute percentage error, in %, over targets != 0);
 - binary classification: ``auroc``, ``auprc`` (average precision), ``accuracy`` (threshold 0.5);
 - multiclass: ``accuracy``, ``auroc`` (macro, one-vs-rest).
 
@@ -21,9 +21,10 @@ def probabilities(task: str, logits: torch.Tensor) -> torch.Tensor:
 
 
 def compute_metrics(task: str, output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    """Score model outputs: logits for classification, forecasts ``(N, H, C)`` (targets only) otherwise."""
+    """Score model outputs: logits for classification; values ``(N,)`` or forecasts ``(N, H, C)``
+    (targets only) for regression and forecasting."""
     output, target = output.detach().float().cpu(), target.detach().cpu()
-    if task == "forecast":
+    if task in ("forecast", "regression"):
         error = output - target.float()
         nonzero = target != 0
         ape = (error.abs() / target.float().abs())[nonzero]

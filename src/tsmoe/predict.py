@@ -48,6 +48,9 @@ def _predict_stays(estimator, path: Path) -> pd.DataFrame:
     data = load_physionet2012(path) if list(path.glob("set-*")) else _stays_without_labels(path)
     dataset = IrregularDataset(data, IrregularNormalizer.from_state(estimator.state_))
     logits = estimator.predict_dataset(dataset, collate_irregular)
+    if estimator.meta_["task"] == "regression":
+        values = estimator.to_target_scale(logits).numpy()
+        return pd.DataFrame({"record_id": data.record_ids, "prediction": values})
     if estimator.meta_["task"] == "binary":
         prob = torch.sigmoid(logits).numpy()
         return pd.DataFrame(

@@ -117,3 +117,11 @@ def test_empty_outcomes_file_and_bad_label(tmp_path):
     outcomes.write_text("\n".join([lines[0], ",".join(fields), *lines[2:]]))
     with pytest.raises(DataError, match="column 'In-hospital_death', row 1: label must be 0 or 1"):
         load_physionet2012(root)
+
+
+def test_regression_labels_mark_missing_as_nan():
+    data = load_physionet2012(label="Length_of_stay")
+    assert data.labels.dtype == np.float32
+    assert int(np.isnan(data.labels).sum()) == 60 + 54  # the -1 entries of Outcomes-a and Outcomes-b
+    with pytest.raises(DataError, match="columns 'RecordID' and 'Mood' are required"):
+        load_physionet2012(label="Mood")

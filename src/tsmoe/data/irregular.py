@@ -12,7 +12,7 @@ series instead of a length-0 sequence.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -94,16 +94,20 @@ class IrregularSet:
 
 @dataclass(frozen=True)
 class IrregularNormalizer:
-    """Z-scores of observed values and static descriptors, with statistics from training records only.
+    """Z-scores of observed values, static descriptors and (regression) targets, with statistics from
+    training records only.
 
-    ``value_mean/value_std (F,)``, ``static_mean/static_std (P,)``. A variable never observed in
-    training gets mean 0 and std 1 (it stays masked everywhere in training anyway).
+    ``value_mean/value_std (F,)``, ``static_mean/static_std (P,)``, ``target_mean/target_std (1,)``
+    (0 and 1 for class labels, which are not scaled). A variable never observed in training gets mean 0
+    and std 1 (it stays masked everywhere in training anyway).
     """
 
     value_mean: np.ndarray
     value_std: np.ndarray
     static_mean: np.ndarray
     static_std: np.ndarray
+    target_mean: np.ndarray = field(default_factory=lambda: np.zeros(1, np.float32))
+    target_std: np.ndarray = field(default_factory=lambda: np.ones(1, np.float32))
 
     @classmethod
     def fit(cls, data: IrregularSet) -> IrregularNormalizer:
@@ -119,20 +123,25 @@ class IrregularNormalizer:
 
         value_mean, value_std = stats(data.values.astype(np.float64))
         static_mean, static_std = stats(data.static.astype(np.float64))
+        if is_regression(data.labels):
+            target_mean, target_std = stats(data.labels.astype(np.float64)[:, None])
+            return cls(value_mean, value_std, static_mean, static_std, target_mean, target_std)
         return cls(value_mean, value_std, static_mean, static_std)
 
     def state(self) -> dict[str, np.ndarray]:
         """The fitted statistics, to be saved beside a model."""
-        return {
-            "value_mean": self.value_mean,
-            "value_std": self.value_std,
-            "static_mean": self.static_mean,
-            "static_std": self.static_std,
-        }
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
     @classmethod
     def from_state(cls, state: dict[str, np.ndarray]) -> IrregularNormalizer:
-        return cls(**{name: np.asarray(state[name], dtype=np.float32) for name in cls.__dataclass_fields__})
+        return cls(
+            **{name: np.asarray(state[name], dtype=np.float32) for name in cls.__dataclass_fields__ if name in state}
+        )
+
+
+def is_regression(labels: np.ndarray) -> bool:
+    """Float labels are regression targets; integer labels are classes."""
+    return np.issubdtype(labels.dtype, np.floating)
 
 
 class IrregularDataset(Dataset):
@@ -140,7 +149,7 @@ class IrregularDataset(Dataset):
 
     An item holds ``values (T, F)`` (z-scored, 0 where unobserved), ``mask (T, F)`` (1 where observed),
     ``times (T,)`` hours, ``static (P,)`` (z-scored, 0 where missing), ``static_mask (P,)`` and
-    ``target ()``.
+    ``target ()`` (the class, or the z-scored regression target).
     """
 
     def __init__(self, data: IrregularSet, normalizer: IrregularNormalizer) -> None:
@@ -154,6 +163,10 @@ class IrregularDataset(Dataset):
             np.float32
         )
         self.static_mask = static_mask.astype(np.float32)
+        if is_regression(data.labels):  # z-scored with the training statistics; classes stay as they are
+            self.targets = ((data.labels - normalizer.target_mean[0]) / normalizer.target_std[0]).astype(np.float32)
+        else:
+            self.targets = data.labels
 
     def __len__(self) -> int:
         return len(self.data)
@@ -172,7 +185,7 @@ class IrregularDataset(Dataset):
             "times": torch.from_numpy(times),
             "static": torch.from_numpy(self.static[index]),
             "static_mask": torch.from_numpy(self.static_mask[index]),
-            "target": torch.tensor(self.data.labels[index]),
+            "target": torch.tensor(self.targets[index]),
         }
 
 

@@ -97,26 +97,30 @@ def _read_text(path: Path) -> str:
     return path.read_text()
 
 
-def _parse_outcomes(path: Path) -> dict[int, int]:
+def _parse_outcomes(path: Path, label: str) -> dict[int, float]:
+    """RecordID -> outcome in column ``label``. ``In-hospital_death`` must be 0 or 1; in the other
+    columns (``Length_of_stay``, ``SAPS-I``, ``SOFA``, ``Survival``) ``-1`` means missing (NaN)."""
     lines = _read_text(path).splitlines()
     if not lines:
-        raise DataError(f"file '{path}' is empty: expected a header with RecordID and {LABEL}")
+        raise DataError(f"file '{path}' is empty: expected a header with RecordID and {label}")
     header = lines[0].strip().split(",")
-    if "RecordID" not in header or LABEL not in header:
-        raise DataError(f"file '{path}', header: columns 'RecordID' and '{LABEL}' are required, got {header}")
-    id_col, label_col = header.index("RecordID"), header.index(LABEL)
-    labels: dict[int, int] = {}
+    if "RecordID" not in header or label not in header:
+        raise DataError(f"file '{path}', header: columns 'RecordID' and '{label}' are required, got {header}")
+    id_col, label_col = header.index("RecordID"), header.index(label)
+    labels: dict[int, float] = {}
     for row, line in enumerate(lines[1:], start=1):
         if not line.strip():
             continue
         fields = line.strip().split(",")
         try:
-            record, label = int(fields[id_col]), int(fields[label_col])
+            record, value = int(fields[id_col]), float(fields[label_col])
         except (ValueError, IndexError):
-            raise DataError(f"file '{path}', row {row}: cannot read RecordID and {LABEL} from '{line}'") from None
-        if label not in (0, 1):
-            raise DataError(f"file '{path}', column '{LABEL}', row {row}: label must be 0 or 1, got {label}")
-        labels[record] = label
+            raise DataError(f"file '{path}', row {row}: cannot read RecordID and {label} from '{line}'") from None
+        if label == LABEL and value not in (0, 1):
+            raise DataError(
+                f"file '{path}', column '{LABEL}', row {row}: label must be 0 or 1, got {fields[label_col]}"
+            )
+        labels[record] = np.nan if (label != LABEL and value == -1) else value
     return labels
 
 
@@ -175,10 +179,10 @@ def parse_stay(name: str, text: str) -> tuple[int, np.ndarray, np.ndarray, np.nd
     return record_id, times, values, static.astype(np.float32)
 
 
-def _parse_sets(sets: dict[str, tuple[Path, Path]]) -> dict[str, np.ndarray]:
+def _parse_sets(sets: dict[str, tuple[Path, Path]], label: str) -> dict[str, np.ndarray]:
     ids, offsets, times, values, static, labels, set_names = [], [0], [], [], [], [], []
     for set_name, (stays, outcomes_path) in sets.items():
-        outcomes = _parse_outcomes(outcomes_path)
+        outcomes = _parse_outcomes(outcomes_path, label)
         seen = set()
         for name, text in _stay_files(stays):
             record_id, t, v, s = parse_stay(name, text)
@@ -207,16 +211,21 @@ def _parse_sets(sets: dict[str, tuple[Path, Path]]) -> dict[str, np.ndarray]:
         "times": np.concatenate(times).astype(np.float32),
         "values": np.concatenate(values).astype(np.float32),
         "static": np.stack(static).astype(np.float32),
-        "labels": np.array(labels, dtype=np.int64),
+        # the binary outcome stays integer (a class); every other outcome is a float target
+        "labels": np.array(labels, dtype=np.int64 if label == LABEL else np.float32),
         "sets": np.array(set_names),
     }
 
 
-def load_physionet2012(root: str | Path | None = None, sets: list[str] | None = None) -> IrregularSet:
+def load_physionet2012(
+    root: str | Path | None = None, sets: list[str] | None = None, label: str = LABEL
+) -> IrregularSet:
     """Load PhysioNet 2012 stays from ``root`` (default: the shipped sets A and B).
 
-    ``sets`` picks set names (``["a", "b"]``); default: every set found in ``root``. Parsed arrays are
-    cached on disk, keyed by the hash of the source files.
+    ``sets`` picks set names (``["a", "b"]``); default: every set found in ``root``. ``label`` is the
+    outcome column: ``In-hospital_death`` (binary, the default) or a number to regress
+    (``Length_of_stay``, ``SAPS-I``, ``SOFA``, ``Survival``; missing ``-1`` becomes NaN). Parsed arrays
+    are cached on disk, keyed by the hash of the source files and the label.
     """
     root = Path(root) if root is not None else default_root()
     found = find_sets(root)
@@ -228,8 +237,8 @@ def load_physionet2012(root: str | Path | None = None, sets: list[str] | None = 
     sources = [p for pair in found.values() for p in pair]
     if any(p.is_dir() for p in sources):  # a folder of stays: hash its files
         sources = [f for p in sources for f in (sorted(p.glob("*.txt")) if p.is_dir() else [p])]
-    key = hash_files(sources, extra="physionet2012:" + ",".join(found))
-    arrays = cached_arrays("physionet2012", key, lambda: _parse_sets(found))
+    key = hash_files(sources, extra=f"physionet2012:{label}:" + ",".join(found))
+    arrays = cached_arrays("physionet2012", key, lambda: _parse_sets(found, label))
     data = IrregularSet(
         record_ids=arrays["record_ids"],
         offsets=arrays["offsets"],

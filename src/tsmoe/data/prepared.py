@@ -1,7 +1,7 @@
 """From a loaded source to train/validation/test torch Datasets, with preprocessing fit on training data.
 
 Two task families share one container, :class:`PreparedData`:
-- classification of irregular series (:func:`prepare_classification`), split by record IDs;
+- classification or regression of irregular series (:func:`prepare_irregular`), split by record IDs;
 - forecasting over regular series (:func:`prepare_forecasting`), split in time order.
 
 ``state`` holds every fitted statistic (normalisers, scalers); passing it back (``fitted=state``) applies
@@ -10,6 +10,7 @@ a trained model's preprocessing to new data, as ``tsmoe evaluate`` and ``predict
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -17,23 +18,30 @@ from typing import Literal
 import numpy as np
 from torch.utils.data import Dataset
 
-from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, IrregularSet, collate_irregular
+from tsmoe.data.irregular import (
+    IrregularDataset,
+    IrregularNormalizer,
+    IrregularSet,
+    collate_irregular,
+    is_regression,
+)
 from tsmoe.data.series import SeriesSet
 from tsmoe.data.splits import IdSplit, borders_from_lengths, chronological_borders, stratified_split
 from tsmoe.data.windows import StandardScaler, WindowDataset, check_window_fits
 from tsmoe.errors import DataError
 
-Task = Literal["binary", "multiclass", "forecast"]
+Task = Literal["binary", "multiclass", "regression", "forecast"]
 InputKind = Literal["irregular", "window"]
 SplitChoice = Literal["default", "all"]
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class PreparedData:
     """Everything the training path needs from the data side.
 
-    ``dims`` holds the sizes models are built from: ``n_features``, ``n_static``, ``n_classes``
-    (classification) or ``lookback``, ``horizon``, ``n_channels`` (forecasting).
+    ``dims`` holds the sizes models are built from: ``n_features``, ``n_static`` (and ``n_classes`` for
+    classification) or ``lookback``, ``horizon``, ``n_channels`` (forecasting).
     """
 
     task: Task
@@ -50,7 +58,7 @@ class PreparedData:
     channel_names: tuple[str, ...] = ()
 
 
-def prepare_classification(
+def prepare_irregular(
     data: IrregularSet,
     split: IdSplit | None,
     seed: int,
@@ -60,29 +68,51 @@ def prepare_classification(
 ) -> PreparedData:
     """Split records (by ``split``, or stratified with ``seed``), normalise with training statistics.
 
+    Integer labels make a classification task (binary or multiclass); float labels a regression task,
+    whose records without a target (NaN) are left out of every part, with a logged count.
     ``which="all"`` puts every record in the test part (evaluating a trained model on other data);
     it needs ``fitted`` statistics.
     """
+    regression = is_regression(data.labels)
     if which == "all":
         if fitted is None:
             raise DataError("split 'all' evaluates a trained model: it needs the model's fitted statistics")
         empty = np.zeros(0, dtype=np.int64)
-        train_idx, val_idx, test_idx = empty, empty, np.arange(len(data))
+        parts = [empty, empty, np.arange(len(data))]
         split_record = {"kind": "all", "test": data.record_ids.tolist()}
     else:
-        split = split or stratified_split(data.record_ids, data.labels, fractions, seed)
-        train_idx, val_idx, test_idx = split.indices_in(data.record_ids, "the data")
+        if split is None:  # stratify classes, or quartiles of a regression target
+            strata = data.labels
+            if regression:
+                strata = np.digitize(data.labels, np.nanquantile(data.labels, [0.25, 0.5, 0.75]))
+                strata[np.isnan(data.labels)] = -1
+            split = stratified_split(data.record_ids, strata, fractions, seed)
+        parts = list(split.indices_in(data.record_ids, "the data"))
         split_record = {"kind": "ids", **split.to_json()}
+    if regression:
+        missing = [int(np.isnan(data.labels[p]).sum()) for p in parts]
+        if sum(missing):
+            log.warning(
+                "%d record(s) have no target (train %d, validation %d, test %d); they are left out",
+                sum(missing),
+                *missing,
+            )
+            parts = [p[~np.isnan(data.labels[p])] for p in parts]
+    train_idx, val_idx, test_idx = parts
     normalizer = (
         IrregularNormalizer.from_state(fitted)
         if fitted is not None
         else IrregularNormalizer.fit(data.subset(train_idx))
     )
-    n_classes = int(max(2, data.labels.max() + 1)) if len(data) else 2
+    if regression:
+        task, dims_extra = "regression", {}
+    else:
+        n_classes = int(max(2, data.labels.max() + 1)) if len(data) else 2
+        task, dims_extra = ("binary" if n_classes == 2 else "multiclass"), {"n_classes": n_classes}
     return PreparedData(
-        task="binary" if n_classes == 2 else "multiclass",
+        task=task,
         input_kind="irregular",
-        dims={"n_features": len(data.variables), "n_static": len(data.static_names), "n_classes": n_classes},
+        dims={"n_features": len(data.variables), "n_static": len(data.static_names), **dims_extra},
         train=IrregularDataset(data.subset(train_idx), normalizer),
         val=IrregularDataset(data.subset(val_idx), normalizer),
         test=IrregularDataset(data.subset(test_idx), normalizer),

@@ -20,7 +20,7 @@ from tsmoe.data.exchange_rate import load_exchange_rate
 from tsmoe.data.irregular import IrregularSet
 from tsmoe.data.long_format import read_long_csv
 from tsmoe.data.physionet2012 import load_physionet2012
-from tsmoe.data.prepared import PreparedData, SplitChoice, prepare_classification, prepare_forecasting
+from tsmoe.data.prepared import PreparedData, SplitChoice, prepare_forecasting, prepare_irregular
 from tsmoe.data.series import SeriesSet
 from tsmoe.data.splits import IdSplit
 from tsmoe.data.time_mmd import load_time_mmd
@@ -34,6 +34,7 @@ class PhysioNetParams:
 
     root: str | None = None  # folder with set-<x>/ or set-<x>.tar.gz and Outcomes-<x>.txt; None: shipped
     sets: list[str] | None = None  # e.g. [a, b]; None: every set in root
+    label: str = "In-hospital_death"  # or Length_of_stay, SAPS-I, SOFA, Survival (regression)
     split_file: str | None = "shipped"  # JSON of record IDs; "shipped": the committed P1 split; None: make one
     split_fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
 
@@ -113,7 +114,7 @@ DATASETS: dict[str, DatasetEntry] = {
             "physionet2012",
             PhysioNetParams,
             "PhysioNet/CinC 2012 ICU stays, sets A and B: 37 irregular variables, 5 static, in-hospital death",
-            lambda p: load_physionet2012(p.root, p.sets),
+            lambda p: load_physionet2012(p.root, p.sets, p.label),
             _shipped("physionet2012"),
         ),
         DatasetEntry(
@@ -184,7 +185,7 @@ def prepare(
             path = shipped_split_file() if params.split_file == "shipped" else Path(params.split_file)
             split = IdSplit.read(path)
         fractions = tuple(getattr(params, "split_fractions", (0.8, 0.1, 0.1)))
-        return prepare_classification(source, split, seed, fitted, which, fractions)  # type: ignore[arg-type]
+        return prepare_irregular(source, split, seed, fitted, which, fractions)  # type: ignore[arg-type]
     if isinstance(source, SeriesSet):
         lengths = tuple(params.split_lengths) if params.split_lengths else None
         return prepare_forecasting(

@@ -7,8 +7,8 @@ from torch import nn
 
 
 def n_outputs(task: str, dims: dict[str, int]) -> int:
-    """One logit for binary tasks, one per class for multiclass."""
-    return 1 if task == "binary" else int(dims["n_classes"])
+    """One logit for binary tasks, one per class for multiclass, one value for regression."""
+    return int(dims["n_classes"]) if task == "multiclass" else 1
 
 
 class StaticHead(nn.Module):

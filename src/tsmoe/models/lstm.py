@@ -30,7 +30,13 @@ def irregular_step_inputs(batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.cat([batch["values"], batch["mask"], torch.log1p(batch["dt"]).unsqueeze(-1)], dim=-1)
 
 
-@register("lstm", LSTMParams, "irregular", {"binary", "multiclass"}, "LSTM over irregular steps (values, mask, dt)")
+@register(
+    "lstm",
+    LSTMParams,
+    "irregular",
+    {"binary", "multiclass", "regression"},
+    "LSTM over irregular steps (values, mask, dt)",
+)
 class LSTMClassifier(nn.Module):
     """``batch`` (see :func:`tsmoe.data.irregular.collate_irregular`) -> logits ``(B,)`` or ``(B, K)``."""
 
@@ -58,7 +64,13 @@ class LSTMClassifier(nn.Module):
         return self.head(hidden[-1], batch["static"], batch["static_mask"])
 
 
-@register("gru", LSTMParams, "irregular", {"binary", "multiclass"}, "GRU over irregular steps (values, mask, dt)")
+@register(
+    "gru",
+    LSTMParams,
+    "irregular",
+    {"binary", "multiclass", "regression"},
+    "GRU over irregular steps (values, mask, dt)",
+)
 class GRUClassifier(LSTMClassifier):
     """As :class:`LSTMClassifier`, with a GRU."""
 

@@ -184,7 +184,7 @@ class CTRNNParams(CfCParams):
     cell: Literal["cfc", "ltc", "ctrnn"] = "ctrnn"
 
 
-_TASKS = {"binary", "multiclass"}
+_TASKS = {"binary", "multiclass", "regression"}
 for _name, _params, _description in (
     ("mrmoe", MRMoEParams, "MR-MoE: multi-rate liquid experts, step gate, feature + temporal attention"),
     ("mrmoe_no_attention", MRMoENoAttentionParams, "MR-MoE without attention"),

@@ -18,7 +18,10 @@ from tsmoe.models.output import unpack
 def task_loss(
     task: str, output: torch.Tensor, batch: dict[str, torch.Tensor], target_channels: list[int]
 ) -> torch.Tensor:
-    """Binary cross-entropy on logits, cross-entropy, or MSE on the forecast's target channels."""
+    """Binary cross-entropy on logits, cross-entropy, MSE on a (z-scored) regression target, or MSE on
+    the forecast's target channels."""
+    if task == "regression":
+        return F.mse_loss(output, batch["target"].float())
     if task == "binary":
         return F.binary_cross_entropy_with_logits(output, batch["target"].float())
     if task == "multiclass":
@@ -65,6 +68,8 @@ class TsmoeModule(pl.LightningModule):
         self.log("val_loss", task_loss(self.task, output, batch, self.target_channels), sync_dist=True, batch_size=size)
         if self.task == "forecast":
             self.val_metrics.update(output[..., self.target_channels], batch["y"][..., self.target_channels])
+        elif self.task == "regression":
+            self.val_metrics.update(output, batch["target"].float())
         else:
             self.val_metrics.update(probabilities(self.task, output), batch["target"].long())
         # logging the metric objects lets Lightning compute them once per epoch, synchronised across processes
