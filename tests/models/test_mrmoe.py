@@ -132,3 +132,12 @@ def test_zero_gaps_and_never_observed_variables_give_a_finite_loss(cell, batch_i
     assert torch.isfinite(loss)
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
     assert torch.all(out["feature_attention"][..., 5] == 0)
+
+
+@pytest.mark.parametrize("cell", ["cfc", "ltc", "ctrnn"])
+def test_moving_average_input_rate(cell, batch_items):
+    model = tiny("mrmoe", cell=cell, input_rate="moving_average")
+    out = model(collate_irregular(batch_items))
+    assert torch.isfinite(out["output"]).all()
+    alone = model(collate_irregular(batch_items[:1]))["output"]
+    torch.testing.assert_close(alone, out["output"][:1], rtol=1e-4, atol=1e-5)

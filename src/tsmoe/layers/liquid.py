@@ -59,7 +59,8 @@ class LiquidCell(nn.Module):
     hidden_size: int
 
     def project_input(self, u: torch.Tensor) -> torch.Tensor:
-        """``u (B, T, F)`` -> the input's share of every step, ``(T, K, B, P)``."""
+        """``u (B, T, F)`` (shared by the experts) or ``(B, T, K, F)`` (one input per expert) -> the input's
+        share of every step, ``(T, K, B, P)``."""
         raise NotImplementedError
 
     def step(self, projected: torch.Tensor, h: torch.Tensor, dt: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
@@ -97,7 +98,8 @@ class CfCCell(LiquidCell):
             self.A = nn.Parameter(torch.ones(experts, hidden_size))
 
     def project_input(self, u: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("btf,kfu->tkbu", u, self.backbone_input_weight) + self.backbone_bias.unsqueeze(1)
+        pattern = "btf,kfu->tkbu" if u.dim() == 3 else "btkf,kfu->tkbu"
+        return torch.einsum(pattern, u, self.backbone_input_weight) + self.backbone_bias.unsqueeze(1)
 
     def step(self, projected: torch.Tensor, h: torch.Tensor, dt: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
         z = lecun_tanh(torch.baddbmm(projected, h, self.backbone_state_weight))  # (K, B, U)
@@ -150,8 +152,9 @@ class LTCCell(LiquidCell):
         self.output_w, self.output_b = nn.Parameter(torch.ones(k, h)), nn.Parameter(torch.zeros(k, h))
 
     def project_input(self, u: torch.Tensor) -> torch.Tensor:
-        """The affine input map of ncps, per expert: ``(B, T, F)`` -> ``(T, K, B, F)``."""
-        return u.transpose(0, 1).unsqueeze(1) * self.input_w.unsqueeze(1) + self.input_b.unsqueeze(1)
+        """The affine input map of ncps, per expert: ``(B, T, F)`` or ``(B, T, K, F)`` -> ``(T, K, B, F)``."""
+        u = u.transpose(0, 1).unsqueeze(1) if u.dim() == 3 else u.permute(1, 2, 0, 3)
+        return u * self.input_w.unsqueeze(1) + self.input_b.unsqueeze(1)
 
     def step(self, u: torch.Tensor, h: torch.Tensor, dt: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
         softplus = nn.functional.softplus
@@ -195,7 +198,8 @@ class CTRNNCell(LiquidCell):
         self.bias = nn.Parameter(bias)
 
     def project_input(self, u: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("btf,kfh->tkbh", u, self.input_weight) + self.bias.unsqueeze(1)
+        pattern = "btf,kfh->tkbh" if u.dim() == 3 else "btkf,kfh->tkbh"
+        return torch.einsum(pattern, u, self.input_weight) + self.bias.unsqueeze(1)
 
     def step(self, projected: torch.Tensor, h: torch.Tensor, dt: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
         target = torch.tanh(torch.baddbmm(projected, h, self.state_weight))
@@ -210,7 +214,7 @@ CELLS: dict[str, type[LiquidCell]] = {"cfc": CfCCell, "ltc": LTCCell, "ctrnn": C
 class LiquidExperts(nn.Module):
     """K liquid experts unrolled over an irregular sequence, all experts in one op per step.
 
-    ``forward(u (B, T, F), dt (B, T), step_mask (B, T), h0 (B, K, H) | None)`` ->
+    ``forward(u (B, T, F) or (B, T, K, F), dt (B, T), step_mask (B, T), h0 (B, K, H) | None)`` ->
     ``(states (B, T, K, H), last (B, K, H))``. On padded steps (``step_mask = 0``) the state is held, so
     a sequence's last state is the same alone or in a padded batch.
     """

@@ -28,6 +28,7 @@ from torch import nn
 from tsmoe.errors import DataError
 from tsmoe.layers.attention import FeatureAttention, TemporalAttention
 from tsmoe.layers.gate import StepGate, load_balancing_loss
+from tsmoe.layers.input_rate import expert_moving_average
 from tsmoe.layers.liquid import CfCCell, CTRNNCell, LiquidExperts, LTCCell
 from tsmoe.models.heads import StaticHead, n_outputs
 from tsmoe.models.registry import register
@@ -45,6 +46,8 @@ class MRMoEParams:
     learnable_tau: bool = False  # each tau learns within [tau / tau_band, tau * tau_band]
     tau_band: float = 2.0
     fast_expert: Literal["integrate", "quasi_steady"] = "integrate"
+    input_rate: Literal["shared", "moving_average"] = "shared"  # moving_average: each expert sees the
+    # observations averaged on its own time scale (see tsmoe.layers.input_rate)
     min_dt: float = 1.0 / 60  # hours: gaps are at least one minute (PhysioNet's resolution), so a first
     # observation at time 0 still enters the ODE cells, which see nothing over a zero gap
     cfc_mode: Literal["default", "no_gate", "pure"] = "default"
@@ -124,7 +127,14 @@ class MRMoE(nn.Module):
         u = torch.cat([values, mask], dim=-1)  # (B, T, 2F)
         if torch.any(batch["dt"] < 0):
             raise DataError("MR-MoE: negative time gaps in batch['dt']; times must increase within a sequence")
-        states, _ = self.experts(u, batch["dt"].clamp(min=self.params.min_dt), step_mask)  # (B, T, K', H)
+        expert_input = u
+        if self.params.input_rate == "moving_average":  # (B, T, K', 2F): each expert's own view of the data
+            averaged = expert_moving_average(batch["values"], mask, batch["times"], self.experts.tau)
+            if alpha is not None:  # the attention weights apply to every expert's view alike
+                averaged = averaged * (alpha * mask.sum(-1, keepdim=True)).unsqueeze(2)
+            expert_mask = mask.unsqueeze(2).expand(-1, -1, averaged.shape[2], -1)
+            expert_input = torch.cat([averaged, expert_mask], dim=-1)
+        states, _ = self.experts(expert_input, batch["dt"].clamp(min=self.params.min_dt), step_mask)  # (B, T, K', H)
         if self.quasi_steady:  # the fast expert's state, read off the slowest state and the input
             fast = torch.tanh(self.fast_map(torch.cat([u, states[:, :, -1]], dim=-1)))
             states = torch.cat([fast.unsqueeze(2), states], dim=2)
