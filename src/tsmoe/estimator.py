@@ -167,7 +167,8 @@ class Estimator:
             "n_parameters": sum(p.numel() for p in self.model_.parameters()),
             "world_size": trainer.world_size,
         }
-        self.metrics_ = self._score(prepared, prepared.test)
+        # the test split is scored once, by process 0 (the others of a DDP run stop here)
+        self.metrics_ = self._score(prepared, prepared.test) if self.is_global_zero_ else None
         self._weights_path = best.path
         if run_dir is not None and self.is_global_zero_:
             self.save(folder)

@@ -1,13 +1,12 @@
 """Liquid cells: numerically equal to ncps (the oracle, a test-only dependency), fused experts equal to
 separate ones, irregular time per sample, padding that does not leak."""
 
+import ncps.torch as ncps_torch  # the oracle (a dev dependency): these tests must run, never skip
 import pytest
 import torch
+from ncps.wirings import FullyConnected
 
 from tsmoe.layers.liquid import CfCCell, CTRNNCell, LiquidExperts, LTCCell
-
-ncps_torch = pytest.importorskip("ncps.torch")
-from ncps.wirings import FullyConnected  # noqa: E402
 
 F, H, B = 5, 7, 4
 
