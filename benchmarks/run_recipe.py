@@ -43,7 +43,7 @@ def main() -> None:
     out = Path(args.out)
     previous = json.loads(out.read_text()) if args.append and out.exists() else None
     runs = list(previous["runs"]) if previous else []
-    if previous and previous["config"] != load_config(args.config, args.set).to_dict():
+    if previous and not same_settings(previous["config"], load_config(args.config, args.set).to_dict()):
         raise SystemExit(f"{out} was made with another config; it cannot be appended to")
     done = {run["seed"] for run in runs}
     for seed in (s for s in args.seeds if s not in done):
@@ -67,6 +67,20 @@ def main() -> None:
         # rewritten after every seed, so a long benchmark that is stopped keeps what it finished
         write_result(out, runs, args, previous)
     print(json.dumps(json.loads(out.read_text())["summary"], indent=2))
+
+
+def same_settings(stored: dict, current: dict) -> bool:
+    """Every key of the stored config has the same value now (seeds aside). Keys added to tsmoe since
+    the stored runs are allowed: a new option's default is the old behaviour."""
+    for section, values in stored.items():
+        if section == "seed":
+            continue
+        if isinstance(values, dict):
+            if any(current.get(section, {}).get(key) != value for key, value in values.items()):
+                return False
+        elif current.get(section) != values:
+            return False
+    return True
 
 
 def write_result(out: Path, runs: list[dict], args: argparse.Namespace, previous: dict | None) -> None:
