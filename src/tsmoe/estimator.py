@@ -11,6 +11,7 @@ model trains through; the ``tsmoe`` command is a thin layer over it.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -136,6 +137,8 @@ class Estimator:
             prepared.dims.get("n_classes", 2),
         )
         trainer, best = build_trainer(self.config, folder, monitor, mode)
+        if trainer.world_size > 1 and run_dir is None:
+            raise ConfigError("a run on several processes needs run_dir: a folder every process can read")
         batch = self.config.training.batch_size
         started = time.perf_counter()
         trainer.fit(
@@ -169,8 +172,9 @@ class Estimator:
         }
         # the test split is scored once, by process 0 (the others of a DDP run stop here)
         self.metrics_ = self._score(prepared, prepared.test) if self.is_global_zero_ else None
-        self._weights_path = best.path
-        if run_dir is not None and self.is_global_zero_:
+        if run_dir is None:  # the weights are in memory now; the scratch folder goes
+            shutil.rmtree(folder, ignore_errors=True)
+        elif self.is_global_zero_:
             self.save(folder)
         return self
 
