@@ -208,9 +208,6 @@ class CTRNNCell(LiquidCell):
         return h + step * (target - h)
 
 
-CELLS: dict[str, type[LiquidCell]] = {"cfc": CfCCell, "ltc": LTCCell, "ctrnn": CTRNNCell}
-
-
 class LiquidExperts(nn.Module):
     """K liquid experts unrolled over an irregular sequence, all experts in one op per step.
 

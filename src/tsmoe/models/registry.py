@@ -7,7 +7,6 @@ A model is a pure ``torch.nn.Module`` built as ``cls(params, dims, task)`` and c
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -63,7 +62,3 @@ def build_model(config: dict[str, Any], dims: dict[str, int], task: str, input_k
         raise ConfigError(f"model '{entry.name}' does not do task '{task}' (it does {sorted(entry.tasks)})")
     params = build_dataclass(entry.params, values, "model")
     return entry.cls(params, dims, task)
-
-
-def params_dict(model_params: Any) -> dict[str, Any]:
-    return dataclasses.asdict(model_params)
