@@ -1,6 +1,7 @@
 """The ``tsmoe`` command: wires config -> data -> model -> trainer -> run folder, and nothing more.
 
 tsmoe train CONFIG --out RUN_DIR [--set key=value ...]
+tsmoe train --resume RUN_DIR
 tsmoe evaluate RUN_DIR [--set data.root=DIR ...] [--split default|all]
 tsmoe predict RUN_DIR INPUT -o OUTPUT.csv
 tsmoe datasets
@@ -16,6 +17,7 @@ import sys
 from pathlib import Path
 
 from tsmoe.errors import TsmoeError
+from tsmoe.paths import launch_rank
 
 log = logging.getLogger("tsmoe")
 
@@ -31,12 +33,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     from tsmoe.config import load_config
     from tsmoe.estimator import Estimator
 
-    config = load_config(args.config, args.set)
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise TsmoeError(f"run folder '{out}' is not empty; choose another --out or pass --overwrite")
-    estimator = Estimator.from_config(config).fit(run_dir=out)
-    if estimator.is_global_zero_:
+    if args.resume is not None:
+        if args.config or args.out or args.set:
+            raise TsmoeError("--resume RUN_DIR takes no config, --out or --set: the run folder's config.yaml is used")
+        out = Path(args.resume)
+        estimator = Estimator.resume(out)
+        config = estimator.config
+    else:
+        if not args.config or not args.out:
+            raise TsmoeError("train needs a CONFIG and --out RUN_DIR (or --resume RUN_DIR)")
+        config = load_config(args.config, args.set)
+        out = Path(args.out)
+        if out.exists() and any(out.iterdir()) and not args.overwrite and launch_rank() == 0:
+            raise TsmoeError(
+                f"run folder '{out}' is not empty; choose another --out, pass --overwrite, "
+                f"or continue a stopped run with --resume {out}"
+            )
+        estimator = Estimator.from_config(config).fit(run_dir=out)
+    if getattr(estimator, "is_global_zero_", True):
         meta = estimator.meta_
         print(
             f"trained {config.model['name']} on {config.data['name']}: best epoch {meta['best_epoch']} "
@@ -136,8 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a model from a YAML recipe")
-    train.add_argument("config")
-    train.add_argument("--out", required=True, help="run folder to write")
+    train.add_argument("config", nargs="?")
+    train.add_argument("--out", help="run folder to write")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last checkpoint")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     train.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty run folder")
     train.set_defaults(func=cmd_train)

@@ -64,7 +64,7 @@ DEFAULT_TRAINER: dict[str, Any] = {
 
 _TRAINER_OWNED = {  # set by tsmoe from the sections above; not settable under trainer
     "max_epochs", "gradient_clip_val", "callbacks", "logger", "enable_progress_bar", "default_root_dir",
-    "enable_checkpointing",
+    "enable_checkpointing", "plugins",
 }  # fmt: skip
 
 

@@ -23,6 +23,10 @@ class ModelFileError(TsmoeError, ValueError):
     """A saved model that cannot be loaded: missing, truncated, edited or mismatched files."""
 
 
+class TrainingError(TsmoeError, RuntimeError):
+    """Training that cannot go on: a loss that became NaN or infinite, a run folder that cannot resume."""
+
+
 def where(path: object = None, column: str | None = None, row: int | None = None) -> str:
     """Format a location as ``file 'x.csv', column 'y', row 12`` (rows counted from 1, header excluded)."""
     parts = []

@@ -30,10 +30,20 @@ from tsmoe.data.long_format import from_long_dataframe
 from tsmoe.data.prepared import PreparedData, SplitChoice
 from tsmoe.data.registry import get_dataset, prepare
 from tsmoe.data.series import SeriesSet
-from tsmoe.errors import ConfigError, DataError
+from tsmoe.errors import ConfigError, DataError, TrainingError
 from tsmoe.metrics import compute_metrics, default_monitor, probabilities
 from tsmoe.models.output import unpack
 from tsmoe.models.registry import build_model
+from tsmoe.paths import launch_rank
+
+
+def keep_previous_logs(folder: Path) -> None:
+    """Lightning's CSV logger empties ``logs/metrics.csv`` when it starts; a resumed run keeps what the
+    interrupted one logged by renaming it ``metrics-before-resume-N.csv`` first."""
+    logs = folder / "logs" / "metrics.csv"
+    if logs.exists():
+        count = len(list(logs.parent.glob("metrics-before-resume-*.csv")))
+        logs.rename(logs.with_name(f"metrics-before-resume-{count + 1}.csv"))
 
 
 class Estimator:
@@ -107,13 +117,20 @@ class Estimator:
 
     # ---- training -----------------------------------------------------------------------------
 
-    def fit(self, data: Any = None, run_dir: str | Path | None = None) -> Estimator:
+    def fit(self, data: Any = None, run_dir: str | Path | None = None, resume: bool = False) -> Estimator:
         """Train on ``data`` (default: the configured data set), choosing the epoch on validation only;
-        then score the test split once and, if ``run_dir`` is given, save the run there."""
+        then score the test split once and, if ``run_dir`` is given, save the run there.
+
+        A run with a ``run_dir`` writes a checkpoint after every epoch. ``resume=True`` continues from
+        it (see :meth:`resume`): the same seed then gives the same weights as a run never interrupted.
+        """
         from tsmoe.training.module import TsmoeModule
         from tsmoe.training.seed import seed_everything
-        from tsmoe.training.trainer import build_trainer
+        from tsmoe.training.trainer import build_trainer, checkpoint_path
 
+        if run_dir is not None and not resume and launch_rank() == 0:  # first: a run killed at any moment resumes
+            Path(run_dir).mkdir(parents=True, exist_ok=True)
+            run_io.write_text(Path(run_dir) / run_io.CONFIG, self.config.to_yaml())
         params, entry = self._data_params()
         prepared = prepare(params, self._load_source(data, params, entry), self.config.seed)
         if len(prepared.train) == 0 or len(prepared.val) == 0:
@@ -128,6 +145,10 @@ class Estimator:
             mode = "min" if monitor.endswith(("loss", "mse", "mae", "mape")) else "max"
         folder = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="tsmoe-run-"))
         folder.mkdir(parents=True, exist_ok=True)
+        checkpoint = checkpoint_path(folder)
+        resume_from = checkpoint if resume and checkpoint.exists() else None
+        if resume:
+            keep_previous_logs(folder)
         module = TsmoeModule(
             self.model_,
             prepared.task,
@@ -139,12 +160,14 @@ class Estimator:
         trainer, best = build_trainer(self.config, folder, monitor, mode)
         if trainer.world_size > 1 and run_dir is None:
             raise ConfigError("a run on several processes needs run_dir: a folder every process can read")
-        batch = self.config.training.batch_size
+        train_loader = self._loader(prepared.train, prepared.collate, True, self.config.training.batch_size)
+        module.shuffle_generator = train_loader.generator
         started = time.perf_counter()
         trainer.fit(
             module,
-            train_dataloaders=self._loader(prepared.train, prepared.collate, True, batch),
+            train_dataloaders=train_loader,
             val_dataloaders=self._loader(prepared.val, prepared.collate, False, self.config.training.eval_batch_size),
+            ckpt_path=resume_from,
         )
         train_seconds = time.perf_counter() - started
         self.is_global_zero_ = trainer.is_global_zero
@@ -177,6 +200,24 @@ class Estimator:
         elif self.is_global_zero_:
             self.save(folder)
         return self
+
+    @classmethod
+    def resume(cls, run_dir: str | Path) -> Estimator:
+        """Finish a run that was stopped (killed, out of time) from its last checkpoint.
+
+        The run folder's own ``config.yaml`` is used. A folder whose run already finished is loaded as it
+        is; one that stopped before its first checkpoint starts again from the first epoch.
+        """
+        folder = Path(run_dir)
+        if (folder / run_io.METRICS).exists() and (folder / run_io.WEIGHTS).exists():
+            return cls.load(folder)
+        if not (folder / run_io.CONFIG).exists():
+            raise TrainingError(
+                f"cannot resume '{folder}': it has no {run_io.CONFIG} (not a tsmoe run folder, or the run was "
+                "stopped before it started): start it again with tsmoe train CONFIG --out RUN_DIR"
+            )
+        estimator = cls.from_config(resolve(run_io.read_config_yaml(folder / run_io.CONFIG)))
+        return estimator.fit(run_dir=folder, resume=True)
 
     # ---- inference ------------------------------------------------------------------------------
 
@@ -292,9 +333,9 @@ class Estimator:
         run_io.write_json(folder / run_io.SPLIT, self.split_)
         if getattr(self, "metrics_", None) is not None:
             run_io.write_json(folder / run_io.METRICS, self.metrics_)
-        stale = folder / "best.safetensors"
-        if stale.exists() and stale != folder / run_io.WEIGHTS:
-            stale.unlink()
+        # a finished run needs neither its best-epoch copy nor its resume checkpoint any more
+        (folder / "best.safetensors").unlink(missing_ok=True)
+        shutil.rmtree(folder / "checkpoints", ignore_errors=True)
         return folder
 
     @classmethod

@@ -31,3 +31,12 @@ def cache_dir() -> Path:
     path = Path(os.environ.get("TSMOE_CACHE", Path.home() / ".cache" / "tsmoe"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def launch_rank() -> int:
+    """This process's rank as the launcher set it (Lightning's DDP launcher, torchrun, SLURM), before any
+    trainer exists; 0 for a plain run. Only rank 0 writes into the run folder before training starts."""
+    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        if key in os.environ:
+            return int(os.environ[key])
+    return 0

@@ -47,7 +47,7 @@ def test_non_numeric_covariate():
 
 
 def test_nan_in_target():
-    with pytest.raises(DataError, match="column 'y', row 3: NaN or infinite value"):
+    with pytest.raises(DataError, match="column 'y', row 3: NaN or infinite forecasting target"):
         from_long_dataframe(frame(y=(2, np.nan)))
 
 
@@ -66,8 +66,19 @@ def test_duplicated_timestamps():
 
 
 def test_unparseable_timestamp():
-    with pytest.raises(DataError, match="column 'ds', row 2: 'yesterday' is not a timestamp"):
-        from_long_dataframe(frame(ds=(1, "yesterday")))
+    dates = frame().assign(ds=["2024-01-01", "yesterday"] + [f"2024-01-0{i}" for i in range(2, 7)] + ["2024-01-01"] * 5)
+    with pytest.raises(DataError, match="column 'ds', row 2: 'yesterday' is not a date"):
+        from_long_dataframe(dates)
+
+
+def test_numbers_among_dates_are_refused():
+    with pytest.raises(DataError, match="column 'ds', row 2: the number '1' among dates"):
+        from_long_dataframe(frame(ds=(1, 1)))
+
+
+def test_value_beyond_float32_is_refused():
+    with pytest.raises(DataError, match="column 'temp', row 4: covariate 1e.39 is beyond float32's range"):
+        from_long_dataframe(frame(temp=(3, 1e39)), covariates=("temp",))
 
 
 def test_text_column_must_hold_strings():

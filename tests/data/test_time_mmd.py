@@ -94,10 +94,11 @@ def test_bad_date_and_empty_file(tmp_path):
         load_time_mmd("X", tmp_path)
 
 
-def test_text_file_with_non_string_fact(tmp_path):
+def test_fact_is_read_as_text_and_na_means_none(tmp_path):
     _domain(tmp_path, "date,OT\n2024-01-01,1.0\n")
     textual = tmp_path / "textual" / "X"
     textual.mkdir(parents=True)
-    (textual / "X_report.csv").write_text("start_date,end_date,fact\n2024-01-01,2024-01-02,12\n")
-    with pytest.raises(DataError, match="X_report.csv', column 'fact', row 1: text must be a string"):
-        load_time_mmd("X", tmp_path)
+    (textual / "X_report.csv").write_text(
+        "start_date,end_date,fact\n2024-01-01,2024-01-02,12\n2024-01-01,2024-01-03,NA\n"
+    )
+    assert load_time_mmd("X", tmp_path).texts.texts == ("12",)  # Time-MMD writes NA for "no fact"

@@ -6,16 +6,27 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pandas._libs.parsers import STR_NA_VALUES
 
+from tsmoe.data.parsing import parse_dates, to_float32
 from tsmoe.data.series import Series, SeriesSet
 from tsmoe.errors import DataError
 
 
-def read_csv_checked(path: Path, **kwargs) -> pd.DataFrame:
-    """``pd.read_csv`` that turns a missing, empty or unreadable file into a :class:`DataError`."""
+def read_csv_checked(path: Path, text_columns: tuple[str, ...] = (), **kwargs) -> pd.DataFrame:
+    """``pd.read_csv`` that turns a missing, empty or unreadable file into a :class:`DataError`.
+
+    ``text_columns`` are read as written: strings, never numbers, and only an empty cell is NA (a text
+    such as "NA", "null" or "123" is kept as that text). Other columns get pandas' usual NA markers.
+    """
     if not Path(path).is_file():
         raise DataError(f"file '{path}' does not exist")
     try:
+        if text_columns:
+            header = pd.read_csv(path, nrows=0, **kwargs).columns
+            na_values = {c: ([""] if c in text_columns else sorted(STR_NA_VALUES)) for c in header}
+            kwargs = {**kwargs, "dtype": {c: str for c in text_columns if c in header}, "keep_default_na": False,
+                      "na_values": na_values}  # fmt: skip
         frame = pd.read_csv(path, **kwargs)
     except pd.errors.EmptyDataError:
         raise DataError(f"file '{path}' is empty") from None
@@ -40,16 +51,16 @@ def wide_frame_to_series(
             raise DataError(
                 f"file '{path}', column '{column}', row {row}: '{frame[column].iloc[row - 1]}' is not a number"
             )
-        blocks.append(numbers.to_numpy(np.float32))
+        blocks.append(
+            to_float32(
+                numbers.to_numpy(np.float64), lambda i, column=column: f"file '{path}', column '{column}', row {i + 1}"
+            )
+        )
     values = np.stack(blocks, axis=1)
     if time_col is None:
         stamps = np.arange(len(frame), dtype=np.int64)
     else:
-        parsed = pd.to_datetime(frame[time_col], errors="coerce")
-        if parsed.isna().any():
-            row = int(np.flatnonzero(parsed.isna().to_numpy())[0]) + 1
-            raise DataError(f"file '{path}', column '{time_col}', row {row}: not a timestamp")
-        stamps = parsed.to_numpy().astype("datetime64[ns]")
+        stamps = parse_dates(frame[time_col], lambda i: f"file '{path}', column '{time_col}', row {i + 1}")
     return SeriesSet(
         series=(Series(name=name, timestamps=stamps, values=values),),
         columns=tuple(str(c) for c in value_cols),

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tsmoe.data.benchmark_csv import read_csv_checked
+from tsmoe.data.parsing import check_float32, parse_dates
 from tsmoe.data.series import Series, SeriesSet
 from tsmoe.errors import DataError
 
@@ -35,18 +37,31 @@ def _numeric(frame: pd.DataFrame, column: str, source: str) -> np.ndarray:
 
 
 def _timestamps(frame: pd.DataFrame, column: str, source: str) -> np.ndarray:
+    """Integer steps or dates, never a mix: ``(N,)`` int64 or datetime64[ns]."""
     raw = frame[column]
+    if pd.api.types.is_bool_dtype(raw):
+        raise DataError(f"{source}, column '{column}': holds true/false values, not timestamps")
     if pd.api.types.is_integer_dtype(raw):
         return raw.to_numpy(dtype=np.int64)
     if pd.api.types.is_datetime64_any_dtype(raw):
         return raw.to_numpy().astype("datetime64[ns]")
-    parsed = pd.to_datetime(raw, errors="coerce")
-    if parsed.isna().any():
-        position = int(np.flatnonzero(parsed.isna().to_numpy())[0])
+    is_number = raw.map(lambda v: isinstance(v, int | float | np.number) and not isinstance(v, bool)).to_numpy()
+    if is_number.all() and raw.notna().all():
+        fractional = np.flatnonzero(raw.to_numpy(dtype=np.float64) % 1 != 0)
+        if len(fractional) == 0:
+            return raw.to_numpy(dtype=np.float64).astype(np.int64)
+        position = int(fractional[0])
         raise DataError(
-            f"{source}, column '{column}', row {_row(frame, position)}: '{raw.iloc[position]}' is not a timestamp"
+            f"{source}, column '{column}', row {_row(frame, position)}: '{raw.iloc[position]}' is not a whole "
+            "step; timestamps are integer steps or dates"
         )
-    return parsed.to_numpy().astype("datetime64[ns]")
+    if is_number.any():
+        position = int(np.flatnonzero(is_number)[0])
+        raise DataError(
+            f"{source}, column '{column}', row {_row(frame, position)}: the number '{raw.iloc[position]}' among "
+            "dates; timestamps are integer steps or dates, not a mix"
+        )
+    return parse_dates(raw, lambda position: f"{source}, column '{column}', row {_row(frame, position)}")
 
 
 def from_long_dataframe(
@@ -78,15 +93,15 @@ def from_long_dataframe(
         position = int(np.flatnonzero(frame[id_col].isna().to_numpy())[0])
         raise DataError(f"{source}, column '{id_col}', row {_row(frame, position)}: missing series id")
     columns = (target_col, *covariates)
-    values = np.stack([_numeric(frame, c, source) for c in columns], axis=1).astype(np.float32)
+    wide = np.stack([_numeric(frame, c, source) for c in columns], axis=1)
     for j, column in enumerate(columns):
-        bad = ~np.isfinite(values[:, j])
-        if bad.any():
-            position = int(np.flatnonzero(bad)[0])
-            raise DataError(
-                f"{source}, column '{column}', row {_row(frame, position)}: NaN or infinite value "
-                f"({'forecasting target' if j == 0 else 'covariate'}); fill or drop it first"
-            )
+        role = "forecasting target" if j == 0 else "covariate"
+        check_float32(
+            wide[:, j],
+            lambda position, column=column: f"{source}, column '{column}', row {_row(frame, position)}",
+            role,
+        )
+    values = wide.astype(np.float32)
     stamps = _timestamps(frame, time_col, source)
     if text_col:
         text = frame[text_col]
@@ -117,14 +132,10 @@ def from_long_dataframe(
 
 
 def read_long_csv(path: str | Path, **kwargs) -> SeriesSet:
-    """Read a long-format CSV (``.csv`` or ``.csv.gz``) and validate it with :func:`from_long_dataframe`."""
+    """Read a long-format CSV (``.csv`` or ``.csv.gz``) and validate it with :func:`from_long_dataframe`.
+
+    The text column, if any, is read as written: only an empty cell means "no text"."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"file '{path}' does not exist")
-    try:
-        frame = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"file '{path}' is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise DataError(f"file '{path}': not a readable CSV ({error})") from None
+    text_col = kwargs.get("text_col")
+    frame = read_csv_checked(path, text_columns=(text_col,) if text_col else ())
     return from_long_dataframe(frame, source=f"file '{path}'", **kwargs)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from tsmoe.data.benchmark_csv import read_csv_checked
+from tsmoe.data.parsing import to_float32
 from tsmoe.errors import DataError
 from tsmoe.paths import shipped_data_dir
 
@@ -38,15 +39,21 @@ class TextWindows:
 def _parse_lists(column: list, path: Path, name: str) -> np.ndarray:
     rows = []
     for row, cell in enumerate(column, start=1):
+        place = f"file '{path}', column '{name}', row {row}"
         try:
             values = json.loads(cell) if isinstance(cell, str) else None
-            if not isinstance(values, list) or not values:
-                raise ValueError
-            rows.append(np.asarray(values, dtype=np.float32))
-        except (ValueError, TypeError):
-            raise DataError(f"file '{path}', column '{name}', row {row}: expected a JSON list of numbers") from None
-        if not np.all(np.isfinite(rows[-1])):
-            raise DataError(f"file '{path}', column '{name}', row {row}: NaN or infinite value in the window")
+        except ValueError:
+            values = None
+        numbers = (
+            isinstance(values, list)
+            and values
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        )
+        if not numbers:
+            raise DataError(f"{place}: expected a non-empty JSON list of numbers, got '{cell}'")
+        rows.append(
+            to_float32(np.array(values, dtype=np.float64), lambda i, place=place: f"{place}, item {i}", "value")
+        )
         if len(rows[-1]) != len(rows[0]):
             raise DataError(
                 f"file '{path}', column '{name}', row {row}: length {len(rows[-1])}, expected {len(rows[0])}"
@@ -60,7 +67,7 @@ def load_mome_split(domain: str, part: str, root: str | Path | None = None) -> T
     path = root / domain / part / f"{domain}_{part}.csv"
     if not path.exists():
         path = path.with_name(path.name + ".gz")
-    frame = read_csv_checked(path)
+    frame = read_csv_checked(path, text_columns=("text",))
     for column in ("input_seq", "output_seq", "text"):
         if column not in frame.columns:
             raise DataError(f"file '{path}': column '{column}' is missing; columns {list(frame.columns)}")

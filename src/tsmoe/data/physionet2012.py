@@ -28,6 +28,7 @@ import numpy as np
 
 from tsmoe.data.cache import cached_arrays, hash_files
 from tsmoe.data.irregular import IrregularSet
+from tsmoe.data.parsing import FLOAT32_MAX
 from tsmoe.errors import DataError
 from tsmoe.paths import shipped_data_dir
 
@@ -126,12 +127,11 @@ def _parse_outcomes(path: Path, label: str) -> dict[int, float]:
 
 def _parse_hours(text: str, name: str, row: int) -> float:
     hours, sep, minutes = text.partition(":")
-    try:
-        if not sep:
-            raise ValueError
-        return int(hours) + int(minutes) / 60.0
-    except ValueError:
-        raise DataError(f"file '{name}', column 'Time', row {row}: expected HH:MM, got '{text}'") from None
+    if not (
+        sep and hours.isascii() and hours.isdigit() and minutes.isascii() and minutes.isdigit() and int(minutes) < 60
+    ):
+        raise DataError(f"file '{name}', column 'Time', row {row}: expected HH:MM, got '{text}'")
+    return int(hours) + int(minutes) / 60.0
 
 
 def parse_stay(name: str, text: str) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
@@ -154,8 +154,12 @@ def parse_stay(name: str, text: str) -> tuple[int, np.ndarray, np.ndarray, np.nd
             value = float(value_text)
         except ValueError:
             raise DataError(f"file '{name}', column 'Value', row {row}: '{value_text}' is not a number") from None
+        if not abs(value) <= FLOAT32_MAX:  # NaN, infinite, or too large for float32
+            raise DataError(f"file '{name}', column 'Value', row {row}: '{value_text}' is NaN, infinite or too large")
         hours = _parse_hours(time_text, name, row)
         if parameter == "RecordID":
+            if value != int(value):
+                raise DataError(f"file '{name}', row {row}: RecordID '{value_text}' is not a whole number")
             record_id = int(value)
         elif parameter in _STATIC_INDEX and hours == 0.0:
             static[_STATIC_INDEX[parameter]] = np.nan if value == -1 else value

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from tsmoe.data.benchmark_csv import read_csv_checked
+from tsmoe.data.parsing import check_float32, parse_dates
 from tsmoe.data.series import Series, SeriesSet
 from tsmoe.data.text import DatedTexts
 from tsmoe.errors import DataError
@@ -88,18 +89,17 @@ def _read_numeric(path: Path, domain: str) -> pd.DataFrame:
     if TARGET not in frame.columns:
         raise DataError(f"file '{path}': target column '{TARGET}' is missing; columns {list(frame.columns)}")
     date_col = _date_column(frame, path)
-    dates = pd.to_datetime(frame[date_col], errors="coerce")
-    if dates.isna().any():
-        row = int(np.flatnonzero(dates.isna().to_numpy())[0]) + 1
-        raise DataError(
-            f"file '{path}', column '{date_col}', row {row}: '{frame[date_col].iloc[row - 1]}' is not a date"
-        )
+    dates = pd.Series(parse_dates(frame[date_col], lambda i: f"file '{path}', column '{date_col}', row {i + 1}"))
     target = pd.to_numeric(frame[TARGET], errors="coerce")
     bad = target.isna() & frame[TARGET].notna()
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
         raise DataError(f"file '{path}', column '{TARGET}', row {row}: '{frame[TARGET].iloc[row - 1]}' is not a number")
     target = target.where(np.isfinite(target))  # Health_AFR holds literal 'inf' values: treat as empty
+    kept = target.notna().to_numpy()
+    check_float32(
+        target[kept].to_numpy(), lambda i: f"file '{path}', column '{TARGET}', row {np.flatnonzero(kept)[i] + 1}"
+    )
     numeric = {"date": dates, TARGET: target}
     for column in frame.columns:  # other numeric columns become optional covariates
         if column in (date_col, TARGET) or column.startswith(("date.", "start_date", "end_date")):
@@ -126,13 +126,16 @@ def _read_texts(root: Path, domain: str) -> pd.DataFrame:
         path = root / "textual" / domain / f"{domain}_{source}.csv"
         if not path.exists() and not path.with_name(path.name + ".gz").exists():
             continue
-        frame = read_csv_checked(_find(path), usecols=lambda c: c in ("start_date", "end_date", "fact"))
+        frame = read_csv_checked(
+            _find(path), text_columns=("fact",), usecols=lambda c: c in ("start_date", "end_date", "fact")
+        )
+        if "fact" in frame.columns:  # Time-MMD writes "NA" where a period has no fact
+            frame["fact"] = frame["fact"].where(frame["fact"].str.strip() != "NA")
         if "end_date" not in frame.columns or "fact" not in frame.columns:
             raise DataError(f"file '{path}': text files need 'end_date' and 'fact' columns")
-        end = pd.to_datetime(frame["end_date"], errors="coerce")
-        if end.isna().any():
-            row = int(np.flatnonzero(end.isna().to_numpy())[0]) + 1
-            raise DataError(f"file '{path}', column 'end_date', row {row}: not a date")
+        end = pd.Series(
+            parse_dates(frame["end_date"], lambda i, path=path: f"file '{path}', column 'end_date', row {i + 1}")
+        )
         fact = frame["fact"]
         non_string = fact.notna() & ~fact.map(lambda v: isinstance(v, str))
         if non_string.any():

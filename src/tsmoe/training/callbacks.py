@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 
@@ -38,3 +39,36 @@ class BestWeights(pl.Callback):
             self.best_score, self.best_epoch = score, trainer.current_epoch
             if trainer.is_global_zero:
                 write_weights(self.path, pl_module.model.state_dict())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_score": self.best_score, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best_score = float(state_dict["best_score"])
+        self.best_epoch = int(state_dict["best_epoch"])
+
+
+class StopState(pl.Callback):
+    """Carry "training has stopped" (early stopping fired) through a checkpoint.
+
+    Lightning saves the early-stopping counters but not the decision, so a run killed after its last
+    epoch would train one epoch more on resume. This callback saves the decision (read when the
+    checkpoint is written, after early stopping has decided) and re-applies it on resume.
+    """
+
+    def __init__(self) -> None:
+        self.trainer: pl.Trainer | None = None
+        self.stopped = False
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self.trainer = trainer
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"stopped": bool(self.trainer is not None and self.trainer.should_stop)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.stopped = bool(state_dict["stopped"])
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.stopped:
+            trainer.should_stop = True

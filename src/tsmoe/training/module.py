@@ -6,11 +6,16 @@ how to score its output for the task.
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from tsmoe.errors import TrainingError
 from tsmoe.metrics import probabilities, validation_metrics
 from tsmoe.models.output import unpack
 
@@ -48,6 +53,9 @@ class TsmoeModule(pl.LightningModule):
         self.weight_decay = weight_decay
         self.target_channels = list(target_channels or [])
         self.val_metrics = validation_metrics(task, n_classes).clone(prefix="val_")
+        # the generator that shuffles the training batches; saved in checkpoints so a resumed run
+        # draws the same batches as one never interrupted
+        self.shuffle_generator: torch.Generator | None = None
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return unpack(self.model(batch))[0]
@@ -58,6 +66,13 @@ class TsmoeModule(pl.LightningModule):
         if aux_loss is not None:  # e.g. a load-balancing loss, already weighted by the model
             self.log("train_aux_loss", aux_loss, on_step=False, on_epoch=True, sync_dist=True)
             loss = loss + aux_loss
+        if not torch.isfinite(loss):
+            # stops the run; the last checkpoint (the end of the previous epoch) stays as it was
+            raise TrainingError(
+                f"the training loss became {float(loss.detach())} at step {self.global_step} "
+                f"(epoch {self.current_epoch}, batch {batch_idx}); the run stopped and its last good "
+                "checkpoint is kept: lower training.lr, or check the data for extreme values"
+            )
         size = len(next(iter(batch.values())))
         self.log("train_loss", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=size)
         return loss
@@ -75,5 +90,40 @@ class TsmoeModule(pl.LightningModule):
         # logging the metric objects lets Lightning compute them once per epoch, synchronised across processes
         self.log_dict(self.val_metrics, on_step=False, on_epoch=True)
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["tsmoe_rng"] = rng_states(self.shuffle_generator)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "tsmoe_rng" in checkpoint:
+            set_rng_states(checkpoint["tsmoe_rng"], self.shuffle_generator)
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+
+
+def rng_states(shuffle_generator: torch.Generator | None) -> dict[str, Any]:
+    """Every random state a training step draws from: torch (CPU and CUDA), numpy, Python, the shuffler."""
+    kind, keys, position, has_gauss, cached_gauss = np.random.get_state()
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(cached_gauss)],
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    if shuffle_generator is not None:
+        states["shuffle"] = shuffle_generator.get_state()
+    return states
+
+
+def set_rng_states(states: dict[str, Any], shuffle_generator: torch.Generator | None) -> None:
+    """Restore what :func:`rng_states` saved."""
+    torch.set_rng_state(states["torch"].cpu())
+    kind, keys, position, has_gauss, cached_gauss = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached_gauss))
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in states["cuda"]])
+    if "shuffle" in states and shuffle_generator is not None:
+        shuffle_generator.set_state(states["shuffle"].cpu())

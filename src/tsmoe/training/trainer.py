@@ -8,11 +8,15 @@ import warnings
 from pathlib import Path
 
 import lightning.pytorch as pl
-from lightning.pytorch.callbacks import EarlyStopping
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from tsmoe.config import RunConfig
-from tsmoe.training.callbacks import BestWeights
+from tsmoe.training.callbacks import BestWeights, StopState
+from tsmoe.training.checkpoint_io import SafetensorsCheckpointIO
+
+CHECKPOINT_DIR, CHECKPOINT_NAME = "checkpoints", "last"
+CHECKPOINT_SUFFIX = ".safetensors"
 
 _NOISY_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning", "pytorch_lightning")
 
@@ -34,13 +38,26 @@ def quiet_lightning(verbose: bool) -> None:
             warnings.filterwarnings("ignore", message=pattern)
 
 
+def checkpoint_path(run_dir: Path) -> Path:
+    """Where a run keeps its last checkpoint (rewritten after every epoch, for ``--resume``)."""
+    return Path(run_dir) / CHECKPOINT_DIR / f"{CHECKPOINT_NAME}{CHECKPOINT_SUFFIX}"
+
+
 def build_trainer(config: RunConfig, run_dir: Path, monitor: str, mode: str) -> tuple[pl.Trainer, BestWeights]:
-    """A trainer with early stopping and best-weights keeping on ``monitor`` (validation only)."""
+    """A trainer with early stopping and best-weights keeping on ``monitor`` (validation only), and a
+    safetensors checkpoint after every epoch."""
     quiet_lightning(config.logging.verbose)
     best = BestWeights(run_dir / "best.safetensors", monitor, mode)
+    last = ModelCheckpoint(
+        dirpath=run_dir / CHECKPOINT_DIR, filename=CHECKPOINT_NAME, monitor=None, save_top_k=1,
+        enable_version_counter=False,
+    )  # fmt: skip
+    last.FILE_EXTENSION = CHECKPOINT_SUFFIX
     callbacks: list[pl.Callback] = [
         EarlyStopping(monitor=monitor, mode=mode, patience=config.training.patience),
         best,
+        StopState(),  # after EarlyStopping, so it sees its decision
+        last,
     ]
     loggers: list = []
     if config.logging.csv:
@@ -57,7 +74,8 @@ def build_trainer(config: RunConfig, run_dir: Path, monitor: str, mode: str) -> 
         logger=loggers or False,
         enable_progress_bar=progress,
         enable_model_summary=config.logging.verbose,
-        enable_checkpointing=False,
+        enable_checkpointing=True,
+        plugins=[SafetensorsCheckpointIO()],
         default_root_dir=run_dir,
         num_sanity_val_steps=0,
         **config.trainer,

@@ -1,0 +1,6 @@
+"""Text encoders behind one interface, and the on-disk cache of what they produced."""
+
+from tsmoe.text.cache import EmbeddingCache
+from tsmoe.text.encoders import EncodedText, HashingEncoder, MiniLMEncoder, TextEncoder, get_encoder
+
+__all__ = ["EmbeddingCache", "EncodedText", "HashingEncoder", "MiniLMEncoder", "TextEncoder", "get_encoder"]

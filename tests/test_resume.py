@@ -1,0 +1,100 @@
+"""A run killed with SIGKILL at random moments, and resumed each time with ``tsmoe train --resume``,
+ends with the same weights and test metrics as a run never interrupted (CPU, same seed).
+
+The model is MR-MoE (dropout, shuffled batches, early stopping) on 400 real PhysioNet stays, so the
+random states, the optimiser, the loop counters and the early-stopping decision must all survive a kill.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+TSMOE = str(Path(sys.executable).with_name("tsmoe"))
+RECIPE = "configs/mrmoe-physionet2012.yaml"
+
+
+def recipe_args(root: Path) -> list[str]:
+    overrides = [
+        f"data.root={root}", "data.split_file=null", "model.hidden_size=8", "model.d_model=16",
+        "model.dropout=0.3", "training.max_epochs=10", "training.patience=3", "training.batch_size=32",
+        "trainer.accelerator=cpu",
+    ]  # fmt: skip
+    return [RECIPE, *[item for pair in overrides for item in ("--set", pair)]]
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+
+
+def start(command: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([TSMOE, "train", *command], env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def finish(process: subprocess.Popen) -> None:
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, output.decode()
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_run(small_physionet, tmp_path):
+    reference = tmp_path / "reference"
+    began = time.perf_counter()
+    finish(start([*recipe_args(small_physionet), "--out", str(reference)]))
+    duration = time.perf_counter() - began
+    meta = json.loads((reference / "meta.json").read_text())
+    assert meta["epochs_run"] >= 4  # several epochs: kills land between and inside them
+
+    draw = random.Random(0)
+    for trial in range(2):
+        out = tmp_path / f"killed-{trial}"
+        kills = 0
+        process = start([*recipe_args(small_physionet), "--out", str(out)])
+        while kills < 3:  # kill it three times, at random moments of the whole run (start-up included)
+            try:
+                process.wait(timeout=draw.uniform(0.5, duration))
+                break  # it finished before the kill
+            except subprocess.TimeoutExpired:
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+                kills += 1
+            if (out / "config.yaml").exists():
+                process = start(["--resume", str(out)])
+            else:  # killed before it wrote anything: start it again as it was started
+                process = start([*recipe_args(small_physionet), "--out", str(out), "--overwrite"])
+        finish(process)
+        expected, got = load_file(reference / "model.safetensors"), load_file(out / "model.safetensors")
+        assert expected.keys() == got.keys()
+        for name in expected:
+            assert (expected[name] - got[name]).abs().max() <= 1e-6, (trial, name)
+        expected_metrics = json.loads((reference / "metrics.json").read_text())
+        got_metrics = json.loads((out / "metrics.json").read_text())
+        assert got_metrics == pytest.approx(expected_metrics, abs=1e-6)
+        assert not list(out.rglob("*.tmp")), "a half-written file was left behind"
+        assert not (out / "checkpoints").exists()  # a finished run drops its resume checkpoint
+
+
+def test_resume_of_a_finished_run_changes_nothing(tmp_path):
+    out = tmp_path / "run"
+    overrides = ["--set", "training.max_epochs=1", "--set", "trainer.accelerator=cpu"]
+    subprocess.run([TSMOE, "train", "configs/dlinear-etth1.yaml", "--out", str(out), *overrides], env=env(), check=True,
+                   capture_output=True)  # fmt: skip
+    before = (out / "model.safetensors").read_bytes()
+    result = subprocess.run([TSMOE, "train", "--resume", str(out)], env=env(), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (out / "model.safetensors").read_bytes() == before
+
+
+def test_resume_of_a_folder_that_is_not_a_run_says_so(tmp_path):
+    result = subprocess.run([TSMOE, "train", "--resume", str(tmp_path)], env=env(), capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "cannot resume" in result.stderr and "config.yaml" in result.stderr
