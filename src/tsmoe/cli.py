@@ -95,6 +95,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from tsmoe import io as run_io
     from tsmoe.estimator import Estimator
     from tsmoe.predict import predict_file
 
@@ -102,7 +103,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     frame = predict_file(estimator, Path(args.input))
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out, index=False)
+    run_io.write_text(out, frame.to_csv(index=False))  # atomic: a killed predict leaves no half file
     print(f"wrote {len(frame)} rows to {out}")
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -11,6 +12,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tsmoe.analysis.interpret import SequenceExtras  # noqa: E402
+from tsmoe.data.cache import atomic_write_bytes  # noqa: E402
+
+
+def save_figure(fig: plt.Figure, path: Path, dpi: int = 110) -> None:
+    """Write a PNG atomically (rendered in memory, then renamed into place), and close the figure."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    atomic_write_bytes(Path(path), lambda handle: handle.write(buffer.getvalue()))
 
 
 def plot_feature_attention(extras: SequenceExtras, names: tuple[str, ...], path: Path, top: int = 20) -> Path:
@@ -23,8 +33,7 @@ def plot_feature_attention(extras: SequenceExtras, names: tuple[str, ...], path:
     ax.set_xlabel("attention relative to uniform, where observed (1 = average variable)")
     ax.set_title("Feature attention: which variables the model weighs most")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 
@@ -55,8 +64,7 @@ def plot_sequences(extras: SequenceExtras, indices: list[int], path: Path, label
             ax.set_title(f"{title}: temporal attention")
             ax.set_xlabel("hours since admission")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 
