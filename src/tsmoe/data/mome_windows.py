@@ -92,3 +92,19 @@ def load_mome_windows(domain: str, root: str | Path | None = None) -> tuple[Text
         train.take(len(train) - n_val, len(train)),
         load_mome_split(domain, "test", root),
     )
+
+
+@dataclass(frozen=True)
+class TextWindowSplits:
+    """The train, validation and test windows of one domain (the source object of ``mome_timemmd``)."""
+
+    train: TextWindows
+    val: TextWindows
+    test: TextWindows
+    source: str
+
+    @classmethod
+    def load(cls, domain: str, root: str | Path | None = None) -> TextWindowSplits:
+        if domain not in DOMAINS and root is None:
+            raise DataError(f"unknown MoME Time-MMD domain '{domain}'; shipped: {', '.join(DOMAINS)}")
+        return cls(*load_mome_windows(domain, root), source=f"MoME Time-MMD windows, {domain}")

@@ -25,8 +25,10 @@ from tsmoe.data.irregular import (
     collate_irregular,
     is_regression,
 )
+from tsmoe.data.mome_windows import TextWindows, TextWindowSplits
 from tsmoe.data.series import SeriesSet
 from tsmoe.data.splits import IdSplit, borders_from_lengths, chronological_borders, stratified_split
+from tsmoe.data.text_windows import TextWindowDataset, collate_text_windows, encode_texts
 from tsmoe.data.windows import StandardScaler, WindowDataset, check_window_fits
 from tsmoe.errors import DataError
 
@@ -180,4 +182,45 @@ def prepare_forecasting(
         target_channels=data.target_indices,
         scaler=scaler,
         channel_names=data.columns,
+    )
+
+
+def prepare_text_windows(
+    data: TextWindowSplits, encoder: str, encoder_options: dict | None = None, which: SplitChoice = "default"
+) -> PreparedData:
+    """Fixed windows with text (protocol P2). No global scaling: each model normalises a window by its own
+    input, and metrics are on the original scale. ``encoder="none"`` gives windows without text.
+    ``which="all"`` scores every window of the three parts."""
+    parts = [data.train, data.val, data.test]
+    if which == "all":
+        every = TextWindows(
+            np.concatenate([p.inputs for p in parts]),
+            np.concatenate([p.targets for p in parts]),
+            tuple(t for p in parts for t in p.texts),
+        )
+        empty = every.take(0, 0)
+        parts = [empty, empty, every]
+    sets, text_dim = [], 0
+    for part in parts:
+        if encoder == "none":
+            sets.append(TextWindowDataset(part.inputs, part.targets))
+            continue
+        table, index = encode_texts(list(part.texts), encoder, **(encoder_options or {}))
+        text_dim = len(table[0].pooled) if table else text_dim
+        sets.append(TextWindowDataset(part.inputs, part.targets, table, index))
+    lookback, horizon = data.train.inputs.shape[1], data.train.targets.shape[1]
+    scaler = StandardScaler.identity(1)
+    return PreparedData(
+        task="forecast",
+        input_kind="window",
+        dims={"lookback": lookback, "horizon": horizon, "n_channels": 1, "text_dim": text_dim},
+        train=sets[0],
+        val=sets[1],
+        test=sets[2],
+        split={"kind": "files", "source": data.source, "sizes": [len(p) for p in parts]},
+        state=scaler.state(),
+        collate=collate_text_windows,
+        target_channels=[0],
+        scaler=scaler,
+        channel_names=("value",),
     )

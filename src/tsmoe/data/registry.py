@@ -19,8 +19,15 @@ from tsmoe.data.ett import ETT_HOURLY_SPLIT, load_ett
 from tsmoe.data.exchange_rate import load_exchange_rate
 from tsmoe.data.irregular import IrregularSet
 from tsmoe.data.long_format import read_long_csv
+from tsmoe.data.mome_windows import TextWindowSplits
 from tsmoe.data.physionet2012 import load_physionet2012
-from tsmoe.data.prepared import PreparedData, SplitChoice, prepare_forecasting, prepare_irregular
+from tsmoe.data.prepared import (
+    PreparedData,
+    SplitChoice,
+    prepare_forecasting,
+    prepare_irregular,
+    prepare_text_windows,
+)
 from tsmoe.data.series import SeriesSet
 from tsmoe.data.splits import IdSplit
 from tsmoe.data.time_mmd import load_time_mmd
@@ -66,6 +73,17 @@ class TimeMMDParams(ForecastParams):
     lookback: int = 24
     horizon: int = 12
     metrics_scale: Literal["scaled", "original"] = "scaled"
+
+
+@dataclass
+class MomeWindowsParams:
+    """``data`` keys for the MoME paper's Time-MMD windows (protocol P2): windows and splits are fixed."""
+
+    domain: str = "HealthUS"  # Energy, Environment, HealthAFR, HealthUS, SocialGood
+    root: str | None = None  # folder with <Domain>/{train,test}/<Domain>_{train,test}.csv; None: shipped
+    text_encoder: Literal["minilm", "hashing", "none"] = "minilm"
+    hashing_dim: int = 64  # width of the hashing encoder (text_encoder: hashing)
+    metrics_scale: Literal["original"] = "original"
 
 
 @dataclass
@@ -139,6 +157,13 @@ DATASETS: dict[str, DatasetEntry] = {
             _shipped("time_mmd"),
         ),
         DatasetEntry(
+            "mome_timemmd",
+            MomeWindowsParams,
+            "the MoME paper's Time-MMD windows with text, 5 domains (protocol P2)",
+            lambda p: TextWindowSplits.load(p.domain, p.root),
+            _shipped("mome_timemmd"),
+        ),
+        DatasetEntry(
             "csv",
             CsvParams,
             "a long-format CSV of yours (unique_id, ds, y, covariates): set data.root",
@@ -148,7 +173,7 @@ DATASETS: dict[str, DatasetEntry] = {
     )
 }
 
-_EXTRA_SHIPPED = {"mome_timemmd": "the MoME paper's Time-MMD windows (5 domains; used by MoME benchmarks)"}
+_EXTRA_SHIPPED: dict[str, str] = {}
 
 
 def get_dataset(name: str) -> DatasetEntry:
@@ -179,6 +204,9 @@ def prepare(
     which: SplitChoice = "default",
 ) -> PreparedData:
     """Prepare a loaded ``source`` according to the data ``params`` of a config."""
+    if isinstance(source, TextWindowSplits):
+        options = {"dim": params.hashing_dim} if params.text_encoder == "hashing" else {}
+        return prepare_text_windows(source, params.text_encoder, options, which)
     if isinstance(source, IrregularSet):
         split = None
         if which == "default" and getattr(params, "split_file", None):

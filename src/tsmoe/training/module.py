@@ -24,14 +24,19 @@ def task_loss(
     task: str, output: torch.Tensor, batch: dict[str, torch.Tensor], target_channels: list[int]
 ) -> torch.Tensor:
     """Binary cross-entropy on logits, cross-entropy, MSE on a (z-scored) regression target, or MSE on
-    the forecast's target channels."""
+    the forecast's target channels. Windows that carry their own ``scale (B, 1, C)`` (the input's standard
+    deviation) are scored on that scale: ``mean(((output - y) / scale)^2)``, the MSE of the
+    window-normalised forecast."""
     if task == "regression":
         return F.mse_loss(output, batch["target"].float())
     if task == "binary":
         return F.binary_cross_entropy_with_logits(output, batch["target"].float())
     if task == "multiclass":
         return F.cross_entropy(output, batch["target"].long())
-    return F.mse_loss(output[..., target_channels], batch["y"][..., target_channels])
+    output, target = output[..., target_channels], batch["y"][..., target_channels]
+    if "scale" in batch:
+        return ((output - target) / batch["scale"][..., target_channels]).pow(2).mean()
+    return F.mse_loss(output, target)
 
 
 class TsmoeModule(pl.LightningModule):

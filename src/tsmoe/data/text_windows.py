@@ -1,0 +1,81 @@
+"""Forecast windows that carry text: the series part, and each window's encoded text.
+
+Texts are encoded once per distinct text, through the on-disk :class:`~tsmoe.text.EmbeddingCache`, and
+held as a table the windows index into. A batch holds:
+
+- ``x (B, L, C)`` and ``y (B, H, C)``: the windows on their original scale (the models normalise each
+  window by its own input, as the MoME protocol does);
+- ``scale (B, 1, C)``: the input window's standard deviation (floored), so the training loss is the
+  MSE on the window-normalised scale, as the reference code trains;
+- ``text_tokens (B, T, D)``, ``text_mask (B, T)`` (True where a token is), ``text_pooled (B, D)``:
+  the encoded text, padded to the longest in the batch. A window without text has no tokens.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from tsmoe.errors import DataError
+from tsmoe.text import EmbeddingCache, EncodedText, get_encoder
+
+SCALE_FLOOR = 1e-3  # the MoME reference code's floor on a window's standard deviation
+
+
+def encode_texts(texts: list[str], encoder: str, **options) -> tuple[list[EncodedText], np.ndarray]:
+    """Encode each distinct text once (cached on disk): ``(table, index (N,))`` with ``texts[i]``
+    encoded as ``table[index[i]]``."""
+    distinct: dict[str, int] = {}
+    index = np.array([distinct.setdefault(t, len(distinct)) for t in texts], dtype=np.int64)
+    table = EmbeddingCache(get_encoder(encoder, **options)).encode(list(distinct))
+    return table, index
+
+
+class TextWindowDataset(Dataset):
+    """Windows ``inputs (N, L, C)`` -> ``targets (N, H, C)`` with text ``table[index[i]]`` (or none)."""
+
+    def __init__(
+        self,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        table: list[EncodedText] | None = None,
+        index: np.ndarray | None = None,
+    ) -> None:
+        if inputs.ndim == 2:  # univariate windows (N, L) -> (N, L, 1)
+            inputs, targets = inputs[..., None], targets[..., None]
+        if len(inputs) != len(targets) or (index is not None and len(index) != len(inputs)):
+            raise DataError(
+                f"text windows: {len(inputs)} inputs, {len(targets)} targets and "
+                f"{len(index) if index is not None else 'no'} texts; they must be as many"
+            )
+        self.inputs = torch.as_tensor(inputs, dtype=torch.float32)
+        self.targets = torch.as_tensor(targets, dtype=torch.float32)
+        self.scale = self.inputs.std(dim=1, unbiased=False, keepdim=True).clamp(min=SCALE_FLOOR)
+        self.table, self.index = table, index
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
+        out = {"x": self.inputs[item], "y": self.targets[item], "scale": self.scale[item]}
+        if self.table is not None:
+            encoded = self.table[int(self.index[item])]
+            out["text_tokens"] = torch.from_numpy(encoded.tokens)
+            out["text_pooled"] = torch.from_numpy(encoded.pooled)
+        return out
+
+
+def collate_text_windows(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Stack windows; pad token states to the longest text of the batch (``text_mask`` marks real ones)."""
+    batch = {key: torch.stack([item[key] for item in items]) for key in ("x", "y", "scale")}
+    if "text_tokens" in items[0]:
+        lengths = [len(item["text_tokens"]) for item in items]
+        width = items[0]["text_tokens"].shape[-1]
+        tokens = torch.zeros(len(items), max(max(lengths), 1), width)
+        mask = torch.zeros(len(items), tokens.shape[1], dtype=torch.bool)
+        for i, (item, n) in enumerate(zip(items, lengths, strict=True)):
+            tokens[i, :n] = item["text_tokens"]
+            mask[i, :n] = True
+        batch.update(text_tokens=tokens, text_mask=mask, text_pooled=torch.stack([i["text_pooled"] for i in items]))
+    return batch

@@ -1,0 +1,169 @@
+"""MoME (Zhang et al., arXiv:2601.21547): a sparse MoE over series patches whose experts and router are
+modulated by text, and the two models it is judged against that share its backbone.
+
+Pipeline, for a window ``x (B, L, C)`` (channels handled independently, weights shared):
+1. each series is normalised by its own input, ``z = clip((x - mean) / max(std, 1e-3), -10, 10)``;
+2. cut into non-overlapping patches of ``patch_len`` (zero-padded at the end), ``Linear -> d``;
+3. ``layers`` sparse MoE blocks ``h <- h + MoE(LN(h))`` (self-attention ``h <- h + Attn(LN(h))`` before
+   every block after the first, or before every block with ``attention_first``);
+4. text (``batch["text_tokens"]``) -> :class:`QueryPool` -> instruction vectors, which drive EiLM and/or
+   Router Modulation (``text``: ``both``, ``eilm``, ``rm`` or ``none``);
+5. head: flatten the patch tokens, ``Linear -> horizon``, and undo step 1.
+
+Registered as ``mome`` (text by modulation), ``timemoe`` (no text: attention + sparse MoE with a shared
+expert, in the style of Time-MoE) and ``token_fusion`` (text enters as extra tokens beside the patch
+tokens, the approach MoME argues against).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from tsmoe.errors import ConfigError
+from tsmoe.layers.sparse_moe import Routing, SparseMoE
+from tsmoe.layers.text_modulation import EiLM, QueryPool, RouterModulation
+from tsmoe.models.registry import register
+
+STD_FLOOR, CLIP = 1e-3, 10.0  # the reference code's per-window normalisation
+
+
+@dataclass
+class MomeParams:
+    patch_len: int = 4
+    d_model: int = 32
+    d_inner: int | None = None  # experts' hidden width (None: d_model, as the reference)
+    experts: int = 4
+    top_k: int = 2
+    renormalize: bool = False  # renormalise the top-K weights to sum to 1 (the reference does not)
+    capacity_factor: float | None = None  # cap tokens per expert at factor * N * K / E (None: no cap)
+    shared_expert: bool = False
+    layers: int = 1
+    attention_first: bool = False  # self-attention before the first MoE block too
+    n_heads: int = 4
+    text: Literal["both", "eilm", "rm", "none"] = "both"
+    router_modulation: Literal["additive", "sigmoid"] = "additive"
+    rm_strength: float = 0.75  # lambda of the sigmoid form
+    eilm_on: Literal["output", "input"] = "output"
+    text_as_tokens: bool = False  # token fusion: instruction vectors become tokens beside the patches
+    n_queries: int = 3
+    dropout: float = 0.1
+    balance_weight: float = 0.0  # weight of the Switch balance loss (0: off, as the reference)
+
+
+@dataclass
+class TimeMoEParams(MomeParams):
+    text: Literal["both", "eilm", "rm", "none"] = "none"
+    shared_expert: bool = True
+    layers: int = 2
+    attention_first: bool = True
+
+
+@dataclass
+class TokenFusionParams(MomeParams):
+    text: Literal["both", "eilm", "rm", "none"] = "none"
+    text_as_tokens: bool = True
+    attention_first: bool = True
+
+
+class Block(nn.Module):
+    """``h <- h + Attn(LN(h))`` (optional), then ``h <- h + MoE(LN(h))``."""
+
+    def __init__(self, params: MomeParams, attention: bool) -> None:
+        super().__init__()
+        d = params.d_model
+        self.attention = nn.MultiheadAttention(d, params.n_heads, dropout=params.dropout, batch_first=True)
+        self.attention_norm = nn.LayerNorm(d) if attention else None
+        self.norm = nn.LayerNorm(d)
+        self.moe = SparseMoE(
+            d, params.experts, params.top_k, params.d_inner, params.renormalize, params.capacity_factor,
+            params.shared_expert,
+        )  # fmt: skip
+        self.dropout = nn.Dropout(params.dropout)
+
+    def forward(self, h: torch.Tensor, modulation: dict, modulate_input: bool) -> tuple[torch.Tensor, Routing]:
+        if self.attention_norm is not None:
+            a = self.attention_norm(h)
+            h = h + self.dropout(self.attention(a, a, a, need_weights=False)[0])
+        series, tokens, d = h.shape
+        owner = torch.arange(series, device=h.device).repeat_interleave(tokens)
+        out, routing = self.moe(self.norm(h).reshape(-1, d), owner, modulate_input=modulate_input, **modulation)
+        return h + self.dropout(out.view(series, tokens, d)), routing
+
+
+class MoME(nn.Module):
+    """``batch["x"] (B, L, C)`` (+ ``text_tokens (B, T, D)``, ``text_mask (B, T)``) -> forecast
+    ``(B, horizon, C)`` on the input's scale, or a dict with ``aux_loss`` (balance loss) and ``routing``."""
+
+    def __init__(self, params: MomeParams, dims: dict[str, int], task: str) -> None:
+        super().__init__()
+        uses_text = params.text != "none" or params.text_as_tokens
+        if uses_text and not dims.get("text_dim"):
+            raise ConfigError(
+                f"this model reads text (model.text: {params.text}, text_as_tokens: {params.text_as_tokens}), "
+                "but the data has none: use a data set with text (e.g. mome_timemmd with data.text_encoder "
+                "minilm or hashing), or set model.text: none"
+            )
+        self.params = params
+        self.horizon, d = dims["horizon"], params.d_model
+        self.n_patches = -(-dims["lookback"] // params.patch_len)
+        self.embed = nn.Linear(params.patch_len, d)
+        self.blocks = nn.ModuleList(Block(params, params.attention_first or i > 0) for i in range(params.layers))
+        self.head = nn.Linear(self.n_patches * d, self.horizon)
+        self.query_pool = QueryPool(dims["text_dim"], d, params.n_queries, params.dropout) if uses_text else None
+        self.eilm = EiLM(d, params.experts) if params.text in ("both", "eilm") else None
+        self.router_modulation = (
+            RouterModulation(d, params.experts, params.router_modulation, params.rm_strength)
+            if params.text in ("both", "rm")
+            else None
+        )
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        x = batch["x"]
+        b, length, channels = x.shape
+        mean = x.mean(1, keepdim=True)
+        std = x.std(1, unbiased=False, keepdim=True).clamp(min=STD_FLOOR)
+        z = ((x - mean) / std).clamp(-CLIP, CLIP).permute(0, 2, 1).reshape(b * channels, length)
+        z = F.pad(z, (0, self.n_patches * self.params.patch_len - length))
+        h = self.embed(z.view(b * channels, self.n_patches, self.params.patch_len))  # (B*C, P, d)
+
+        modulation: dict[str, torch.Tensor] = {}
+        if self.query_pool is not None:
+            instructions = self.query_pool(batch["text_tokens"], batch["text_mask"])  # (B, N, d)
+            instructions = instructions.repeat_interleave(channels, dim=0)  # one row per series
+            if self.eilm is not None:
+                modulation["gamma"], modulation["beta"] = self.eilm(instructions)
+            if self.router_modulation is not None:
+                key = "logit_shift" if self.params.router_modulation == "additive" else "prob_shift"
+                modulation[key] = self.router_modulation(instructions)
+            if self.params.text_as_tokens:
+                h = torch.cat([instructions, h], dim=1)
+
+        routings = []
+        for block in self.blocks:
+            h, routing = block(h, modulation, self.params.eilm_on == "input")
+            routings.append(routing)
+        if self.params.text_as_tokens:
+            h = h[:, -self.n_patches :]
+        forecast = self.head(h.reshape(b * channels, -1)).view(b, channels, self.horizon).permute(0, 2, 1)
+        out = {
+            "output": forecast * std + mean,
+            "expert_load": torch.stack(
+                [torch.bincount(r.experts.reshape(-1), minlength=self.params.experts) for r in routings]
+            ),  # fmt: skip
+            "dropped": torch.stack([r.dropped for r in routings]),
+        }
+        if self.params.balance_weight > 0:
+            out["aux_loss"] = self.params.balance_weight * torch.stack([r.balance_loss for r in routings]).mean()
+        return out
+
+
+register("mome", MomeParams, "window", {"forecast"}, "MoME: sparse MoE over patches, modulated by text (EiLM, RM)")(
+    MoME
+)
+register("timemoe", TimeMoEParams, "window", {"forecast"}, "Time-MoE-style: attention + sparse MoE, no text")(MoME)
+register("token_fusion", TokenFusionParams, "window", {"forecast"}, "text as extra tokens beside the patches")(MoME)

@@ -1,0 +1,98 @@
+"""MoME and the models sharing its backbone: text starts as a no-op, the null text is exactly no text,
+batching is independent of neighbours, and the whole path trains and reloads on the real windows."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tsmoe import Estimator
+from tsmoe.data.text_windows import TextWindowDataset, collate_text_windows
+from tsmoe.errors import ConfigError, DataError
+from tsmoe.models.mome import MoME, MomeParams
+
+DIMS = {"lookback": 14, "horizon": 3, "n_channels": 1, "text_dim": 16}
+
+
+def batch(n: int = 6, tokens: int = 5, seed: int = 0) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    mask = torch.ones(n, tokens, dtype=torch.bool)
+    mask[0, 2:] = False  # a shorter text
+    return {
+        "x": torch.randn(n, 14, 1, generator=generator) * 3 + 10,
+        "text_tokens": torch.randn(n, tokens, 16, generator=generator),
+        "text_mask": mask,
+    }
+
+
+def pair(**params) -> tuple[MoME, MoME]:
+    """A text model and a text-free model with the same backbone weights."""
+    torch.manual_seed(0)
+    with_text = MoME(MomeParams(**params), DIMS, "forecast").eval()
+    without = MoME(MomeParams(**{**params, "text": "none"}), {**DIMS, "text_dim": 0}, "forecast").eval()
+    missing, unexpected = without.load_state_dict(with_text.state_dict(), strict=False)
+    assert not missing
+    return with_text, without
+
+
+@pytest.mark.parametrize("text", ["both", "eilm", "rm"])
+def test_text_starts_exactly_where_no_text_starts(text):
+    with_text, without = pair(text=text)
+    b = batch()
+    torch.testing.assert_close(with_text(b)["output"], without(b)["output"], rtol=0, atol=0)
+
+
+def test_null_text_is_exactly_no_text_even_after_training():
+    with_text, without = pair(text="both", eilm_on="output")
+    with torch.no_grad():  # as if trained: modulation weights far from their start
+        for module in (with_text.eilm, with_text.router_modulation):
+            for p in module.parameters():
+                p.normal_(0, 1.0)
+    b = batch()
+    assert not torch.allclose(with_text(b)["output"], without(b)["output"])  # real text now matters
+    b["text_mask"][:] = False  # every text empty
+    torch.testing.assert_close(with_text(b)["output"], without(b)["output"], rtol=0, atol=0)
+
+
+def test_a_window_forecast_does_not_depend_on_its_batch():
+    torch.manual_seed(0)
+    model = MoME(MomeParams(layers=2), DIMS, "forecast").eval()
+    b = batch(n=6, tokens=9)
+    alone = {k: v[:1, : (2 if k != "x" else None)] if k.startswith("text") else v[:1] for k, v in b.items()}
+    torch.testing.assert_close(model(b)["output"][:1], model(alone)["output"], rtol=1e-5, atol=1e-5)
+
+
+def test_forecast_is_on_the_input_scale_and_routing_is_reported():
+    model = MoME(MomeParams(experts=8, top_k=2, balance_weight=0.01), DIMS, "forecast")
+    out = model(batch())
+    assert out["output"].shape == (6, 3, 1)
+    assert out["output"].mean().item() == pytest.approx(10, abs=5)  # the inputs sit around 10
+    assert out["expert_load"].sum().item() == 6 * 4 * 2  # 4 patches per window, 2 experts each
+    assert out["aux_loss"].item() > 0
+
+
+def test_a_text_model_without_text_data_is_refused():
+    with pytest.raises(ConfigError, match="reads text.*the data has none"):
+        MoME(MomeParams(text="both"), {**DIMS, "text_dim": 0}, "forecast")
+
+
+def test_windows_and_texts_of_different_counts_are_refused():
+    with pytest.raises(DataError, match="10 inputs, 10 targets and 9 texts"):
+        TextWindowDataset(torch.zeros(10, 14).numpy(), torch.zeros(10, 3).numpy(), [], torch.zeros(9).long().numpy())
+
+
+def test_collate_pads_texts_and_marks_them():
+    items = [{"x": torch.zeros(4, 1), "y": torch.zeros(2, 1), "scale": torch.ones(1, 1),
+              "text_tokens": torch.ones(n, 3), "text_pooled": torch.ones(3)} for n in (2, 0, 5)]  # fmt: skip
+    b = collate_text_windows(items)
+    assert b["text_tokens"].shape == (3, 5, 3) and b["text_mask"].sum(1).tolist() == [2, 0, 5]
+
+
+@pytest.mark.parametrize("model", ["mome", "timemoe", "token_fusion", "patchtst", "itransformer", "dlinear"])
+def test_every_p2_model_trains_saves_and_reloads(model, tmp_path):
+    estimator = Estimator(model, "mome_timemmd", data_params={"domain": "SocialGood", "text_encoder": "hashing"},
+                          training={"max_epochs": 2, "batch_size": 32}, trainer={"accelerator": "cpu"})  # fmt: skip
+    estimator.fit(run_dir=tmp_path / model)
+    assert set(estimator.metrics_) == {"mse", "mae", "mape"}
+    assert all(v == v and v < 1e6 for v in estimator.metrics_.values())
+    assert Estimator.load(tmp_path / model).evaluate() == pytest.approx(estimator.metrics_, rel=1e-5)
