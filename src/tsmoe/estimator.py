@@ -95,7 +95,9 @@ class Estimator:
         if source is None:
             return entry.load(params)
         if isinstance(source, pd.DataFrame):
-            return from_long_dataframe(source, covariates=tuple(getattr(params, "covariates", ())))
+            return from_long_dataframe(
+                source, covariates=tuple(getattr(params, "covariates", ())), text_col=getattr(params, "text_col", None)
+            )
         if isinstance(source, IrregularSet | SeriesSet):
             return source
         raise DataError(

@@ -28,7 +28,7 @@ from tsmoe.data.irregular import (
 from tsmoe.data.mome_windows import TextWindows, TextWindowSplits
 from tsmoe.data.series import SeriesSet
 from tsmoe.data.splits import IdSplit, borders_from_lengths, chronological_borders, stratified_split
-from tsmoe.data.text_windows import TextWindowDataset, collate_text_windows, encode_texts
+from tsmoe.data.text_windows import AlignedTextWindows, TextWindowDataset, collate_text_windows, encode_texts
 from tsmoe.data.windows import StandardScaler, WindowDataset, check_window_fits
 from tsmoe.errors import DataError
 
@@ -134,11 +134,20 @@ def prepare_forecasting(
     scale: bool = True,
     fitted: dict[str, np.ndarray] | None = None,
     which: SplitChoice = "default",
+    text_encoder: str = "none",
+    text_k: int = 4,
+    encoder_options: dict | None = None,
 ) -> PreparedData:
     """Chronological split of every series (by ``fractions`` or fixed row ``lengths``), z-scored with
     training rows only; windows of ``lookback`` -> ``horizon``. ``which="all"`` makes every window of
-    every series a test window (with ``fitted`` statistics)."""
+    every series a test window (with ``fitted`` statistics). With a ``text_encoder``, each window also
+    carries the ``text_k`` most recent texts of its series dated before its forecast starts (P3)."""
     check_window_fits(data, lookback, horizon)
+    if text_encoder != "none" and not data.texts:
+        raise DataError(
+            f"{data.source}: data.text_encoder is '{text_encoder}' but the data has no text; "
+            "set data.text_encoder: none, or give a text column"
+        )
     if which == "all":
         if fitted is None:
             raise DataError("split 'all' evaluates a trained model: it needs the model's fitted statistics")
@@ -164,6 +173,13 @@ def prepare_forecasting(
     else:
         scaler = StandardScaler.identity(len(data.columns))
     parts = [WindowDataset(data, [r[i] for r in ranges], lookback, horizon, scaler) for i in range(3)]
+    text_dim = 0
+    if text_encoder != "none":
+        parts = [
+            AlignedTextWindows(part, data, [r[i] for r in ranges], text_k, text_encoder, **(encoder_options or {}))
+            for i, part in enumerate(parts)
+        ]
+        text_dim = next((len(p.table[0].pooled) for p in parts if p.table), 0)
     split_record = {
         "kind": "chronological",
         "rows": {s.name: [list(map(int, b)) for b in r] for s, r in zip(data.series, ranges, strict=True)},
@@ -173,12 +189,13 @@ def prepare_forecasting(
     return PreparedData(
         task="forecast",
         input_kind="window",
-        dims={"lookback": lookback, "horizon": horizon, "n_channels": len(data.columns)},
+        dims={"lookback": lookback, "horizon": horizon, "n_channels": len(data.columns), "text_dim": text_dim},
         train=parts[0],
         val=parts[1],
         test=parts[2],
         split=split_record,
         state=scaler.state(),
+        collate=collate_text_windows if text_encoder != "none" else None,
         target_channels=data.target_indices,
         scaler=scaler,
         channel_names=data.columns,

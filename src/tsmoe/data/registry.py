@@ -57,6 +57,9 @@ class ForecastParams:
     split_lengths: list[int] | None = None  # rows per part; overrides fractions (ETT: 12/4/4 months)
     scale: bool = True  # z-score with training statistics
     metrics_scale: Literal["scaled", "original"] = "original"
+    text_encoder: Literal["none", "minilm", "hashing"] = "none"  # windows carry text when the data has it
+    text_k: int = 4  # a window sees the k most recent texts dated before its forecast starts
+    hashing_dim: int = 64  # width of the hashing encoder (text_encoder: hashing)
 
 
 @dataclass
@@ -94,6 +97,7 @@ class CsvParams(ForecastParams):
     time_col: str = "ds"
     target_col: str = "y"
     covariates: list[str] = field(default_factory=list)
+    text_col: str | None = None  # a text column: text at time t is visible to forecasts starting after t
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,7 @@ def _load_csv(params: CsvParams) -> SeriesSet:
         time_col=params.time_col,
         target_col=params.target_col,
         covariates=tuple(params.covariates),
+        text_col=params.text_col,
     )
 
 
@@ -225,5 +230,8 @@ def prepare(
             params.scale,
             fitted,
             which,
+            params.text_encoder,
+            params.text_k,
+            {"dim": params.hashing_dim} if params.text_encoder == "hashing" else None,
         )
     raise DataError(f"cannot prepare a {type(source).__name__}: expected an IrregularSet or a SeriesSet")

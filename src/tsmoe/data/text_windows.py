@@ -17,6 +17,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from tsmoe.data.series import SeriesSet
+from tsmoe.data.text import DatedTexts
+from tsmoe.data.windows import WindowDataset
 from tsmoe.errors import DataError
 from tsmoe.text import EmbeddingCache, EncodedText, get_encoder
 
@@ -66,9 +69,51 @@ class TextWindowDataset(Dataset):
         return out
 
 
+class AlignedTextWindows(Dataset):
+    """Windows of a :class:`WindowDataset` with the text each may see under the leakage rule (P3).
+
+    The text of a window whose first forecast step is at time ``t`` is the ``k`` most recent texts of its
+    series dated strictly before ``t`` (:meth:`DatedTexts.before`, the one place the rule lives), joined
+    oldest first, one per line; a window with none visible gets the null text.
+    """
+
+    def __init__(self, windows: WindowDataset, data: SeriesSet, ranges: list[tuple[int, int]], k: int,
+                 encoder: str, **options) -> None:  # fmt: skip
+        self.windows = windows
+        self.texts = window_texts(data, windows, ranges, k)
+        self.table, self.index = encode_texts(self.texts, encoder, **options)
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
+        encoded = self.table[int(self.index[item])]
+        return {**self.windows[item], "text_tokens": torch.from_numpy(encoded.tokens),
+                "text_pooled": torch.from_numpy(encoded.pooled)}  # fmt: skip
+
+
+def window_texts(data: SeriesSet, windows: WindowDataset, ranges: list[tuple[int, int]], k: int) -> list[str]:
+    """The visible text of every window of ``windows`` (whose series ``i`` covers rows ``ranges[i]``)."""
+    tables = {}
+    for name, (stamps, texts) in data.texts.items():
+        kept = [i for i, text in enumerate(texts) if isinstance(text, str) and text.strip()]
+        order = sorted(kept, key=lambda i: stamps[i])
+        tables[name] = DatedTexts(
+            np.asarray(stamps)[order].astype("datetime64[ns]"), tuple(texts[i] for i in order), ("",) * len(order)
+        )
+    out = []
+    for series_index, start in windows.index:
+        series = data.series[series_index]
+        first_forecast_row = ranges[series_index][0] + start + windows.lookback
+        table = tables.get(series.name)
+        stamp = np.asarray(series.timestamps[first_forecast_row]).astype("datetime64[ns]")
+        out.append("\n".join(table.before(stamp, k)) if table is not None else "")
+    return out
+
+
 def collate_text_windows(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """Stack windows; pad token states to the longest text of the batch (``text_mask`` marks real ones)."""
-    batch = {key: torch.stack([item[key] for item in items]) for key in ("x", "y", "scale")}
+    batch = {key: torch.stack([item[key] for item in items]) for key in items[0] if key != "text_tokens"}
     if "text_tokens" in items[0]:
         lengths = [len(item["text_tokens"]) for item in items]
         width = items[0]["text_tokens"].shape[-1]
@@ -77,5 +122,5 @@ def collate_text_windows(items: list[dict[str, torch.Tensor]]) -> dict[str, torc
         for i, (item, n) in enumerate(zip(items, lengths, strict=True)):
             tokens[i, :n] = item["text_tokens"]
             mask[i, :n] = True
-        batch.update(text_tokens=tokens, text_mask=mask, text_pooled=torch.stack([i["text_pooled"] for i in items]))
+        batch.update(text_tokens=tokens, text_mask=mask)
     return batch

@@ -74,6 +74,7 @@ class TimeMMDDomain:
             columns=columns,
             targets=(TARGET,),
             source=f"Time-MMD {self.name}",
+            texts={self.name: (self.texts.end_dates, list(self.texts.texts))},  # dated by end_date
         )
 
 

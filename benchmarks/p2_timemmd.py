@@ -1,0 +1,161 @@
+"""Protocol P2: MoME, its ablations and the baselines on the MoME paper's Time-MMD windows.
+
+    OMP_NUM_THREADS=1 python benchmarks/p2_timemmd.py --search     # optimiser per model, on validation only
+    OMP_NUM_THREADS=1 python benchmarks/p2_timemmd.py --run --seeds 0 1 2 3 4
+    python benchmarks/p2_timemmd.py --table
+
+``--search`` trains every model of the search (seed 0) with each (lr, batch size) of the grid on every
+domain and ranks the settings by the mean of the best validation loss (MSE of the window-normalised
+forecast, so domains are comparable); the chosen setting goes into the model's recipe by hand. ``--run``
+trains each row of the table from its recipe, on every domain and seed; its JSON is rewritten after every
+run and a stopped run continues where it stopped. Each run is ``tsmoe train RECIPE --set data.domain=D
+--set seed=S [--set ...]``. Test metrics are on the original scale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from tsmoe.config import load_config
+from tsmoe.estimator import Estimator
+
+DOMAINS = ("HealthUS", "HealthAFR", "SocialGood", "Energy", "Environment")
+PAPER = {"HealthUS": ("mse", 0.379), "HealthAFR": ("mse", 0.103), "SocialGood": ("mse", 1.419),
+         "Environment": ("mape", 15.434)}  # fmt: skip
+
+# row -> (recipe, overrides); the ablations are MoME with less text
+ROWS: dict[str, tuple[str, list[str]]] = {
+    "mome": ("configs/mome-mome_timemmd.yaml", []),
+    "mome_eilm_only": ("configs/mome-mome_timemmd.yaml", ["model.text=eilm"]),
+    "mome_rm_only": ("configs/mome-mome_timemmd.yaml", ["model.text=rm"]),
+    "mome_no_text": ("configs/mome-mome_timemmd.yaml", ["model.text=none", "data.text_encoder=none"]),
+    "token_fusion": ("configs/token_fusion-mome_timemmd.yaml", []),
+    "timemoe": ("configs/timemoe-mome_timemmd.yaml", []),
+    "patchtst": ("configs/patchtst-mome_timemmd.yaml", []),
+    "itransformer": ("configs/itransformer-mome_timemmd.yaml", []),
+    "dlinear": ("configs/dlinear-mome_timemmd.yaml", []),
+}
+SEARCHED = ("mome", "token_fusion", "timemoe", "patchtst", "itransformer", "dlinear")
+GRID = [(lr, batch) for lr in (3e-3, 1e-3, 3e-4) for batch in (8, 32)]
+
+
+def fit(recipe: str, overrides: list[str]) -> dict:
+    config = load_config(recipe, overrides)
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        estimator = Estimator.from_config(config).fit(run_dir=folder)
+        wall = time.perf_counter() - started
+    meta = estimator.meta_
+    return {"test": estimator.metrics_, "val_loss": meta["best_score"], "best_epoch": meta["best_epoch"],
+            "epochs_run": meta["epochs_run"], "wall_seconds": wall, "n_parameters": meta["n_parameters"]}  # fmt: skip
+
+
+def save(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def machine() -> dict:
+    return {"torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
+def search(out: Path, models: list[str], domains: list[str]) -> None:
+    payload = json.loads(out.read_text()) if out.exists() else {"grid": GRID, "runs": {}}
+    for model in models:
+        recipe, overrides = ROWS[model]
+        for lr, batch in GRID:
+            key = f"{model} lr={lr} batch={batch}"
+            for domain in domains:
+                if domain in payload["runs"].get(key, {}):
+                    continue
+                sets = [*overrides, f"data.domain={domain}", f"training.lr={lr}", f"training.batch_size={batch}"]
+                result = fit(recipe, sets)
+                payload["runs"].setdefault(key, {})[domain] = result["val_loss"]
+                print(key, domain, round(result["val_loss"], 4), flush=True)
+                save(out, {**payload, "machine": machine()})
+    print(search_table(payload))
+
+
+def search_table(payload: dict) -> str:
+    lines = ["| model | lr | batch | mean best validation loss |", "|---|---|---|---|"]
+    for model in SEARCHED:
+        scored = [(statistics.fmean(v.values()), k) for k, v in payload["runs"].items()
+                  if k.split()[0] == model and len(v) == len(DOMAINS)]  # fmt: skip
+        for rank, (loss, key) in enumerate(sorted(scored)):
+            _, lr, batch = key.split()
+            mark = " (chosen)" if rank == 0 else ""
+            lines.append(f"| {model}{mark} | {lr[3:]} | {batch[6:]} | {loss:.4f} |")
+    return "\n".join(lines)
+
+
+def run(out: Path, rows: list[str], domains: list[str], seeds: list[int]) -> None:
+    payload = json.loads(out.read_text()) if out.exists() else {"runs": {}}
+    for row in rows:
+        recipe, overrides = ROWS[row]
+        for domain in domains:
+            for seed in seeds:
+                key = f"{row}/{domain}/{seed}"
+                if key in payload["runs"]:
+                    continue
+                sets = [*overrides, f"data.domain={domain}", f"seed={seed}"]
+                result = fit(recipe, sets)
+                result["command"] = f"tsmoe train {recipe} " + " ".join(f"--set {s}" for s in sets)
+                payload["runs"][key] = result
+                print(key, {k: round(v, 4) for k, v in result["test"].items()}, flush=True)
+                save(out, {**payload, "machine": machine(), "script": "python " + " ".join(sys.argv)})
+    print(table(payload))
+
+
+def table(payload: dict) -> str:
+    """Rows x domains: test MSE (mean +- std over seeds); Environment also MAPE, as the paper reports it."""
+    head = "| model | " + " | ".join(DOMAINS) + " | Environment MAPE |"
+    lines = [head, "|---" * (len(DOMAINS) + 2) + "|"]
+    for row in ROWS:
+        cells = []
+        for domain, metric in [*((d, "mse") for d in DOMAINS), ("Environment", "mape")]:
+            values = [r["test"][metric] for k, r in payload["runs"].items() if k.startswith(f"{row}/{domain}/")]
+            if not values:
+                cells.append("")
+                continue
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            cells.append(
+                f"{statistics.fmean(values):.3f} ± {spread:.3f}" + ("" if len(values) == 5 else f" ({len(values)})")
+            )
+        if any(cells):
+            lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    paper = [f"{PAPER[d][1]}" if d in PAPER and PAPER[d][0] == "mse" else "" for d in DOMAINS]
+    lines.append("| MoME paper | " + " | ".join(paper) + f" | {PAPER['Environment'][1]} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--search", action="store_true")
+    parser.add_argument("--run", action="store_true")
+    parser.add_argument("--table", action="store_true")
+    parser.add_argument("--models", nargs="+", default=None, help="rows (--run) or models (--search)")
+    parser.add_argument("--domains", nargs="+", default=list(DOMAINS), choices=DOMAINS)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--out", default="benchmarks/results/p2-timemmd.json")
+    parser.add_argument("--search-out", default="benchmarks/results/p2-search.json")
+    args = parser.parse_args()
+    if args.search:
+        search(Path(args.search_out), args.models or list(SEARCHED), args.domains)
+    if args.run:
+        run(Path(args.out), args.models or list(ROWS), args.domains, args.seeds)
+    if args.table:
+        for path, render in ((Path(args.search_out), search_table), (Path(args.out), table)):
+            if path.exists():
+                print(render(json.loads(path.read_text())), end="\n\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Windows with text: the leakage rule on raw Time-MMD and on users' long-format text, and the P2 data set."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tsmoe import Estimator
+from tsmoe.data.long_format import from_long_dataframe
+from tsmoe.data.prepared import prepare_forecasting
+from tsmoe.data.registry import MomeWindowsParams, TimeMMDParams, get_dataset, prepare
+from tsmoe.errors import DataError
+
+
+def long_frame() -> pd.DataFrame:
+    days = pd.date_range("2024-01-01", periods=30, freq="D")
+    notes = [f"note of day {i}" if i % 3 == 0 else None for i in range(30)]
+    return pd.DataFrame({"unique_id": "s", "ds": days, "y": np.sin(np.arange(30.0)), "note": notes})
+
+
+def test_a_window_sees_only_text_dated_before_its_forecast():
+    data = from_long_dataframe(long_frame(), text_col="note")
+    prepared = prepare_forecasting(data, 5, 2, (0.5, 0.25, 0.25), text_encoder="hashing", text_k=2,
+                                   encoder_options={"dim": 8})  # fmt: skip
+    windows = prepared.train
+    for item, text in enumerate(windows.texts):
+        _, start = windows.windows.index[item]
+        first_forecast_day = start + 5  # training rows start at row 0
+        visible = [f"note of day {d}" for d in range(0, first_forecast_day) if d % 3 == 0][-2:]
+        assert text == "\n".join(visible)
+    batch = prepared.collate([windows[i] for i in range(3)])
+    assert batch["text_tokens"].shape[0] == 3 and batch["text_mask"].any()
+
+
+def test_raw_time_mmd_text_respects_end_dates():
+    params = TimeMMDParams(domain="Health_US", lookback=24, horizon=12, text_encoder="hashing", hashing_dim=8)
+    source = get_dataset("time_mmd").load(params)
+    prepared = prepare(params, source, 0)
+    stamps, texts = source.texts["Health_US"]
+    series = source.series[0]
+    borders = prepared.split["rows"]["Health_US"]
+    for part, rows in zip((prepared.train, prepared.test), (borders[0], borders[2]), strict=True):
+        for item in range(0, len(part), 97):
+            _, start = part.windows.index[item]
+            forecast_start = series.timestamps[rows[0] + start + 24]
+            visible = [t for s, t in zip(stamps, texts, strict=True) if s < forecast_start][-4:]  # date-sorted
+            assert part.texts[item] == "\n".join(visible)
+            assert all(s < forecast_start for s, t in zip(stamps, texts, strict=True) if t in visible)
+
+
+def test_text_encoder_on_data_without_text_is_refused():
+    with pytest.raises(DataError, match="has no text"):
+        Estimator("mome", "etth1", data_params={"lookback": 24, "horizon": 6, "text_encoder": "hashing"}).fit()
+
+
+def test_p2_windows_are_the_published_files():
+    params = MomeWindowsParams(domain="HealthUS", text_encoder="none")
+    prepared = prepare(params, get_dataset("mome_timemmd").load(params), 0)
+    assert (len(prepared.train), len(prepared.val), len(prepared.test)) == (442, 49, 124)
+    assert prepared.dims == {"lookback": 14, "horizon": 3, "n_channels": 1, "text_dim": 0}
