@@ -107,3 +107,11 @@ def test_evaluate_writes_mrmoe_attention_and_gate_plots(small_physionet, tmp_pat
     for name in ("feature_attention.png", "stays.png"):
         path = run / "plots" / name
         assert f"plot: {path}" in out and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_mome_recipe_trains_and_evaluates_from_the_command_line(tmp_path, capsys):
+    run = tmp_path / "mome"
+    small = ["data.domain=SocialGood", "data.text_encoder=hashing", "training.max_epochs=2", "trainer.accelerator=cpu"]
+    assert main(["train", "configs/mome-mome_timemmd.yaml", "--out", str(run), *[f"--set={s}" for s in small]]) == 0
+    assert main(["evaluate", str(run)]) == 0
+    assert "mse" in capsys.readouterr().out

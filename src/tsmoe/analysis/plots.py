@@ -76,6 +76,8 @@ def write_interpretation_plots(model, prepared, folder: Path, n_sequences: int =
     """
     from tsmoe.analysis.interpret import collect_extras
 
+    if prepared.input_kind != "irregular":  # the read-outs here are of sequences of stays
+        return []
     extras = collect_extras(model, prepared.test, prepared.collate)
     if not extras.extras:
         return []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -72,3 +73,18 @@ class StopState(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.stopped:
             trainer.should_stop = True
+
+
+class ElapsedTime(pl.Callback):
+    """Log ``elapsed_seconds`` (wall time since this process started training) with every validation, so
+    the logs give validation loss against wall time as well as against step."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.started = time.perf_counter()
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            pl_module.log("elapsed_seconds", time.perf_counter() - self.started, on_epoch=True, sync_dist=False)
