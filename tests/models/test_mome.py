@@ -96,3 +96,18 @@ def test_every_p2_model_trains_saves_and_reloads(model, tmp_path):
     assert set(estimator.metrics_) == {"mse", "mae", "mape"}
     assert all(v == v and v < 1e6 for v in estimator.metrics_.values())
     assert Estimator.load(tmp_path / model).evaluate() == pytest.approx(estimator.metrics_, rel=1e-5)
+
+
+def test_trend_labels_follow_the_threshold():
+    from tsmoe.data.text_windows import trend_labels
+
+    inputs = torch.tensor([[0.0, 2.0, 0.0, 2.0]] * 3).numpy()  # std 1, last value 2
+    targets = torch.tensor([[4.0, 4.0], [2.2, 2.2], [0.0, 0.0]]).numpy()  # change +2, +0.2, -2 stds
+    assert trend_labels(inputs, targets, threshold=0.5).tolist() == [2, 1, 0]
+
+
+def test_trend_task_trains_and_is_scored_by_accuracy():
+    estimator = Estimator("mome", "mome_timemmd", data_params={"domain": "SocialGood", "text_encoder": "hashing",
+                          "task": "trend"}, training={"max_epochs": 2}, trainer={"accelerator": "cpu"}).fit()  # fmt: skip
+    assert set(estimator.metrics_) == {"accuracy", "auroc"} and 0 <= estimator.metrics_["accuracy"] <= 1
+    assert estimator.predict_proba().shape == (73, 3)

@@ -28,7 +28,14 @@ from tsmoe.data.irregular import (
 from tsmoe.data.mome_windows import TextWindows, TextWindowSplits
 from tsmoe.data.series import SeriesSet
 from tsmoe.data.splits import IdSplit, borders_from_lengths, chronological_borders, stratified_split
-from tsmoe.data.text_windows import AlignedTextWindows, TextWindowDataset, collate_text_windows, encode_texts
+from tsmoe.data.text_windows import (
+    TREND_CLASSES,
+    AlignedTextWindows,
+    TextWindowDataset,
+    collate_text_windows,
+    encode_texts,
+    trend_labels,
+)
 from tsmoe.data.windows import StandardScaler, WindowDataset, check_window_fits
 from tsmoe.errors import DataError
 
@@ -203,11 +210,16 @@ def prepare_forecasting(
 
 
 def prepare_text_windows(
-    data: TextWindowSplits, encoder: str, encoder_options: dict | None = None, which: SplitChoice = "default"
+    data: TextWindowSplits,
+    encoder: str,
+    encoder_options: dict | None = None,
+    which: SplitChoice = "default",
+    trend_threshold: float | None = None,
 ) -> PreparedData:
     """Fixed windows with text (protocol P2). No global scaling: each model normalises a window by its own
     input, and metrics are on the original scale. ``encoder="none"`` gives windows without text.
-    ``which="all"`` scores every window of the three parts."""
+    ``which="all"`` scores every window of the three parts. With a ``trend_threshold`` the task is the
+    trend class of each window (down / flat / up, :func:`trend_labels`), scored by accuracy."""
     parts = [data.train, data.val, data.test]
     if which == "all":
         every = TextWindows(
@@ -219,18 +231,19 @@ def prepare_text_windows(
         parts = [empty, empty, every]
     sets, text_dim = [], 0
     for part in parts:
-        if encoder == "none":
-            sets.append(TextWindowDataset(part.inputs, part.targets))
-            continue
-        table, index = encode_texts(list(part.texts), encoder, **(encoder_options or {}))
-        text_dim = len(table[0].pooled) if table else text_dim
-        sets.append(TextWindowDataset(part.inputs, part.targets, table, index))
+        labels = None if trend_threshold is None else trend_labels(part.inputs, part.targets, trend_threshold)
+        table, index = None, None
+        if encoder != "none":
+            table, index = encode_texts(list(part.texts), encoder, **(encoder_options or {}))
+            text_dim = len(table[0].pooled) if table else text_dim
+        sets.append(TextWindowDataset(part.inputs, part.targets, table, index, labels))
     lookback, horizon = data.train.inputs.shape[1], data.train.targets.shape[1]
     scaler = StandardScaler.identity(1)
+    trend = {"n_classes": len(TREND_CLASSES)} if trend_threshold is not None else {}
     return PreparedData(
-        task="forecast",
+        task="multiclass" if trend_threshold is not None else "forecast",
         input_kind="window",
-        dims={"lookback": lookback, "horizon": horizon, "n_channels": 1, "text_dim": text_dim},
+        dims={"lookback": lookback, "horizon": horizon, "n_channels": 1, "text_dim": text_dim, **trend},
         train=sets[0],
         val=sets[1],
         test=sets[2],

@@ -87,6 +87,8 @@ class MomeWindowsParams:
     text_encoder: Literal["minilm", "hashing", "none"] = "minilm"
     hashing_dim: int = 64  # width of the hashing encoder (text_encoder: hashing)
     metrics_scale: Literal["original"] = "original"
+    task: Literal["forecast", "trend"] = "forecast"  # trend: classify each window down / flat / up
+    trend_threshold: float = 0.5  # |change| below this many input-window stds is "flat"
 
 
 @dataclass
@@ -211,7 +213,8 @@ def prepare(
     """Prepare a loaded ``source`` according to the data ``params`` of a config."""
     if isinstance(source, TextWindowSplits):
         options = {"dim": params.hashing_dim} if params.text_encoder == "hashing" else {}
-        return prepare_text_windows(source, params.text_encoder, options, which)
+        threshold = params.trend_threshold if params.task == "trend" else None
+        return prepare_text_windows(source, params.text_encoder, options, which, threshold)
     if isinstance(source, IrregularSet):
         split = None
         if which == "default" and getattr(params, "split_file", None):

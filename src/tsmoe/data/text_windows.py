@@ -26,6 +26,18 @@ from tsmoe.text import EmbeddingCache, EncodedText, get_encoder
 SCALE_FLOOR = 1e-3  # the MoME reference code's floor on a window's standard deviation
 
 
+TREND_CLASSES = ("down", "flat", "up")
+
+
+def trend_labels(inputs: np.ndarray, targets: np.ndarray, threshold: float) -> np.ndarray:
+    """Trend class of each window (0 down, 1 flat, 2 up): the change from the last input value to the mean
+    of the target window, in units of the input window's standard deviation (floored as for the loss),
+    compared with ``+-threshold``. ``inputs (N, L)``, ``targets (N, H)`` -> ``(N,)``."""
+    scale = np.maximum(inputs.std(axis=1), SCALE_FLOOR)
+    change = (targets.mean(axis=1) - inputs[:, -1]) / scale
+    return np.where(change > threshold, 2, np.where(change < -threshold, 0, 1)).astype(np.int64)
+
+
 def encode_texts(texts: list[str], encoder: str, **options) -> tuple[list[EncodedText], np.ndarray]:
     """Encode each distinct text once (cached on disk): ``(table, index (N,))`` with ``texts[i]``
     encoded as ``table[index[i]]``."""
@@ -44,6 +56,7 @@ class TextWindowDataset(Dataset):
         targets: np.ndarray,
         table: list[EncodedText] | None = None,
         index: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
     ) -> None:
         if inputs.ndim == 2:  # univariate windows (N, L) -> (N, L, 1)
             inputs, targets = inputs[..., None], targets[..., None]
@@ -56,12 +69,15 @@ class TextWindowDataset(Dataset):
         self.targets = torch.as_tensor(targets, dtype=torch.float32)
         self.scale = self.inputs.std(dim=1, unbiased=False, keepdim=True).clamp(min=SCALE_FLOOR)
         self.table, self.index = table, index
+        self.labels = None if labels is None else torch.as_tensor(labels, dtype=torch.long)
 
     def __len__(self) -> int:
         return len(self.inputs)
 
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         out = {"x": self.inputs[item], "y": self.targets[item], "scale": self.scale[item]}
+        if self.labels is not None:
+            out["target"] = self.labels[item]
         if self.table is not None:
             encoded = self.table[int(self.index[item])]
             out["text_tokens"] = torch.from_numpy(encoded.tokens)

@@ -8,7 +8,8 @@ Pipeline, for a window ``x (B, L, C)`` (channels handled independently, weights 
    every block after the first, or before every block with ``attention_first``);
 4. text (``batch["text_tokens"]``) -> :class:`QueryPool` -> instruction vectors, which drive EiLM and/or
    Router Modulation (``text``: ``both``, ``eilm``, ``rm`` or ``none``);
-5. head: flatten the patch tokens, ``Linear -> horizon``, and undo step 1.
+5. head: flatten the patch tokens, ``Linear -> horizon``, and undo step 1; or, for the trend task
+   (``multiclass``), ``Linear -> 3`` logits (down / flat / up).
 
 Registered as ``mome`` (text by modulation), ``timemoe`` (no text: attention + sparse MoE with a shared
 expert, in the style of Time-MoE) and ``token_fusion`` (text enters as extra tokens beside the patch
@@ -113,7 +114,8 @@ class MoME(nn.Module):
         self.n_patches = -(-dims["lookback"] // params.patch_len)
         self.embed = nn.Linear(params.patch_len, d)
         self.blocks = nn.ModuleList(Block(params, params.attention_first or i > 0) for i in range(params.layers))
-        self.head = nn.Linear(self.n_patches * d, self.horizon)
+        self.classes = dims.get("n_classes", 0) if task == "multiclass" else 0  # trend classification head
+        self.head = nn.Linear(self.n_patches * d, self.classes or self.horizon)
         self.query_pool = QueryPool(dims["text_dim"], d, params.n_queries, params.dropout) if uses_text else None
         self.eilm = EiLM(d, params.experts) if params.text in ("both", "eilm") else None
         self.router_modulation = (
@@ -149,9 +151,13 @@ class MoME(nn.Module):
             routings.append(routing)
         if self.params.text_as_tokens:
             h = h[:, -self.n_patches :]
-        forecast = self.head(h.reshape(b * channels, -1)).view(b, channels, self.horizon).permute(0, 2, 1)
+        if self.classes:  # trend logits (B, n_classes), from the target channel
+            result = self.head(h.reshape(b, channels, -1)[:, 0])
+        else:
+            forecast = self.head(h.reshape(b * channels, -1)).view(b, channels, self.horizon).permute(0, 2, 1)
+            result = forecast * std + mean
         out = {
-            "output": forecast * std + mean,
+            "output": result,
             "expert_load": torch.stack(
                 [torch.bincount(r.experts.reshape(-1), minlength=self.params.experts) for r in routings]
             ),  # fmt: skip
@@ -162,8 +168,16 @@ class MoME(nn.Module):
         return out
 
 
-register("mome", MomeParams, "window", {"forecast"}, "MoME: sparse MoE over patches, modulated by text (EiLM, RM)")(
-    MoME
-)
-register("timemoe", TimeMoEParams, "window", {"forecast"}, "Time-MoE-style: attention + sparse MoE, no text")(MoME)
-register("token_fusion", TokenFusionParams, "window", {"forecast"}, "text as extra tokens beside the patches")(MoME)
+register(
+    "mome",
+    MomeParams,
+    "window",
+    {"forecast", "multiclass"},
+    "MoME: sparse MoE over patches, modulated by text (EiLM, RM)",
+)(MoME)
+register(
+    "timemoe", TimeMoEParams, "window", {"forecast", "multiclass"}, "Time-MoE-style: attention + sparse MoE, no text"
+)(MoME)
+register(
+    "token_fusion", TokenFusionParams, "window", {"forecast", "multiclass"}, "text as extra tokens beside the patches"
+)(MoME)
