@@ -44,7 +44,7 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "dlinear": ("configs/dlinear-mome_timemmd.yaml", []),
 }
 SEARCHED = ("mome", "token_fusion", "timemoe", "patchtst", "itransformer", "dlinear")
-GRID = [(lr, batch) for lr in (3e-3, 1e-3, 3e-4) for batch in (8, 32)]
+GRID = [(lr, batch) for lr in (1e-3, 3e-4) for batch in (8, 32)]
 
 
 def fit(recipe: str, overrides: list[str]) -> dict:
@@ -68,7 +68,8 @@ def machine() -> dict:
 
 
 def search(out: Path, models: list[str], domains: list[str]) -> None:
-    payload = json.loads(out.read_text()) if out.exists() else {"grid": GRID, "runs": {}}
+    payload = json.loads(out.read_text()) if out.exists() else {"runs": {}}
+    payload["grid"] = GRID
     for model in models:
         recipe, overrides = ROWS[model]
         for lr, batch in GRID:
@@ -87,8 +88,9 @@ def search(out: Path, models: list[str], domains: list[str]) -> None:
 def search_table(payload: dict) -> str:
     lines = ["| model | lr | batch | mean best validation loss |", "|---|---|---|---|"]
     for model in SEARCHED:
+        grid = {f"{model} lr={lr} batch={batch}" for lr, batch in GRID}
         scored = [(statistics.fmean(v.values()), k) for k, v in payload["runs"].items()
-                  if k.split()[0] == model and len(v) == len(DOMAINS)]  # fmt: skip
+                  if k in grid and len(v) == len(DOMAINS)]  # fmt: skip
         for rank, (loss, key) in enumerate(sorted(scored)):
             _, lr, batch = key.split()
             mark = " (chosen)" if rank == 0 else ""

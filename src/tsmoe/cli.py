@@ -4,6 +4,7 @@ tsmoe train CONFIG --out RUN_DIR [--set key=value ...]
 tsmoe train --resume RUN_DIR
 tsmoe evaluate RUN_DIR [--set data.root=DIR ...] [--split default|all]
 tsmoe predict RUN_DIR INPUT -o OUTPUT.csv
+tsmoe report RUN_DIR
 tsmoe datasets
 tsmoe models
 tsmoe demo [--out RUN_DIR]
@@ -27,6 +28,23 @@ def _print_metrics(metrics: dict[str, float], title: str) -> None:
     width = max(len(k) for k in metrics)
     for key, value in metrics.items():
         print(f"  {key:<{width}}  {value:.4f}")
+
+
+def _summary_table(estimator, metrics: dict[str, float], where: str, split: str) -> str:
+    """One readable table: the run, the data it was scored on, and the metrics as one row."""
+    meta = estimator.meta_
+    cells = {
+        "model": estimator.config.model["name"],
+        "data": f"{estimator.config.data['name']} ({where}, split {split})",
+        "params": f"{meta['n_parameters']:,}",
+        "best epoch": str(meta["best_epoch"]),
+        **{name: f"{value:.4f}" for name, value in metrics.items()},
+    }
+    widths = {k: max(len(k), len(v)) for k, v in cells.items()}
+    line = "+" + "+".join("-" * (w + 2) for w in widths.values()) + "+"
+    head = "|" + "|".join(f" {k:<{widths[k]}} " for k in cells) + "|"
+    row = "|" + "|".join(f" {v:<{widths[k]}} " for k, v in cells.items()) + "|"
+    return "\n".join([line, head, line, row, line])
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -91,6 +109,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not args.no_plots:
         for path in write_interpretation_plots(estimator.model_, prepared, Path(args.run_dir) / "plots"):
             print(f"plot: {path}")
+    print(_summary_table(estimator, metrics, where, split))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from tsmoe.analysis.report import write_report
+
+    path = write_report(args.run_dir)
+    print(f"report: {path}")
     return 0
 
 
@@ -175,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("input", help="PhysioNet-format folder (classifiers) or CSV (forecasters)")
     predict.add_argument("-o", "--output", required=True, help="CSV to write")
     predict.set_defaults(func=cmd_predict)
+
+    report = sub.add_parser("report", help="write report.html: training, experts, routing, attention")
+    report.add_argument("run_dir")
+    report.set_defaults(func=cmd_report)
 
     sub.add_parser("datasets", help="list the shipped data sets").set_defaults(func=cmd_datasets)
     sub.add_parser("models", help="list the registered models").set_defaults(func=cmd_models)

@@ -107,7 +107,8 @@ def test_trend_labels_follow_the_threshold():
 
 
 def test_trend_task_trains_and_is_scored_by_accuracy():
-    estimator = Estimator("mome", "mome_timemmd", data_params={"domain": "SocialGood", "text_encoder": "hashing",
-                          "task": "trend"}, training={"max_epochs": 2}, trainer={"accelerator": "cpu"}).fit()  # fmt: skip
+    data = {"domain": "SocialGood", "text_encoder": "hashing", "task": "trend"}
+    estimator = Estimator("mome", "mome_timemmd", data_params=data, training={"max_epochs": 2},
+                          trainer={"accelerator": "cpu"}).fit()  # fmt: skip
     assert set(estimator.metrics_) == {"accuracy", "auroc"} and 0 <= estimator.metrics_["accuracy"] <= 1
     assert estimator.predict_proba().shape == (73, 3)

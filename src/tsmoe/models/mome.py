@@ -92,7 +92,9 @@ class Block(nn.Module):
             h = h + self.dropout(self.attention(a, a, a, need_weights=False)[0])
         series, tokens, d = h.shape
         owner = torch.arange(series, device=h.device).repeat_interleave(tokens)
-        out, routing = self.moe(self.norm(h).reshape(-1, d), owner, modulate_input=modulate_input, **modulation)
+        moe_input = self.norm(h).reshape(-1, d)
+        out, routing = self.moe(moe_input, owner, modulate_input=modulate_input, **modulation)
+        self.last_input = moe_input.detach()  # for analysis: what the experts saw (tsmoe.analysis.moe_readout)
         return h + self.dropout(out.view(series, tokens, d)), routing
 
 
@@ -149,6 +151,7 @@ class MoME(nn.Module):
         for block in self.blocks:
             h, routing = block(h, modulation, self.params.eilm_on == "input")
             routings.append(routing)
+        self.last_routings = routings  # for analysis: per-token routing of this batch, per layer
         if self.params.text_as_tokens:
             h = h[:, -self.n_patches :]
         if self.classes:  # trend logits (B, n_classes), from the target channel

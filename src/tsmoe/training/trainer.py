@@ -12,7 +12,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from tsmoe.config import RunConfig
-from tsmoe.training.callbacks import BestWeights, ElapsedTime, StopState
+from tsmoe.training.callbacks import BestWeights, ElapsedTime, SpectralTracker, StopState
 from tsmoe.training.checkpoint_io import SafetensorsCheckpointIO
 
 CHECKPOINT_DIR, CHECKPOINT_NAME = "checkpoints", "last"
@@ -58,6 +58,7 @@ def build_trainer(config: RunConfig, run_dir: Path, monitor: str, mode: str) -> 
         best,
         StopState(),  # after EarlyStopping, so it sees its decision
         ElapsedTime(),
+        SpectralTracker(run_dir / "spectral.json"),
         last,
     ]
     loggers: list = []

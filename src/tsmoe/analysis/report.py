@@ -1,0 +1,244 @@
+"""One self-contained HTML page per run: what was trained, how it trained, and what its experts did.
+
+``write_report(run_dir)`` reads a saved run (config, metrics, logs, weights), recomputes the read-outs
+on its test split, and writes ``report.html`` with every plot inlined as a PNG (no external files, so
+the page can be mailed or archived). Sections depend on the model: every run has the summary and
+training curves; sparse-MoE forecasters add expert usage, specialisation, the effect of text, the top-K
+truncation bound and the spectra of the expert weights; MR-MoE adds gate usage over the stay, feature
+attention and temporal attention.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+Section = tuple[str, str, str]  # (id, title, html body)
+
+
+def figure_html(fig: plt.Figure, alt: str) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    data = base64.b64encode(buffer.getvalue()).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def table_html(header: list[str], rows: list[list[object]]) -> str:
+    def cell(value: object) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else html.escape(str(value))
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def summary_section(folder: Path, estimator) -> Section:
+    meta, config = estimator.meta_, estimator.config
+    metrics = {k: v for k, v in (estimator.metrics_ or {}).items() if isinstance(v, int | float)}
+    facts = [
+        ["model", config.model["name"]], ["data", config.data["name"]], ["task", meta["task"]],
+        ["parameters", f"{meta['n_parameters']:,}"], ["epochs run", meta["epochs_run"]],
+        ["best epoch (validation)", f"{meta['best_epoch']} ({meta['monitor']} = {meta['best_score']:.4f})"],
+        ["training time", f"{meta['train_seconds']:.1f} s"],
+    ]  # fmt: skip
+    body = table_html(["", ""], facts)
+    body += "<h3>Test metrics</h3>" + table_html(["metric", "value"], [[k, float(v)] for k, v in metrics.items()])
+    body += f"<h3>Resolved config</h3><pre>{html.escape(config.to_yaml())}</pre>"
+    return "summary", "Summary", body
+
+
+def curves_section(folder: Path) -> Section:
+    path = folder / "logs" / "metrics.csv"
+    if not path.exists():
+        return "training", "Training curves", "<p>No CSV log in this run folder.</p>"
+    logs = pd.read_csv(path)
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    for column in ("train_loss", "val_loss"):
+        if column in logs:
+            rows = logs.dropna(subset=[column])
+            ax.plot(rows["epoch"], rows[column], marker="o", label=column)
+    ax.set(xlabel="epoch", ylabel="loss", title="Loss by epoch (the kept epoch is chosen on validation)")
+    ax.legend()
+    return "training", "Training curves", figure_html(fig, "training and validation loss by epoch")
+
+
+def moe_sections(model, prepared, folder: Path) -> list[Section]:
+    from tsmoe.analysis.moe_readout import FEATURES, read_out, topk_bound
+
+    readout = read_out(model, prepared.test, prepared.collate)
+    sections: list[Section] = []
+
+    rows, body = [], ""
+    for i, layer in enumerate(readout.layers):
+        usage = layer.usage
+        rows.append([i, " ".join(f"{x:.2f}" for x in usage.load), usage.load_cv, usage.entropy,
+                     ", ".join(map(str, usage.dead)) or "none"])  # fmt: skip
+    body += table_html(["layer", "load per expert", "load CV", "routing entropy (nats)", "dead experts"], rows)
+    fig, axes = plt.subplots(1, len(readout.layers), figsize=(4 * len(readout.layers), 2.8), squeeze=False)
+    for i, layer in enumerate(readout.layers):
+        axes[0, i].bar(range(len(layer.usage.load)), layer.usage.load, color="#3b6ea8")
+        axes[0, i].axhline(1 / len(layer.usage.load), color="grey", linestyle="--", linewidth=0.8)
+        axes[0, i].set(title=f"layer {i}: share of assignments", xlabel="expert")
+    body += figure_html(fig, "load per expert")
+    sections.append(("usage", "Expert usage (test split)", body))
+
+    fig, axes = plt.subplots(1, len(FEATURES), figsize=(4 * len(FEATURES), 3.0))
+    for ax, feature in zip(axes, FEATURES, strict=True):
+        table, edges = readout.specialisation(0, feature)
+        ax.imshow(table, aspect="auto", cmap="viridis", vmin=0, vmax=max(table.max(), 1e-9))
+        ax.set(title=f"by {feature}", xlabel="expert", ylabel="quantile bin (low to high)")
+        ax.set_yticks(range(len(table)))
+    body = (
+        "<p>Share of each quantile bin's assignments that each expert takes (layer 0); an expert that "
+        "specialises shows a column that changes down the bins.</p>" + figure_html(fig, "specialisation heatmaps")
+    )
+    sections.append(("specialisation", "Specialisation", body))
+
+    if readout.text_changes_routing is not None:
+        rows = [[i, changed, " ".join(f"{x:+.3f}" for x in shift)]
+                for i, (changed, shift) in enumerate(zip(readout.text_changes_routing, readout.text_load_shift,
+                                                         strict=True))]  # fmt: skip
+        body = "<p>The same test windows routed with their text and with the null text.</p>"
+        body += table_html(["layer", "share of tokens whose top-K set changes", "load with text minus without"], rows)
+        sections.append(("text", "What text does to routing", body))
+
+    bound = topk_bound(model, readout)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.scatter(bound.actual, bound.theorem, s=4, alpha=0.5, label="theorem's bound")
+    ax.scatter(bound.actual, bound.rayleigh, s=4, alpha=0.5, label="Rayleigh (exact lambda_max)")
+    top = max(float(bound.theorem.max()), 1e-12)
+    ax.plot([0, top], [0, top], color="grey", linewidth=0.8)
+    ax.set(xlabel="actual error of dropping the other experts", ylabel="bound", title="Top-K truncation bound")
+    ax.legend()
+    body = table_html(["tokens", "bound holds", "mean actual", "mean Rayleigh", "mean Gershgorin", "mean theorem"],
+                      [[len(bound.actual), bound.holds(), float(bound.actual.mean()), float(bound.rayleigh.mean()),
+                        float(bound.gershgorin.mean()), float(bound.theorem.mean())]])  # fmt: skip
+    sections.append(("bound", "Top-K truncation bound (MoME Theorem 4.2)", body + figure_html(fig, "bound vs actual")))
+
+    body = "<p>Estimates of ||W||^2 (the largest eigenvalue of W^T W) per expert, now.</p>"
+    rows = [
+        [
+            name,
+            " ".join(f"{e.rayleigh_max:.3f}" for e in estimates),
+            " ".join(f"{e.gershgorin_max:.3f}" for e in estimates),
+        ]
+        for name, estimates in readout.spectra.items()
+    ]
+    body += table_html(["weights", "Rayleigh quotient (per expert)", "Gershgorin bound (per expert)"], rows)
+    tracked = folder / "spectral.json"
+    if tracked.exists():
+        history = json.loads(tracked.read_text())
+        fig, ax = plt.subplots(figsize=(6.5, 3.2))
+        for name in history[0]["rayleigh_max"]:
+            values = np.array([h["rayleigh_max"][name] for h in history])
+            ax.plot([h["epoch"] for h in history], values.max(1), label=f"{name} (largest expert)")
+        ax.set(xlabel="epoch", ylabel="Rayleigh estimate of ||W||^2", title="Spectra across training")
+        ax.legend(fontsize=7)
+        body += figure_html(fig, "spectra across training")
+    sections.append(("spectral", "Spectral stability", body))
+    return sections
+
+
+def mrmoe_sections(model, prepared, folder: Path) -> list[Section]:
+    from tsmoe.analysis.interpret import collect_extras
+    from tsmoe.analysis.plots import plot_feature_attention, plot_sequences
+    from tsmoe.analysis.routing import expert_usage
+
+    extras = collect_extras(model, prepared.test, prepared.collate)
+    sections: list[Section] = []
+    if "gate" in extras.extras:
+        gates = np.concatenate(extras.extras["gate"])  # (steps, K)
+        usage = expert_usage(gates.argmax(1)[:, None], gates)
+        times = np.concatenate(extras.times)
+        hours = np.clip(times.astype(int), 0, 47)
+        by_hour = np.array([gates[hours == h].mean(0) if (hours == h).any() else np.full(gates.shape[1], np.nan)
+                            for h in range(48)])  # fmt: skip
+        fig, ax = plt.subplots(figsize=(6.5, 3.0))
+        ax.stackplot(range(48), np.nan_to_num(by_hour).T, labels=[f"expert {k + 1}" for k in range(gates.shape[1])])
+        ax.set(xlabel="hour of the stay", ylabel="mean gate weight", title="Gate weights across the 48 hours")
+        ax.legend(fontsize=7)
+        body = table_html(["mean gate weight per expert", "CV of arg-max load", "gate entropy (nats)"],
+                          [[" ".join(f"{x:.2f}" for x in gates.mean(0)), usage.load_cv, usage.entropy]])  # fmt: skip
+        sections.append(("usage", "Expert usage over the stay", body + figure_html(fig, "gate weights by hour")))
+    if "feature_attention" in extras.extras:
+        buffer = folder / ".report-feature-attention.png"
+        plot_feature_attention(extras, prepared.channel_names, buffer)
+        image = base64.b64encode(buffer.read_bytes()).decode()
+        buffer.unlink()
+        sections.append(("features", "Feature attention: which clinical variables mattered",
+                         f'<img alt="feature attention" src="data:image/png;base64,{image}">'))  # fmt: skip
+    if {"gate", "temporal_attention"} & set(extras.extras):
+        lengths = np.array([len(t) for t in extras.times])
+        chosen = np.argsort(lengths)[::-1][:3].tolist()
+        buffer = folder / ".report-stays.png"
+        plot_sequences(extras, chosen, buffer)
+        image = base64.b64encode(buffer.read_bytes()).decode()
+        buffer.unlink()
+        sections.append(("stays", "Gate and temporal attention for the longest test stays",
+                         f'<img alt="stays" src="data:image/png;base64,{image}">'))  # fmt: skip
+    return sections
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.5em 0; }} td, th {{ border: 1px solid #ccc; padding: 0.2em 0.6em; }}
+pre {{ background: #f6f6f6; padding: 0.8em; overflow-x: auto; }} img {{ max-width: 100%; }}
+section {{ margin-bottom: 2em; }}
+</style></head><body>
+<h1>{title}</h1>
+<nav>{nav}</nav>
+{sections}
+<script>
+window.addEventListener("load", function () {{
+  var broken = Array.prototype.filter.call(document.images, function (i) {{
+    return !i.complete || i.naturalWidth === 0;
+  }});
+  document.body.setAttribute("data-images", String(document.images.length));
+  document.body.setAttribute("data-broken-images", String(broken.length));
+}});
+</script>
+</body></html>
+"""
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Write ``report.html`` into a saved run folder and return its path."""
+    from tsmoe.analysis.moe_readout import is_sparse_moe
+    from tsmoe.data.cache import atomic_write_bytes
+    from tsmoe.estimator import Estimator
+
+    folder = Path(run_dir)
+    estimator = Estimator.load(folder)
+    sections = [summary_section(folder, estimator), curves_section(folder)]
+    model = estimator.model_.eval()
+    if is_sparse_moe(model) or estimator.meta_["input_kind"] == "irregular":
+        prepared = estimator.prepare_data()
+        extra = moe_sections if is_sparse_moe(model) else mrmoe_sections
+        sections += extra(model, prepared, folder)
+    title = f"tsmoe run: {estimator.config.model['name']} on {estimator.config.data['name']}"
+    nav = " | ".join(f'<a href="#{sid}">{html.escape(name)}</a>' for sid, name, _ in sections)
+    body = "\n".join(f'<section id="{sid}"><h2>{html.escape(name)}</h2>{content}</section>'
+                     for sid, name, content in sections)  # fmt: skip
+    page = PAGE.format(title=html.escape(title), nav=nav, sections=body)
+    path = folder / "report.html"
+    atomic_write_bytes(path, lambda handle: handle.write(page.encode()))
+    return path
+
+
+def report_section_ids(run_dir: str | Path) -> list[str]:
+    """The section ids a report of this run has (what a browser test checks for)."""
+    text = (Path(run_dir) / "report.html").read_text()
+    return [part.split('"')[0] for part in text.split('<section id="')[1:]]
