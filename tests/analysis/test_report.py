@@ -56,7 +56,7 @@ def test_mome_report_has_every_section(mome_run, capsys):
 
 def test_mrmoe_report_has_its_sections(mrmoe_run):
     write_report(mrmoe_run)
-    assert report_section_ids(mrmoe_run) == ["summary", "training", "usage", "features", "stays"]
+    assert report_section_ids(mrmoe_run) == ["summary", "training", "usage", "features", "stays", "liquid"]
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed: `apt-get install chromium`")

@@ -64,3 +64,25 @@ def test_euler_step_discs_tell_stable_from_unstable():
     small = np.eye(4) * 0.1
     assert euler_step_discs(small, dt_over_tau=0.5)[2]  # a leaky step: contraction
     assert not euler_step_discs(np.eye(4) * 3.0, dt_over_tau=0.5)[2]  # self-excitation: expands
+
+
+def test_liquid_step_discs_match_the_euler_jacobian_and_every_cell_runs():
+    from tsmoe.analysis.spectral import liquid_step_discs
+    from tsmoe.layers.liquid import CfCCell, CTRNNCell, LTCCell
+
+    torch.manual_seed(0)
+    cell = CTRNNCell(input_size=3, hidden_size=5, experts=2, integrator="euler")
+    with torch.no_grad():
+        cell.state_weight.mul_(0.2)  # weak recurrence: the leak dominates
+    tau = torch.tensor([0.5, 24.0])
+    discs = liquid_step_discs(cell, tau, dt=1.0)
+    for k, expert in enumerate(discs):
+        # at the zero state and input, d/dh [h + (dt/tau)(-h + tanh(W h + b))] = I + (dt/tau)(diag(1 - tanh(b)^2) W - I)
+        slope = 1 - torch.tanh(cell.bias[k]) ** 2
+        weight = cell.state_weight[k].detach()
+        jacobian = (torch.eye(5) + (1.0 / tau[k]) * (slope[:, None] * weight.T - torch.eye(5))).detach()
+        np.testing.assert_allclose(expert.centres, torch.diagonal(jacobian).numpy(), atol=1e-5)
+        assert expert.spectral_radius == pytest.approx(float(torch.linalg.eigvals(jacobian).abs().max()), abs=1e-5)
+    assert not discs[0].stable and discs[1].stable  # dt = 2 tau overshoots; dt = tau / 24 contracts
+    for other in (CfCCell(3, 5, experts=2, backbone_units=8), LTCCell(3, 5, experts=2)):
+        assert len(liquid_step_discs(other, tau, dt=1.0)) == 2

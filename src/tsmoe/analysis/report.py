@@ -103,6 +103,11 @@ def moe_sections(model, prepared, folder: Path) -> list[Section]:
         "<p>Share of each quantile bin's assignments that each expert takes (layer 0); an expert that "
         "specialises shows a column that changes down the bins.</p>" + figure_html(fig, "specialisation heatmaps")
     )
+    for feature in FEATURES:
+        table, edges = readout.specialisation(0, feature)
+        rows = [[f"{edges[b]:.3g} to {edges[b + 1]:.3g}", *[float(x) for x in table[b]]] for b in range(len(table))]
+        header = [f"{feature} bin", *[f"expert {e}" for e in range(table.shape[1])]]
+        body += f"<h3>By {feature}</h3>" + table_html(header, rows)
     sections.append(("specialisation", "Specialisation", body))
 
     if readout.text_changes_routing is not None:
@@ -187,7 +192,36 @@ def mrmoe_sections(model, prepared, folder: Path) -> list[Section]:
         buffer.unlink()
         sections.append(("stays", "Gate and temporal attention for the longest test stays",
                          f'<img alt="stays" src="data:image/png;base64,{image}">'))  # fmt: skip
+    if hasattr(model, "experts") and hasattr(model.experts, "cell"):
+        sections.append(liquid_section(model, prepared))
     return sections
+
+
+def liquid_section(model, prepared) -> Section:
+    """Gershgorin discs of each liquid expert's one-step state Jacobian at its learned time constant."""
+    from tsmoe.analysis.spectral import liquid_step_discs
+
+    gaps = [np.diff(prepared.test[i]["times"].numpy()) for i in range(min(len(prepared.test), 200))]
+    positive = np.concatenate(gaps) if gaps else np.zeros(0)
+    dt = float(np.median(positive[positive > 0])) if (positive > 0).any() else 1.0
+    discs = liquid_step_discs(model.experts.cell, model.experts.tau.detach(), dt)
+    fig, axes = plt.subplots(1, len(discs), figsize=(3.2 * len(discs), 3.2), squeeze=False)
+    for ax, expert in zip(axes[0], discs, strict=True):
+        ax.add_patch(plt.Circle((0, 0), 1, fill=False, color="grey", linestyle="--"))
+        for centre, radius in zip(expert.centres, expert.radii, strict=True):
+            ax.add_patch(plt.Circle((centre, 0), radius, alpha=0.15, color="#3b6ea8"))
+        reach = max(1.2, float(np.max(np.abs(expert.centres) + expert.radii)) * 1.1)
+        ax.set(xlim=(-reach, reach), ylim=(-reach, reach), aspect="equal", title=f"tau = {expert.tau:.2g} h")
+    rows = [[f"{d.tau:.3g}", f"{d.dt / d.tau:.3g}", float(np.max(np.abs(d.centres) + d.radii)), d.spectral_radius,
+             "yes" if d.stable else "not shown by the discs"] for d in discs]  # fmt: skip
+    body = (
+        f"<p>One step of {dt:.3g} h (the median gap of the test stays) from the zero state, input absent. "
+        "Every disc inside the unit circle proves the step contracts; the exact spectral radius is beside it.</p>"
+    )
+    body += table_html(
+        ["tau (h)", "dt / tau", "max |centre| + radius", "spectral radius", "stable by Gershgorin"], rows
+    )
+    return "liquid", "Liquid experts: stability of one step", body + figure_html(fig, "Gershgorin discs per expert")
 
 
 PAGE = """<!doctype html>

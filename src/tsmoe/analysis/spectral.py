@@ -62,3 +62,45 @@ def euler_step_discs(recurrent: np.ndarray, dt_over_tau: float) -> tuple[np.ndar
     jacobian = np.eye(n) + dt_over_tau * (np.asarray(recurrent, np.float64) - np.eye(n))
     centres, radii = gershgorin(jacobian)
     return centres, radii, bool(np.all(np.abs(centres) + radii < 1))
+
+
+@dataclass(frozen=True)
+class ExpertStepDiscs:
+    """Gershgorin discs of one liquid expert's state Jacobian ``d h_{t+1} / d h_t`` at a step of ``dt``:
+    ``centres (H,)``, ``radii (H,)``; ``spectral_radius`` (exact, for comparison); ``stable``: every disc
+    inside the unit circle, which proves the step contracts there."""
+
+    tau: float
+    dt: float
+    centres: np.ndarray
+    radii: np.ndarray
+    spectral_radius: float
+
+    @property
+    def stable(self) -> bool:
+        return bool(np.all(np.abs(self.centres) + self.radii < 1))
+
+
+def liquid_step_discs(cell, tau, dt: float) -> list[ExpertStepDiscs]:
+    """For each expert of a liquid cell (:mod:`tsmoe.layers.liquid`: CfC, LTC or CT-RNN), the Jacobian of
+    one step of length ``dt`` with respect to the state, at the zero state and a zero input, by autograd.
+    For the Euler CT-RNN this is ``I + (dt/tau)(W - I)``; the same read-out works for every cell."""
+    import torch
+
+    tau = torch.as_tensor(tau, dtype=torch.float32).detach()
+    experts, hidden = cell.experts, cell.hidden_size
+    inputs = torch.zeros(1, 1, cell.input_size)
+    projected = cell.project_input(inputs)[0]  # (K, 1, P)
+    step = torch.full((1,), float(dt))
+
+    def advance(h: torch.Tensor) -> torch.Tensor:
+        return cell.step(projected, h, step, tau)
+
+    jacobian = torch.autograd.functional.jacobian(advance, torch.zeros(experts, 1, hidden))  # (K,1,H,K,1,H)
+    out = []
+    for k in range(experts):
+        block = jacobian[k, 0, :, k, 0, :].double().numpy()
+        centres, radii = gershgorin(block)
+        radius = float(np.abs(np.linalg.eigvals(block)).max())
+        out.append(ExpertStepDiscs(float(tau[k]), float(dt), centres, radii, radius))
+    return out
