@@ -154,9 +154,12 @@ def main() -> None:
     if args.run:
         run(Path(args.out), args.models or list(ROWS), args.domains, args.seeds)
     if args.table:
-        for path, render in ((Path(args.search_out), search_table), (Path(args.out), table)):
-            if path.exists():
-                print(render(json.loads(path.read_text())), end="\n\n")
+        if Path(args.search_out).exists():
+            print(search_table(json.loads(Path(args.search_out).read_text())), end="\n\n")
+        runs = {}  # the runs of every results file of P2 (several processes may have run rows side by side)
+        for path in sorted(Path(args.out).parent.glob("p2-timemmd*.json")):
+            runs.update(json.loads(path.read_text())["runs"])
+        print(table({"runs": runs}))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,103 @@
+"""Protocol P3: raw Time-MMD with its own text under the leakage rule: text by modulation (MoME) vs no
+text vs token fusion, on the same windows.
+
+    OMP_NUM_THREADS=1 python benchmarks/p3_timemmd.py --domains Health_US Energy --seeds 0
+    python benchmarks/p3_timemmd.py --table
+
+Each run is ``tsmoe train RECIPE --set data.domain=D --set data.lookback=L --set data.horizon=H --set
+seed=S [--set ...]``; lookback and horizons follow each domain's frequency as P3 fixes them. Metrics are
+MSE/MAE on the z-scored scale (training statistics). The JSON is rewritten after every run; a stopped run
+continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from tsmoe.config import load_config
+from tsmoe.estimator import Estimator
+
+FREQUENCY = {"Climate": "weekly", "Energy": "weekly", "Health_AFR": "weekly", "Health_US": "weekly",
+             "Environment": "daily", "Security": "monthly", "SocialGood": "monthly"}  # fmt: skip
+WINDOWS = {"monthly": (8, (6, 8, 10, 12)), "weekly": (24, (12, 24, 36, 48)), "daily": (96, (48, 96, 192, 336))}
+ROWS: dict[str, tuple[str, list[str]]] = {
+    "no_text": ("configs/mome-time_mmd.yaml", ["model.text=none", "data.text_encoder=none"]),
+    "mome": ("configs/mome-time_mmd.yaml", []),
+    "token_fusion": ("configs/token_fusion-time_mmd.yaml", []),
+}
+
+
+def run(out: Path, domains: list[str], seeds: list[int]) -> None:
+    payload = json.loads(out.read_text()) if out.exists() else {"runs": {}}
+    for domain in domains:
+        lookback, horizons = WINDOWS[FREQUENCY[domain]]
+        for horizon in horizons:
+            for row, (recipe, overrides) in ROWS.items():
+                for seed in seeds:
+                    key = f"{row}/{domain}/{horizon}/{seed}"
+                    if key in payload["runs"]:
+                        continue
+                    sets = [*overrides, f"data.domain={domain}", f"data.lookback={lookback}",
+                            f"data.horizon={horizon}", f"seed={seed}"]  # fmt: skip
+                    with tempfile.TemporaryDirectory() as folder:
+                        estimator = Estimator.from_config(load_config(recipe, sets)).fit(run_dir=folder)
+                    payload["runs"][key] = {
+                        "test": estimator.metrics_, "val_loss": estimator.meta_["best_score"],
+                        "command": f"tsmoe train {recipe} " + " ".join(f"--set {s}" for s in sets),
+                    }  # fmt: skip
+                    print(key, {k: round(v, 4) for k, v in estimator.metrics_.items()}, flush=True)
+                    out.write_text(json.dumps({**payload, "script": "python " + " ".join(sys.argv)}, indent=2) + "\n")
+    print(table(payload))
+
+
+def table(payload: dict) -> str:
+    """Domain x horizon rows; per model the test MSE (mean over seeds); the mean over horizons per domain."""
+    runs = payload["runs"]
+    cells: dict[tuple[str, str, str], list[float]] = {}
+    for key, result in runs.items():
+        row, domain, horizon, _ = key.split("/")
+        cells.setdefault((domain, horizon, row), []).append(result["test"]["mse"])
+    lines = ["| domain | horizon | " + " | ".join(ROWS) + " | best |", "|---" * (len(ROWS) + 3) + "|"]
+    domains = sorted({d for d, _, _ in cells}, key=list(FREQUENCY).index)
+    wins = {row: 0 for row in ROWS}
+    for domain in domains:
+        horizons = sorted({int(h) for d, h, _ in cells if d == domain})
+        means: dict[str, list[float]] = {row: [] for row in ROWS}
+        for horizon in [*map(str, horizons), "mean"]:
+            if horizon == "mean":
+                values = {row: statistics.fmean(v) for row, v in means.items() if len(v) == len(horizons)}
+            else:
+                values = {row: statistics.fmean(cells[(domain, horizon, row)]) for row in ROWS
+                          if (domain, horizon, row) in cells}  # fmt: skip
+                for row, value in values.items():
+                    means[row].append(value)
+            best = min(values, key=values.get) if values else ""
+            if horizon == "mean" and best:
+                wins[best] += 1
+            shown = " | ".join(f"{values[r]:.4f}" if r in values else "" for r in ROWS)
+            lines.append(f"| {domain} | {horizon} | {shown} | {best} |")
+    lines.append("")
+    lines.append("Domains won (mean over horizons): " + ", ".join(f"{row} {n}" for row, n in wins.items()))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--domains", nargs="+", default=list(FREQUENCY), choices=list(FREQUENCY))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--out", default="benchmarks/results/p3-timemmd.json")
+    parser.add_argument("--table", action="store_true")
+    args = parser.parse_args()
+    if args.table:
+        print(table(json.loads(Path(args.out).read_text())))
+        return
+    run(Path(args.out), args.domains, args.seeds)
+
+
+if __name__ == "__main__":
+    main()
