@@ -129,13 +129,26 @@ def table(payload: dict) -> str:
                 continue
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
             cells.append(
-                f"{statistics.fmean(values):.3f} ± {spread:.3f}" + ("" if len(values) == 5 else f" ({len(values)})")
+                f"{statistics.fmean(values):.4g} ± {spread:.2g}" + ("" if len(values) == 5 else f" ({len(values)})")
             )
         if any(cells):
             lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    naive = [naive_last_value(d) for d in DOMAINS]
+    lines.append("| last value (no model) | " + " | ".join(f"{n['mse']:.4g}" for n in naive) +
+                 f" | {naive[DOMAINS.index('Environment')]['mape']:.3f} |")  # fmt: skip
     paper = [f"{PAPER[d][1]}" if d in PAPER and PAPER[d][0] == "mse" else "" for d in DOMAINS]
     lines.append("| MoME paper | " + " | ".join(paper) + f" | {PAPER['Environment'][1]} |")
     return "\n".join(lines)
+
+
+def naive_last_value(domain: str) -> dict[str, float]:
+    """Test metrics of repeating the last input value over the horizon: the floor any model must beat."""
+    from tsmoe.data.mome_windows import load_mome_windows
+    from tsmoe.metrics import compute_metrics
+
+    test = load_mome_windows(domain)[2]
+    forecast = torch.from_numpy(test.inputs[:, -1:]).expand(-1, test.targets.shape[1])
+    return compute_metrics("forecast", forecast.unsqueeze(-1), torch.from_numpy(test.targets).unsqueeze(-1))
 
 
 def main() -> None:
