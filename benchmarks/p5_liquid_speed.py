@@ -24,13 +24,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from ncps.torch import CfCCell as NcpsCfCCell
+from timing import median_seconds
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -169,13 +168,7 @@ def flops_per_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: tu
 
 def time_steps(step: Callable[[], None], repeats: int) -> float:
     """Median seconds of one call, after one warm-up call."""
-    step()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return median_seconds(step, repeats, warmup=1)
 
 
 def matmul_rate() -> float:

@@ -14,25 +14,17 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import time
 from pathlib import Path
 
 import torch
+from timing import median_seconds
 
 from tsmoe.layers.sparse_moe import SparseMoE
 
 
 def seconds(step, repeats: int) -> float:
     """Median wall time of ``step()`` over ``repeats`` runs, after two warm-up runs."""
-    for _ in range(2):
-        step()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return median_seconds(step, repeats, warmup=2)
 
 
 def matmul_gflops(size: int = 1024, repeats: int = 5) -> float:

@@ -25,12 +25,17 @@ def run(tmp_path_factory):
     return folder
 
 
-def test_truncated_weights_fail_naming_the_file(run, tmp_path):
-    broken = tmp_path / "run"
-    broken.mkdir()
+def copy_of(run, folder):
+    """A copy of the run's files, to damage."""
+    folder.mkdir()
     for path in run.iterdir():
         if path.is_file():
-            (broken / path.name).write_bytes(path.read_bytes())
+            (folder / path.name).write_bytes(path.read_bytes())
+    return folder
+
+
+def test_truncated_weights_fail_naming_the_file(run, tmp_path):
+    broken = copy_of(run, tmp_path / "run")
     data = (run / "model.safetensors").read_bytes()
     (broken / "model.safetensors").write_bytes(data[: len(data) // 2])
     with pytest.raises(ModelFileError, match="model.safetensors.*truncated or edited"):
@@ -38,11 +43,7 @@ def test_truncated_weights_fail_naming_the_file(run, tmp_path):
 
 
 def test_edited_header_fails_naming_the_file(run, tmp_path):
-    broken = tmp_path / "run"
-    broken.mkdir()
-    for path in run.iterdir():
-        if path.is_file():
-            (broken / path.name).write_bytes(path.read_bytes())
+    broken = copy_of(run, tmp_path / "run")
     data = bytearray((run / "model.safetensors").read_bytes())
     data[8:20] = b"not-json!!!!"  # the JSON header begins after an 8-byte length
     (broken / "model.safetensors").write_bytes(bytes(data))
@@ -51,11 +52,7 @@ def test_edited_header_fails_naming_the_file(run, tmp_path):
 
 
 def test_weights_of_another_shape_fail_clearly(run, tmp_path):
-    other = tmp_path / "run"
-    other.mkdir()
-    for path in run.iterdir():
-        if path.is_file():
-            (other / path.name).write_bytes(path.read_bytes())
+    other = copy_of(run, tmp_path / "run")
     meta = json.loads((other / "meta.json").read_text())
     meta["dims"]["horizon"] = 12  # the files now describe a model with another output size
     (other / "meta.json").write_text(json.dumps(meta))
