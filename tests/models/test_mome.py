@@ -112,3 +112,13 @@ def test_trend_task_trains_and_is_scored_by_accuracy():
                           trainer={"accelerator": "cpu"}).fit()  # fmt: skip
     assert set(estimator.metrics_) == {"accuracy", "auroc"} and 0 <= estimator.metrics_["accuracy"] <= 1
     assert estimator.predict_proba().shape == (73, 3)
+
+
+def test_the_share_dropped_by_capacity_is_logged(tmp_path):
+    import pandas as pd
+
+    data = {"domain": "SocialGood", "text_encoder": "hashing"}
+    Estimator("mome", "mome_timemmd", data_params=data, model_params={"capacity_factor": 0.5},
+              training={"max_epochs": 1}, trainer={"accelerator": "cpu"}).fit(run_dir=tmp_path)  # fmt: skip
+    dropped = pd.read_csv(tmp_path / "logs" / "metrics.csv")["train_dropped_share"].dropna()
+    assert len(dropped) == 1 and 0.0 < dropped.iloc[0] < 1.0

@@ -66,7 +66,10 @@ class TsmoeModule(pl.LightningModule):
         return unpack(self.model(batch))[0]
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        output, aux_loss = unpack(self.model(batch))
+        result = self.model(batch)
+        output, aux_loss = unpack(result)
+        if isinstance(result, dict) and "dropped" in result:  # a capped MoE: share of assignments over capacity
+            self.log("train_dropped_share", result["dropped"].float().mean(), on_step=False, on_epoch=True)
         loss = task_loss(self.task, output, batch, self.target_channels)
         if aux_loss is not None:  # e.g. a load-balancing loss, already weighted by the model
             self.log("train_aux_loss", aux_loss, on_step=False, on_epoch=True, sync_dist=True)
