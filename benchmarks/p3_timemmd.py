@@ -76,7 +76,7 @@ def table(payload: dict) -> str:
                           if (domain, horizon, row) in cells}  # fmt: skip
                 for row, value in values.items():
                     means[row].append(value)
-            best = min(values, key=values.get) if values else ""
+            best = min(values, key=values.get) if len(values) == len(ROWS) else ""  # only among complete rows
             if horizon == "mean" and best:
                 wins[best] += 1
             shown = " | ".join(f"{values[r]:.4f}" if r in values else "" for r in ROWS)
