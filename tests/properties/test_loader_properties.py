@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tsmoe.data.ett import load_ett
+from tsmoe.data.exchange_rate import load_exchange_rate
 from tsmoe.data.mome_windows import load_mome_split
 from tsmoe.data.physionet2012 import STATIC, VARIABLES, parse_stay
 from tsmoe.data.time_mmd import load_time_mmd
@@ -158,6 +159,18 @@ def test_wide_benchmark_csv_loads_or_refuses(tmp_path_factory, cells):
     root = tmp_path_factory.mktemp("ett")
     pd.DataFrame(cells, columns=["date", "HUFL", "OT"]).to_csv(root / "ETTh1.csv", index=False)
     loaded = loads_or_refuses(lambda: load_ett(root))
+    if loaded is None:
+        return
+    series = loaded.series[0]
+    assert len(series.timestamps) == len(cells) and np.isfinite(series.values).all()
+
+
+@SETTINGS
+@given(cells=st.lists(st.lists(number_texts, min_size=1, max_size=3), min_size=1, max_size=8))
+def test_exchange_rate_file_loads_or_refuses(tmp_path_factory, cells):
+    root = tmp_path_factory.mktemp("exchange")
+    (root / "exchange_rate.txt").write_text("\n".join(",".join(row) for row in cells) + "\n")
+    loaded = loads_or_refuses(lambda: load_exchange_rate(root))
     if loaded is None:
         return
     series = loaded.series[0]
