@@ -102,3 +102,9 @@ def test_fact_is_read_as_text_and_na_means_none(tmp_path):
         "start_date,end_date,fact\n2024-01-01,2024-01-02,12\n2024-01-01,2024-01-03,NA\n"
     )
     assert load_time_mmd("X", tmp_path).texts.texts == ("12",)  # Time-MMD writes NA for "no fact"
+
+
+def test_a_domain_whose_targets_are_all_empty_is_refused(tmp_path):
+    _domain(tmp_path, "date,OT\n2024-01-01,\n2024-01-08,inf\n")
+    with pytest.raises(DataError, match="X.csv': no row has a value in column 'OT'"):
+        load_time_mmd("X", tmp_path)

@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 from tsmoe.data.long_format import from_long_dataframe, read_long_csv
 from tsmoe.errors import TsmoeError
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    derandomize=True, max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 numbers = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),  # NaN, inf, 1e308, 5e-324, -0.0 ...

@@ -110,6 +110,8 @@ def _read_numeric(path: Path, domain: str) -> pd.DataFrame:
             numeric[column] = values
     out = pd.DataFrame(numeric)
     empty = int(out[TARGET].isna().sum())
+    if empty == len(out):
+        raise DataError(f"file '{path}': no row has a value in column '{TARGET}' (all {empty} are empty or infinite)")
     if empty:
         log.warning("Time-MMD %s: dropped %d row(s) with an empty or infinite %s", domain, empty, TARGET)
         out = out[out[TARGET].notna()]
