@@ -90,7 +90,7 @@ def _route(model: torch.nn.Module, dataset: Dataset, collate, drop_text: bool) -
     return per_layer, inputs, np.concatenate(windows)
 
 
-def read_out(model: torch.nn.Module, dataset: Dataset, collate, bound_tokens: int = 2048) -> MoEReadout:
+def read_out(model: torch.nn.Module, dataset: Dataset, collate) -> MoEReadout:
     """Route ``dataset`` through ``model`` (eval mode) and gather everything the report shows."""
     model.eval()
     per_layer, inputs, windows = _route(model, dataset, collate, drop_text=False)

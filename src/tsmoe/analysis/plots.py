@@ -15,15 +15,21 @@ from tsmoe.analysis.interpret import SequenceExtras  # noqa: E402
 from tsmoe.data.cache import atomic_write_bytes  # noqa: E402
 
 
-def save_figure(fig: plt.Figure, path: Path, dpi: int = 110) -> None:
-    """Write a PNG atomically (rendered in memory, then renamed into place), and close the figure."""
+def figure_png(fig: plt.Figure, dpi: int = 110) -> bytes:
+    """The figure rendered as PNG bytes; the figure is closed."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
-    atomic_write_bytes(Path(path), lambda handle: handle.write(buffer.getvalue()))
+    return buffer.getvalue()
 
 
-def plot_feature_attention(extras: SequenceExtras, names: tuple[str, ...], path: Path, top: int = 20) -> Path:
+def save_figure(fig: plt.Figure, path: Path, dpi: int = 110) -> None:
+    """Write a PNG atomically (rendered in memory, then renamed into place), and close the figure."""
+    png = figure_png(fig, dpi)
+    atomic_write_bytes(Path(path), lambda handle: handle.write(png))
+
+
+def feature_attention_figure(extras: SequenceExtras, names: tuple[str, ...], top: int = 20) -> plt.Figure:
     """Bar chart of the variables ranked by attention relative to uniform (see ``feature_importance``)."""
     importance = extras.feature_importance()
     order = np.argsort(importance)[::-1][:top]
@@ -33,11 +39,10 @@ def plot_feature_attention(extras: SequenceExtras, names: tuple[str, ...], path:
     ax.set_xlabel("attention relative to uniform, where observed (1 = average variable)")
     ax.set_title("Feature attention: which variables the model weighs most")
     fig.tight_layout()
-    save_figure(fig, path)
-    return path
+    return fig
 
 
-def plot_sequences(extras: SequenceExtras, indices: list[int], path: Path, labels: list[str] | None = None) -> Path:
+def sequences_figure(extras: SequenceExtras, indices: list[int], labels: list[str] | None = None) -> plt.Figure:
     """For a few sequences: gate weights of each expert and temporal attention, against hours."""
     has_gate, has_time = "gate" in extras.extras, "temporal_attention" in extras.extras
     rows = int(has_gate) + int(has_time)
@@ -64,7 +69,18 @@ def plot_sequences(extras: SequenceExtras, indices: list[int], path: Path, label
             ax.set_title(f"{title}: temporal attention")
             ax.set_xlabel("hours since admission")
     fig.tight_layout()
-    save_figure(fig, path)
+    return fig
+
+
+def plot_feature_attention(extras: SequenceExtras, names: tuple[str, ...], path: Path, top: int = 20) -> Path:
+    """:func:`feature_attention_figure`, written as a PNG."""
+    save_figure(feature_attention_figure(extras, names, top), path)
+    return path
+
+
+def plot_sequences(extras: SequenceExtras, indices: list[int], path: Path, labels: list[str] | None = None) -> Path:
+    """:func:`sequences_figure`, written as a PNG."""
+    save_figure(sequences_figure(extras, indices, labels), path)
     return path
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 from pathlib import Path
 
@@ -27,10 +26,10 @@ Section = tuple[str, str, str]  # (id, title, html body)
 
 
 def figure_html(fig: plt.Figure, alt: str) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    data = base64.b64encode(buffer.getvalue()).decode()
+    """The figure as an inline PNG ``<img>`` (the page needs no other file)."""
+    from tsmoe.analysis.plots import figure_png
+
+    data = base64.b64encode(figure_png(fig, dpi=90)).decode()
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
@@ -157,7 +156,7 @@ def moe_sections(model, prepared, folder: Path) -> list[Section]:
 
 def mrmoe_sections(model, prepared, folder: Path) -> list[Section]:
     from tsmoe.analysis.interpret import collect_extras
-    from tsmoe.analysis.plots import plot_feature_attention, plot_sequences
+    from tsmoe.analysis.plots import feature_attention_figure, sequences_figure
     from tsmoe.analysis.routing import expert_usage
 
     extras = collect_extras(model, prepared.test, prepared.collate)
@@ -177,21 +176,14 @@ def mrmoe_sections(model, prepared, folder: Path) -> list[Section]:
                           [[" ".join(f"{x:.2f}" for x in gates.mean(0)), usage.load_cv, usage.entropy]])  # fmt: skip
         sections.append(("usage", "Expert usage over the stay", body + figure_html(fig, "gate weights by hour")))
     if "feature_attention" in extras.extras:
-        buffer = folder / ".report-feature-attention.png"
-        plot_feature_attention(extras, prepared.channel_names, buffer)
-        image = base64.b64encode(buffer.read_bytes()).decode()
-        buffer.unlink()
+        figure = feature_attention_figure(extras, prepared.channel_names)
         sections.append(("features", "Feature attention: which clinical variables mattered",
-                         f'<img alt="feature attention" src="data:image/png;base64,{image}">'))  # fmt: skip
+                         figure_html(figure, "feature attention")))  # fmt: skip
     if {"gate", "temporal_attention"} & set(extras.extras):
         lengths = np.array([len(t) for t in extras.times])
         chosen = np.argsort(lengths)[::-1][:3].tolist()
-        buffer = folder / ".report-stays.png"
-        plot_sequences(extras, chosen, buffer)
-        image = base64.b64encode(buffer.read_bytes()).decode()
-        buffer.unlink()
         sections.append(("stays", "Gate and temporal attention for the longest test stays",
-                         f'<img alt="stays" src="data:image/png;base64,{image}">'))  # fmt: skip
+                         figure_html(sequences_figure(extras, chosen), "stays")))  # fmt: skip
     if hasattr(model, "experts") and hasattr(model.experts, "cell"):
         sections.append(liquid_section(model, prepared))
     return sections

@@ -112,13 +112,14 @@ class SparseMoE(nn.Module):
         logits = self.router(h.float())  # float32 routing, whatever the activations' precision
         if logit_shift is not None:  # Router Modulation, additive form: softmax(W_g h + r)
             logits = logits + logit_shift.float()[sample]
-        probs = logits.softmax(-1)
+        softmax = logits.softmax(-1)
+        probs = softmax
         if prob_shift is not None:  # Router Modulation, sigmoid form: softmax(W_g h) + lambda * sigmoid(r)
-            probs = probs + prob_shift.float()[sample]
+            probs = softmax + prob_shift.float()[sample]
         weights, experts = probs.topk(self.top_k, dim=-1)
         if self.renormalize:
             weights = weights / weights.sum(-1, keepdim=True)
-        loss = balance_loss(logits.softmax(-1), experts, self.n_experts)
+        loss = balance_loss(softmax, experts, self.n_experts)
         return Routing(probs, experts, weights, torch.zeros(()), loss)
 
     def capacity(self, counts: torch.Tensor, n_tokens: int) -> int:
@@ -147,13 +148,14 @@ class SparseMoE(nn.Module):
         expert_of, token_of = flat_expert[order], flat_token[order]
         counts = torch.bincount(flat_expert, minlength=self.n_experts)
         slot = torch.arange(len(order), device=h.device) - (torch.cumsum(counts, 0) - counts)[expert_of]
-        keep = slot < self.capacity(counts, n_tokens)  # over capacity: dropped, the residual carries the token
+        capacity = self.capacity(counts, n_tokens)
+        keep = slot < capacity  # over capacity: dropped, the residual carries the token
         expert_of, token_of, slot = expert_of[keep], token_of[keep], slot[keep]
         owner = sample[token_of]
         expert_in = h[token_of]
         if gamma is not None and modulate_input:  # EiLM on the input: f_e(gamma_e h + beta_e)
             expert_in = gamma[owner, expert_of].unsqueeze(-1) * expert_in + beta[owner, expert_of]
-        buffer = h.new_zeros(self.n_experts, self.capacity(counts, n_tokens), d_model)
+        buffer = h.new_zeros(self.n_experts, capacity, d_model)
         buffer[expert_of, slot] = expert_in
         expert_out = self.experts(buffer)[expert_of, slot]  # (M, d): the kept assignments only
         if gamma is not None and not modulate_input:  # EiLM on the output: gamma_e f_e(h) + beta_e
