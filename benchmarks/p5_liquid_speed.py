@@ -6,7 +6,8 @@ of the same total width, and torch.nn.LSTM of the same total width. All measured
 
 Each variant runs full training steps (forward, backward, Adam) on the same irregular batch: ``B``
 sequences of ``T`` steps with ``2F`` inputs (values and mask of PhysioNet's 37 variables) and a random
-elapsed time per sample and step. Reported per variant: sequences per second (median over repeats),
+elapsed time per sample and step. Reported per variant: sequences per second (median over repeats, the
+variants taking turns within each repeat),
 activation memory (bytes of tensors autograd saves for backward, counted exactly by a saved-tensor hook),
 FLOPs per step (torch's FlopCounterMode) and the achieved fraction of the machine's dense matmul rate,
 which the script measures itself with one large ``torch.matmul``.
@@ -29,12 +30,12 @@ from pathlib import Path
 
 import torch
 from ncps.torch import CfCCell as NcpsCfCCell
-from timing import median_seconds
+from timing import interleaved_median_seconds, median_seconds
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from tsmoe.layers.gate import StepGate
-from tsmoe.layers.liquid import CfCCell, LiquidExperts
+from tsmoe.layers.liquid import CfCCell, LiquidCell, LiquidExperts
 
 N_FEATURES = 37
 
@@ -54,6 +55,22 @@ class FusedMixture(nn.Module):
         weights, _ = self.gate(torch.cat([u, states.flatten(2)], -1))
         mixed = torch.einsum("btk,btkh,khd->btd", weights, states, self.readout)
         return self.head(mixed[:, -1]).squeeze(-1)
+
+
+class AutogradLoopCfCCell(CfCCell):
+    """tsmoe's CfC cell differentiated by autograd step by step (the loop tsmoe ran before its hand-written scan)."""
+
+    scan = LiquidCell.scan
+
+
+class FusedMixtureAutogradLoop(FusedMixture):
+    """The fused mixture with the experts' recurrence differentiated by autograd: shows what the scan adds."""
+
+    def __init__(self, k: int, hidden: int, units: int, d_model: int) -> None:
+        super().__init__(k, hidden, units, d_model)
+        cell = AutogradLoopCfCCell(2 * N_FEATURES, hidden, k, "default", units)
+        cell.load_state_dict(self.experts.cell.state_dict())
+        self.experts.cell = cell
 
 
 class NcpsMixture(nn.Module):
@@ -117,6 +134,7 @@ class TorchLSTM(nn.Module):
 
 VARIANTS: dict[str, type[nn.Module]] = {
     "tsmoe_fused": FusedMixture,
+    "tsmoe_fused_autograd_loop": FusedMixtureAutogradLoop,
     "ncps_assembled": NcpsMixture,
     "ncps_cfc_same_width": NcpsSingle,
     "torch_lstm_same_width": TorchLSTM,
@@ -180,19 +198,23 @@ def matmul_rate() -> float:
 
 def measure(k: int, hidden: int, steps: int, batch_size: int, units: int, repeats: int) -> dict[str, dict]:
     batch = make_batch(batch_size, steps)
-    row = {}
+    models = {}
     for name, cls in VARIANTS.items():
         torch.manual_seed(0)
         model = cls(k, hidden, units, 32)
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        seconds = time_steps(lambda model=model, optimizer=optimizer: training_step(model, optimizer, batch), repeats)
-        flops = flops_per_step(model, optimizer, batch)
+        models[name] = (model, torch.optim.Adam(model.parameters(), lr=1e-3))
+    seconds = interleaved_median_seconds(
+        {name: lambda m=model, o=optimizer: training_step(m, o, batch) for name, (model, optimizer) in models.items()},
+        repeats,
+    )
+    row = {}
+    for name, (model, optimizer) in models.items():
         row[name] = {
-            "sequences_per_second": batch_size / seconds,
-            "seconds_per_step": seconds,
+            "sequences_per_second": batch_size / seconds[name],
+            "seconds_per_step": seconds[name],
             "activation_mib": saved_activation_bytes(model, batch) / 2**20,
             "parameters": sum(p.numel() for p in model.parameters()),
-            "gflop_per_step": flops / 1e9,
+            "gflop_per_step": flops_per_step(model, optimizer, batch) / 1e9,
         }
     return row
 
@@ -224,7 +246,7 @@ def main() -> None:
     parser.add_argument("--table", action="store_true", help="print the markdown table of an existing --out file")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--units", type=int, default=64, help="CfC backbone width")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="one small setting (a smoke test)")
     args = parser.parse_args()
     if args.table:

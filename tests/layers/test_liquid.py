@@ -6,7 +6,8 @@ import pytest
 import torch
 from ncps.wirings import FullyConnected
 
-from tsmoe.layers.liquid import CfCCell, CTRNNCell, LiquidExperts, LTCCell
+from tsmoe.layers.cfc_scan import CfCScan
+from tsmoe.layers.liquid import CfCCell, CTRNNCell, LiquidCell, LiquidExperts, LTCCell
 
 F, H, B = 5, 7, 4
 
@@ -114,3 +115,61 @@ def test_learnable_tau_stays_in_its_band():
     with torch.no_grad():
         experts.tau_logit.copy_(torch.tensor([100.0, -100.0, 0.0]))
     torch.testing.assert_close(experts.tau, torch.tensor([2.0, 2.0, 16.0]))
+
+
+@pytest.mark.parametrize("mode", ["default", "no_gate"])
+def test_cfc_sequence_scan_matches_ncps(mode):
+    """The whole-sequence scan (hand-written backward, tanh by sigmoid) gives ncps's numbers too."""
+    torch.manual_seed(1)
+    theirs = ncps_torch.CfCCell(F, H, mode=mode, backbone_units=16, backbone_layers=1)
+    experts = LiquidExperts(CfCCell(F, H, experts=1, mode=mode, backbone_units=16), torch.ones(1))
+    copy_cfc_from_ncps(experts.cell, theirs)
+    u, dt = torch.randn(B, 9, F), torch.rand(B, 9) * 3
+    states, _ = experts(u, dt, torch.ones(B, 9))
+    h = torch.zeros(B, H)
+    for t in range(9):
+        h, _ = theirs(u[:, t], h, dt[:, t : t + 1])
+        torch.testing.assert_close(states[:, t, 0], h, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["default", "no_gate"])
+@pytest.mark.parametrize("padded", [True, False])
+def test_cfc_scan_values_and_gradients_equal_the_autograd_loop(mode, padded):
+    """Every gradient of the hand-written backward (input share, initial state, learnable time constants,
+    all weights) equals autograd's through the step-by-step loop, with and without padded steps."""
+    torch.manual_seed(2)
+    cell = CfCCell(F, H, experts=3, mode=mode, backbone_units=6).double()
+    u = torch.randn(B, 8, F, dtype=torch.double)
+    h0 = torch.randn(3, B, H, dtype=torch.double, requires_grad=True)
+    dt = torch.rand(8, B, dtype=torch.double) * 3
+    tau = torch.tensor([0.5, 2.0, 8.0], dtype=torch.double, requires_grad=True)
+    keep = (torch.rand(8, 1, B, 1) > (0.3 if padded else -1)).double()
+    assert padded == bool((keep == 0).any())
+    projected = cell.project_input(u).detach().requires_grad_()
+    weight = torch.randn(8, 3, B, H, dtype=torch.double)  # a loss that weighs every state differently
+    wrt = [projected, h0, tau, cell.backbone_state_weight, cell.head_weight, cell.head_bias]  # the input
+    # weights reach the states only through `projected`, whose gradient is compared
+    results = []
+    for scan in (cell.scan, lambda *args: LiquidCell.scan(cell, *args)):
+        states = scan(projected, h0, dt, tau, keep)
+        results.append((states, torch.autograd.grad((states * weight).sum(), wrt)))
+    (fast, fast_grads), (loop, loop_grads) = results
+    torch.testing.assert_close(fast, loop, rtol=0, atol=1e-12)
+    for a, b in zip(fast_grads, loop_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+def test_cfc_scan_passes_gradcheck():
+    torch.manual_seed(3)
+    k, b, t, hidden, units = 2, 3, 4, 3, 5
+    inputs = (
+        torch.randn(t, k, b, units, dtype=torch.double, requires_grad=True),  # projected
+        torch.randn(k, b, hidden, dtype=torch.double, requires_grad=True),  # h0
+        torch.rand(t, k, b, 1, dtype=torch.double, requires_grad=True),  # dt / tau
+        torch.tensor([1.0, 0.0, 1.0, 1.0]).double().reshape(t, 1, 1, 1).expand(t, 1, b, 1).contiguous(),  # keep
+        torch.randn(k, hidden, units, dtype=torch.double, requires_grad=True),
+        torch.randn(k, units, 4 * hidden, dtype=torch.double, requires_grad=True),
+        torch.randn(k, 4 * hidden, dtype=torch.double, requires_grad=True),
+    )
+    for no_gate in (False, True):
+        assert torch.autograd.gradcheck(lambda *x, n=no_gate: CfCScan.apply(*x, n), inputs)

@@ -9,7 +9,11 @@ A step is split in two so that the time loop does only what depends on the state
 ``project_input(u (B, T, F)) -> (T, K, B, P)`` does the input's share for all steps at once (one large
 matmul), and ``step(projected_t (K, B, P), h (K, B, H), dt (B,), tau (K,)) -> (K, B, H)`` does the rest.
 Inside the loop the state is kept expert-major, ``(K, B, H)``, so every batched matmul reads contiguous
-memory. ``forward(u (B, F), h (B, K, H), dt, tau) -> (B, K, H)`` is one whole step in batch-major layout.
+memory. ``scan(projected (T, K, B, P), h0, dt (T, B), tau, keep) -> (T, K, B, H)`` runs the whole sequence:
+a loop of ``step`` that autograd differentiates, except CfC's default and no-gate modes, which run
+:class:`tsmoe.layers.cfc_scan.CfCScan`, the same recurrence with a hand-written backward pass (about 1.3x
+faster to train on a CPU, see benchmarks/README.md, P5). ``forward(u (B, F), h (B, K, H), dt, tau) ->
+(B, K, H)`` is one whole step in batch-major layout.
 
 - :class:`CfCCell` - closed-form continuous-time cell (Hasani et al., Nature MI 2022):
   ``z = act(W_u u + W_h h + b)``, ``s = sigmoid(t_a(z) * dt + t_b(z))``,
@@ -32,6 +36,8 @@ import math
 
 import torch
 from torch import nn
+
+from tsmoe.layers.cfc_scan import CfCScan
 
 
 def lecun_tanh(x: torch.Tensor) -> torch.Tensor:
@@ -66,6 +72,23 @@ class LiquidCell(nn.Module):
     def step(self, projected: torch.Tensor, h: torch.Tensor, dt: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
         """``projected (K, B, P)``, ``h (K, B, H)``, ``dt (B,)``, ``tau (K,)`` -> ``h' (K, B, H)``."""
         raise NotImplementedError
+
+    def scan(
+        self, projected: torch.Tensor, h0: torch.Tensor, dt: torch.Tensor, tau: torch.Tensor, keep: torch.Tensor
+    ) -> torch.Tensor:
+        """The whole sequence: ``projected (T, K, B, P)``, ``h0 (K, B, H)``, ``dt (T, B)``, ``tau (K,)``,
+        ``keep (T, 1, B, 1)`` (0 on padded steps, where the state is held) -> states ``(T, K, B, H)``.
+
+        Here a loop of :meth:`step` that autograd differentiates; a cell may override it with a faster scan.
+        """
+        # unbind (not indexing) so backward stacks the per-step gradients once instead of zero-filling a
+        # full-size tensor per step
+        steps, dts, keeps = projected.unbind(0), dt.unbind(0), (keep > 0).unbind(0)
+        h, states = h0, []
+        for t in range(len(steps)):
+            h = torch.where(keeps[t], self.step(steps[t], h, dts[t], tau), h)
+            states.append(h)
+        return torch.stack(states)
 
     def forward(self, u: torch.Tensor, h: torch.Tensor, dt: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
         """One step in batch-major layout: ``u (B, F)``, ``h (B, K, H)`` -> ``h' (B, K, H)``."""
@@ -114,6 +137,19 @@ class CfCCell(LiquidCell):
         if self.mode == "no_gate":
             return ff1 + gate * ff2
         return ff1 + gate * (ff2 - ff1)  # = ff1 * (1 - gate) + gate * ff2, one op fewer
+
+    def scan(
+        self, projected: torch.Tensor, h0: torch.Tensor, dt: torch.Tensor, tau: torch.Tensor, keep: torch.Tensor
+    ) -> torch.Tensor:
+        """The default and no-gate modes run :class:`tsmoe.layers.cfc_scan.CfCScan` (hand-written backward);
+        ``pure``, and anything under autocast, the autograd loop."""
+        if self.mode == "pure" or torch.is_autocast_enabled(projected.device.type):
+            return super().scan(projected, h0, dt, tau, keep)
+        scaled_time = (dt.unsqueeze(1) / tau.reshape(1, -1, 1)).unsqueeze(-1)  # (T, K, B, 1)
+        return CfCScan.apply(
+            projected, h0, scaled_time, keep.to(projected.dtype), self.backbone_state_weight, self.head_weight,
+            self.head_bias, self.mode == "no_gate",
+        )  # fmt: skip
 
 
 class LTCCell(LiquidCell):
@@ -240,15 +276,7 @@ class LiquidExperts(nn.Module):
         batch, steps = u.shape[:2]
         experts, hidden = self.cell.experts, self.cell.hidden_size
         h = h0.transpose(0, 1).contiguous() if h0 is not None else u.new_zeros(experts, batch, hidden)
-        tau = self.tau
-        # the input's share of every step in one matmul; unbind (not indexing) so backward stacks the
-        # per-step gradients once instead of zero-filling a full-size tensor per step
-        projected = self.cell.project_input(u).unbind(0)
-        keep = (step_mask > 0).t().reshape(steps, 1, batch, 1).unbind(0)
-        dts = dt.t().unbind(0)
-        states = []
-        for t in range(steps):
-            h = torch.where(keep[t], self.cell.step(projected[t], h, dts[t], tau), h)  # hold on padding
-            states.append(h)
-        stacked = torch.stack(states, dim=0)  # (T, K, B, H)
-        return stacked.permute(2, 0, 1, 3), h.transpose(0, 1)
+        projected = self.cell.project_input(u)  # the input's share of every step, in one matmul
+        keep = (step_mask > 0).t().reshape(steps, 1, batch, 1).to(projected.dtype)  # hold the state on padding
+        stacked = self.cell.scan(projected, h, dt.t(), self.tau, keep)  # (T, K, B, H)
+        return stacked.permute(2, 0, 1, 3), stacked[-1].transpose(0, 1)

@@ -1,0 +1,114 @@
+"""The CfC recurrence over a whole sequence, with a hand-written backward pass (backpropagation through time).
+
+Autograd records about fifteen small ops per time step and replays twice as many in backward, each with
+its own bookkeeping; on a CPU, at the sizes of MR-MoE's experts, that overhead costs more than the
+arithmetic. This function runs the same recurrence with fewer, cheaper ops and keeps in the backward time
+loop only what depends on the carried gradient. The numbers are those of
+:meth:`tsmoe.layers.liquid.CfCCell.step` (``default`` and ``no_gate`` modes) to float rounding;
+``tests/layers/test_liquid.py`` checks values and gradients against the autograd loop.
+
+Forward, per step ``t`` and for all K experts at once (``(K, B, .)`` tensors):
+
+    z_t     = 1.7159 tanh(0.666 (P_t + h_{t-1} W_h))        P_t: the input's share (``project_input``)
+    heads_t = b + z_t W = [f1, f2, t_a, t_b]
+    g_t     = sigmoid(t_a * s_t + t_b)                       s_t = dt_t / tau_k
+    h'_t    = tanh(f1) + g_t (tanh(f2) - tanh(f1))  (default),   tanh(f1) + g_t tanh(f2)  (no_gate)
+    h_t     = keep_t ? h'_t : h_{t-1}                        (padding holds the state)
+
+Every tanh is computed as ``tanh(x) = 2 sigmoid(2x) - 1`` (the CPU kernel of sigmoid is several times
+faster than tanh's), with the constants folded into the weights once per sequence:
+``z = 3.4318 sigmoid(1.332 pre) - 1.7159``, so ``heads = (b - 1.7159 * 1^T W) + sigmoid(1.332 pre) (3.4318 W)``.
+
+Backward, per step, from ``G_t = dL/dh_t`` (incoming plus carried): ``dL/dheads_t`` from ``G_t * keep_t``
+and the saved ``tanh f, g``; ``dL/dpre_t = (dL/dheads_t W^T) * 1.7159 * 0.666 * (1 - tanh^2)``; and the
+carry ``G_{t-1} += G_t (1 - keep_t) + dL/dpre_t W_h^T``. The weight gradients accumulate in place.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.autograd.function import once_differentiable
+
+_IN, _OUT = 0.666, 1.7159  # LeCun tanh: 1.7159 * tanh(0.666 x)
+
+
+class CfCScan(torch.autograd.Function):
+    """``apply(projected (T, K, B, U), h0 (K, B, H), scaled_time (T, K, B, 1), keep (T, 1, B, 1) float,
+    state_weight (K, H, U), head_weight (K, U, 4H), head_bias (K, 4H), no_gate: bool)`` -> states
+    ``(T, K, B, H)``. Differentiable in every tensor argument but ``keep``."""
+
+    @staticmethod
+    def forward(ctx, projected, h0, scaled_time, keep, state_weight, head_weight, head_bias, no_gate):
+        steps, hidden = projected.shape[0], h0.shape[-1]
+        column_scale = torch.ones_like(head_bias)  # the f1, f2 columns doubled for their tanh-by-sigmoid
+        column_scale[:, : 2 * hidden] = 2
+        scaled_projected = projected * (2 * _IN)
+        state_w = state_weight * (2 * _IN)
+        head_w = head_weight * (2 * _OUT) * column_scale.unsqueeze(1)
+        bias = ((head_bias - _OUT * head_weight.sum(1)) * column_scale).unsqueeze(1)
+        padded = not bool(keep.all())
+        keeps = (keep > 0).unbind(0)
+        states, squashed, heads_saved, gates = [], [], [], []
+        h = h0
+        for t in range(steps):
+            s = torch.baddbmm(scaled_projected[t], h, state_w).sigmoid_()  # (K, B, U); z = 3.4318 s - 1.7159
+            heads = torch.baddbmm(bias, s, head_w)  # (K, B, 4H): [2 f1, 2 f2, t_a, t_b]
+            ff = heads[..., : 2 * hidden].sigmoid_().mul_(2).sub_(1)  # in place: [tanh f1, tanh f2]
+            ff1, ff2 = ff[..., :hidden], ff[..., hidden:]
+            gate = torch.addcmul(heads[..., 3 * hidden :], heads[..., 2 * hidden : 3 * hidden], scaled_time[t])
+            gate.sigmoid_()
+            new = torch.addcmul(ff1, gate, ff2) if no_gate else torch.addcmul(ff1, gate, ff2 - ff1)
+            h = torch.where(keeps[t], new, h) if padded else new
+            states.append(h)
+            squashed.append(s)
+            heads_saved.append(heads)  # [tanh f1, tanh f2, t_a, t_b]
+            gates.append(gate)
+        out = torch.stack(states)
+        # one saved tensor per step and kind, so saved-tensor hooks (memory accounting, offloading) see them
+        ctx.save_for_backward(h0, out, scaled_time, keep, state_weight, head_weight, *squashed, *heads_saved, *gates)
+        ctx.no_gate, ctx.padded = no_gate, padded
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_states):
+        h0, states, scaled_time, keep, state_weight, head_weight, *per_step = ctx.saved_tensors
+        steps, experts, batch, hidden = states.shape
+        squashed, heads_saved, gates = per_step[:steps], per_step[steps : 2 * steps], per_step[2 * steps :]
+        grad_states = grad_states.contiguous()  # it arrives permuted from the caller's (B, T, K, H) view
+        pre_scale = 4 * _OUT * _IN  # d z / d pre = 1.7159 * 0.666 * 4 s (1 - s), applied once after the loop
+        head_w_t = head_weight.transpose(1, 2).contiguous()  # (K, 4H, U)
+        state_w_t = (state_weight * pre_scale).transpose(1, 2).contiguous()  # (K, U, H)
+        one = h0.new_ones(())
+        sum_s_heads = torch.zeros_like(head_weight)  # sum over steps and samples of s^T dL/dheads
+        sum_prev_pre = torch.zeros_like(state_weight)  # ... of h_{t-1}^T dL/dpre (unscaled)
+        sum_heads = h0.new_zeros(experts, batch, 4 * hidden)
+        grad_pre, d_gates = [None] * steps, [None] * steps
+        carry = torch.zeros_like(h0)
+        for t in range(steps - 1, -1, -1):
+            s, heads, gate = squashed[t], heads_saved[t], gates[t]
+            ff, ff1, ff2 = heads[..., : 2 * hidden], heads[..., :hidden], heads[..., hidden : 2 * hidden]
+            g = grad_states[t] + carry
+            g_kept = g * keep[t] if ctx.padded else g
+            d_heads = h0.new_empty(experts, batch, 4 * hidden)  # written piece by piece, no concatenation
+            d_ff, d_gate = d_heads[..., : 2 * hidden], d_heads[..., 3 * hidden :]
+            torch.addcmul(one, ff, ff, value=-1, out=d_ff)  # d tanh = 1 - tanh^2
+            g_gate = g_kept * gate
+            d_ff[..., :hidden].mul_(g_kept if ctx.no_gate else g_kept - g_gate)  # d h'/d tanh f1: 1 or 1 - g
+            d_ff[..., hidden:].mul_(g_gate)  # d h'/d tanh f2 = g
+            through_gate = g_gate * (ff2 if ctx.no_gate else ff2 - ff1)
+            torch.addcmul(through_gate, through_gate, gate, value=-1, out=d_gate)  # times sigmoid' = g (1 - g)
+            torch.mul(d_gate, scaled_time[t], out=d_heads[..., 2 * hidden : 3 * hidden])  # d t_a
+            sum_s_heads.baddbmm_(s.transpose(1, 2), d_heads)
+            sum_heads += d_heads
+            d_pre = torch.bmm(d_heads, head_w_t).mul_(torch.addcmul(s, s, s, value=-1))  # (K, B, U), unscaled
+            sum_prev_pre.baddbmm_((states[t - 1] if t > 0 else h0).transpose(1, 2), d_pre)
+            carry = torch.baddbmm(g - g_kept, d_pre, state_w_t) if ctx.padded else torch.bmm(d_pre, state_w_t)
+            grad_pre[t], d_gates[t] = d_pre, d_gate
+        grad_head_bias = sum_heads.sum(1)
+        # heads = b + z W with z = 3.4318 s - 1.7159, so dL/dW = 3.4318 s^T dL/dheads - 1.7159 * dL/db per row
+        grad_head_weight = sum_s_heads.mul_(2 * _OUT).sub_(_OUT * grad_head_bias.unsqueeze(1))
+        time_a = torch.stack([heads[..., 2 * hidden : 3 * hidden] for heads in heads_saved])
+        grad_time = (torch.stack(d_gates) * time_a).sum(-1, keepdim=True)  # (T, K, B, 1)
+        return (torch.stack(grad_pre).mul_(pre_scale), carry, grad_time, None, sum_prev_pre.mul_(pre_scale),
+                grad_head_weight, grad_head_bias, None)  # fmt: skip
