@@ -7,7 +7,7 @@ import torch
 from tsmoe import Estimator
 from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, collate_irregular
 from tsmoe.data.physionet2012 import load_physionet2012
-from tsmoe.errors import DataError
+from tsmoe.errors import ConfigError, DataError
 from tsmoe.layers.gate import StepGate, load_balancing_loss
 from tsmoe.models.registry import build_model
 
@@ -141,3 +141,24 @@ def test_moving_average_input_rate(cell, batch_items):
     assert torch.isfinite(out["output"]).all()
     alone = model(collate_irregular(batch_items[:1]))["output"]
     torch.testing.assert_close(alone, out["output"][:1], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["cfc", "ltc", "ctrnn"])
+def test_expert_stride_runs_every_cell_and_ignores_padding(cell, batch_items):
+    model = tiny("mrmoe", cell=cell, expert_stride=[1, 2, 4])
+    batch = collate_irregular(batch_items)
+    out = model(batch)
+    assert torch.isfinite(out["output"]).all()
+    alone = model(collate_irregular(batch_items[:1]))["output"]
+    torch.testing.assert_close(alone, out["output"][:1], rtol=1e-4, atol=1e-5)
+    out["output"].sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_expert_stride_is_checked_against_the_experts():
+    with pytest.raises(ConfigError, match="expert_stride must hold one stride per expert"):
+        tiny("mrmoe", expert_stride=[1, 2])
+    with pytest.raises(ConfigError, match="integers >= 1"):
+        tiny("mrmoe", expert_stride=[1, 0, 2])
+    with pytest.raises(ConfigError, match=r"expert_stride\[0\] must be 1"):
+        tiny("mrmoe", expert_stride=[2, 2, 4], fast_expert="quasi_steady")

@@ -1,4 +1,5 @@
-"""Each expert's own input rate: an exponential moving average of the observations on its time scale.
+"""Each expert's own input rate: an exponential moving average of the observations on its time scale
+(:func:`expert_moving_average`), or a stride, every ``s_k``-th step (:func:`expert_stride_schedule`).
 
 For an irregular series a moving average must follow the clock, not the step count. Expert ``k`` sees
 variable ``f`` as ``s_kf``, updated only when ``f`` is observed, at time ``t`` after a gap ``g`` since
@@ -41,3 +42,33 @@ def expert_moving_average(
         last_time = torch.where(observed, now, last_time)
         out.append(average)
     return torch.stack(out, dim=1)
+
+
+def expert_stride_schedule(
+    step_mask: torch.Tensor, dt: torch.Tensor, strides: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """When each expert reads the input, and the time it has to integrate when it does.
+
+    Expert ``k`` with stride ``s_k`` reads steps ``s_k - 1, 2 s_k - 1, ...`` of each sequence, and its
+    last valid step (so every expert's final state has seen the final observation); in between, its
+    state is held. At a step it reads, its elapsed time is the whole time since the last step it read
+    (or since the start), so it integrates over the steps it skipped instead of losing their time.
+
+    ``step_mask (B, T)`` (valid steps first, padding after), ``dt (B, T)`` hours, ``strides (K,)`` ints
+    >= 1 -> ``update (T, K, B)`` bool and ``elapsed (T, K, B)`` hours (meaningful where ``update``).
+    """
+    batch, steps = step_mask.shape
+    valid = step_mask > 0
+    index = torch.arange(steps, device=dt.device)
+    last = (valid.sum(1) - 1).clamp(min=0)  # (B,)
+    on_stride = ((index.reshape(steps, 1) + 1) % strides.reshape(1, -1)) == 0  # (T, K)
+    is_last = index.reshape(steps, 1) == last.reshape(1, batch)  # (T, B)
+    update = (on_stride.unsqueeze(-1) | is_last.unsqueeze(1)) & valid.t().unsqueeze(1)  # (T, K, B)
+    clock = torch.cumsum(dt.t(), dim=0)  # (T, B): time since the start at each step
+    # index of each expert's latest read at or before t; -1 before its first
+    latest = torch.where(update, index.reshape(steps, 1, 1), -1).cummax(dim=0).values
+    previous = torch.cat([latest.new_full((1, *latest.shape[1:]), -1), latest[:-1]])  # strictly before t
+    since = torch.where(
+        previous >= 0, torch.gather(clock.unsqueeze(1).expand_as(previous), 0, previous.clamp(min=0)), 0.0
+    )
+    return update, clock.unsqueeze(1) - since

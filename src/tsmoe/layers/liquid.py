@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from tsmoe.layers.cfc_scan import CfCScan
+from tsmoe.layers.input_rate import expert_stride_schedule
 
 
 def lecun_tanh(x: torch.Tensor) -> torch.Tensor:
@@ -54,8 +55,9 @@ def _expert_weights(k: int, fan_in: int, fan_out: int) -> tuple[torch.Tensor, to
 
 
 def _scaled_time(dt: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
-    """``dt (B,)`` and ``tau (K,)`` -> ``dt / tau`` of shape ``(K, B, 1)``."""
-    return (dt.reshape(1, -1) / tau.reshape(-1, 1)).unsqueeze(-1)
+    """``dt (B,)`` (shared by the experts) or ``(K, B)`` (one per expert), and ``tau (K,)`` -> ``dt / tau``
+    of shape ``(K, B, 1)``."""
+    return ((dt if dt.dim() == 2 else dt.reshape(1, -1)) / tau.reshape(-1, 1)).unsqueeze(-1)
 
 
 class LiquidCell(nn.Module):
@@ -76,8 +78,9 @@ class LiquidCell(nn.Module):
     def scan(
         self, projected: torch.Tensor, h0: torch.Tensor, dt: torch.Tensor, tau: torch.Tensor, keep: torch.Tensor
     ) -> torch.Tensor:
-        """The whole sequence: ``projected (T, K, B, P)``, ``h0 (K, B, H)``, ``dt (T, B)``, ``tau (K,)``,
-        ``keep (T, 1, B, 1)`` (0 on padded steps, where the state is held) -> states ``(T, K, B, H)``.
+        """The whole sequence: ``projected (T, K, B, P)``, ``h0 (K, B, H)``, ``dt (T, B)`` or ``(T, K, B)``
+        (per expert), ``tau (K,)``, ``keep (T, 1, B, 1)`` or ``(T, K, B, 1)`` (0 where the state is held:
+        padding, or steps an expert skips) -> states ``(T, K, B, H)``.
 
         Here a loop of :meth:`step` that autograd differentiates; a cell may override it with a faster scan.
         """
@@ -145,7 +148,8 @@ class CfCCell(LiquidCell):
         ``pure``, and anything under autocast, the autograd loop."""
         if self.mode == "pure" or torch.is_autocast_enabled(projected.device.type):
             return super().scan(projected, h0, dt, tau, keep)
-        scaled_time = (dt.unsqueeze(1) / tau.reshape(1, -1, 1)).unsqueeze(-1)  # (T, K, B, 1)
+        per_step = dt.unsqueeze(1) if dt.dim() == 2 else dt  # (T, 1 or K, B)
+        scaled_time = (per_step / tau.reshape(1, -1, 1)).unsqueeze(-1)  # (T, K, B, 1)
         return CfCScan.apply(
             projected, h0, scaled_time, keep.to(projected.dtype), self.backbone_state_weight, self.head_weight,
             self.head_bias, self.mode == "no_gate",
@@ -249,19 +253,32 @@ class LiquidExperts(nn.Module):
 
     ``forward(u (B, T, F) or (B, T, K, F), dt (B, T), step_mask (B, T), h0 (B, K, H) | None)`` ->
     ``(states (B, T, K, H), last (B, K, H))``. On padded steps (``step_mask = 0``) the state is held, so
-    a sequence's last state is the same alone or in a padded batch.
+    a sequence's last state is the same alone or in a padded batch. With ``strides``, expert k reads only
+    every ``strides[k]``-th step and the last valid one, holds its state in between, and integrates the
+    whole time since its previous read when it reads (:func:`tsmoe.layers.input_rate.expert_stride_schedule`).
     """
 
-    def __init__(self, cell: LiquidCell, tau: torch.Tensor, learnable_tau: bool = False, band: float = 2.0):
+    def __init__(
+        self,
+        cell: LiquidCell,
+        tau: torch.Tensor,
+        learnable_tau: bool = False,
+        band: float = 2.0,
+        strides: list[int] | None = None,
+    ):
         super().__init__()
         self.cell = cell
         tau = torch.as_tensor(tau, dtype=torch.float32).reshape(-1)
         if tau.numel() != cell.experts or torch.any(tau <= 0):
             raise ValueError(f"tau must hold {cell.experts} positive time constants, got {tau.tolist()}")
+        if strides is not None and (len(strides) != cell.experts or any(int(s) != s or s < 1 for s in strides)):
+            raise ValueError(f"strides must hold {cell.experts} integers >= 1, got {list(strides)}")
         self.register_buffer("tau_init", tau)
         self.learnable_tau = learnable_tau
         self.band = band  # a learnable tau stays within [tau / band, tau * band]
         self.tau_logit = nn.Parameter(torch.zeros_like(tau), requires_grad=learnable_tau)
+        # expert k reads every strides[k]-th step (see tsmoe.layers.input_rate.expert_stride_schedule)
+        self.strides = None if strides is None or all(s == 1 for s in strides) else [int(s) for s in strides]
 
     @property
     def tau(self) -> torch.Tensor:
@@ -277,6 +294,11 @@ class LiquidExperts(nn.Module):
         experts, hidden = self.cell.experts, self.cell.hidden_size
         h = h0.transpose(0, 1).contiguous() if h0 is not None else u.new_zeros(experts, batch, hidden)
         projected = self.cell.project_input(u)  # the input's share of every step, in one matmul
-        keep = (step_mask > 0).t().reshape(steps, 1, batch, 1).to(projected.dtype)  # hold the state on padding
-        stacked = self.cell.scan(projected, h, dt.t(), self.tau, keep)  # (T, K, B, H)
+        if self.strides is None:
+            keep = (step_mask > 0).t().reshape(steps, 1, batch, 1)  # hold the state on padding
+            dt = dt.t()
+        else:  # each expert reads its own steps, and integrates the time since its previous read
+            update, dt = expert_stride_schedule(step_mask, dt, torch.tensor(self.strides, device=dt.device))
+            keep = update.unsqueeze(-1)
+        stacked = self.cell.scan(projected, h, dt, self.tau, keep.to(projected.dtype))  # (T, K, B, H)
         return stacked.permute(2, 0, 1, 3), stacked[-1].transpose(0, 1)

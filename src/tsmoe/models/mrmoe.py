@@ -8,7 +8,9 @@ Per step ``t`` of an irregular series (elapsed time ``dt_t`` per sample):
    all equal for the same-rate MoE), advance together: ``h_k(t) = cell_k([u_t, mask_t], h_k(t-1), dt_t / tau_k)``;
    with ``fast_expert="quasi_steady"`` the fastest expert is not integrated: its state is read off the
    slowest expert's state and the input, ``h_1(t) = tanh(W [u_t, mask_t, h_K(t)] + b)`` (the paper's
-   acceleration);
+   acceleration); with ``expert_stride`` expert k reads only every ``s_k``-th step (and the last),
+   integrating the time since its previous read; with ``input_rate="moving_average"`` it sees the
+   observations averaged on its own time scale;
 3. each expert's readout ``y_k(t) = C_k h_k(t)``, mixed by the gate
    ``pi(t) = softmax(g([u_t, h_1(t), ..., h_K(t)]))``: ``m(t) = sum_k pi_k(t) y_k(t)``;
 4. temporal attention (optional) of the last state over all states gives a context; the head reads
@@ -48,6 +50,8 @@ class MRMoEParams:
     fast_expert: Literal["integrate", "quasi_steady"] = "integrate"
     input_rate: Literal["shared", "moving_average"] = "shared"  # moving_average: each expert sees the
     # observations averaged on its own time scale (see tsmoe.layers.input_rate)
+    expert_stride: list[int] | None = None  # one per expert: expert k reads every s_k-th step (and the
+    # last), integrating the time since its previous read; None: every expert reads every step
     min_dt: float = 1.0 / 60  # hours: gaps are at least one minute (PhysioNet's resolution), so a first
     # observation at time 0 still enters the ODE cells, which see nothing over a zero gap
     cfc_mode: Literal["default", "no_gate", "pure"] = "default"
@@ -97,11 +101,19 @@ class MRMoE(nn.Module):
         tau = time_constants(params)
         self.quasi_steady = params.fast_expert == "quasi_steady"
         integrated = params.experts - 1 if self.quasi_steady else params.experts
+        strides = params.expert_stride
+        if strides is not None and len(strides) != params.experts:
+            raise ValueError(f"expert_stride must hold one stride per expert ({params.experts}), got {strides}")
+        if strides is not None and self.quasi_steady and strides[0] != 1:
+            raise ValueError(
+                "with fast_expert=quasi_steady the fast expert reads every step: expert_stride[0] must be 1"
+            )
         self.experts = LiquidExperts(
             build_cell(params, step_input, integrated),
             tau[1:] if self.quasi_steady else tau,
             params.learnable_tau,
             params.tau_band,
+            strides[1:] if strides is not None and self.quasi_steady else strides,
         )
         if self.quasi_steady:
             self.fast_map = nn.Linear(step_input + params.hidden_size, params.hidden_size)

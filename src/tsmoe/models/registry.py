@@ -61,4 +61,9 @@ def build_model(config: dict[str, Any], dims: dict[str, int], task: str, input_k
     if task not in entry.tasks:
         raise ConfigError(f"model '{entry.name}' does not do task '{task}' (it does {sorted(entry.tasks)})")
     params = build_dataclass(entry.params, values, "model")
-    return entry.cls(params, dims, task)
+    try:
+        return entry.cls(params, dims, task)
+    except ConfigError:
+        raise
+    except ValueError as error:  # a model's own check of its parameters, e.g. experts >= 1
+        raise ConfigError(f"model '{entry.name}': {error}") from error
