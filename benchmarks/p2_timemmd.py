@@ -37,6 +37,7 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "mome_eilm_only": ("configs/mome-mome_timemmd.yaml", ["model.text=eilm"]),
     "mome_rm_only": ("configs/mome-mome_timemmd.yaml", ["model.text=rm"]),
     "mome_no_text": ("configs/mome-mome_timemmd.yaml", ["model.text=none", "data.text_encoder=none"]),
+    "mome_last_anchor": ("configs/mome-mome_timemmd.yaml", ["model.anchor=last"]),  # a residual on the last value
     "token_fusion": ("configs/token_fusion-mome_timemmd.yaml", []),
     "timemoe": ("configs/timemoe-mome_timemmd.yaml", []),
     "patchtst": ("configs/patchtst-mome_timemmd.yaml", []),
@@ -141,6 +142,20 @@ def table(payload: dict) -> str:
     return "\n".join(lines)
 
 
+def validation_table(payload: dict) -> str:
+    """Rows x domains: the best validation loss (window-normalised MSE), mean over seeds: what may choose
+    between rows, since the test split may not."""
+    lines = ["| model | " + " | ".join(DOMAINS) + " |", "|---" * (len(DOMAINS) + 1) + "|"]
+    for row in ROWS:
+        cells = []
+        for domain in DOMAINS:
+            values = [r["val_loss"] for k, r in payload["runs"].items() if k.startswith(f"{row}/{domain}/")]
+            cells.append(f"{statistics.fmean(values):.4f}" if values else "")
+        if any(cells):
+            lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def naive_last_value(domain: str) -> dict[str, float]:
     """Test metrics of repeating the last input value over the horizon: the floor any model must beat."""
     from tsmoe.data.mome_windows import load_mome_windows
@@ -172,7 +187,8 @@ def main() -> None:
         runs = {}  # the runs of every results file of P2 (several processes may have run rows side by side)
         for path in sorted(Path(args.out).parent.glob("p2-timemmd*.json")):
             runs.update(json.loads(path.read_text())["runs"])
-        print(table({"runs": runs}))
+        print(table({"runs": runs}), end="\n\n")
+        print(validation_table({"runs": runs}))
 
 
 if __name__ == "__main__":

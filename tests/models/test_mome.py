@@ -71,6 +71,18 @@ def test_forecast_is_on_the_input_scale_and_routing_is_reported():
     assert out["aux_loss"].item() > 0
 
 
+@pytest.mark.parametrize("anchor", ["mean", "last"])
+def test_a_silent_head_forecasts_the_anchor(anchor):
+    """With the head's output at zero the forecast is the window's mean, or with anchor=last its last value."""
+    model = MoME(MomeParams(anchor=anchor), DIMS, "forecast").eval()
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.zero_()
+    b = batch()
+    expected = b["x"][:, -1:] if anchor == "last" else b["x"].mean(1, keepdim=True)
+    torch.testing.assert_close(model(b)["output"], expected.expand(-1, 3, -1))
+
+
 def test_a_text_model_without_text_data_is_refused():
     with pytest.raises(ConfigError, match="reads text.*the data has none"):
         MoME(MomeParams(text="both"), {**DIMS, "text_dim": 0}, "forecast")

@@ -8,8 +8,10 @@ Pipeline, for a window ``x (B, L, C)`` (channels handled independently, weights 
    every block after the first, or before every block with ``attention_first``);
 4. text (``batch["text_tokens"]``) -> :class:`QueryPool` -> instruction vectors, which drive EiLM and/or
    Router Modulation (``text``: ``both``, ``eilm``, ``rm`` or ``none``);
-5. head: flatten the patch tokens, ``Linear -> horizon``, and undo step 1; or, for the trend task
-   (``multiclass``), ``Linear -> 3`` logits (down / flat / up).
+5. head: flatten the patch tokens, ``Linear -> horizon``, and undo step 1 (``y = head * std + mean``; with
+   ``anchor="last"``, ``y = head * std + x_L``: the head predicts the change from the last value, so an
+   output of zero is the last-value forecast); or, for the trend task (``multiclass``), ``Linear -> 3``
+   logits (down / flat / up).
 
 Registered as ``mome`` (text by modulation), ``timemoe`` (no text: attention + sparse MoE with a shared
 expert, in the style of Time-MoE) and ``token_fusion`` (text enters as extra tokens beside the patch
@@ -54,6 +56,8 @@ class MomeParams:
     n_queries: int = 3
     dropout: float = 0.1
     balance_weight: float = 0.0  # weight of the Switch balance loss (0: off, as the reference)
+    anchor: Literal["mean", "last"] = "mean"  # the forecast is relative to the window's mean (the
+    # reference) or to its last value (a residual on the last-value forecast)
 
 
 @dataclass
@@ -158,7 +162,7 @@ class MoME(nn.Module):
             result = self.head(h.reshape(b, channels, -1)[:, 0])
         else:
             forecast = self.head(h.reshape(b * channels, -1)).view(b, channels, self.horizon).permute(0, 2, 1)
-            result = forecast * std + mean
+            result = forecast * std + (x[:, -1:] if self.params.anchor == "last" else mean)
         out = {
             "output": result,
             "expert_load": torch.stack(
