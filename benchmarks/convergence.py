@@ -1,8 +1,9 @@
 """Convergence: validation loss against training step and against wall time, and the time to a common
-target loss, for MoME, iTransformer and the Time-MoE-style model, each from its P2 recipe.
+target loss, for MoME, iTransformer and the Time-MoE-style model, each from its P2 (or P3) recipe.
 
     OMP_NUM_THREADS=1 python benchmarks/convergence.py --domains HealthUS SocialGood --seeds 0 1 2
-    python benchmarks/convergence.py --table
+    OMP_NUM_THREADS=1 python benchmarks/convergence.py --protocol p3 --domains Health_US --seeds 0 1 2
+    python benchmarks/convergence.py --table [--protocol p3]
 
 Every model's curve comes from its run's own logs (``logs/metrics.csv``: ``val_loss`` and
 ``elapsed_seconds`` after every epoch; the validation loss is the MSE of the window-normalised forecast,
@@ -29,11 +30,9 @@ import pandas as pd  # noqa: E402
 from tsmoe.config import load_config  # noqa: E402
 from tsmoe.estimator import Estimator  # noqa: E402
 
-MODELS = {
-    "mome": "configs/mome-mome_timemmd.yaml",
-    "itransformer": "configs/itransformer-mome_timemmd.yaml",
-    "timemoe": "configs/timemoe-mome_timemmd.yaml",
-}
+MODELS = ("mome", "itransformer", "timemoe")
+RECIPES = {"p2": "configs/{}-mome_timemmd.yaml", "p3": "configs/{}-time_mmd.yaml"}  # P3: each recipe's own
+# lookback and horizon (Health_US: weekly, 24 -> 12)
 
 
 def curve(recipe: str, domain: str, seed: int, epochs: int) -> list[dict]:
@@ -94,16 +93,18 @@ def main() -> None:
     parser.add_argument("--domains", nargs="+", default=["HealthUS", "SocialGood"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--out", default="benchmarks/results/convergence-p2.json")
+    parser.add_argument("--protocol", choices=list(RECIPES), default="p2")
+    parser.add_argument("--out", default=None, help="default: benchmarks/results/convergence-<protocol>.json")
     parser.add_argument("--table", action="store_true")
     args = parser.parse_args()
-    out = Path(args.out)
+    out = Path(args.out or f"benchmarks/results/convergence-{args.protocol}.json")
     if args.table:
         print(table(json.loads(out.read_text())))
         return
     payload = json.loads(out.read_text()) if out.exists() else {"epochs": args.epochs, "curves": {}}
     for domain in args.domains:
-        for model, recipe in MODELS.items():
+        for model in MODELS:
+            recipe = RECIPES[args.protocol].format(model)
             for seed in args.seeds:
                 runs = payload["curves"].setdefault(domain, {}).setdefault(model, {})
                 if str(seed) in runs:
