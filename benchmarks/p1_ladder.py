@@ -3,12 +3,15 @@
     python benchmarks/p1_ladder.py            # prints the markdown table from benchmarks/results/p1-*.json
 
 Each row is one recipe ``configs/<model>-physionet2012.yaml`` run over several seeds; the table says how
-many. Rows whose results file is missing are listed as not run.
+many. The runs of a row may be spread over several files, ``p1-<model>.json`` and ``p1-<model>-*.json``
+(processes that ran seeds side by side); a seed stored twice is an error. Rows with no results are
+listed as not run.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 LADDER = ["lstm", "gru", "ctrnn", "cfc", "ltc", "moe_same_rate", "mrmoe_no_attention", "mrmoe"]
@@ -16,16 +19,23 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def row(model: str) -> str:
-    path = RESULTS / f"p1-{model}.json"
-    if not path.exists():
+    paths = [RESULTS / f"p1-{model}.json", *sorted(RESULTS.glob(f"p1-{model}-*.json"))]
+    results = [json.loads(path.read_text()) for path in paths if path.exists()]
+    if not results:
         return f"| {model} | not run | | | | | |"
-    result = json.loads(path.read_text())
-    summary, runs = result["summary"], result["runs"]
-    return (
-        f"| {model} | {summary['auroc']['mean']:.3f} ± {summary['auroc']['std']:.3f} "
-        f"| {summary['auprc']['mean']:.3f} ± {summary['auprc']['std']:.3f} | {len(runs)} "
-        f"| {runs[0]['n_parameters']:,} | {result['seconds_per_epoch_mean']:.0f} | {result['peak_memory_mib']:.0f} |"
-    )
+    runs = [run for result in results for run in result["runs"]]
+    seeds = [run["seed"] for run in runs]
+    if len(set(seeds)) != len(seeds):
+        raise SystemExit(f"{model}: a seed is stored twice across {[p.name for p in paths if p.exists()]}")
+    cells = []
+    for metric in ("auroc", "auprc"):
+        values = [run["test"][metric] for run in runs]
+        spread = statistics.stdev(values) if len(values) > 1 else 0.0
+        cells.append(f"{statistics.fmean(values):.3f} ± {spread:.3f}")
+    seconds = statistics.fmean(run["seconds_per_epoch"] for run in runs)
+    peak = max(result["peak_memory_mib"] for result in results)
+    size = f"{runs[0]['n_parameters']:,}"
+    return f"| {model} | {cells[0]} | {cells[1]} | {len(runs)} | {size} | {seconds:.0f} | {peak:.0f} |"
 
 
 def main() -> None:
