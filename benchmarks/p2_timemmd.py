@@ -39,6 +39,7 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "mome_no_text": ("configs/mome-mome_timemmd.yaml", ["model.text=none", "data.text_encoder=none"]),
     "mome_last_anchor": ("configs/mome-mome_timemmd.yaml", ["model.anchor=last"]),  # a residual on the last value
     "token_fusion": ("configs/token_fusion-mome_timemmd.yaml", []),
+    "token_fusion_last_anchor": ("configs/token_fusion-mome_timemmd.yaml", ["model.anchor=last"]),
     "timemoe": ("configs/timemoe-mome_timemmd.yaml", []),
     "patchtst": ("configs/patchtst-mome_timemmd.yaml", []),
     "itransformer": ("configs/itransformer-mome_timemmd.yaml", []),
