@@ -30,8 +30,8 @@ def row(model: str) -> str:
     cells = []
     for metric in ("auroc", "auprc"):
         values = [run["test"][metric] for run in runs]
-        spread = statistics.stdev(values) if len(values) > 1 else 0.0
-        cells.append(f"{statistics.fmean(values):.3f} ± {spread:.3f}")
+        spread = f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else " (one seed)"
+        cells.append(f"{statistics.fmean(values):.3f}{spread}")
     seconds = statistics.fmean(run["seconds_per_epoch"] for run in runs)
     peak = max(result["peak_memory_mib"] for result in results)
     size = f"{runs[0]['n_parameters']:,}"
