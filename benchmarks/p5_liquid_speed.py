@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -184,15 +183,10 @@ def flops_per_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: tu
     return counter.get_total_flops()
 
 
-def time_steps(step: Callable[[], None], repeats: int) -> float:
-    """Median seconds of one call, after one warm-up call."""
-    return median_seconds(step, repeats, warmup=1)
-
-
 def matmul_rate() -> float:
     """The machine's dense float32 matmul rate in FLOP/s (one 2048 x 2048 product, median of 5)."""
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    seconds = time_steps(lambda: torch.matmul(a, b), 5)
+    seconds = median_seconds(lambda: torch.matmul(a, b), 5, warmup=1)
     return 2 * 2048**3 / seconds
 
 

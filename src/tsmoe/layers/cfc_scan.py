@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-_IN, _OUT = 0.666, 1.7159  # LeCun tanh: 1.7159 * tanh(0.666 x)
+LECUN_IN, LECUN_OUT = 0.666, 1.7159  # LeCun's scaled tanh, 1.7159 * tanh(0.666 x), the ncps CfC backbone's
 
 
 class CfCScan(torch.autograd.Function):
@@ -42,10 +42,10 @@ class CfCScan(torch.autograd.Function):
         steps, hidden = projected.shape[0], h0.shape[-1]
         column_scale = torch.ones_like(head_bias)  # the f1, f2 columns doubled for their tanh-by-sigmoid
         column_scale[:, : 2 * hidden] = 2
-        scaled_projected = projected * (2 * _IN)
-        state_w = state_weight * (2 * _IN)
-        head_w = head_weight * (2 * _OUT) * column_scale.unsqueeze(1)
-        bias = ((head_bias - _OUT * head_weight.sum(1)) * column_scale).unsqueeze(1)
+        scaled_projected = projected * (2 * LECUN_IN)
+        state_w = state_weight * (2 * LECUN_IN)
+        head_w = head_weight * (2 * LECUN_OUT) * column_scale.unsqueeze(1)
+        bias = ((head_bias - LECUN_OUT * head_weight.sum(1)) * column_scale).unsqueeze(1)
         padded = not bool(keep.all())
         keeps = (keep > 0).unbind(0)
         states, squashed, heads_saved, gates = [], [], [], []
@@ -76,7 +76,7 @@ class CfCScan(torch.autograd.Function):
         steps, experts, batch, hidden = states.shape
         squashed, heads_saved, gates = per_step[:steps], per_step[steps : 2 * steps], per_step[2 * steps :]
         grad_states = grad_states.contiguous()  # it arrives permuted from the caller's (B, T, K, H) view
-        pre_scale = 4 * _OUT * _IN  # d z / d pre = 1.7159 * 0.666 * 4 s (1 - s), applied once after the loop
+        pre_scale = 4 * LECUN_OUT * LECUN_IN  # d z / d pre = 1.7159 * 0.666 * 4 s (1 - s), applied once after the loop
         head_w_t = head_weight.transpose(1, 2).contiguous()  # (K, 4H, U)
         state_w_t = (state_weight * pre_scale).transpose(1, 2).contiguous()  # (K, U, H)
         one = h0.new_ones(())
@@ -107,7 +107,7 @@ class CfCScan(torch.autograd.Function):
             grad_pre[t], d_gates[t] = d_pre, d_gate
         grad_head_bias = sum_heads.sum(1)
         # heads = b + z W with z = 3.4318 s - 1.7159, so dL/dW = 3.4318 s^T dL/dheads - 1.7159 * dL/db per row
-        grad_head_weight = sum_s_heads.mul_(2 * _OUT).sub_(_OUT * grad_head_bias.unsqueeze(1))
+        grad_head_weight = sum_s_heads.mul_(2 * LECUN_OUT).sub_(LECUN_OUT * grad_head_bias.unsqueeze(1))
         time_a = torch.stack([heads[..., 2 * hidden : 3 * hidden] for heads in heads_saved])
         grad_time = (torch.stack(d_gates) * time_a).sum(-1, keepdim=True)  # (T, K, B, 1)
         return (torch.stack(grad_pre).mul_(pre_scale), carry, grad_time, None, sum_prev_pre.mul_(pre_scale),

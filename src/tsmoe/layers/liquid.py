@@ -37,13 +37,13 @@ import math
 import torch
 from torch import nn
 
-from tsmoe.layers.cfc_scan import CfCScan
+from tsmoe.layers.cfc_scan import LECUN_IN, LECUN_OUT, CfCScan
 from tsmoe.layers.input_rate import expert_stride_schedule
 
 
 def lecun_tanh(x: torch.Tensor) -> torch.Tensor:
     """LeCun's scaled tanh, ``1.7159 * tanh(0.666 x)`` (the ncps CfC backbone default)."""
-    return 1.7159 * torch.tanh(0.666 * x)
+    return LECUN_OUT * torch.tanh(LECUN_IN * x)
 
 
 def _expert_weights(k: int, fan_in: int, fan_out: int) -> tuple[torch.Tensor, torch.Tensor]:
