@@ -102,7 +102,10 @@ def test_evaluate_writes_mrmoe_attention_and_gate_plots(small_physionet, tmp_pat
     small = ["model.hidden_size=8", "model.d_model=8", "model.backbone_units=16", "training.max_epochs=1",
              "trainer.accelerator=cpu", "data.split_file=null", f"data.root={small_physionet}"]  # fmt: skip
     assert main(["train", "configs/mrmoe-physionet2012.yaml", "--out", str(run), *[f"--set={s}" for s in small]]) == 0
+    trained_metrics = json.loads((run / "metrics.json").read_text())
     assert main(["evaluate", str(run)]) == 0
+    # the training data's own test split: metrics.json keeps the form and the numbers training wrote
+    assert json.loads((run / "metrics.json").read_text()) == pytest.approx(trained_metrics)
     out = capsys.readouterr().out
     for name in ("feature_attention.png", "stays.png"):
         path = run / "plots" / name

@@ -100,8 +100,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     prepared = estimator.prepare_data(split=split, data_overrides=overrides)
     metrics = estimator.score(prepared)
     where = overrides.get("root") or "the training data"
-    name = "metrics.json" if not overrides and split == "default" else "metrics-eval.json"
-    run_io.write_json(Path(args.run_dir) / name, {"split": split, "data": overrides, **metrics})
+    # the training data's own test split rewrites metrics.json in the form `tsmoe train` wrote it (the same
+    # numbers); any other split or data goes beside it, recording what was scored
+    on_training_test = not overrides and split == "default"
+    name = "metrics.json" if on_training_test else "metrics-eval.json"
+    run_io.write_json(
+        Path(args.run_dir) / name, metrics if on_training_test else {"split": split, "data": overrides, **metrics}
+    )
     _print_metrics(
         metrics,
         f"{estimator.config.model['name']} on {where} (split '{split}'), written to {Path(args.run_dir) / name}:",
