@@ -31,6 +31,7 @@ VARIANTS: dict[str, list[str]] = {
     "lr5e-4-wd1e-2-dropout0.3": ["training.lr=0.0005", "training.weight_decay=0.01", "model.dropout=0.3"],
     "stride1-2-4": ["model.expert_stride=[1, 2, 4]"],  # each expert its own input rate: a stride ...
     "moving_average": ["model.input_rate=moving_average"],  # ... or an average on its own time scale
+    "observation_decay": ["model.observation_decay=true"],  # GRU-D's decayed last values and staleness
 }
 
 

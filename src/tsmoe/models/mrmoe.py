@@ -10,7 +10,8 @@ Per step ``t`` of an irregular series (elapsed time ``dt_t`` per sample):
    slowest expert's state and the input, ``h_1(t) = tanh(W [u_t, mask_t, h_K(t)] + b)`` (the paper's
    acceleration); with ``expert_stride`` expert k reads only every ``s_k``-th step (and the last),
    integrating the time since its previous read; with ``input_rate="moving_average"`` it sees the
-   observations averaged on its own time scale;
+   observations averaged on its own time scale; with ``observation_decay`` each step's input also holds
+   every variable's last value decayed towards the mean and how stale it is (GRU-D's input decay);
 3. each expert's readout ``y_k(t) = C_k h_k(t)``, mixed by the gate
    ``pi(t) = softmax(g([u_t, h_1(t), ..., h_K(t)]))``: ``m(t) = sum_k pi_k(t) y_k(t)``;
 4. temporal attention (optional) of the last state over all states gives a context; the head reads
@@ -32,6 +33,7 @@ from tsmoe.layers.attention import FeatureAttention, TemporalAttention
 from tsmoe.layers.gate import StepGate, load_balancing_loss
 from tsmoe.layers.input_rate import expert_moving_average
 from tsmoe.layers.liquid import CfCCell, CTRNNCell, LiquidExperts, LTCCell
+from tsmoe.layers.observation_decay import ObservationDecay
 from tsmoe.models.heads import StaticHead, n_outputs
 from tsmoe.models.registry import register
 
@@ -50,6 +52,9 @@ class MRMoEParams:
     fast_expert: Literal["integrate", "quasi_steady"] = "integrate"
     input_rate: Literal["shared", "moving_average"] = "shared"  # moving_average: each expert sees the
     # observations averaged on its own time scale (see tsmoe.layers.input_rate)
+    observation_decay: bool = False  # GRU-D's input decay: each step also gets every variable's last value,
+    # decayed towards the mean at a learned rate, and log(1 + hours since it was last observed)
+    # (tsmoe.layers.observation_decay)
     expert_stride: list[int] | None = None  # one per expert: expert k reads every s_k-th step (and the
     # last), integrating the time since its previous read; None: every expert reads every step
     min_dt: float = 1.0 / 60  # hours: gaps are at least one minute (PhysioNet's resolution), so a first
@@ -98,6 +103,9 @@ class MRMoE(nn.Module):
         self.params = params
         n_features = dims["n_features"]
         step_input = 2 * n_features  # [weighted values, mask]
+        self.decay = ObservationDecay(n_features) if params.observation_decay else None
+        if self.decay is not None:
+            step_input += 2 * n_features  # [..., decayed last values, log1p(staleness)]
         tau = time_constants(params)
         self.quasi_steady = params.fast_expert == "quasi_steady"
         integrated = params.experts - 1 if self.quasi_steady else params.experts
@@ -136,16 +144,18 @@ class MRMoE(nn.Module):
         alpha = None
         if self.features is not None:
             values, alpha = self.features(values, mask)
-        u = torch.cat([values, mask], dim=-1)  # (B, T, 2F)
         if torch.any(batch["dt"] < 0):
             raise DataError("MR-MoE: negative time gaps in batch['dt']; times must increase within a sequence")
+        history = self.decay(batch["values"], mask, batch["times"]) if self.decay is not None else ()
+        u = torch.cat([values, mask, *history], dim=-1)  # (B, T, 2F), or (B, T, 4F) with observation decay
         expert_input = u
         if self.params.input_rate == "moving_average":  # (B, T, K', 2F): each expert's own view of the data
             averaged = expert_moving_average(batch["values"], mask, batch["times"], self.experts.tau)
             if alpha is not None:  # the attention weights apply to every expert's view alike
                 averaged = averaged * (alpha * mask.sum(-1, keepdim=True)).unsqueeze(2)
             expert_mask = mask.unsqueeze(2).expand(-1, -1, averaged.shape[2], -1)
-            expert_input = torch.cat([averaged, expert_mask], dim=-1)
+            expert_history = [part.unsqueeze(2).expand_as(averaged) for part in history]
+            expert_input = torch.cat([averaged, expert_mask, *expert_history], dim=-1)
         states, _ = self.experts(expert_input, batch["dt"].clamp(min=self.params.min_dt), step_mask)  # (B, T, K', H)
         if self.quasi_steady:  # the fast expert's state, read off the slowest state and the input
             fast = torch.tanh(self.fast_map(torch.cat([u, states[:, :, -1]], dim=-1)))
