@@ -240,7 +240,7 @@ def main() -> None:
     parser.add_argument("--table", action="store_true", help="print the markdown table of an existing --out file")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--units", type=int, default=64, help="CfC backbone width")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--quick", action="store_true", help="one small setting (a smoke test)")
     args = parser.parse_args()
     if args.table:
