@@ -1,8 +1,10 @@
 """LSTM and GRU classifiers for irregular multivariate series (the first rung of the MR-MoE ladder, P1).
 
 Each step's input is ``[values, observed mask, log(1 + dt)]`` (``2F + 1`` numbers): unobserved values
-are 0 (the training mean after z-scoring) and the mask tells the network which are real. The last valid
-hidden state, concatenated with the static descriptors and their mask, goes through an MLP head.
+are 0 (the training mean after z-scoring) and the mask tells the network which are real. With
+``observation_decay`` each step also gets every variable's last value decayed towards the mean and how
+stale it is (GRU-D's input decay, :mod:`tsmoe.layers.observation_decay`; ``4F + 1`` numbers). The last
+valid hidden state, concatenated with the static descriptors and their mask, goes through an MLP head.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from tsmoe.layers.observation_decay import ObservationDecay
 from tsmoe.models.heads import StaticHead, n_outputs
 from tsmoe.models.registry import register
 
@@ -23,6 +26,7 @@ class LSTMParams:
     num_layers: int = 1
     dropout: float = 0.1  # in the head (and between LSTM layers when num_layers > 1)
     head_hidden: int = 64
+    observation_decay: bool = False  # also feed decayed last values and their staleness (GRU-D's input decay)
 
 
 def irregular_step_inputs(batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -44,8 +48,10 @@ class LSTMClassifier(nn.Module):
 
     def __init__(self, params: LSTMParams, dims: dict[str, int], task: str) -> None:
         super().__init__()
+        n_features = dims["n_features"]
+        self.decay = ObservationDecay(n_features) if params.observation_decay else None
         self.rnn = self.recurrent(
-            input_size=2 * dims["n_features"] + 1,
+            input_size=(4 if params.observation_decay else 2) * n_features + 1,
             hidden_size=params.hidden_size,
             num_layers=params.num_layers,
             batch_first=True,
@@ -57,6 +63,8 @@ class LSTMClassifier(nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         inputs = irregular_step_inputs(batch)
+        if self.decay is not None:
+            inputs = torch.cat([inputs, *self.decay(batch["values"], batch["mask"], batch["times"])], dim=-1)
         packed = pack_padded_sequence(inputs, batch["lengths"].cpu(), batch_first=True, enforce_sorted=False)
         _, hidden = self.rnn(packed)
         if isinstance(hidden, tuple):  # the LSTM's (h, c)
