@@ -16,6 +16,11 @@ from pathlib import Path
 
 LADDER = ["lstm", "gru", "ctrnn", "cfc", "ltc", "moe_same_rate", "mrmoe_no_attention", "mrmoe"]
 RESULTS = Path(__file__).parent / "results"
+# rows beside the ladder that separate what the input adds from what the model adds (from p1_search.py)
+INPUT_ROWS = {
+    "gru + observation decay": "search/p1-gru-observation_decay.json",
+    "mrmoe without observation decay": "search/p1-mrmoe-no_observation_decay.json",
+}
 
 
 def same_config(first: dict, other: dict) -> bool:
@@ -31,8 +36,9 @@ def same_config(first: dict, other: dict) -> bool:
     return True
 
 
-def row(model: str) -> str:
-    candidates = [RESULTS / f"p1-{model}.json", *sorted(RESULTS.glob(f"p1-{model}-*.json"))]
+def row(model: str, candidates: list[Path] | None = None) -> str:
+    if candidates is None:
+        candidates = [RESULTS / f"p1-{model}.json", *sorted(RESULTS.glob(f"p1-{model}-*.json"))]
     paths = [path for path in candidates if path.exists()]
     results = [json.loads(path.read_text()) for path in paths]
     if not results:
@@ -60,6 +66,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for model in LADDER:
         print(row(model))
+    for label, path in INPUT_ROWS.items():
+        print(row(label, [RESULTS / path]))
 
 
 if __name__ == "__main__":
