@@ -164,9 +164,17 @@ def test_expert_stride_is_checked_against_the_experts():
         tiny("mrmoe", expert_stride=[2, 2, 4], fast_expert="quasi_steady")
 
 
-@pytest.mark.parametrize(("name", "input_rate"), [("mrmoe", "shared"), ("mrmoe", "moving_average"), ("gru", None)])
-def test_observation_decay_inputs_ignore_padding(name, input_rate, batch_items):
-    model = tiny(name, observation_decay=True, **({"input_rate": input_rate} if input_rate else {}))
+@pytest.mark.parametrize(
+    ("name", "extra"),
+    [
+        ("mrmoe", {}),
+        ("mrmoe", {"input_rate": "moving_average"}),
+        ("mrmoe", {"fast_expert": "quasi_steady"}),
+        ("gru", {}),
+    ],
+)
+def test_observation_decay_inputs_ignore_padding(name, extra, batch_items):
+    model = tiny(name, observation_decay=True, **extra)
     out = model(collate_irregular(batch_items))
     out = out["output"] if isinstance(out, dict) else out
     assert torch.isfinite(out).all()
