@@ -4,6 +4,13 @@ text vs token fusion, on the same windows.
     OMP_NUM_THREADS=1 python benchmarks/p3_timemmd.py --domains Health_US Energy --seeds 0
     python benchmarks/p3_timemmd.py --table
 
+A variant of the text rows, chosen on validation only (``--validation`` tables the mean best validation
+loss; ``--first-horizon`` runs each domain's shortest horizon alone, for a cheap search):
+
+    OMP_NUM_THREADS=1 python benchmarks/p3_timemmd.py --rows mome token_fusion --first-horizon \
+        --text-set model.text_dropout=0.5 --out benchmarks/results/search/p3-text_dropout0.5.json
+    python benchmarks/p3_timemmd.py --validation --out benchmarks/results/search/p3-text_dropout0.5.json
+
 Each run is ``tsmoe train RECIPE --set data.domain=D --set data.lookback=L --set data.horizon=H --set
 seed=S [--set ...]``; lookback and horizons follow each domain's frequency as P3 fixes them. Metrics are
 MSE/MAE on the z-scored scale (training statistics). The JSON is rewritten after every run; a stopped run
@@ -32,12 +39,18 @@ ROWS: dict[str, tuple[str, list[str]]] = {
 }
 
 
-def run(out: Path, domains: list[str], seeds: list[int]) -> None:
+TEXT_ROWS = ("mome", "token_fusion")  # the rows that read text, to which --text-set applies
+
+
+def run(out: Path, domains: list[str], seeds: list[int], rows: list[str], text_sets: list[str],
+        first_horizon: bool) -> None:  # fmt: skip
     payload = json.loads(out.read_text()) if out.exists() else {"runs": {}}
     for domain in domains:
         lookback, horizons = WINDOWS[FREQUENCY[domain]]
-        for horizon in horizons:
-            for row, (recipe, overrides) in ROWS.items():
+        for horizon in horizons[:1] if first_horizon else horizons:
+            for row in rows:
+                recipe, overrides = ROWS[row]
+                overrides = [*overrides, *text_sets] if row in TEXT_ROWS else overrides
                 for seed in seeds:
                     key = f"{row}/{domain}/{horizon}/{seed}"
                     if key in payload["runs"]:
@@ -55,31 +68,36 @@ def run(out: Path, domains: list[str], seeds: list[int]) -> None:
     print(table(payload))
 
 
-def table(payload: dict) -> str:
-    """Domain x horizon rows; per model the test MSE (mean over seeds); the mean over horizons per domain."""
+def table(payload: dict, score: str = "test") -> str:
+    """Domain x horizon rows; per model the test MSE (or, with ``score="val"``, the best validation loss),
+    mean over seeds; the mean over horizons per domain. Only the rows present in ``payload`` are shown."""
     runs = payload["runs"]
     cells: dict[tuple[str, str, str], list[float]] = {}
     for key, result in runs.items():
         row, domain, horizon, _ = key.split("/")
-        cells.setdefault((domain, horizon, row), []).append(result["test"]["mse"])
-    lines = ["| domain | horizon | " + " | ".join(ROWS) + " | best |", "|---" * (len(ROWS) + 3) + "|"]
+        cells.setdefault((domain, horizon, row), []).append(
+            result["test"]["mse"] if score == "test" else result["val_loss"]
+        )
+    present = {r for _, _, r in cells}
+    rows = [r for r in ROWS if r in present]
+    lines = ["| domain | horizon | " + " | ".join(rows) + " | best |", "|---" * (len(rows) + 3) + "|"]
     domains = sorted({d for d, _, _ in cells}, key=list(FREQUENCY).index)
-    wins = {row: 0 for row in ROWS}
+    wins = {row: 0 for row in rows}
     for domain in domains:
         horizons = sorted({int(h) for d, h, _ in cells if d == domain})
-        means: dict[str, list[float]] = {row: [] for row in ROWS}
+        means: dict[str, list[float]] = {row: [] for row in rows}
         for horizon in [*map(str, horizons), "mean"]:
             if horizon == "mean":
                 values = {row: statistics.fmean(v) for row, v in means.items() if len(v) == len(horizons)}
             else:
-                values = {row: statistics.fmean(cells[(domain, horizon, row)]) for row in ROWS
+                values = {row: statistics.fmean(cells[(domain, horizon, row)]) for row in rows
                           if (domain, horizon, row) in cells}  # fmt: skip
                 for row, value in values.items():
                     means[row].append(value)
-            best = min(values, key=values.get) if len(values) == len(ROWS) else ""  # only among complete rows
+            best = min(values, key=values.get) if len(values) == len(rows) else ""  # only among complete rows
             if horizon == "mean" and best:
                 wins[best] += 1
-            shown = " | ".join(f"{values[r]:.4f}" if r in values else "" for r in ROWS)
+            shown = " | ".join(f"{values[r]:.4f}" if r in values else "" for r in rows)
             lines.append(f"| {domain} | {horizon} | {shown} | {best} |")
     lines.append("")
     lines.append("Domains won (mean over horizons): " + ", ".join(f"{row} {n}" for row, n in wins.items()))
@@ -91,12 +109,17 @@ def main() -> None:
     parser.add_argument("--domains", nargs="+", default=list(FREQUENCY), choices=list(FREQUENCY))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--out", default="benchmarks/results/p3-timemmd.json")
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument("--text-set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="overrides for the text rows only (mome, token_fusion)")  # fmt: skip
+    parser.add_argument("--first-horizon", action="store_true", help="each domain's shortest horizon only")
     parser.add_argument("--table", action="store_true")
+    parser.add_argument("--validation", action="store_true", help="table the best validation loss instead")
     args = parser.parse_args()
-    if args.table:
-        print(table(json.loads(Path(args.out).read_text())))
+    if args.table or args.validation:
+        print(table(json.loads(Path(args.out).read_text()), "val" if args.validation else "test"))
         return
-    run(Path(args.out), args.domains, args.seeds)
+    run(Path(args.out), args.domains, args.seeds, args.rows, args.text_set, args.first_horizon)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,28 @@ def test_null_text_is_exactly_no_text_even_after_training():
     torch.testing.assert_close(with_text(b)["output"], without(b)["output"], rtol=0, atol=0)
 
 
+def test_text_dropout_gives_dropped_windows_exactly_the_null_text_in_training_only():
+    with_text, without = pair(text="both", text_dropout=0.5, dropout=0.0)
+    with torch.no_grad():  # as if trained, so that text changes the forecast
+        for module in (with_text.eilm, with_text.router_modulation):
+            for p in module.parameters():
+                p.normal_(0, 1.0)
+    b = batch(n=64)
+    full = with_text(b)["output"]  # eval mode: every text is used
+    torch.manual_seed(1)
+    trained = with_text.train()(b)["output"]
+    blind = without(b)["output"]
+    dropped = (trained - blind).abs().amax((1, 2)) == 0
+    kept = (trained - full).abs().amax((1, 2)) == 0
+    assert bool((dropped ^ kept).all())  # every window is either exactly without text or exactly with it
+    assert 16 < int(dropped.sum()) < 48  # about half of 64
+
+
+def test_text_dropout_outside_0_1_is_refused():
+    with pytest.raises(ValueError, match=r"text_dropout must be in \[0, 1\), got 1.0"):
+        MoME(MomeParams(text_dropout=1.0), DIMS, "forecast")
+
+
 def test_a_window_forecast_does_not_depend_on_its_batch():
     torch.manual_seed(0)
     model = MoME(MomeParams(layers=2), DIMS, "forecast").eval()

@@ -7,7 +7,8 @@ Pipeline, for a window ``x (B, L, C)`` (channels handled independently, weights 
 3. ``layers`` sparse MoE blocks ``h <- h + MoE(LN(h))`` (self-attention ``h <- h + Attn(LN(h))`` before
    every block after the first, or before every block with ``attention_first``);
 4. text (``batch["text_tokens"]``) -> :class:`QueryPool` -> instruction vectors, which drive EiLM and/or
-   Router Modulation (``text``: ``both``, ``eilm``, ``rm`` or ``none``);
+   Router Modulation (``text``: ``both``, ``eilm``, ``rm`` or ``none``); with ``text_dropout = p``, each
+   window's instruction vectors are zeroed (the null text) with probability p in training only;
 5. head: flatten the patch tokens, ``Linear -> horizon``, and undo step 1 (``y = head * std + mean``; with
    ``anchor="last"``, ``y = head * std + x_L``: the head predicts the change from the last value, so an
    output of zero is the last-value forecast); or, for the trend task (``multiclass``), ``Linear -> 3``
@@ -55,6 +56,8 @@ class MomeParams:
     text_as_tokens: bool = False  # token fusion: instruction vectors become tokens beside the patches
     n_queries: int = 3
     dropout: float = 0.1
+    text_dropout: float = 0.0  # in training, each window's text is replaced by the null text with this
+    # probability (modality dropout), so the model also learns to forecast without it
     balance_weight: float = 0.0  # weight of the Switch balance loss (0: off, as the reference)
     anchor: Literal["mean", "last"] = "mean"  # the forecast is relative to the window's mean (the
     # reference) or to its last value (a residual on the last-value forecast)
@@ -115,6 +118,8 @@ class MoME(nn.Module):
                 "but the data has none: use a data set with text (e.g. mome_timemmd with data.text_encoder "
                 "minilm or hashing), or set model.text: none"
             )
+        if not 0.0 <= params.text_dropout < 1.0:
+            raise ValueError(f"text_dropout must be in [0, 1), got {params.text_dropout}")
         self.params = params
         self.horizon, d = dims["horizon"], params.d_model
         self.n_patches = -(-dims["lookback"] // params.patch_len)
@@ -142,6 +147,9 @@ class MoME(nn.Module):
         modulation: dict[str, torch.Tensor] = {}
         if self.query_pool is not None:
             instructions = self.query_pool(batch["text_tokens"], batch["text_mask"])  # (B, N, d)
+            if self.training and self.params.text_dropout > 0:  # zero rows are the null text (no-op)
+                kept = torch.rand(b, 1, 1, device=x.device) >= self.params.text_dropout
+                instructions = instructions * kept.to(instructions.dtype)
             instructions = instructions.repeat_interleave(channels, dim=0)  # one row per series
             if self.eilm is not None:
                 modulation["gamma"], modulation["beta"] = self.eilm(instructions)
