@@ -9,7 +9,8 @@ loss; ``--first-horizon`` runs each domain's shortest horizon alone, for a cheap
 
     OMP_NUM_THREADS=1 python benchmarks/p3_timemmd.py --rows mome token_fusion --first-horizon \
         --text-set model.text_dropout=0.5 --out benchmarks/results/search/p3-text_dropout0.5.json
-    python benchmarks/p3_timemmd.py --validation --out benchmarks/results/search/p3-text_dropout0.5.json
+    python benchmarks/p3_timemmd.py --validation --out benchmarks/results/search/p3-text_dropout0.5.json \
+        --against benchmarks/results/p3-timemmd.json
 
 Each run is ``tsmoe train RECIPE --set data.domain=D --set data.lookback=L --set data.horizon=H --set
 seed=S [--set ...]``; lookback and horizons follow each domain's frequency as P3 fixes them. Metrics are
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import tempfile
@@ -36,9 +38,16 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "no_text": ("configs/mome-time_mmd.yaml", ["model.text=none", "data.text_encoder=none"]),
     "mome": ("configs/mome-time_mmd.yaml", []),
     "token_fusion": ("configs/token_fusion-time_mmd.yaml", []),
+    # a control, not a row of the P3 table: token fusion's backbone (self-attention before the MoE block)
+    # without text, to tell what its text adds from what its backbone adds
+    "token_fusion_backbone_no_text": (
+        "configs/token_fusion-time_mmd.yaml",
+        ["model.text_as_tokens=false", "data.text_encoder=none"],
+    ),
 }
 
 
+TABLE_ROWS = ["no_text", "mome", "token_fusion"]  # the rows P3 compares, run by default
 TEXT_ROWS = ("mome", "token_fusion")  # the rows that read text, to which --text-set applies
 
 
@@ -104,20 +113,38 @@ def table(payload: dict, score: str = "test") -> str:
     return "\n".join(lines)
 
 
+def against(payload: dict, base: dict) -> str:
+    """Per row: the geometric mean, over the runs both files hold, of this file's best validation loss
+    divided by the base file's (a scale-free summary across domains; below 1 means lower loss)."""
+    lines = []
+    for row in ROWS:
+        ratios = [run["val_loss"] / base["runs"][key]["val_loss"] for key, run in payload["runs"].items()
+                  if key.startswith(row + "/") and key in base["runs"]]  # fmt: skip
+        if ratios:
+            geometric = math.exp(statistics.fmean(math.log(r) for r in ratios))
+            lines.append(f"{row}: validation loss x{geometric:.3f} of the base's, over {len(ratios)} runs")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--domains", nargs="+", default=list(FREQUENCY), choices=list(FREQUENCY))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--out", default="benchmarks/results/p3-timemmd.json")
-    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument("--rows", nargs="+", default=TABLE_ROWS, choices=list(ROWS))
     parser.add_argument("--text-set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="overrides for the text rows only (mome, token_fusion)")  # fmt: skip
     parser.add_argument("--first-horizon", action="store_true", help="each domain's shortest horizon only")
     parser.add_argument("--table", action="store_true")
     parser.add_argument("--validation", action="store_true", help="table the best validation loss instead")
+    parser.add_argument("--against", metavar="JSON", help="with --validation: the ratio of validation losses to "
+                        "the same runs in this file (e.g. benchmarks/results/p3-timemmd.json)")  # fmt: skip
     args = parser.parse_args()
     if args.table or args.validation:
-        print(table(json.loads(Path(args.out).read_text()), "val" if args.validation else "test"))
+        payload = json.loads(Path(args.out).read_text())
+        print(table(payload, "val" if args.validation else "test"))
+        if args.against:
+            print(against(payload, json.loads(Path(args.against).read_text())))
         return
     run(Path(args.out), args.domains, args.seeds, args.rows, args.text_set, args.first_horizon)
 
