@@ -37,6 +37,7 @@ VARIANTS: dict[str, list[str]] = {
     # around the recipe with observation decay, which peaks at epoch 2 to 6: a slower or more regularised fit
     "observation_decay-lr5e-4": ["training.lr=0.0005"],
     "observation_decay-dropout0.3": ["model.dropout=0.3"],
+    "observation_decay-moving_average": ["model.input_rate=moving_average"],  # do the two inputs add up?
 }
 
 
