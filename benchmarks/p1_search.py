@@ -38,6 +38,8 @@ VARIANTS: dict[str, list[str]] = {
     "observation_decay-lr5e-4": ["training.lr=0.0005"],
     "observation_decay-dropout0.3": ["model.dropout=0.3"],
     "observation_decay-moving_average": ["model.input_rate=moving_average"],  # do the two inputs add up?
+    # an average of the weights (half-life ~70 steps, 1.4 epochs) against the noisy peak of a fast fit
+    "observation_decay-ema0.99": ["training.ema_decay=0.99"],
 }
 
 

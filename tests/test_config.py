@@ -46,6 +46,7 @@ def test_overrides_reach_every_section():
         (["data.metrics_scale=log"], r"data.metrics_scale: must be one of \['scaled', 'original'\]"),
         (["optimizer.lr=1"], "unknown section 'optimizer'"),
         (["lr"], "--set expects key=value"),
+        (["training.ema_decay=1"], r"training: ema_decay must lie in \(0, 1\) or be null \(off\), got 1"),
     ],
 )
 def test_bad_keys_and_values_are_errors(overrides, message):

@@ -41,6 +41,13 @@ class TrainingConfig:
     gradient_clip_val: float | None = 1.0
     num_workers: int = 0
     eval_batch_size: int = 256
+    # exponential moving average of the weights, updated after every optimiser step; validation, model
+    # selection and the saved model use the average. None: off (the plain weights)
+    ema_decay: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must lie in (0, 1) or be null (off), got {self.ema_decay!r}")
 
 
 @dataclass

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.callbacks import EMAWeightAveraging
 
 from tsmoe.io import write_weights
 
@@ -47,6 +48,27 @@ class BestWeights(pl.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.best_score = float(state_dict["best_score"])
         self.best_epoch = int(state_dict["best_epoch"])
+
+
+class AveragedWeights(EMAWeightAveraging):
+    """Lightning's exponential moving average of the weights, ``avg <- decay * avg + (1 - decay) * w`` after
+    every optimiser step, used for validation and therefore for model selection.
+
+    Lightning swaps the average in for validation and back at the end of the validation epoch. The swap
+    back is moved to ``on_validation_end`` so that the callbacks before this one in the trainer's list
+    (:class:`BestWeights` in particular) see the weights that were validated, and the ones after it
+    (the resume checkpoint) see the training weights again. Lightning's own checkpoint hooks store both,
+    so ``--resume`` continues the average exactly.
+    """
+
+    def __init__(self, decay: float) -> None:
+        super().__init__(decay=decay)
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        pass  # keep the average in place until on_validation_end
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_validation_epoch_end(trainer, pl_module)  # the parent's swap back
 
 
 class StopState(pl.Callback):

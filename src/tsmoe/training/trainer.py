@@ -12,7 +12,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from tsmoe.config import RunConfig
-from tsmoe.training.callbacks import BestWeights, ElapsedTime, SpectralTracker, StopState
+from tsmoe.training.callbacks import AveragedWeights, BestWeights, ElapsedTime, SpectralTracker, StopState
 from tsmoe.training.checkpoint_io import SafetensorsCheckpointIO
 
 CHECKPOINT_DIR, CHECKPOINT_NAME = "checkpoints", "last"
@@ -59,8 +59,10 @@ def build_trainer(config: RunConfig, run_dir: Path, monitor: str, mode: str) -> 
         StopState(),  # after EarlyStopping, so it sees its decision
         ElapsedTime(),
         SpectralTracker(run_dir / "spectral.json"),
-        last,
     ]
+    if config.training.ema_decay is not None:  # after the callbacks that read the validated weights, before `last`
+        callbacks.append(AveragedWeights(config.training.ema_decay))
+    callbacks.append(last)
     loggers: list = []
     if config.logging.csv:
         loggers.append(CSVLogger(run_dir, name="logs", version=""))
