@@ -118,3 +118,13 @@ def test_mome_recipe_trains_and_evaluates_from_the_command_line(tmp_path, capsys
     assert main(["train", "configs/mome-mome_timemmd.yaml", "--out", str(run), *[f"--set={s}" for s in small]]) == 0
     assert main(["evaluate", str(run)]) == 0
     assert "mse" in capsys.readouterr().out
+
+
+def test_demo_trains_reloads_and_reports_both_systems(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--set", "training.max_epochs=1"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("(same weights, same numbers)") == 2
+    for run in ("mome", "mrmoe"):
+        assert json.loads((tmp_path / run / "meta.json").read_text())["epochs_run"] == 1
+        assert f"report: {tmp_path / run / 'report.html'}" in out and (tmp_path / run / "report.html").stat().st_size
+    assert (tmp_path / "mrmoe" / "plots" / "feature_attention.png").exists()
