@@ -52,7 +52,10 @@ class FusedMixture(nn.Module):
     def forward(self, u: torch.Tensor, dt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         states, _ = self.experts(u, dt, mask)  # (B, T, K, H)
         weights, _ = self.gate(torch.cat([u, states.flatten(2)], -1))
-        mixed = torch.einsum("btk,btkh,khd->btd", weights, states, self.readout)
+        # in tsmoe.models.mrmoe's order, as the ncps mixture below: each expert's readout, then the gated sum
+        # (one three-operand einsum formed a (B, T, K, H) broadcast product first, ~7 % slower at H = 64)
+        outputs = torch.einsum("btkh,khd->btkd", states, self.readout)
+        mixed = torch.einsum("btk,btkd->btd", weights, outputs)
         return self.head(mixed[:, -1]).squeeze(-1)
 
 

@@ -42,8 +42,6 @@ class CfCScan(torch.autograd.Function):
         steps, hidden = projected.shape[0], h0.shape[-1]
         column_scale = torch.ones_like(head_bias)  # the f1, f2 columns doubled for their tanh-by-sigmoid
         column_scale[:, : 2 * hidden] = 2
-        scaled_projected = projected * (2 * LECUN_IN)
-        state_w = state_weight * (2 * LECUN_IN)
         head_w = head_weight * (2 * LECUN_OUT) * column_scale.unsqueeze(1)
         bias = ((head_bias - LECUN_OUT * head_weight.sum(1)) * column_scale).unsqueeze(1)
         padded = not bool(keep.all())
@@ -52,7 +50,9 @@ class CfCScan(torch.autograd.Function):
         squashed, heads_saved, gates = [], [], []
         h = h0
         for t in range(steps):
-            s = torch.baddbmm(scaled_projected[t], h, state_w).sigmoid_()  # (K, B, U); z = 3.4318 s - 1.7159
+            # (K, B, U): s = sigmoid(1.332 (P_t + h W_h)), z = 3.4318 s - 1.7159; baddbmm scales both terms, so
+            # the whole (T, K, B, U) input share is never rescaled in a pass of its own
+            s = torch.baddbmm(projected[t], h, state_weight, beta=2 * LECUN_IN, alpha=2 * LECUN_IN).sigmoid_()
             heads = torch.baddbmm(bias, s, head_w)  # (K, B, 4H): [2 f1, 2 f2, t_a, t_b]
             ff = heads[..., : 2 * hidden].sigmoid_().mul_(2).sub_(1)  # in place: [tanh f1, tanh f2]
             ff1, ff2 = ff[..., :hidden], ff[..., hidden:]
@@ -78,12 +78,12 @@ class CfCScan(torch.autograd.Function):
         steps, experts, batch, hidden = states.shape
         squashed, heads_saved, gates = per_step[:steps], per_step[steps : 2 * steps], per_step[2 * steps :]
         grad_states = grad_states.contiguous()  # it arrives permuted from the caller's (B, T, K, H) view
-        pre_scale = 4 * LECUN_OUT * LECUN_IN  # d z / d pre = 1.7159 * 0.666 * 4 s (1 - s), applied once after the loop
-        head_w_t = head_weight.transpose(1, 2).contiguous()  # (K, 4H, U)
-        state_w_t = (state_weight * pre_scale).transpose(1, 2).contiguous()  # (K, U, H)
+        # d z / d pre = 1.7159 * 0.666 * 4 s (1 - s): the constant is folded into the weight that makes d_pre
+        head_w_t = (head_weight * (4 * LECUN_OUT * LECUN_IN)).transpose(1, 2).contiguous()  # (K, 4H, U)
+        state_w_t = state_weight.transpose(1, 2).contiguous()  # (K, U, H)
         one = h0.new_ones(())
         sum_s_heads = torch.zeros_like(head_weight)  # sum over steps and samples of s^T dL/dheads
-        sum_prev_pre = torch.zeros_like(state_weight)  # ... of h_{t-1}^T dL/dpre (unscaled)
+        sum_prev_pre = torch.zeros_like(state_weight)  # ... of h_{t-1}^T dL/dpre
         sum_heads = h0.new_zeros(experts, batch, 4 * hidden)
         # written step by step in place: stacking per-step slices of d_heads at the end cost ~10 % of the scan
         grad_pre = h0.new_empty(steps, experts, batch, state_weight.shape[-1])
@@ -105,7 +105,7 @@ class CfCScan(torch.autograd.Function):
             torch.mul(d_gate, scaled_time[t], out=d_heads[..., 2 * hidden : 3 * hidden])  # d t_a
             sum_s_heads.baddbmm_(s.transpose(1, 2), d_heads)
             sum_heads += d_heads
-            # (K, B, U), unscaled
+            # dL/dpre_t (K, B, U)
             d_pre = torch.bmm(d_heads, head_w_t, out=grad_pre[t]).mul_(torch.addcmul(s, s, s, value=-1))
             torch.sum(d_gate * heads[..., 2 * hidden : 3 * hidden], -1, keepdim=True, out=grad_time[t])  # d s_t
             sum_prev_pre.baddbmm_((states[t - 1] if t > 0 else h0).transpose(1, 2), d_pre)
@@ -113,5 +113,5 @@ class CfCScan(torch.autograd.Function):
         grad_head_bias = sum_heads.sum(1)
         # heads = b + z W with z = 3.4318 s - 1.7159, so dL/dW = 3.4318 s^T dL/dheads - 1.7159 * dL/db per row
         grad_head_weight = sum_s_heads.mul_(2 * LECUN_OUT).sub_(LECUN_OUT * grad_head_bias.unsqueeze(1))
-        return (grad_pre.mul_(pre_scale), carry, grad_time, None, sum_prev_pre.mul_(pre_scale),
+        return (grad_pre, carry, grad_time, None, sum_prev_pre,
                 grad_head_weight, grad_head_bias, None)  # fmt: skip

@@ -124,8 +124,15 @@ class CfCCell(LiquidCell):
             self.A = nn.Parameter(torch.ones(experts, hidden_size))
 
     def project_input(self, u: torch.Tensor) -> torch.Tensor:
-        pattern = "btf,kfu->tkbu" if u.dim() == 3 else "btkf,kfu->tkbu"
-        return torch.einsum(pattern, u, self.backbone_input_weight) + self.backbone_bias.unsqueeze(1)
+        if u.dim() == 4:  # one input per expert
+            return torch.einsum("btkf,kfu->tkbu", u, self.backbone_input_weight) + self.backbone_bias.unsqueeze(1)
+        # a shared input: one (B*T, F) x (F, K*U) product with the bias fused in, viewed as (T, K, B, U); its
+        # backward sums the bias gradient over contiguous rows (a separate broadcast add reduced over T and B
+        # in a strided pass and cost as much as the product)
+        batch, steps, features = u.shape
+        weight = self.backbone_input_weight.permute(1, 0, 2).reshape(features, -1)  # (F, K*U)
+        projected = torch.addmm(self.backbone_bias.reshape(-1), u.reshape(batch * steps, features), weight)
+        return projected.view(batch, steps, self.experts, -1).permute(1, 2, 0, 3)
 
     def step(self, projected: torch.Tensor, h: torch.Tensor, dt: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
         z = lecun_tanh(torch.baddbmm(projected, h, self.backbone_state_weight))  # (K, B, U)
