@@ -46,7 +46,10 @@ class CfCScan(torch.autograd.Function):
         bias = ((head_bias - LECUN_OUT * head_weight.sum(1)) * column_scale).unsqueeze(1)
         padded = not bool(keep.all())
         keeps = (keep > 0).unbind(0)
-        out = h0.new_empty(steps, *h0.shape)  # each step's state is written in place: no stack at the end
+        # each step's state is written in place (no stack at the end), into a buffer laid out (B, T, K, H): the
+        # caller's batch-first view of the states is then this buffer itself, with no copy either way
+        experts, batch = h0.shape[:2]
+        out = h0.new_empty(batch, steps, experts, hidden).permute(1, 2, 0, 3)  # (T, K, B, H) view
         squashed, heads_saved, gates = [], [], []
         h = h0
         for t in range(steps):
@@ -77,7 +80,6 @@ class CfCScan(torch.autograd.Function):
         h0, states, scaled_time, keep, state_weight, head_weight, *per_step = ctx.saved_tensors
         steps, experts, batch, hidden = states.shape
         squashed, heads_saved, gates = per_step[:steps], per_step[steps : 2 * steps], per_step[2 * steps :]
-        grad_states = grad_states.contiguous()  # it arrives permuted from the caller's (B, T, K, H) view
         # d z / d pre = 1.7159 * 0.666 * 4 s (1 - s): the constant is folded into the weight that makes d_pre
         head_w_t = (head_weight * (4 * LECUN_OUT * LECUN_IN)).transpose(1, 2).contiguous()  # (K, 4H, U)
         state_w_t = state_weight.transpose(1, 2).contiguous()  # (K, U, H)
