@@ -47,7 +47,7 @@ def test_the_kept_model_is_the_average_that_validation_scored(small_physionet, t
     assert max((first[name] - second[name]).abs().max().item() for name in first) > 1e-3
 
 
-def test_resume_continues_the_average_exactly(small_physionet, tmp_path):
+def test_resume_continues_the_average_exactly(tmp_path):
     def train(*args: str) -> subprocess.Popen:  # output to a pipe only when it is read
         output = subprocess.PIPE if args[0] == "--resume" else subprocess.DEVNULL
         return subprocess.Popen(
