@@ -16,8 +16,12 @@ which the script measures itself with one large ``torch.matmul``.
 ``K * units`` backbone units), as many as the K experts together; the experts' weights are
 block-diagonal across experts, so they cost fewer FLOPs than one network of that width.
 
-The mixture is the same in every MoE variant: K CfC experts (``dt / tau_k`` per expert), a readout per
-expert, a step gate over ``[input, states]``, the gated sum; only how the experts are computed differs.
+The mixture is the same function in every MoE variant: K CfC experts (``dt / tau_k`` per expert), a
+readout per expert, tsmoe's step gate over ``[input, states]``, the gated sum of the readouts. What
+differs is how the experts and the gated sum are computed: tsmoe's fused mixture runs MR-MoE's own code
+(all experts in one scan, the gated sum of the readouts as one product, ``gated_readout``); the ncps
+mixture is assembled from modules as one would by hand (a ``CfCCell`` and an ``nn.Linear`` readout per
+expert, then the weighted sum).
 """
 
 from __future__ import annotations
@@ -33,29 +37,28 @@ from timing import interleaved_median_seconds, median_seconds
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from tsmoe.layers.gate import StepGate
+from tsmoe.layers.gate import StepGate, gated_readout
 from tsmoe.layers.liquid import CfCCell, LiquidCell, LiquidExperts
 
 N_FEATURES = 37
 
 
 class FusedMixture(nn.Module):
-    """tsmoe: K CfC experts advanced together (one einsum per step), gate and readout vectorised over time."""
+    """tsmoe: K CfC experts advanced together (one scan), gate and gated readout vectorised over time, as
+    in :class:`tsmoe.models.mrmoe.MRMoE`."""
 
     def __init__(self, k: int, hidden: int, units: int, d_model: int) -> None:
         super().__init__()
         self.experts = LiquidExperts(CfCCell(2 * N_FEATURES, hidden, k, "default", units), torch.logspace(-0.3, 1.4, k))
         self.readout = nn.Parameter(torch.randn(k, hidden, d_model) / hidden**0.5)
+        self.readout_bias = nn.Parameter(torch.zeros(k, d_model))
         self.gate = StepGate(2 * N_FEATURES + k * hidden, k, 32)
         self.head = nn.Linear(d_model, 1)
 
     def forward(self, u: torch.Tensor, dt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         states, _ = self.experts(u, dt, mask)  # (B, T, K, H)
-        weights, _ = self.gate(torch.cat([u, states.flatten(2)], -1))
-        # in tsmoe.models.mrmoe's order, as the ncps mixture below: each expert's readout, then the gated sum
-        # (one three-operand einsum formed a (B, T, K, H) broadcast product first, ~7 % slower at H = 64)
-        outputs = torch.einsum("btkh,khd->btkd", states, self.readout)
-        mixed = torch.einsum("btk,btkd->btd", weights, outputs)
+        weights, _ = self.gate(u, states.flatten(2))
+        mixed = gated_readout(weights, states, self.readout, self.readout_bias)
         return self.head(mixed[:, -1]).squeeze(-1)
 
 
@@ -82,7 +85,7 @@ class NcpsMixture(nn.Module):
         super().__init__()
         self.cells = nn.ModuleList(NcpsCfCCell(2 * N_FEATURES, hidden, backbone_units=units) for _ in range(k))
         self.register_buffer("tau", torch.logspace(-0.3, 1.4, k))
-        self.readouts = nn.ModuleList(nn.Linear(hidden, d_model, bias=False) for _ in range(k))
+        self.readouts = nn.ModuleList(nn.Linear(hidden, d_model) for _ in range(k))
         self.gate = StepGate(2 * N_FEATURES + k * hidden, k, 32)
         self.head = nn.Linear(d_model, 1)
         self.hidden = hidden
@@ -98,7 +101,7 @@ class NcpsMixture(nn.Module):
                 h[k] = torch.where(keep, new, h[k])
             states.append(torch.stack(h, dim=1))
         states = torch.stack(states, dim=1)  # (B, T, K, H)
-        weights, _ = self.gate(torch.cat([u, states.flatten(2)], -1))
+        weights, _ = self.gate(u, states.flatten(2))
         outputs = torch.stack([r(states[:, :, k]) for k, r in enumerate(self.readouts)], dim=2)
         mixed = torch.einsum("btk,btkd->btd", weights, outputs)
         return self.head(mixed[:, -1]).squeeze(-1)

@@ -8,7 +8,7 @@ from tsmoe import Estimator
 from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, collate_irregular
 from tsmoe.data.physionet2012 import load_physionet2012
 from tsmoe.errors import ConfigError, DataError
-from tsmoe.layers.gate import StepGate, load_balancing_loss
+from tsmoe.layers.gate import StepGate, gated_readout, load_balancing_loss
 from tsmoe.models.registry import build_model
 
 DIMS = {"n_features": 37, "n_static": 5, "n_classes": 2}
@@ -75,6 +75,40 @@ def test_top_k_gate_keeps_k_experts_per_step():
     weights, probs = gate(torch.randn(2, 5, 4))
     assert torch.all((weights > 0).sum(-1) == 2)
     torch.testing.assert_close(weights.sum(-1), torch.ones(2, 5))
+
+
+def test_gate_given_parts_equals_the_gate_given_their_concatenation():
+    gate = StepGate(7, experts=3, hidden=5)
+    u, states = torch.randn(2, 4, 3, requires_grad=True), torch.randn(2, 4, 4, requires_grad=True)
+    parted, _ = gate(u, states)
+    whole, _ = gate(torch.cat([u, states], -1))
+    torch.testing.assert_close(parted, whole)
+    torch.testing.assert_close(gate(u[..., :1], u[..., 1:], states)[0], whole)  # three parts
+    grads = torch.autograd.grad(parted.pow(2).sum(), (u, states, gate.net[0].weight))
+    grads_whole = torch.autograd.grad(whole.pow(2).sum(), (u, states, gate.net[0].weight))
+    for got, expected in zip(grads, grads_whole, strict=True):
+        torch.testing.assert_close(got, expected)
+    with pytest.raises(ValueError, match=r"\[3, 3\] columns, 6 in all; it takes 7"):
+        gate(u, states[..., :3])
+
+
+def test_gated_readout_is_the_weighted_sum_of_each_experts_readout():
+    torch.manual_seed(0)
+    weights = torch.softmax(torch.randn(2, 5, 3, dtype=torch.float64), -1).requires_grad_()
+    states = torch.randn(2, 3, 5, 4, dtype=torch.float64).transpose(1, 2).requires_grad_()  # a strided view
+    readout = torch.randn(3, 4, 6, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(3, 6, dtype=torch.float64, requires_grad=True)
+    inputs = (weights, states, readout, bias)
+    per_expert = torch.stack([states[:, :, k] @ readout[k] + bias[k] for k in range(3)], dim=2)  # (B, T, K, D)
+    expected = (weights.unsqueeze(-1) * per_expert).sum(2)
+    got = gated_readout(*inputs)
+    torch.testing.assert_close(got, expected)
+    # the hand-written backward against autograd's through the per-expert formula
+    upstream = torch.randn_like(got)
+    for mine, reference in zip(
+        torch.autograd.grad(got, inputs, upstream), torch.autograd.grad(expected, inputs, upstream), strict=True
+    ):
+        torch.testing.assert_close(mine, reference)
 
 
 def test_balance_loss_is_one_when_even_and_larger_when_collapsed():

@@ -12,8 +12,9 @@ Per step ``t`` of an irregular series (elapsed time ``dt_t`` per sample):
    integrating the time since its previous read; with ``input_rate="moving_average"`` it sees the
    observations averaged on its own time scale; with ``observation_decay`` each step's input also holds
    every variable's last value decayed towards the mean and how stale it is (GRU-D's input decay);
-3. each expert's readout ``y_k(t) = C_k h_k(t)``, mixed by the gate
-   ``pi(t) = softmax(g([u_t, h_1(t), ..., h_K(t)]))``: ``m(t) = sum_k pi_k(t) y_k(t)``;
+3. each expert's readout ``y_k(t) = C_k h_k(t) + c_k``, mixed by the gate
+   ``pi(t) = softmax(g([u_t, h_1(t), ..., h_K(t)]))``: ``m(t) = sum_k pi_k(t) y_k(t)``, computed as one
+   product (:func:`tsmoe.layers.gate.gated_readout`);
 4. temporal attention (optional) of the last state over all states gives a context; the head reads
    ``[context, m(T)]`` (or ``m(T)``) with the static descriptors.
 
@@ -30,7 +31,7 @@ from torch import nn
 
 from tsmoe.errors import DataError
 from tsmoe.layers.attention import FeatureAttention, TemporalAttention
-from tsmoe.layers.gate import StepGate, load_balancing_loss
+from tsmoe.layers.gate import StepGate, gated_readout, load_balancing_loss
 from tsmoe.layers.input_rate import expert_moving_average
 from tsmoe.layers.liquid import CfCCell, CTRNNCell, LiquidExperts, LTCCell
 from tsmoe.layers.observation_decay import ObservationDecay
@@ -160,16 +161,15 @@ class MRMoE(nn.Module):
         if self.quasi_steady:  # the fast expert's state, read off the slowest state and the input
             fast = torch.tanh(self.fast_map(torch.cat([u, states[:, :, -1]], dim=-1)))
             states = torch.cat([fast.unsqueeze(2), states], dim=2)
-        outputs = torch.einsum("btkh,khd->btkd", states, self.readout) + self.readout_bias  # (B, T, K, D)
         extras: dict[str, torch.Tensor] = {}
         if self.gate is not None:
-            weights, probs = self.gate(torch.cat([u, states.flatten(2)], dim=-1))
-            mixed = torch.einsum("btk,btkd->btd", weights, outputs)
+            weights, probs = self.gate(u, states.flatten(2))
+            mixed = gated_readout(weights, states, self.readout, self.readout_bias)  # (B, T, D)
             extras["gate"] = weights
             if self.params.balance_weight > 0:
                 extras["aux_loss"] = self.params.balance_weight * load_balancing_loss(probs, weights, step_mask)
         else:
-            mixed = outputs[:, :, 0]
+            mixed = states[:, :, 0] @ self.readout[0] + self.readout_bias[0]
         last_index = (batch["lengths"] - 1).clamp(min=0).to(mixed.device)
         last = mixed[torch.arange(mixed.shape[0], device=mixed.device), last_index]  # (B, D)
         summary = last
