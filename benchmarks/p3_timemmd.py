@@ -15,12 +15,13 @@ loss; ``--first-horizon`` runs each domain's shortest horizon alone, for a cheap
 Each run is ``tsmoe train RECIPE --set data.domain=D --set data.lookback=L --set data.horizon=H --set
 seed=S [--set ...]``; lookback and horizons follow each domain's frequency as P3 fixes them. Metrics are
 MSE/MAE on the z-scored scale (training statistics). The JSON is rewritten after every run; a stopped run
-continues where it stopped.
+continues where it stopped, and several processes (one per seed, say) may fill one file side by side.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import math
 import statistics
@@ -68,13 +69,24 @@ def run(out: Path, domains: list[str], seeds: list[int], rows: list[str], text_s
                             f"data.horizon={horizon}", f"seed={seed}"]  # fmt: skip
                     with tempfile.TemporaryDirectory() as folder:
                         estimator = Estimator.from_config(load_config(recipe, sets)).fit(run_dir=folder)
-                    payload["runs"][key] = {
+                    result = {
                         "test": estimator.metrics_, "val_loss": estimator.meta_["best_score"],
                         "command": f"tsmoe train {recipe} " + " ".join(f"--set {s}" for s in sets),
                     }  # fmt: skip
                     print(key, {k: round(v, 4) for k, v in estimator.metrics_.items()}, flush=True)
-                    out.write_text(json.dumps({**payload, "script": "python " + " ".join(sys.argv)}, indent=2) + "\n")
+                    payload = add_run(out, key, result)
     print(table(payload))
+
+
+def add_run(out: Path, key: str, result: dict) -> dict:
+    """Adds one run to the results file and returns its whole content. The file is read again under a lock
+    just before writing, so that several processes (e.g. one per seed) can fill one file side by side."""
+    with open(out.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        payload = json.loads(out.read_text()) if out.exists() else {"runs": {}}
+        payload["runs"][key] = result
+        out.write_text(json.dumps({**payload, "script": "python " + " ".join(sys.argv)}, indent=2) + "\n")
+    return payload
 
 
 def table(payload: dict, score: str = "test") -> str:

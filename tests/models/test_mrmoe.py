@@ -111,6 +111,29 @@ def test_gated_readout_is_the_weighted_sum_of_each_experts_readout():
         torch.testing.assert_close(mine, reference)
 
 
+def test_gated_readout_under_autocast_follows_the_float_result():
+    torch.manual_seed(0)
+    inputs = (torch.softmax(torch.randn(2, 5, 3), -1), torch.randn(2, 5, 3, 4), torch.randn(3, 4, 6), torch.randn(3, 6))
+    inputs = tuple(x.requires_grad_() for x in inputs)
+    expected = gated_readout(*inputs)
+    expected_grads = torch.autograd.grad(expected.sum(), inputs)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = gated_readout(*inputs)
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), expected, atol=0.1, rtol=0.05)
+    for mine, reference in zip(torch.autograd.grad(got.float().sum(), inputs), expected_grads, strict=True):
+        torch.testing.assert_close(mine.float(), reference, atol=0.1, rtol=0.05)
+
+
+def test_mrmoe_trains_under_autocast(batch_items):
+    model = tiny("mrmoe").train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(collate_irregular(batch_items))
+    out["output"].float().sum().backward()
+    assert torch.isfinite(out["output"].float()).all()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
 def test_balance_loss_is_one_when_even_and_larger_when_collapsed():
     even = torch.full((1, 4, 2), 0.5)
     even_weights = torch.tensor([[[0.6, 0.4], [0.4, 0.6], [0.6, 0.4], [0.4, 0.6]]])

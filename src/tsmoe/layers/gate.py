@@ -90,7 +90,12 @@ def gated_readout(
     """The gate's mixture of the experts' readouts, ``y(t) = sum_k pi_k(t) (h_k(t) C_k + c_k)``
     (:class:`GatedReadout`): ``weights (B, T, K)``, ``states (B, T, K, H)``, ``readout C (K, H, D)``,
     ``bias c (K, D)`` -> ``(B, T, D)``. Weighting the states first makes the sum over experts part of one
-    product; reading out each expert and then summing needs a ``(B, T, K, D)`` intermediate."""
+    product; reading out each expert and then summing needs a ``(B, T, K, D)`` intermediate. Under autocast
+    (mixed precision) autograd differentiates the same formula, so that it handles the mixed dtypes."""
+    if torch.is_autocast_enabled(states.device.type):
+        experts, hidden, width = readout.shape
+        weighted = (weights.unsqueeze(-1) * states).flatten(-2)
+        return weighted @ readout.reshape(experts * hidden, width) + weights @ bias
     return GatedReadout.apply(weights, states, readout, bias)
 
 
