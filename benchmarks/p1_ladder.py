@@ -19,6 +19,9 @@ RESULTS = Path(__file__).parent / "results"
 # rows beside the ladder that separate what the input adds from what the model adds (from p1_search.py)
 INPUT_ROWS = {
     "gru + observation decay": "search/p1-gru-observation_decay.json",
+    "gru + observation decay, quantile scaling, observation dropout 0.2":
+        "search/p1-gru-observation_decay-quantile-observation_dropout0.2.json",
+    "mrmoe, z-scores, no observation dropout (the recipe before)": "search/p1-mrmoe-observation_decay.json",
     "mrmoe without observation decay": "search/p1-mrmoe-no_observation_decay.json",
 }
 

@@ -9,6 +9,7 @@ from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, collate_
 from tsmoe.data.physionet2012 import load_physionet2012
 from tsmoe.errors import ConfigError, DataError
 from tsmoe.layers.gate import StepGate, gated_readout, load_balancing_loss
+from tsmoe.layers.observation_dropout import drop_observations
 from tsmoe.models.registry import build_model
 
 DIMS = {"n_features": 37, "n_static": 5, "n_classes": 2}
@@ -240,3 +241,42 @@ def test_observation_decay_inputs_ignore_padding(name, extra, batch_items):
     torch.testing.assert_close(alone, out[:1], rtol=1e-4, atol=1e-5)
     out.sum().backward()
     assert model.decay.w.grad is not None and torch.isfinite(model.decay.w.grad).all()
+
+
+def test_observation_dropout_hides_values_in_training_only(batch_items):
+    batch = collate_irregular(batch_items)
+    torch.manual_seed(0)
+    dropped = drop_observations(batch, 0.3)
+    observed = batch["mask"] > 0
+    hidden = observed & (dropped["mask"] == 0)
+    assert abs(hidden.sum().item() / observed.sum().item() - 0.3) < 0.03
+    assert torch.all(dropped["values"][hidden] == 0)  # hidden means unmeasured: value and mask both 0
+    kept = dropped["mask"] > 0
+    torch.testing.assert_close(dropped["values"][kept], batch["values"][kept], rtol=0, atol=0)
+    assert not torch.any(dropped["mask"][~observed] > 0)  # nothing unobserved appears
+    for key in ("times", "dt", "step_mask", "static", "target"):  # the steps and their clock are kept
+        assert dropped[key] is batch[key]
+    plain, augmented = tiny("mrmoe"), tiny("mrmoe", observation_dropout=0.5)
+    torch.testing.assert_close(augmented(batch)["output"], plain(batch)["output"], rtol=0, atol=0)  # eval: off
+    augmented.train()
+    plain.train()
+    torch.manual_seed(1)
+    train_plain = plain(batch)["output"]
+    torch.manual_seed(1)
+    assert not torch.allclose(augmented(batch)["output"], train_plain)
+    with pytest.raises(ConfigError, match="observation_dropout must be in"):
+        tiny("mrmoe", observation_dropout=1.0)
+
+
+def test_the_recurrent_baselines_take_observation_dropout_too(batch_items):
+    batch = collate_irregular(batch_items)
+    plain, augmented = tiny("gru"), tiny("gru", observation_dropout=0.5)
+    torch.testing.assert_close(augmented(batch), plain(batch), rtol=0, atol=0)  # evaluation: nothing dropped
+    augmented.train()
+    plain.train()
+    torch.manual_seed(1)
+    train_plain = plain(batch)
+    torch.manual_seed(1)
+    assert not torch.allclose(augmented(batch), train_plain)
+    with pytest.raises(ConfigError, match="observation_dropout must be in"):
+        tiny("lstm", observation_dropout=-0.1)

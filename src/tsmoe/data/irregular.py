@@ -13,6 +13,7 @@ series instead of a length-0 sequence.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
@@ -92,14 +93,27 @@ class IrregularSet:
         )
 
 
+Scaling = Literal["zscore", "quantile"]
+QUANTILES = 1001  # grid points of a quantile map; ties between them are resolved by averaging
+
+
 @dataclass(frozen=True)
 class IrregularNormalizer:
-    """Z-scores of observed values, static descriptors and (regression) targets, with statistics from
-    training records only.
+    """Maps observed values and static descriptors to a common scale, and z-scores (regression)
+    targets, with statistics from training records only.
 
     ``value_mean/value_std (F,)``, ``static_mean/static_std (P,)``, ``target_mean/target_std (1,)``
     (0 and 1 for class labels, which are not scaled). A variable never observed in training gets mean 0
     and std 1 (it stays masked everywhere in training anyway).
+
+    Two scalings (``scaling``, chosen at :meth:`fit`):
+    - ``zscore``: ``z = (x - mean) / std``;
+    - ``quantile``: ``z = Phi^-1(F_train(x))``, each variable's empirical training CDF (a grid of
+      ``QUANTILES`` quantiles, linear in between) followed by the standard normal quantile function,
+      clipped to the grid's ends (about +-3.1). Monotone, so it keeps every ordering, and robust to the
+      heavy tails of ICU labs (ALT and AST in the thousands, urine output of 0 or 1000 ml) that a z-score
+      lets dominate. The quantile tables are ``value_quantiles (F, Q)``, ``static_quantiles (P, Q)``,
+      NaN for a column never observed in training (mapped to 0); empty ``(0,)`` under ``zscore``.
     """
 
     value_mean: np.ndarray
@@ -108,9 +122,18 @@ class IrregularNormalizer:
     static_std: np.ndarray
     target_mean: np.ndarray = field(default_factory=lambda: np.zeros(1, np.float32))
     target_std: np.ndarray = field(default_factory=lambda: np.ones(1, np.float32))
+    value_quantiles: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    static_quantiles: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+
+    @property
+    def scaling(self) -> Scaling:
+        return "quantile" if self.value_quantiles.size else "zscore"
 
     @classmethod
-    def fit(cls, data: IrregularSet) -> IrregularNormalizer:
+    def fit(cls, data: IrregularSet, scaling: Scaling = "zscore") -> IrregularNormalizer:
+        if scaling not in ("zscore", "quantile"):
+            raise DataError(f"unknown value scaling '{scaling}': expected 'zscore' or 'quantile'")
+
         def stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             observed = ~np.isnan(x)
             count = observed.sum(0)
@@ -123,10 +146,33 @@ class IrregularNormalizer:
 
         value_mean, value_std = stats(data.values.astype(np.float64))
         static_mean, static_std = stats(data.static.astype(np.float64))
+        quantiles: dict[str, np.ndarray] = {}
+        if scaling == "quantile":
+            quantiles = {
+                "value_quantiles": _quantile_table(data.values),
+                "static_quantiles": _quantile_table(data.static),
+            }
         if is_regression(data.labels):
             target_mean, target_std = stats(data.labels.astype(np.float64)[:, None])
-            return cls(value_mean, value_std, static_mean, static_std, target_mean, target_std)
-        return cls(value_mean, value_std, static_mean, static_std)
+            return cls(value_mean, value_std, static_mean, static_std, target_mean, target_std, **quantiles)
+        return cls(value_mean, value_std, static_mean, static_std, **quantiles)
+
+    def scale_values(self, values: np.ndarray) -> np.ndarray:
+        """``values (S, F)`` with NaN where unobserved -> the scaled values, 0 where unobserved (float32)."""
+        return self._scale(values, self.value_mean, self.value_std, self.value_quantiles)
+
+    def scale_static(self, static: np.ndarray) -> np.ndarray:
+        """``static (N, P)`` with NaN where missing -> the scaled descriptors, 0 where missing (float32)."""
+        return self._scale(static, self.static_mean, self.static_std, self.static_quantiles)
+
+    @staticmethod
+    def _scale(x: np.ndarray, mean: np.ndarray, std: np.ndarray, table: np.ndarray) -> np.ndarray:
+        observed = ~np.isnan(x)
+        if table.size:
+            scaled = np.stack([_quantile_map(x[:, j], table[j]) for j in range(x.shape[1])], axis=1)
+        else:
+            scaled = (x - mean) / std
+        return np.where(observed, scaled, 0.0).astype(np.float32)
 
     def state(self) -> dict[str, np.ndarray]:
         """The fitted statistics, to be saved beside a model."""
@@ -134,9 +180,39 @@ class IrregularNormalizer:
 
     @classmethod
     def from_state(cls, state: dict[str, np.ndarray]) -> IrregularNormalizer:
+        # runs saved before quantile scaling existed have no quantile tables: they were z-scored
         return cls(
             **{name: np.asarray(state[name], dtype=np.float32) for name in cls.__dataclass_fields__ if name in state}
         )
+
+
+def _quantile_table(x: np.ndarray) -> np.ndarray:
+    """``x (S, C)`` with NaN where unobserved -> ``(C, QUANTILES)`` empirical quantiles of each column's
+    observed values at the levels ``linspace(0, 1, QUANTILES)`` (NaN for a column with none)."""
+    levels = np.linspace(0.0, 1.0, QUANTILES)
+    table = np.full((x.shape[1], QUANTILES), np.nan, dtype=np.float32)
+    for j in range(x.shape[1]):
+        column = x[:, j][~np.isnan(x[:, j])].astype(np.float64)
+        if column.size:
+            table[j] = np.quantile(column, levels)
+    return table
+
+
+def _quantile_map(x: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """``Phi^-1(clip(F(x), 1e-3, 1 - 1e-3))`` through one column's quantile table ``(Q,)``.
+
+    ``F`` interpolates linearly between the table's levels. A value tied across several levels (a lab
+    reported in whole units, a flag) gets the middle of its share of probability: the mean of
+    interpolating from below and from above, taken before ``Phi^-1``, as scikit-learn's
+    QuantileTransformer does."""
+    if np.isnan(quantiles).any():
+        return np.zeros_like(x, dtype=np.float64)
+    levels = np.linspace(0.0, 1.0, len(quantiles))
+    x, q = x.astype(np.float64), quantiles.astype(np.float64)
+    upward = np.interp(x, q, levels)
+    downward = 1.0 - np.interp(-x, -q[::-1], levels)
+    probability = np.clip(0.5 * (upward + downward), 1e-3, 1 - 1e-3)
+    return torch.special.ndtri(torch.from_numpy(probability)).numpy()
 
 
 def is_regression(labels: np.ndarray) -> bool:
@@ -147,22 +223,17 @@ def is_regression(labels: np.ndarray) -> bool:
 class IrregularDataset(Dataset):
     """Torch view of an :class:`IrregularSet`, normalised; one item per record.
 
-    An item holds ``values (T, F)`` (z-scored, 0 where unobserved), ``mask (T, F)`` (1 where observed),
-    ``times (T,)`` hours, ``static (P,)`` (z-scored, 0 where missing), ``static_mask (P,)`` and
-    ``target ()`` (the class, or the z-scored regression target).
+    An item holds ``values (T, F)`` (scaled by the normaliser, 0 where unobserved), ``mask (T, F)``
+    (1 where observed), ``times (T,)`` hours, ``static (P,)`` (scaled likewise, 0 where missing),
+    ``static_mask (P,)`` and ``target ()`` (the class, or the z-scored regression target).
     """
 
     def __init__(self, data: IrregularSet, normalizer: IrregularNormalizer) -> None:
         self.data = data
-        mask = ~np.isnan(data.values)
-        self.values = np.where(mask, (data.values - normalizer.value_mean) / normalizer.value_std, 0.0)
-        self.values = self.values.astype(np.float32)
-        self.mask = mask.astype(np.float32)
-        static_mask = ~np.isnan(data.static)
-        self.static = np.where(static_mask, (data.static - normalizer.static_mean) / normalizer.static_std, 0.0).astype(
-            np.float32
-        )
-        self.static_mask = static_mask.astype(np.float32)
+        self.values = normalizer.scale_values(data.values)
+        self.mask = (~np.isnan(data.values)).astype(np.float32)
+        self.static = normalizer.scale_static(data.static)
+        self.static_mask = (~np.isnan(data.static)).astype(np.float32)
         if is_regression(data.labels):  # z-scored with the training statistics; classes stay as they are
             self.targets = ((data.labels - normalizer.target_mean[0]) / normalizer.target_std[0]).astype(np.float32)
         else:

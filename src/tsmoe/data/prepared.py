@@ -22,6 +22,7 @@ from tsmoe.data.irregular import (
     IrregularDataset,
     IrregularNormalizer,
     IrregularSet,
+    Scaling,
     collate_irregular,
     is_regression,
 )
@@ -74,8 +75,11 @@ def prepare_irregular(
     fitted: dict[str, np.ndarray] | None = None,
     which: SplitChoice = "default",
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    scaling: Scaling = "zscore",
 ) -> PreparedData:
-    """Split records (by ``split``, or stratified with ``seed``), normalise with training statistics.
+    """Split records (by ``split``, or stratified with ``seed``), scale with training statistics
+    (``scaling``: z-scores or quantile maps, :class:`IrregularNormalizer`; ``fitted`` statistics carry
+    their own).
 
     Integer labels make a classification task (binary or multiclass); float labels a regression task,
     whose records without a target (NaN) are left out of every part, with a logged count.
@@ -111,7 +115,7 @@ def prepare_irregular(
     normalizer = (
         IrregularNormalizer.from_state(fitted)
         if fitted is not None
-        else IrregularNormalizer.fit(data.subset(train_idx))
+        else IrregularNormalizer.fit(data.subset(train_idx), scaling)
     )
     if regression:
         task, dims_extra = "regression", {}

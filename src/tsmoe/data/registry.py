@@ -44,6 +44,8 @@ class PhysioNetParams:
     label: str = "In-hospital_death"  # or Length_of_stay, SAPS-I, SOFA, Survival (regression)
     split_file: str | None = "shipped"  # JSON of record IDs; "shipped": the committed P1 split; None: make one
     split_fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    value_scaling: Literal["zscore", "quantile"] = "zscore"  # quantile: each variable through its training
+    # CDF and the normal quantile function (robust to heavy-tailed labs; tsmoe.data.irregular)
 
 
 @dataclass
@@ -221,7 +223,8 @@ def prepare(
             path = shipped_split_file() if params.split_file == "shipped" else Path(params.split_file)
             split = IdSplit.read(path)
         fractions = tuple(getattr(params, "split_fractions", (0.8, 0.1, 0.1)))
-        return prepare_irregular(source, split, seed, fitted, which, fractions)  # type: ignore[arg-type]
+        scaling = getattr(params, "value_scaling", "zscore")
+        return prepare_irregular(source, split, seed, fitted, which, fractions, scaling)  # type: ignore[arg-type]
     if isinstance(source, SeriesSet):
         lengths = tuple(params.split_lengths) if params.split_lengths else None
         return prepare_forecasting(

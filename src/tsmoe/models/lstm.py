@@ -3,8 +3,10 @@
 Each step's input is ``[values, observed mask, log(1 + dt)]`` (``2F + 1`` numbers): unobserved values
 are 0 (the training mean after z-scoring) and the mask tells the network which are real. With
 ``observation_decay`` each step also gets every variable's last value decayed towards the mean and how
-stale it is (GRU-D's input decay, :mod:`tsmoe.layers.observation_decay`; ``4F + 1`` numbers). The last
-valid hidden state, concatenated with the static descriptors and their mask, goes through an MLP head.
+stale it is (GRU-D's input decay, :mod:`tsmoe.layers.observation_decay`; ``4F + 1`` numbers). With
+``observation_dropout`` a share of the observed values is hidden in training
+(:mod:`tsmoe.layers.observation_dropout`). The last valid hidden state, concatenated with the static
+descriptors and their mask, goes through an MLP head.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from tsmoe.layers.observation_decay import ObservationDecay
+from tsmoe.layers.observation_dropout import drop_observations
 from tsmoe.models.heads import StaticHead, n_outputs
 from tsmoe.models.registry import register
 
@@ -27,6 +30,7 @@ class LSTMParams:
     dropout: float = 0.1  # in the head (and between LSTM layers when num_layers > 1)
     head_hidden: int = 64
     observation_decay: bool = False  # also feed decayed last values and their staleness (GRU-D's input decay)
+    observation_dropout: float = 0.0  # training only: hide each observed value with this probability
 
 
 def irregular_step_inputs(batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -48,6 +52,9 @@ class LSTMClassifier(nn.Module):
 
     def __init__(self, params: LSTMParams, dims: dict[str, int], task: str) -> None:
         super().__init__()
+        if not 0.0 <= params.observation_dropout < 1.0:
+            raise ValueError(f"observation_dropout must be in [0, 1), got {params.observation_dropout}")
+        self.observation_dropout = params.observation_dropout
         n_features = dims["n_features"]
         self.decay = ObservationDecay(n_features) if params.observation_decay else None
         self.rnn = self.recurrent(
@@ -62,6 +69,8 @@ class LSTMClassifier(nn.Module):
         )
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.training:
+            batch = drop_observations(batch, self.observation_dropout)
         inputs = irregular_step_inputs(batch)
         if self.decay is not None:
             inputs = torch.cat([inputs, *self.decay(batch["values"], batch["mask"], batch["times"])], dim=-1)

@@ -35,6 +35,7 @@ from tsmoe.layers.gate import StepGate, gated_readout, load_balancing_loss
 from tsmoe.layers.input_rate import expert_moving_average
 from tsmoe.layers.liquid import CfCCell, CTRNNCell, LiquidExperts, LTCCell
 from tsmoe.layers.observation_decay import ObservationDecay
+from tsmoe.layers.observation_dropout import drop_observations
 from tsmoe.models.heads import StaticHead, n_outputs
 from tsmoe.models.registry import register
 
@@ -72,6 +73,8 @@ class MRMoEParams:
     attention_hidden: int = 64
     head_hidden: int = 64
     dropout: float = 0.1
+    observation_dropout: float = 0.0  # training only: hide each observed value with this probability
+    # (tsmoe.layers.observation_dropout)
 
 
 def time_constants(params: MRMoEParams) -> torch.Tensor:
@@ -99,6 +102,8 @@ class MRMoE(nn.Module):
         super().__init__()
         if params.experts < 1:
             raise ValueError("experts must be >= 1")
+        if not 0.0 <= params.observation_dropout < 1.0:
+            raise ValueError(f"observation_dropout must be in [0, 1), got {params.observation_dropout}")
         if params.fast_expert == "quasi_steady" and params.experts < 2:
             raise ValueError("fast_expert=quasi_steady needs at least 2 experts")
         self.params = params
@@ -141,6 +146,8 @@ class MRMoE(nn.Module):
         self.head = StaticHead(summary, dims["n_static"], params.head_hidden, n_outputs(task, dims), params.dropout)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if self.training:
+            batch = drop_observations(batch, self.params.observation_dropout)
         values, mask, step_mask = batch["values"], batch["mask"], batch["step_mask"]
         alpha = None
         if self.features is not None:
