@@ -94,7 +94,7 @@ class IrregularSet:
 
 
 Scaling = Literal["zscore", "quantile"]
-QUANTILES = 1001  # grid points of a quantile map; ties between them are resolved by averaging
+QUANTILES = 1001  # levels of each quantile table (0, 0.001, ..., 1)
 
 
 @dataclass(frozen=True)
@@ -110,10 +110,11 @@ class IrregularNormalizer:
     - ``zscore``: ``z = (x - mean) / std``;
     - ``quantile``: ``z = Phi^-1(F_train(x))``, each variable's empirical training CDF (a grid of
       ``QUANTILES`` quantiles, linear in between) followed by the standard normal quantile function,
-      clipped to the grid's ends (about +-3.1). Monotone, so it keeps every ordering, and robust to the
-      heavy tails of ICU labs (ALT and AST in the thousands, urine output of 0 or 1000 ml) that a z-score
-      lets dominate. The quantile tables are ``value_quantiles (F, Q)``, ``static_quantiles (P, Q)``,
-      NaN for a column never observed in training (mapped to 0); empty ``(0,)`` under ``zscore``.
+      the probability clipped to [1e-3, 1 - 1e-3] (so ``|z| <= 3.09``). Monotone, so it keeps every
+      ordering, and robust to the heavy tails of ICU labs (ALT and AST in the thousands, urine output of
+      0 or 1000 ml) that a z-score lets dominate. The quantile tables are ``value_quantiles (F, Q)`` and
+      ``static_quantiles (P, Q)``, NaN for a column never observed in training (mapped to 0); empty
+      ``(0,)`` under ``zscore``.
     """
 
     value_mean: np.ndarray

@@ -17,7 +17,7 @@ import numpy as np
 
 from tsmoe.data.ett import ETT_HOURLY_SPLIT, load_ett
 from tsmoe.data.exchange_rate import load_exchange_rate
-from tsmoe.data.irregular import IrregularSet
+from tsmoe.data.irregular import IrregularSet, Scaling
 from tsmoe.data.long_format import read_long_csv
 from tsmoe.data.mome_windows import TextWindowSplits
 from tsmoe.data.physionet2012 import load_physionet2012
@@ -44,7 +44,7 @@ class PhysioNetParams:
     label: str = "In-hospital_death"  # or Length_of_stay, SAPS-I, SOFA, Survival (regression)
     split_file: str | None = "shipped"  # JSON of record IDs; "shipped": the committed P1 split; None: make one
     split_fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
-    value_scaling: Literal["zscore", "quantile"] = "zscore"  # quantile: each variable through its training
+    value_scaling: Scaling = "zscore"  # quantile: each variable through its training
     # CDF and the normal quantile function (robust to heavy-tailed labs; tsmoe.data.irregular)
 
 

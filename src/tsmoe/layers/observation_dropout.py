@@ -16,11 +16,16 @@ from __future__ import annotations
 import torch
 
 
+def check_observation_dropout(p: float) -> None:
+    """Refuse a probability outside ``[0, 1)`` (1 would hide every observation)."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"observation_dropout must be in [0, 1), got {p}")
+
+
 def drop_observations(batch: dict[str, torch.Tensor], p: float) -> dict[str, torch.Tensor]:
     """A copy of ``batch`` (see :func:`tsmoe.data.irregular.collate_irregular`) with each observed
     value of ``values, mask (B, T, F)`` hidden with probability ``p``; the other entries are shared."""
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"observation dropout must be in [0, 1), got {p}")
+    check_observation_dropout(p)
     if p == 0.0:
         return batch
     keep = (torch.rand_like(batch["mask"]) >= p).to(batch["mask"].dtype)

@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from tsmoe.layers.observation_decay import ObservationDecay
-from tsmoe.layers.observation_dropout import drop_observations
+from tsmoe.layers.observation_dropout import check_observation_dropout, drop_observations
 from tsmoe.models.heads import StaticHead, n_outputs
 from tsmoe.models.registry import register
 
@@ -52,8 +52,7 @@ class LSTMClassifier(nn.Module):
 
     def __init__(self, params: LSTMParams, dims: dict[str, int], task: str) -> None:
         super().__init__()
-        if not 0.0 <= params.observation_dropout < 1.0:
-            raise ValueError(f"observation_dropout must be in [0, 1), got {params.observation_dropout}")
+        check_observation_dropout(params.observation_dropout)
         self.observation_dropout = params.observation_dropout
         n_features = dims["n_features"]
         self.decay = ObservationDecay(n_features) if params.observation_decay else None

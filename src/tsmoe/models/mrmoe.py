@@ -35,7 +35,7 @@ from tsmoe.layers.gate import StepGate, gated_readout, load_balancing_loss
 from tsmoe.layers.input_rate import expert_moving_average
 from tsmoe.layers.liquid import CfCCell, CTRNNCell, LiquidExperts, LTCCell
 from tsmoe.layers.observation_decay import ObservationDecay
-from tsmoe.layers.observation_dropout import drop_observations
+from tsmoe.layers.observation_dropout import check_observation_dropout, drop_observations
 from tsmoe.models.heads import StaticHead, n_outputs
 from tsmoe.models.registry import register
 
@@ -102,8 +102,7 @@ class MRMoE(nn.Module):
         super().__init__()
         if params.experts < 1:
             raise ValueError("experts must be >= 1")
-        if not 0.0 <= params.observation_dropout < 1.0:
-            raise ValueError(f"observation_dropout must be in [0, 1), got {params.observation_dropout}")
+        check_observation_dropout(params.observation_dropout)
         if params.fast_expert == "quasi_steady" and params.experts < 2:
             raise ValueError("fast_expert=quasi_steady needs at least 2 experts")
         self.params = params
