@@ -39,9 +39,14 @@ def same_config(first: dict, other: dict) -> bool:
     return True
 
 
+def row_files(model: str) -> list[Path]:
+    """The result files of one ladder row: ``p1-<model>.json`` and ``p1-<model>-*.json``."""
+    return [RESULTS / f"p1-{model}.json", *sorted(RESULTS.glob(f"p1-{model}-*.json"))]
+
+
 def row(model: str, candidates: list[Path] | None = None) -> str:
     if candidates is None:
-        candidates = [RESULTS / f"p1-{model}.json", *sorted(RESULTS.glob(f"p1-{model}-*.json"))]
+        candidates = row_files(model)
     paths = [path for path in candidates if path.exists()]
     results = [json.loads(path.read_text()) for path in paths]
     if not results:

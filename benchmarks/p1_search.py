@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from p1_ladder import row_files  # benchmarks/ is the script's folder, so on sys.path
+
 RECIPE = "configs/mrmoe-physionet2012.yaml"
 
 OFF = "model.observation_decay=false"  # GRU-D's input decay, in the recipe since the second search
@@ -75,7 +77,7 @@ def table(out: Path) -> str:
         path = out / f"p1-mrmoe-{name}.json"
         paths = [path]
         if name == "base" and not path.exists():  # the recipe as it is: the P1 ladder already ran it
-            paths = [out.parent / "p1-mrmoe.json", *sorted(out.parent.glob("p1-mrmoe-*.json"))]
+            paths = row_files("mrmoe")
         paths = [p for p in paths if p.exists()]
         if not paths:
             continue
