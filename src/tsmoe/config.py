@@ -21,7 +21,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -44,6 +44,10 @@ class TrainingConfig:
     # exponential moving average of the weights, updated after every optimiser step; validation, model
     # selection and the saved model use the average. None: off (the plain weights)
     ema_decay: float | None = None
+    # forecasts of windows that carry their own scale (the MoME windows): "window" scores the
+    # window-normalised forecast, as the MoME reference trains; "original" scores it on the data's own
+    # scale, the scale the protocol's test metric uses (large windows then weigh more)
+    forecast_loss: Literal["window", "original"] = "window"
 
     def __post_init__(self) -> None:
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:

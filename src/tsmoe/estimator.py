@@ -158,6 +158,7 @@ class Estimator:
             self.config.training.weight_decay,
             prepared.target_channels,
             prepared.dims.get("n_classes", 2),
+            self.config.training.forecast_loss,
         )
         trainer, best = build_trainer(self.config, folder, monitor, mode)
         if trainer.world_size > 1 and run_dir is None:

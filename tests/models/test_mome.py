@@ -156,3 +156,15 @@ def test_the_share_dropped_by_capacity_is_logged(tmp_path):
               training={"max_epochs": 1}, trainer={"accelerator": "cpu"}).fit(run_dir=tmp_path)  # fmt: skip
     dropped = pd.read_csv(tmp_path / "logs" / "metrics.csv")["train_dropped_share"].dropna()
     assert len(dropped) == 1 and 0.0 < dropped.iloc[0] < 1.0
+
+
+@pytest.mark.parametrize("forecast_loss", ["window", "original"])
+def test_the_forecast_loss_scores_windows_on_the_scale_asked_for(forecast_loss, tmp_path):
+    import pandas as pd
+
+    data = {"domain": "SocialGood", "text_encoder": "hashing"}
+    Estimator("mome", "mome_timemmd", data_params=data, training={"max_epochs": 1, "forecast_loss": forecast_loss},
+              trainer={"accelerator": "cpu"}).fit(run_dir=tmp_path)  # fmt: skip
+    logged = pd.read_csv(tmp_path / "logs" / "metrics.csv").dropna(subset=["val_loss"]).iloc[-1]
+    same = logged["val_loss"] == pytest.approx(logged["val_mse"], rel=1e-4)  # val_mse: on the original scale
+    assert same if forecast_loss == "original" else not same

@@ -10,6 +10,7 @@ from tsmoe.data.physionet2012 import load_physionet2012
 from tsmoe.errors import ConfigError, DataError
 from tsmoe.layers.gate import StepGate, gated_readout, load_balancing_loss
 from tsmoe.layers.observation_dropout import drop_observations
+from tsmoe.layers.observation_summary import observation_summary
 from tsmoe.models.registry import build_model
 
 DIMS = {"n_features": 37, "n_static": 5, "n_classes": 2}
@@ -280,3 +281,45 @@ def test_the_recurrent_baselines_take_observation_dropout_too(batch_items):
     assert not torch.allclose(augmented(batch), train_plain)
     with pytest.raises(ConfigError, match="observation_dropout must be in"):
         tiny("lstm", observation_dropout=-0.1)
+
+
+def test_observation_summary_is_the_mean_and_count_of_each_variables_observed_values(batch_items):
+    batch = collate_irregular(batch_items)
+    summary = observation_summary(batch["values"], batch["mask"])
+    n_features = batch["values"].shape[-1]
+    assert summary.shape == (3, 2 * n_features)
+    for row, item in enumerate(batch_items):  # by hand, from each record before padding
+        observed = item["mask"] > 0
+        for f in range(n_features):
+            count = int(observed[:, f].sum())
+            mean = float(item["values"][observed[:, f], f].mean()) if count else 0.0
+            assert summary[row, f].item() == pytest.approx(mean, abs=1e-5)
+            assert summary[row, n_features + f].item() == pytest.approx(np.log1p(count), abs=1e-6)
+    never = batch["mask"].sum(1) == 0
+    assert never.any() and torch.all(summary[:, :n_features][never] == 0)  # never observed: 0, not NaN
+    unobserved = batch["mask"] == 0  # whatever lies where nothing was measured does not count
+    noise = torch.where(unobserved, torch.randn_like(batch["values"]), batch["values"])
+    torch.testing.assert_close(observation_summary(noise, batch["mask"]), summary, rtol=0, atol=0)
+
+
+def test_mrmoe_head_reads_the_observation_summary_when_asked(batch_items):
+    batch = collate_irregular(batch_items)
+    plain, summarised = tiny("mrmoe"), tiny("mrmoe", observation_summary=True)
+    assert summarised.head.net[0].in_features == plain.head.net[0].in_features + 2 * DIMS["n_features"]
+    out = summarised(batch)["output"]
+    alone = summarised(collate_irregular(batch_items[:1]))["output"]
+    torch.testing.assert_close(alone, out[:1], rtol=1e-4, atol=1e-5)  # padding does not enter the summary
+    mixed = 2 * 16  # [context, m(T)] at tiny()'s d_model; the head reads [mixed, summary, static, static mask]
+    summarised.head.net[0].weight.data[:, mixed : mixed + 2 * DIMS["n_features"]] = 0
+    assert not torch.allclose(summarised(batch)["output"], out)  # without the summary's columns the output changes
+
+
+def test_the_recurrent_baselines_read_the_observation_summary_too(batch_items):
+    batch = collate_irregular(batch_items)
+    plain, summarised = tiny("gru"), tiny("gru", observation_summary=True)
+    assert summarised.head.net[0].in_features == plain.head.net[0].in_features + 2 * DIMS["n_features"]
+    out = summarised(batch)
+    torch.testing.assert_close(summarised(collate_irregular(batch_items[:1])), out[:1], rtol=1e-4, atol=1e-5)
+    hidden = 8  # TINY's hidden size: the head reads [hidden state, summary, static, static mask]
+    summarised.head.net[0].weight.data[:, hidden : hidden + 2 * DIMS["n_features"]] = 0
+    assert not torch.allclose(summarised(batch), out)  # without the summary's columns the output changes

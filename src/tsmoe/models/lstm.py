@@ -6,7 +6,8 @@ are 0 (the training mean after z-scoring) and the mask tells the network which a
 stale it is (GRU-D's input decay, :mod:`tsmoe.layers.observation_decay`; ``4F + 1`` numbers). With
 ``observation_dropout`` a share of the observed values is hidden in training
 (:mod:`tsmoe.layers.observation_dropout`). The last valid hidden state, concatenated with the static
-descriptors and their mask, goes through an MLP head.
+descriptors and their mask (and, with ``observation_summary``, each variable's mean observed value and
+log count over the stay, :mod:`tsmoe.layers.observation_summary`), goes through an MLP head.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from tsmoe.layers.observation_decay import ObservationDecay
 from tsmoe.layers.observation_dropout import check_observation_dropout, drop_observations
+from tsmoe.layers.observation_summary import observation_summary
 from tsmoe.models.heads import StaticHead, n_outputs
 from tsmoe.models.registry import register
 
@@ -31,6 +33,7 @@ class LSTMParams:
     head_hidden: int = 64
     observation_decay: bool = False  # also feed decayed last values and their staleness (GRU-D's input decay)
     observation_dropout: float = 0.0  # training only: hide each observed value with this probability
+    observation_summary: bool = False  # the head also reads each variable's mean observed value and log count
 
 
 def irregular_step_inputs(batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -54,6 +57,7 @@ class LSTMClassifier(nn.Module):
         super().__init__()
         check_observation_dropout(params.observation_dropout)
         self.observation_dropout = params.observation_dropout
+        self.observation_summary = params.observation_summary
         n_features = dims["n_features"]
         self.decay = ObservationDecay(n_features) if params.observation_decay else None
         self.rnn = self.recurrent(
@@ -63,9 +67,8 @@ class LSTMClassifier(nn.Module):
             batch_first=True,
             dropout=params.dropout if params.num_layers > 1 else 0.0,
         )
-        self.head = StaticHead(
-            params.hidden_size, dims["n_static"], params.head_hidden, n_outputs(task, dims), params.dropout
-        )
+        summary = params.hidden_size + (2 * n_features if params.observation_summary else 0)
+        self.head = StaticHead(summary, dims["n_static"], params.head_hidden, n_outputs(task, dims), params.dropout)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.training:
@@ -77,7 +80,10 @@ class LSTMClassifier(nn.Module):
         _, hidden = self.rnn(packed)
         if isinstance(hidden, tuple):  # the LSTM's (h, c)
             hidden = hidden[0]
-        return self.head(hidden[-1], batch["static"], batch["static_mask"])
+        summary = hidden[-1]
+        if self.observation_summary:
+            summary = torch.cat([summary, observation_summary(batch["values"], batch["mask"])], dim=-1)
+        return self.head(summary, batch["static"], batch["static_mask"])
 
 
 @register(

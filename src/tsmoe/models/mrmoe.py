@@ -36,6 +36,7 @@ from tsmoe.layers.input_rate import expert_moving_average
 from tsmoe.layers.liquid import CfCCell, CTRNNCell, LiquidExperts, LTCCell
 from tsmoe.layers.observation_decay import ObservationDecay
 from tsmoe.layers.observation_dropout import check_observation_dropout, drop_observations
+from tsmoe.layers.observation_summary import observation_summary
 from tsmoe.models.heads import StaticHead, n_outputs
 from tsmoe.models.registry import register
 
@@ -75,6 +76,8 @@ class MRMoEParams:
     dropout: float = 0.1
     observation_dropout: float = 0.0  # training only: hide each observed value with this probability
     # (tsmoe.layers.observation_dropout)
+    observation_summary: bool = False  # the head also reads each variable's mean observed value and
+    # log(1 + count) over the stay (tsmoe.layers.observation_summary)
 
 
 def time_constants(params: MRMoEParams) -> torch.Tensor:
@@ -142,6 +145,7 @@ class MRMoE(nn.Module):
         )
         self.temporal = TemporalAttention(params.d_model) if params.temporal_attention else None
         summary = 2 * params.d_model if params.temporal_attention else params.d_model
+        summary += 2 * n_features if params.observation_summary else 0
         self.head = StaticHead(summary, dims["n_static"], params.head_hidden, n_outputs(task, dims), params.dropout)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -183,6 +187,8 @@ class MRMoE(nn.Module):
             context, time_weights = self.temporal(mixed, step_mask, last)
             summary = torch.cat([context, last], dim=-1)
             extras["temporal_attention"] = time_weights
+        if self.params.observation_summary:
+            summary = torch.cat([summary, observation_summary(batch["values"], mask)], dim=-1)
         if alpha is not None:
             extras["feature_attention"] = alpha
         return {"output": self.head(summary, batch["static"], batch["static_mask"]), **extras}

@@ -21,12 +21,16 @@ from tsmoe.models.output import unpack
 
 
 def task_loss(
-    task: str, output: torch.Tensor, batch: dict[str, torch.Tensor], target_channels: list[int]
+    task: str,
+    output: torch.Tensor,
+    batch: dict[str, torch.Tensor],
+    target_channels: list[int],
+    forecast_loss: str = "window",
 ) -> torch.Tensor:
     """Binary cross-entropy on logits, cross-entropy, MSE on a (z-scored) regression target, or MSE on
     the forecast's target channels. Windows that carry their own ``scale (B, 1, C)`` (the input's standard
-    deviation) are scored on that scale: ``mean(((output - y) / scale)^2)``, the MSE of the
-    window-normalised forecast."""
+    deviation) are scored on that scale, ``mean(((output - y) / scale)^2)`` (the MSE of the
+    window-normalised forecast), unless ``forecast_loss == "original"``: then ``mean((output - y)^2)``."""
     if task == "regression":
         return F.mse_loss(output, batch["target"].float())
     if task == "binary":
@@ -34,7 +38,7 @@ def task_loss(
     if task == "multiclass":
         return F.cross_entropy(output, batch["target"].long())
     output, target = output[..., target_channels], batch["y"][..., target_channels]
-    if "scale" in batch:
+    if "scale" in batch and forecast_loss == "window":
         return ((output - target) / batch["scale"][..., target_channels]).pow(2).mean()
     return F.mse_loss(output, target)
 
@@ -50,8 +54,10 @@ class TsmoeModule(pl.LightningModule):
         weight_decay: float,
         target_channels: list[int] | None = None,
         n_classes: int = 2,
+        forecast_loss: str = "window",
     ) -> None:
         super().__init__()
+        self.forecast_loss = forecast_loss
         self.model = model
         self.task = task
         self.lr = lr
@@ -70,7 +76,7 @@ class TsmoeModule(pl.LightningModule):
         output, aux_loss = unpack(result)
         if isinstance(result, dict) and "dropped" in result:  # a capped MoE: share of assignments over capacity
             self.log("train_dropped_share", result["dropped"].float().mean(), on_step=False, on_epoch=True)
-        loss = task_loss(self.task, output, batch, self.target_channels)
+        loss = task_loss(self.task, output, batch, self.target_channels, self.forecast_loss)
         if aux_loss is not None:  # e.g. a load-balancing loss, already weighted by the model
             self.log("train_aux_loss", aux_loss, on_step=False, on_epoch=True, sync_dist=True)
             loss = loss + aux_loss
@@ -88,7 +94,8 @@ class TsmoeModule(pl.LightningModule):
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         output = self(batch)
         size = len(next(iter(batch.values())))
-        self.log("val_loss", task_loss(self.task, output, batch, self.target_channels), sync_dist=True, batch_size=size)
+        loss = task_loss(self.task, output, batch, self.target_channels, self.forecast_loss)
+        self.log("val_loss", loss, sync_dist=True, batch_size=size)
         if self.task == "forecast":
             self.val_metrics.update(output[..., self.target_channels], batch["y"][..., self.target_channels])
         elif self.task == "regression":
