@@ -48,10 +48,19 @@ class TrainingConfig:
     # window-normalised forecast, as the MoME reference trains; "original" scores it on the data's own
     # scale, the scale the protocol's test metric uses (large windows then weigh more)
     forecast_loss: Literal["window", "original"] = "window"
+    # the learning rate over training: "constant"; "cosine" from lr down to 0 over max_epochs (per epoch);
+    # "plateau" multiplies it by lr_factor after lr_patience epochs without improvement of `monitor`
+    lr_schedule: Literal["constant", "cosine", "plateau"] = "constant"
+    lr_factor: float = 0.5
+    lr_patience: int = 2
 
     def __post_init__(self) -> None:
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must lie in (0, 1) or be null (off), got {self.ema_decay!r}")
+        if not 0.0 < self.lr_factor < 1.0:
+            raise ValueError(f"lr_factor must lie in (0, 1), got {self.lr_factor!r}")
+        if self.lr_patience < 0:
+            raise ValueError(f"lr_patience must be >= 0, got {self.lr_patience!r}")
 
 
 @dataclass

@@ -126,7 +126,7 @@ class Estimator:
         A run with a ``run_dir`` writes a checkpoint after every epoch. ``resume=True`` continues from
         it (see :meth:`resume`): the same seed then gives the same weights as a run never interrupted.
         """
-        from tsmoe.training.module import TsmoeModule
+        from tsmoe.training.module import LRSchedule, TsmoeModule
         from tsmoe.training.seed import seed_everything
         from tsmoe.training.trainer import build_trainer, checkpoint_path
 
@@ -151,14 +151,23 @@ class Estimator:
         resume_from = checkpoint if resume and checkpoint.exists() else None
         if resume:
             keep_previous_logs(folder)
+        training = self.config.training
         module = TsmoeModule(
             self.model_,
             prepared.task,
-            self.config.training.lr,
-            self.config.training.weight_decay,
+            training.lr,
+            training.weight_decay,
             prepared.target_channels,
             prepared.dims.get("n_classes", 2),
-            self.config.training.forecast_loss,
+            training.forecast_loss,
+            LRSchedule(
+                kind=training.lr_schedule,
+                max_epochs=training.max_epochs,
+                monitor=monitor,
+                mode=mode,
+                factor=training.lr_factor,
+                patience=training.lr_patience,
+            ),
         )
         trainer, best = build_trainer(self.config, folder, monitor, mode)
         if trainer.world_size > 1 and run_dir is None:

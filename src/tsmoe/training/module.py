@@ -7,6 +7,7 @@ how to score its output for the task.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from typing import Any
 
 import lightning.pytorch as pl
@@ -43,8 +44,21 @@ def task_loss(
     return F.mse_loss(output, target)
 
 
+@dataclass(frozen=True)
+class LRSchedule:
+    """How the learning rate moves over training (see ``TrainingConfig.lr_schedule``)."""
+
+    kind: str = "constant"  # "constant", "cosine" or "plateau"
+    max_epochs: int = 50  # cosine: the epochs over which lr falls to 0
+    monitor: str = "val_loss"  # plateau: the validation metric watched, and whether lower is better
+    mode: str = "min"
+    factor: float = 0.5
+    patience: int = 2
+
+
 class TsmoeModule(pl.LightningModule):
-    """Trains ``model`` for ``task`` with AdamW; logs ``train_loss``, ``val_loss`` and ``val_<metric>``."""
+    """Trains ``model`` for ``task`` with AdamW (and ``schedule``); logs ``train_loss``, ``lr``,
+    ``val_loss`` and ``val_<metric>``."""
 
     def __init__(
         self,
@@ -55,9 +69,11 @@ class TsmoeModule(pl.LightningModule):
         target_channels: list[int] | None = None,
         n_classes: int = 2,
         forecast_loss: str = "window",
+        schedule: LRSchedule | None = None,
     ) -> None:
         super().__init__()
         self.forecast_loss = forecast_loss
+        self.schedule = schedule or LRSchedule()
         self.model = model
         self.task = task
         self.lr = lr
@@ -112,8 +128,24 @@ class TsmoeModule(pl.LightningModule):
         if "tsmoe_rng" in checkpoint:
             set_rng_states(checkpoint["tsmoe_rng"], self.shuffle_generator)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+    def on_train_epoch_start(self) -> None:
+        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=False, on_epoch=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
+        optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        schedule = self.schedule
+        if schedule.kind == "constant":
+            return optimizer
+        if schedule.kind == "cosine":  # lr_e = lr * (1 + cos(pi * e / max_epochs)) / 2 at epoch e
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=schedule.max_epochs)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode=schedule.mode, factor=schedule.factor, patience=schedule.patience
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "monitor": schedule.monitor},
+        }
 
 
 def rng_states(shuffle_generator: torch.Generator | None) -> dict[str, Any]:
