@@ -21,13 +21,14 @@ continues where it stopped, and several processes (one per seed, say) may fill o
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import math
 import statistics
 import sys
 import tempfile
 from pathlib import Path
+
+from results_file import locked  # benchmarks/ is the script's folder, so on sys.path
 
 from tsmoe.config import load_config
 from tsmoe.estimator import Estimator
@@ -81,8 +82,7 @@ def run(out: Path, domains: list[str], seeds: list[int], rows: list[str], text_s
 def add_run(out: Path, key: str, result: dict) -> dict:
     """Adds one run to the results file and returns its whole content. The file is read again under a lock
     just before writing, so that several processes (e.g. one per seed) can fill one file side by side."""
-    with open(out.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(out):
         payload = json.loads(out.read_text()) if out.exists() else {"runs": {}}
         payload["runs"][key] = result
         out.write_text(json.dumps({**payload, "script": "python " + " ".join(sys.argv)}, indent=2) + "\n")

@@ -3,6 +3,10 @@
     python benchmarks/run_recipe.py configs/lstm-physionet2012.yaml --seeds 0 1 2 3 4 \
         --out benchmarks/results/p1-lstm.json
 
+Several processes may fill one file side by side with ``--append`` (e.g. ``--seeds 0 1`` in one and
+``--seeds 2 3 4`` in another): each rereads the file under a lock before it writes. Each run stores the
+command that reproduces it alone.
+
 Model selection inside each run uses the validation split only; the test split is scored once per run.
 Peak memory is the process's peak resident set size (CPU) or peak CUDA allocation (GPU).
 """
@@ -20,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+from results_file import locked  # benchmarks/ is the script's folder, so on sys.path
 
 from tsmoe.config import load_config
 from tsmoe.estimator import Estimator
@@ -62,11 +67,27 @@ def main() -> None:
             "wall_seconds": wall,
             "n_parameters": estimator.meta_["n_parameters"],
         }
+        run["command"] = seed_command(args, seed)
         runs.append(run)
         print(json.dumps(run), flush=True)
-        # rewritten after every seed, so a long benchmark that is stopped keeps what it finished
-        write_result(out, runs, args, previous)
+        # rewritten after every seed, so a long benchmark that is stopped keeps what it finished; with
+        # --append, the runs other processes have added to the file meanwhile are kept
+        with locked(out):
+            if args.append and out.exists():
+                stored = json.loads(out.read_text())
+                if not same_settings(stored["config"], load_config(args.config, args.set).to_dict()):
+                    raise SystemExit(f"{out} was rewritten with another config meanwhile")
+                mine = {r["seed"] for r in runs}
+                runs = [r for r in stored["runs"] if r["seed"] not in mine] + runs
+                previous = stored
+            write_result(out, runs, args, previous)
     print(json.dumps(json.loads(out.read_text())["summary"], indent=2))
+
+
+def seed_command(args: argparse.Namespace, seed: int) -> str:
+    """The command that reproduces one seed's run on its own."""
+    sets = "".join(f" --set {item}" for item in args.set)
+    return f"python benchmarks/run_recipe.py {args.config}{sets} --seeds {seed} --out {args.out}"
 
 
 def same_settings(stored: dict, current: dict) -> bool:
