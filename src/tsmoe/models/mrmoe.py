@@ -16,7 +16,8 @@ Per step ``t`` of an irregular series (elapsed time ``dt_t`` per sample):
    ``pi(t) = softmax(g([u_t, h_1(t), ..., h_K(t)]))``: ``m(t) = sum_k pi_k(t) y_k(t)``, computed as one
    product (:func:`tsmoe.layers.gate.gated_readout`);
 4. temporal attention (optional) of the last state over all states gives a context; the head reads
-   ``[context, m(T)]`` (or ``m(T)``) with the static descriptors.
+   ``[context, m(T)]`` (or ``m(T)``) with the static descriptors (and, with ``observation_summary``, each
+   variable's mean observed value and log count over the stay, :mod:`tsmoe.layers.observation_summary`).
 
 The single liquid networks (``cfc``, ``ltc``, ``ctrnn``) are the case K = 1 with no gate or attention.
 """
