@@ -2,8 +2,9 @@
 
 tsmoe train CONFIG --out RUN_DIR [--set key=value ...]
 tsmoe train --resume RUN_DIR
-tsmoe evaluate RUN_DIR [--set data.root=DIR ...] [--split default|all]
-tsmoe predict RUN_DIR INPUT -o OUTPUT.csv
+tsmoe evaluate RUN_DIR [--set data.root=DIR ...] [--split default|all] [--part test|validation]
+tsmoe evaluate RUN_DIR RUN_DIR ... [--out ENSEMBLE.json]   (a deep ensemble: mean probabilities or forecasts)
+tsmoe predict RUN_DIR [RUN_DIR ...] INPUT -o OUTPUT.csv
 tsmoe report RUN_DIR
 tsmoe datasets
 tsmoe models
@@ -89,30 +90,76 @@ def _data_overrides(pairs: list[str]) -> dict:
     return raw.get("data", {})
 
 
+def _ensemble_table(names: list[str], result: dict) -> str:
+    """Members, their mean +- std, and the ensemble, one row each."""
+    from statistics import fmean, stdev
+
+    keys = list(result["ensemble"])
+    rows = [[name, *(f"{m[k]:.4f}" for k in keys)] for name, m in zip(names, result["members"], strict=True)]
+    columns = [[m[k] for m in result["members"]] for k in keys]
+    rows.append(["members, mean +- std", *(f"{fmean(c):.4f} +- {stdev(c):.4f}" for c in columns)])
+    rows.append([f"ensemble of {len(names)}", *(f"{result['ensemble'][k]:.4f}" for k in keys)])
+    header = ["run", *keys]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+
+    def render(row: list[str]) -> str:
+        return "|" + "|".join(f" {cell:<{w}} " for cell, w in zip(row, widths, strict=True)) + "|"
+
+    return "\n".join([line, render(header), line, *map(render, rows), line])
+
+
+def cmd_evaluate_ensemble(args: argparse.Namespace, overrides: dict, split: str) -> int:
+    from tsmoe import io as run_io
+    from tsmoe.ensemble import Ensemble
+
+    if not args.no_plots:
+        log.info("an ensemble writes no plots; evaluate one run for its gate and attention plots")
+    ensemble = Ensemble.load(args.run_dir)
+    result = ensemble.evaluate(split=split, data_overrides=overrides, part=args.part)
+    where = overrides.get("root") or "the training data"
+    print(f"ensemble of {len(args.run_dir)} runs on {where} (split '{split}', {args.part} part):")
+    print(_ensemble_table(args.run_dir, result))
+    if args.out:
+        record = {"runs": args.run_dir, "split": split, "part": args.part, "data": overrides, **result}
+        run_io.write_json(Path(args.out), record)
+        print(f"written to {args.out}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from tsmoe import io as run_io
     from tsmoe.analysis.plots import write_interpretation_plots
     from tsmoe.estimator import Estimator
+    from tsmoe.metrics import compute_metrics
 
-    estimator = Estimator.load(args.run_dir)
     overrides = _data_overrides(args.set)
     split = args.split or ("all" if "root" in overrides else "default")
+    if split == "all" and args.part == "validation":
+        raise TsmoeError("with split 'all' every item is scored as test; there is no validation part to score")
+    if len(args.run_dir) > 1:
+        return cmd_evaluate_ensemble(args, overrides, split)
+    if args.out:
+        raise TsmoeError("--out is for an ensemble (several runs); one run writes its metrics into its own folder")
+    run_dir = Path(args.run_dir[0])
+    estimator = Estimator.load(run_dir)
     prepared = estimator.prepare_data(split=split, data_overrides=overrides)
-    metrics = estimator.score(prepared)
+    dataset = prepared.test if args.part == "test" else prepared.val
+    metrics = compute_metrics(prepared.task, *estimator.scored_outputs(prepared, dataset))
     where = overrides.get("root") or "the training data"
     # the training data's own test split rewrites metrics.json in the form `tsmoe train` wrote it (the same
-    # numbers); any other split or data goes beside it, recording what was scored
-    on_training_test = not overrides and split == "default"
+    # numbers); any other split, part or data goes beside it, recording what was scored
+    on_training_test = not overrides and split == "default" and args.part == "test"
     name = "metrics.json" if on_training_test else "metrics-eval.json"
-    run_io.write_json(
-        Path(args.run_dir) / name, metrics if on_training_test else {"split": split, "data": overrides, **metrics}
-    )
+    record = {"split": split, "part": args.part, "data": overrides, **metrics}
+    run_io.write_json(run_dir / name, metrics if on_training_test else record)
     _print_metrics(
         metrics,
-        f"{estimator.config.model['name']} on {where} (split '{split}'), written to {Path(args.run_dir) / name}:",
+        f"{estimator.config.model['name']} on {where} (split '{split}', {args.part} part), "
+        f"written to {run_dir / name}:",
     )
     if not args.no_plots:
-        for path in write_interpretation_plots(estimator.model_, prepared, Path(args.run_dir) / "plots"):
+        for path in write_interpretation_plots(estimator.model_, prepared, run_dir / "plots"):
             print(f"plot: {path}")
     print(_summary_table(estimator, metrics, where, split))
     return 0
@@ -128,11 +175,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from tsmoe import io as run_io
+    from tsmoe.ensemble import Ensemble
     from tsmoe.estimator import Estimator
-    from tsmoe.predict import predict_file
+    from tsmoe.predict import predict_file, predict_file_ensemble
 
-    estimator = Estimator.load(args.run_dir)
-    frame = predict_file(estimator, Path(args.input))
+    if len(args.run_dir) > 1:
+        frame = predict_file_ensemble(Ensemble.load(args.run_dir).members, Path(args.input))
+    else:
+        frame = predict_file(Estimator.load(args.run_dir[0]), Path(args.input))
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     run_io.write_text(out, frame.to_csv(index=False))  # atomic: a killed predict leaves no half file
@@ -209,8 +259,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty run folder")
     train.set_defaults(func=cmd_train)
 
-    evaluate = sub.add_parser("evaluate", help="score a saved run, on its test split or on other data")
-    evaluate.add_argument("run_dir")
+    evaluate = sub.add_parser(
+        "evaluate", help="score a saved run (or the ensemble of several), on its test split or on other data"
+    )
+    evaluate.add_argument("run_dir", nargs="+", help="one run folder, or several to score as an ensemble")
+    evaluate.add_argument(
+        "--part",
+        choices=["test", "validation"],
+        default="test",
+        help="the split's part to score: test (default), or validation (to choose between runs without the test)",
+    )
+    evaluate.add_argument("--out", help="ensembles: a JSON file for the members' and the ensemble's metrics")
     evaluate.add_argument("--set", action="append", default=[], metavar="data.KEY=VALUE")
     evaluate.add_argument(
         "--split",
@@ -221,8 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-plots", action="store_true", help="skip the gate/attention plots")
     evaluate.set_defaults(func=cmd_evaluate)
 
-    predict = sub.add_parser("predict", help="predict from a file or folder with a saved run")
-    predict.add_argument("run_dir")
+    predict = sub.add_parser("predict", help="predict from a file or folder with a saved run (or an ensemble)")
+    predict.add_argument("run_dir", nargs="+", help="one run folder, or several: their mean prediction")
     predict.add_argument("input", help="PhysioNet-format folder (classifiers) or CSV (forecasters)")
     predict.add_argument("-o", "--output", required=True, help="CSV to write")
     predict.set_defaults(func=cmd_predict)

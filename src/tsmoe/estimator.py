@@ -252,17 +252,25 @@ class Estimator:
         return torch.cat(outputs), {k: torch.cat(v) for k, v in targets.items()}
 
     def _score(self, prepared: PreparedData, dataset: Dataset) -> dict[str, float]:
+        return compute_metrics(prepared.task, *self.scored_outputs(prepared, dataset))
+
+    def scored_outputs(self, prepared: PreparedData, dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(output, target)`` over ``dataset`` (a part of ``prepared``) as the metrics read them:
+        logits ``(N,)`` or ``(N, K)`` and labels ``(N,)`` for classifiers; values ``(N,)`` on the target's
+        own scale for regression; forecasts ``(N, horizon, n_targets)`` of the target channels, on the
+        original scale where ``data.metrics_scale`` is ``original``."""
+        self._check_fitted()
         output, targets = self._outputs(dataset, prepared.collate)
-        if prepared.task == "regression":  # metrics on the target's own scale
-            return compute_metrics("regression", self.to_target_scale(output), self.to_target_scale(targets["target"]))
+        if prepared.task == "regression":
+            return self.to_target_scale(output), self.to_target_scale(targets["target"])
         if prepared.task != "forecast":
-            return compute_metrics(prepared.task, output, targets["target"])
+            return output, targets["target"]
         channels = prepared.target_channels
         output, target = output[..., channels], targets["y"][..., channels]
         params, _ = self._data_params()
         if params.metrics_scale == "original" and prepared.scaler is not None:
             output, target = prepared.scaler.inverse(output, channels), prepared.scaler.inverse(target, channels)
-        return compute_metrics("forecast", output, target)
+        return output, target
 
     def to_target_scale(self, scaled: torch.Tensor) -> torch.Tensor:
         """Undo the training z-score of a regression target."""

@@ -4,7 +4,8 @@
 - binary classification: ``auroc``, ``auprc`` (average precision), ``accuracy`` (threshold 0.5);
 - multiclass: ``accuracy``, ``auroc`` (macro, one-vs-rest).
 
-:func:`compute_metrics` scores whole prediction arrays; :func:`validation_metrics` gives the same
+:func:`compute_metrics` scores whole prediction arrays (:func:`score_probabilities` the classifiers'
+probabilities, as an ensemble averages them); :func:`validation_metrics` gives the same
 metrics as torchmetrics objects, which Lightning synchronises across DDP processes during training.
 """
 
@@ -33,8 +34,13 @@ def compute_metrics(task: str, output: torch.Tensor, target: torch.Tensor) -> di
             "mae": float(error.abs().mean()),
             "mape": float(ape.mean() * 100) if ape.numel() else float("nan"),
         }
-    target = target.long()
-    prob = probabilities(task, output)
+    return score_probabilities(task, probabilities(task, output.float()), target)
+
+
+def score_probabilities(task: str, prob: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """Classification metrics from class probabilities: ``(N,)`` P(positive) for binary, ``(N, K)``
+    rows summing to 1 for multiclass (what :func:`probabilities` gives, or an ensemble's average)."""
+    prob, target = prob.detach().float().cpu(), target.detach().cpu().long()
     if task == "binary":
         both_classes = bool(target.min() != target.max())
         return {

@@ -6,6 +6,9 @@
   trained channels). The last ``lookback`` rows of each series are forecast ``horizon`` steps ahead;
   the output is long format: ``unique_id, step, ds`` (when the frequency can be inferred) and one column
   per target.
+
+With several runs (``tsmoe predict RUN RUN ... INPUT``, :func:`predict_file_ensemble`) the table is the
+same, holding the members' mean probabilities (and the class they give) or mean forecasts.
 """
 
 from __future__ import annotations
@@ -123,3 +126,29 @@ def predict_file(estimator, path: Path) -> pd.DataFrame:
             raise DataError(f"input '{path}': a classifier of irregular series reads a PhysioNet-format folder")
         return _predict_stays(estimator, path)
     return _predict_series(estimator, path)
+
+
+KEYS = ("record_id", "unique_id", "step", "ds")  # the columns that name what a row predicts
+
+
+def predict_file_ensemble(estimators: list, path: Path) -> pd.DataFrame:
+    """The table of :func:`predict_file` for an ensemble: each member predicts, then probabilities (or
+    regression values, or forecasts) are averaged row by row; classes come from the mean probabilities."""
+    frames = [predict_file(estimator, path) for estimator in estimators]
+    first = frames[0]
+    keys = [c for c in first.columns if c in KEYS]
+    for number, frame in enumerate(frames[1:], start=1):
+        if list(frame.columns) != list(first.columns) or not frame[keys].equals(first[keys]):
+            raise DataError(
+                f"input '{path}': ensemble members 0 and {number} predict different rows or columns "
+                f"({list(first.columns)} against {list(frame.columns)})"
+            )
+    task = estimators[0].meta_["task"]
+    averaged = ["prediction"] if task == "regression" else [c for c in first.columns if c not in (*keys, "prediction")]
+    out = first.copy()
+    out[averaged] = sum(frame[averaged].to_numpy(dtype=np.float64) for frame in frames) / len(frames)
+    if task == "binary":
+        out["prediction"] = (out["probability"] >= 0.5).astype(int)
+    elif task == "multiclass":
+        out["prediction"] = out[averaged].to_numpy().argmax(-1)
+    return out

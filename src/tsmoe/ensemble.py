@@ -1,0 +1,167 @@
+"""A deep ensemble: several fitted runs on one data set (seeds of one recipe, or different models) used
+and scored as one model.
+
+Classifiers average their class probabilities, ``p(x) = (1/M) sum_m p_m(x)`` (deep ensembles,
+Lakshminarayanan et al. 2017); regressors and forecasters average their predictions, ``y(x) = (1/M)
+sum_m y_m(x)``, on the scale they are scored on. Each member prepares the data with its own fitted
+statistics, so members with different scalings mix correctly.
+
+>>> ensemble = Ensemble.load(["runs/mrmoe-s0", "runs/mrmoe-s1", "runs/mrmoe-s2"])
+>>> ensemble.evaluate()         # {'ensemble': {'auroc': ...}, 'members': [{'auroc': ...}, ...]}
+>>> ensemble.predict_proba()    # (N, 2), the test split's items in order
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from tsmoe.data.prepared import SplitChoice
+from tsmoe.errors import ConfigError, DataError
+from tsmoe.estimator import Estimator
+from tsmoe.metrics import compute_metrics, probabilities, score_probabilities
+
+Part = Literal["test", "validation"]
+
+
+class Ensemble:
+    """``members``: fitted estimators of one task on one data set; ``names`` label them in errors and
+    tables (default: ``member 0``, ``member 1``, ... ; :meth:`load` uses the run folders)."""
+
+    def __init__(self, members: Sequence[Estimator], names: Sequence[str] | None = None) -> None:
+        self.members = list(members)
+        self.names = list(names) if names is not None else [f"member {i}" for i in range(len(self.members))]
+        if len(self.names) != len(self.members):
+            raise ConfigError(f"{len(self.names)} names for {len(self.members)} ensemble members")
+        self._check_members()
+
+    @classmethod
+    def load(cls, run_dirs: Sequence[str | Path]) -> Ensemble:
+        """The ensemble of the runs saved in ``run_dirs`` (see :meth:`Estimator.load`)."""
+        return cls([Estimator.load(folder) for folder in run_dirs], names=[str(folder) for folder in run_dirs])
+
+    def _check_members(self) -> None:
+        """Refuse, before any tensor work, members that cannot score the same items the same way."""
+        if len(self.members) < 2:
+            raise ConfigError(f"an ensemble needs at least two fitted runs, got {len(self.members)}")
+        for name, member in zip(self.names, self.members, strict=True):
+            if not hasattr(member, "model_"):
+                raise ConfigError(f"ensemble {name} is not fitted: call fit() or Estimator.load(run_dir) first")
+        first, first_name = self.members[0], self.names[0]
+        for name, member in zip(self.names[1:], self.members[1:], strict=True):
+            if member.config.data["name"] != first.config.data["name"]:
+                raise ConfigError(
+                    f"ensemble members use different data sets: {first_name} '{first.config.data['name']}', "
+                    f"{name} '{member.config.data['name']}'"
+                )
+            if member.meta_["task"] != first.meta_["task"]:
+                raise ConfigError(
+                    f"ensemble members do different tasks: {first_name} {first.meta_['task']}, "
+                    f"{name} {member.meta_['task']}"
+                )
+            for key in ("n_classes", "horizon"):
+                if member.meta_["dims"].get(key) != first.meta_["dims"].get(key):
+                    raise ConfigError(
+                        f"ensemble members differ in {key}: {first_name} {first.meta_['dims'].get(key)}, "
+                        f"{name} {member.meta_['dims'].get(key)}"
+                    )
+
+    @property
+    def task(self) -> str:
+        return self.members[0].meta_["task"]
+
+    def _check_same_split(self) -> None:
+        """On the data the members were trained on, their default split must be one split: members trained
+        with different seeds on a data set without a committed split were tested on different items."""
+
+        def items(split: dict) -> dict:  # the seed that made a split is not part of it
+            return {key: value for key, value in split.items() if key != "seed"}
+
+        first = items(self.members[0].split_)
+        for name, member in zip(self.names[1:], self.members[1:], strict=True):
+            if items(member.split_) != first:
+                raise DataError(
+                    f"ensemble members were split differently: {self.names[0]} and {name} have different "
+                    "train/validation/test items (a seeded split, not a committed one?); score them on other "
+                    "data with split 'all', or train them on one split (e.g. data.split_file)"
+                )
+
+    def member_outputs(
+        self,
+        data: Any = None,
+        split: SplitChoice = "default",
+        data_overrides: dict[str, Any] | None = None,
+        part: Part = "test",
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Each member's outputs on the metrics' scale (see :meth:`Estimator.scored_outputs`) over the
+        same items, and their target; :meth:`scores` turns them into metrics."""
+        if part not in ("test", "validation"):
+            raise ConfigError(f"part must be 'test' or 'validation', got {part!r}")
+        if split == "all" and part == "validation":
+            raise ConfigError("with split 'all' every item is scored as test; there is no validation part")
+        if data is None and not data_overrides and split == "default":
+            self._check_same_split()
+        outputs, target = [], None
+        for name, member in zip(self.names, self.members, strict=True):
+            prepared = member.prepare_data(data, split=split, data_overrides=data_overrides)
+            dataset = prepared.test if part == "test" else prepared.val
+            output, member_target = member.scored_outputs(prepared, dataset)
+            if target is None:
+                target = member_target
+            elif member_target.shape != target.shape or not torch.equal(member_target, target):
+                raise DataError(
+                    f"ensemble members see different {part} targets: {self.names[0]} and {name} "
+                    f"(shapes {tuple(target.shape)} and {tuple(member_target.shape)}); their data settings "
+                    f"differ: {self.members[0].config.data} against {member.config.data}"
+                )
+            outputs.append(output.float())
+        return outputs, target
+
+    def combine(self, outputs: list[torch.Tensor]) -> torch.Tensor:
+        """Mean class probabilities ``(N,)`` (binary) or ``(N, K)``, or mean predictions, over members."""
+        if self.task in ("binary", "multiclass"):
+            return torch.stack([probabilities(self.task, output) for output in outputs]).mean(0)
+        return torch.stack(outputs).mean(0)
+
+    def scores(self, outputs: list[torch.Tensor], target: torch.Tensor) -> dict[str, Any]:
+        """``{"ensemble": metrics of the combined outputs, "members": [metrics of each output]}``; any
+        subset of :meth:`member_outputs`' list may be passed (the ensemble of those members)."""
+        combined = self.combine(outputs)
+        if self.task in ("binary", "multiclass"):
+            ensemble = score_probabilities(self.task, combined, target)
+        else:
+            ensemble = compute_metrics(self.task, combined, target)
+        return {"ensemble": ensemble, "members": [compute_metrics(self.task, output, target) for output in outputs]}
+
+    def evaluate(
+        self,
+        data: Any = None,
+        split: SplitChoice = "default",
+        data_overrides: dict[str, Any] | None = None,
+        part: Part = "test",
+    ) -> dict[str, Any]:
+        """``{"ensemble": metrics, "members": [metrics, ...]}`` on the ``test`` (or ``validation``) part of
+        ``data`` (default: the data set the members were trained on; arguments as :meth:`Estimator.evaluate`)."""
+        return self.scores(*self.member_outputs(data, split, data_overrides, part))
+
+    def predict_proba(
+        self, data: Any = None, split: SplitChoice = "default", data_overrides: dict[str, Any] | None = None
+    ) -> np.ndarray:
+        """The members' mean class probabilities ``(N, n_classes)`` (classifiers only)."""
+        if self.task not in ("binary", "multiclass"):
+            raise ConfigError(f"predict_proba is for classifiers; this ensemble's task is {self.task}: use predict")
+        return np.mean([member.predict_proba(data, split, data_overrides) for member in self.members], axis=0)
+
+    def predict(
+        self, data: Any = None, split: SplitChoice = "default", data_overrides: dict[str, Any] | None = None
+    ) -> np.ndarray:
+        """Class labels of the mean probabilities ``(N,)``, or the mean of the members' values ``(N,)`` or
+        forecasts ``(N, horizon, n_targets)`` on the original scale."""
+        if self.task in ("binary", "multiclass"):
+            prob = self.predict_proba(data, split, data_overrides)
+            return (prob[:, 1] >= 0.5).astype(np.int64) if self.task == "binary" else prob.argmax(-1)
+        return np.mean([member.predict(data, split, data_overrides) for member in self.members], axis=0)
