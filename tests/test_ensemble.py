@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+from tests.tiny_runs import tiny_lstm
 from tsmoe.cli import main
 from tsmoe.data.ett import load_ett
 from tsmoe.ensemble import Ensemble
@@ -14,20 +15,9 @@ from tsmoe.errors import ConfigError, DataError
 from tsmoe.estimator import Estimator
 from tsmoe.metrics import score_probabilities
 
-TINY_LSTM = {"hidden_size": 8, "head_hidden": 8}
-FAST = {"max_epochs": 2, "batch_size": 32, "patience": 2}
-
 
 def lstm_run(folder, seed, root, split_file=None):
-    return Estimator(
-        "lstm",
-        "physionet2012",
-        seed=seed,
-        model_params=TINY_LSTM,
-        data_params={"root": str(root), "split_file": split_file},
-        training=FAST,
-        trainer={"accelerator": "cpu"},
-    ).fit(run_dir=folder)
+    return tiny_lstm(seed, root, split_file).fit(run_dir=folder)
 
 
 @pytest.fixture(scope="module")

@@ -53,6 +53,10 @@ class TrainingConfig:
     lr_schedule: Literal["constant", "cosine", "plateau"] = "constant"
     lr_factor: float = 0.5
     lr_patience: int = 2
+    # classifiers: run folders (trained on this run's split) whose mean probability is a soft target,
+    # (1 - distill_weight) y + distill_weight p_teachers, in training only (tsmoe.training.distillation)
+    distill_from: list[str] = field(default_factory=list)
+    distill_weight: float = 0.5
 
     def __post_init__(self) -> None:
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
@@ -61,6 +65,8 @@ class TrainingConfig:
             raise ValueError(f"lr_factor must lie in (0, 1), got {self.lr_factor!r}")
         if self.lr_patience < 0:
             raise ValueError(f"lr_patience must be >= 0, got {self.lr_patience!r}")
+        if not 0.0 < self.distill_weight <= 1.0:
+            raise ValueError(f"distill_weight must lie in (0, 1], got {self.distill_weight!r}")
 
 
 @dataclass

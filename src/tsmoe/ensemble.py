@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from tsmoe.data.prepared import SplitChoice
+from tsmoe.data.splits import same_items
 from tsmoe.errors import ConfigError, DataError
 from tsmoe.estimator import Estimator
 from tsmoe.metrics import compute_metrics, probabilities, score_probabilities
@@ -77,13 +78,9 @@ class Ensemble:
     def _check_same_split(self) -> None:
         """On the data the members were trained on, their default split must be one split: members trained
         with different seeds on a data set without a committed split were tested on different items."""
-
-        def items(split: dict) -> dict:  # the seed that made a split is not part of it
-            return {key: value for key, value in split.items() if key != "seed"}
-
-        first = items(self.members[0].split_)
+        first = self.members[0].split_
         for name, member in zip(self.names[1:], self.members[1:], strict=True):
-            if items(member.split_) != first:
+            if not same_items(member.split_, first):
                 raise DataError(
                     f"ensemble members were split differently: {self.names[0]} and {name} have different "
                     "train/validation/test items (a seeded split, not a committed one?); score them on other "

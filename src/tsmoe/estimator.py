@@ -126,6 +126,9 @@ class Estimator:
         A run with a ``run_dir`` writes a checkpoint after every epoch. ``resume=True`` continues from
         it (see :meth:`resume`): the same seed then gives the same weights as a run never interrupted.
         """
+        from torch.utils.data import default_collate
+
+        from tsmoe.training.distillation import SoftTargets, teacher_probabilities, with_soft_targets
         from tsmoe.training.module import LRSchedule, TsmoeModule
         from tsmoe.training.seed import seed_everything
         from tsmoe.training.trainer import build_trainer, checkpoint_path
@@ -172,7 +175,12 @@ class Estimator:
         trainer, best = build_trainer(self.config, folder, monitor, mode)
         if trainer.world_size > 1 and run_dir is None:
             raise ConfigError("a run on several processes needs run_dir: a folder every process can read")
-        train_loader = self._loader(prepared.train, prepared.collate, True, self.config.training.batch_size)
+        train_set, train_collate = prepared.train, prepared.collate
+        if training.distill_from:  # soft targets from the teachers, computed once, before training
+            teacher = teacher_probabilities(training.distill_from, prepared, self.config.data["name"])
+            train_set = SoftTargets(prepared.train, teacher, training.distill_weight)
+            train_collate = with_soft_targets(prepared.collate or default_collate)
+        train_loader = self._loader(train_set, train_collate, True, training.batch_size)
         module.shuffle_generator = train_loader.generator
         started = time.perf_counter()
         trainer.fit(

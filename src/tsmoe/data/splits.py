@@ -97,3 +97,13 @@ def borders_from_lengths(length: int, lengths: tuple[int, int, int], lookback: i
         (max(n_train - lookback, 0), n_train + n_val),
         (max(n_train + n_val - lookback, 0), n_train + n_val + n_test),
     ]
+
+
+def same_items(split: dict, other: dict) -> bool:
+    """Two split records (a run's ``split.json``) hold the same train, validation and test items; the
+    seed that drew a split is not part of it."""
+
+    def items(record: dict) -> dict:
+        return {key: value for key, value in record.items() if key != "seed"}
+
+    return items(split) == items(other)

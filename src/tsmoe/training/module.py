@@ -31,13 +31,16 @@ def task_loss(
     """Binary cross-entropy on logits, cross-entropy, MSE on a (z-scored) regression target, or MSE on
     the forecast's target channels. Windows that carry their own ``scale (B, 1, C)`` (the input's standard
     deviation) are scored on that scale, ``mean(((output - y) / scale)^2)`` (the MSE of the
-    window-normalised forecast), unless ``forecast_loss == "original"``: then ``mean((output - y)^2)``."""
+    window-normalised forecast), unless ``forecast_loss == "original"``: then ``mean((output - y)^2)``.
+    A classifier's batch with a ``soft_target`` (distillation, training only) is scored against it."""
     if task == "regression":
         return F.mse_loss(output, batch["target"].float())
     if task == "binary":
-        return F.binary_cross_entropy_with_logits(output, batch["target"].float())
+        return F.binary_cross_entropy_with_logits(output, batch.get("soft_target", batch["target"]).float())
     if task == "multiclass":
-        return F.cross_entropy(output, batch["target"].long())
+        return F.cross_entropy(
+            output, batch["soft_target"].float() if "soft_target" in batch else batch["target"].long()
+        )
     output, target = output[..., target_channels], batch["y"][..., target_channels]
     if "scale" in batch and forecast_loss == "window":
         return ((output - target) / batch["scale"][..., target_channels]).pow(2).mean()

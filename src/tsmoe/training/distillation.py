@@ -1,0 +1,87 @@
+"""Distillation: a classifier trained towards the mean probability of fitted runs (its teachers).
+
+With teachers' mean class probability ``p_T`` of a training item and its label ``y``, the training target
+becomes the soft target ``t = (1 - w) y + w p_T`` (``y`` one-hot for multiclass; ``w`` is
+``training.distill_weight``). Cross-entropy is linear in its target, so the loss is
+``(1 - w) CE(y) + w CE(p_T)``: knowledge distillation at temperature 1 (Hinton et al. 2015), from one run
+("born-again networks") or from a seed ensemble. Validation and test keep the hard labels.
+
+The teachers must have been trained on this run's split: a teacher whose training items differ from this
+run's has seen this run's validation or test items, and would leak them into model selection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from tsmoe.data.prepared import PreparedData
+from tsmoe.data.splits import same_items
+from tsmoe.errors import ConfigError, DataError
+from tsmoe.metrics import probabilities
+
+
+def teacher_probabilities(run_dirs: Sequence[str | Path], prepared: PreparedData, data_name: str) -> torch.Tensor:
+    """The teachers' mean class probabilities over ``prepared.train``, item by item: ``(N,)`` P(positive)
+    for binary, ``(N, K)`` for multiclass. Each teacher prepares the data with its own fitted statistics."""
+    from tsmoe.estimator import Estimator  # the estimator imports the training package
+
+    if prepared.task not in ("binary", "multiclass"):
+        raise ConfigError(f"training.distill_from is for classifiers; this run's task is {prepared.task}")
+    teachers = [(str(folder), Estimator.load(folder)) for folder in run_dirs]
+    for name, teacher in teachers:  # every check before any teacher runs
+        if teacher.config.data["name"] != data_name or teacher.meta_["task"] != prepared.task:
+            raise ConfigError(
+                f"teacher {name} is a {teacher.meta_['task']} model of '{teacher.config.data['name']}', "
+                f"this run is a {prepared.task} model of '{data_name}'"
+            )
+        if not same_items(teacher.split_, prepared.split):
+            raise DataError(
+                f"teacher {name} was trained on another split than this run: it has seen items this run "
+                "keeps for validation or test (train the teachers with this run's data.split_file)"
+            )
+    summed = None
+    for name, teacher in teachers:
+        data = teacher.prepare_data()
+        output, target = teacher.scored_outputs(data, data.train)
+        mine = torch.as_tensor(getattr(prepared.train, "targets", target))
+        if len(target) != len(prepared.train) or not torch.equal(target.long(), mine.long()):
+            raise DataError(f"teacher {name} sees other training items or labels than this run (data settings differ?)")
+        prob = probabilities(prepared.task, output.float())
+        summed = prob if summed is None else summed + prob
+    return summed / len(teachers)
+
+
+class SoftTargets(Dataset):
+    """``dataset`` with each item's soft target ``t = (1 - weight) y + weight p_T`` under ``soft_target``
+    (a scalar for binary, ``(K,)`` for multiclass); :func:`with_soft_targets` collates it."""
+
+    def __init__(self, dataset: Dataset, teacher: torch.Tensor, weight: float) -> None:
+        if not 0.0 < weight <= 1.0:
+            raise ConfigError(f"training.distill_weight must lie in (0, 1], got {weight!r}")
+        self.dataset = dataset
+        self.teacher = teacher.float()
+        self.weight = weight
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        item = dict(self.dataset[index])
+        label = item["target"].long()
+        hard = label.float() if self.teacher.ndim == 1 else torch.nn.functional.one_hot(label, self.teacher.shape[1])
+        item["soft_target"] = (1 - self.weight) * hard.float() + self.weight * self.teacher[index]
+        return item
+
+
+def with_soft_targets(collate: Callable[[list[dict]], dict[str, Any]]) -> Callable[[list[dict]], dict[str, Any]]:
+    """``collate`` that also stacks the items' ``soft_target`` into ``(B,)`` or ``(B, K)``."""
+
+    def collate_soft(items: list[dict]) -> dict[str, Any]:
+        return {**collate(items), "soft_target": torch.stack([item["soft_target"] for item in items])}
+
+    return collate_soft

@@ -1,0 +1,86 @@
+"""Distillation: a classifier trained towards its teachers' mean probability (training.distill_from)."""
+
+import pytest
+import torch
+
+from tests.tiny_runs import tiny_lstm as lstm
+from tsmoe.errors import ConfigError, DataError
+from tsmoe.estimator import Estimator
+from tsmoe.training.distillation import SoftTargets, teacher_probabilities, with_soft_targets
+from tsmoe.training.module import task_loss
+
+
+@pytest.fixture(scope="module")
+def teachers(small_physionet, tmp_path_factory):
+    root = tmp_path_factory.mktemp("teachers")
+    lstm(0, small_physionet).fit(run_dir=root / "t0")
+    lstm(1, small_physionet, split_file=str(root / "t0" / "split.json")).fit(run_dir=root / "t1")
+    return [root / "t0", root / "t1"]
+
+
+def test_the_soft_target_mixes_label_and_teacher():
+    items = [{"target": torch.tensor(1)}, {"target": torch.tensor(0)}]
+    soft = SoftTargets(items, torch.tensor([0.2, 0.6]), weight=0.25)
+    assert float(soft[0]["soft_target"]) == pytest.approx(0.75 * 1 + 0.25 * 0.2)
+    assert float(soft[1]["soft_target"]) == pytest.approx(0.25 * 0.6)
+    multiclass = SoftTargets(items, torch.tensor([[0.1, 0.2, 0.7], [0.3, 0.3, 0.4]]), weight=0.5)
+    torch.testing.assert_close(multiclass[0]["soft_target"], torch.tensor([0.05, 0.6, 0.35]))
+    batch = with_soft_targets(lambda xs: {"target": torch.stack([x["target"] for x in xs])})([soft[0], soft[1]])
+    assert batch["soft_target"].shape == (2,)
+    with pytest.raises(ConfigError, match="distill_weight"):
+        SoftTargets(items, torch.tensor([0.2, 0.6]), weight=0.0)
+
+
+def test_the_loss_scores_the_soft_target_in_training_and_the_label_without_it():
+    logits = torch.tensor([0.3, -1.2])
+    batch = {"target": torch.tensor([1, 0]), "soft_target": torch.tensor([0.7, 0.4])}
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, batch["soft_target"])
+    torch.testing.assert_close(task_loss("binary", logits, batch, []), expected)
+    hard = task_loss("binary", logits, {"target": batch["target"]}, [])
+    assert not torch.isclose(hard, expected)
+    # cross-entropy is linear in its target: (1 - w) CE(y) + w CE(p)
+    p, w = torch.tensor([0.2, 0.6]), 0.3
+    mixed = {"target": batch["target"], "soft_target": (1 - w) * batch["target"].float() + w * p}
+    parts = (1 - w) * hard + w * task_loss("binary", logits, {"target": batch["target"], "soft_target": p}, [])
+    torch.testing.assert_close(task_loss("binary", logits, mixed, []), parts)
+
+
+def test_teacher_probabilities_are_the_teachers_mean_over_the_training_items(teachers):
+    loaded = [Estimator.load(folder) for folder in teachers]
+    prepared = loaded[0].prepare_data()
+    mean = teacher_probabilities(teachers, prepared, "physionet2012")
+    each = [torch.sigmoid(t.scored_outputs(t.prepare_data(), t.prepare_data().train)[0]) for t in loaded]
+    torch.testing.assert_close(mean, (each[0] + each[1]) / 2)
+    assert mean.shape == (len(prepared.train),)
+
+
+def test_a_student_trains_towards_its_teachers(teachers, small_physionet, tmp_path):
+    student = lstm(
+        2, small_physionet, split_file=str(teachers[0] / "split.json"), distill_from=list(map(str, teachers))
+    )
+    student.fit(run_dir=tmp_path / "student")
+    assert set(student.metrics_) == {"auroc", "auprc", "accuracy"}
+    assert Estimator.load(tmp_path / "student").config.training.distill_from == list(map(str, teachers))
+    plain = lstm(2, small_physionet, split_file=str(teachers[0] / "split.json")).fit()  # the same run, hard labels
+    assert plain.metrics_ != student.metrics_
+    weights = zip(plain.model_.state_dict().values(), student.model_.state_dict().values(), strict=True)
+    assert any(not torch.equal(a, b) for a, b in weights)
+
+
+def test_a_teacher_trained_on_another_split_is_refused_before_training(teachers, small_physionet, tmp_path):
+    student = lstm(5, small_physionet, distill_from=[str(teachers[0])])  # its own seeded split
+    with pytest.raises(DataError, match="trained on another split"):
+        student.fit(run_dir=tmp_path / "leaky")
+    assert not (tmp_path / "leaky" / "model.safetensors").exists()
+
+
+def test_distillation_is_refused_for_forecasting(teachers, tmp_path):
+    forecaster = Estimator(
+        "dlinear",
+        "etth1",
+        data_params={"lookback": 24, "horizon": 6},
+        training={"max_epochs": 1, "distill_from": [str(teachers[0])]},
+        trainer={"accelerator": "cpu"},
+    )
+    with pytest.raises(ConfigError, match="distill_from is for classifiers"):
+        forecaster.fit()
