@@ -27,6 +27,8 @@ OFF = "model.observation_decay=false"  # GRU-D's input decay, in the recipe sinc
 # observation dropout was promoted from it); every earlier variant states them, so its command still
 # reproduces its row
 Z, N = "data.value_scaling=zscore", "model.observation_dropout=0.0"
+# the recipe's seeds 0 to 4, trained into runs/p1/mrmoe-sS ("Seed ensembles" in benchmarks/README.md)
+TEACHERS = "training.distill_from=[" + ",".join(f"runs/p1/mrmoe-s{seed}" for seed in range(5)) + "]"
 VARIANTS: dict[str, list[str]] = {
     "base": [],  # the recipe as it is (observation decay, quantile scaling, observation dropout 0.2)
     # the recipe before observation decay was promoted into it, and the first search around it
@@ -75,9 +77,10 @@ VARIANTS: dict[str, list[str]] = {
     # 0.007), and a five-seed ensemble gains +0.012 on validation: smoother or noisier gradient steps
     "quantile-batch128": ["training.batch_size=128"],
     "quantile-batch32": ["training.batch_size=32"],
-    # ... and one model that learns the five-seed ensemble's probabilities (its teachers: the recipe's seeds
-    # 0 to 4 in runs/p1/mrmoe-sS, trained as in "Seed ensembles" of benchmarks/README.md)
-    "quantile-distill5": ["training.distill_from=[" + ",".join(f"runs/p1/mrmoe-s{s}" for s in range(5)) + "]"],
+    # ... and one model that learns the five-seed ensemble's probabilities (TEACHERS)
+    "quantile-distill5": [TEACHERS],
+    # distillation takes out most of the spread between seeds: lean on the teachers more
+    "quantile-distill5-weight0.9": [TEACHERS, "training.distill_weight=0.9"],
 }
 
 
