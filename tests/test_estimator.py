@@ -6,24 +6,14 @@ import numpy as np
 import pytest
 import torch
 
+from tests.tiny_runs import TINY_LSTM, tiny_lstm
 from tsmoe import Estimator
 from tsmoe.errors import ConfigError, DataError, ModelFileError
 from tsmoe.io import read_weights
 
-TINY_LSTM = {"hidden_size": 8, "head_hidden": 8}
-FAST = {"max_epochs": 2, "batch_size": 32, "patience": 2}
-
 
 def lstm_estimator(root, seed=0) -> Estimator:
-    return Estimator(
-        "lstm",
-        "physionet2012",
-        seed=seed,
-        model_params=TINY_LSTM,
-        data_params={"root": str(root), "split_file": None},
-        training=FAST,
-        trainer={"accelerator": "cpu"},
-    )
+    return tiny_lstm(seed, root)
 
 
 @pytest.fixture(scope="module")

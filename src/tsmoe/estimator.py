@@ -142,6 +142,12 @@ class Estimator:
             raise DataError(
                 f"the training or validation split is empty ({len(prepared.train)} / {len(prepared.val)} items)"
             )
+        training = self.config.training
+        train_set, train_collate = prepared.train, prepared.collate
+        if training.distill_from:  # soft targets from the teachers, computed once, before any model is built
+            teacher = teacher_probabilities(training.distill_from, prepared, self.config.data["name"])
+            train_set = SoftTargets(prepared.train, teacher, training.distill_weight)
+            train_collate = with_soft_targets(prepared.collate or default_collate)
         seed_everything(self.config.seed)
         self.model_ = build_model(self.config.model, prepared.dims, prepared.task, prepared.input_kind)
         monitor, mode = default_monitor(prepared.task)
@@ -154,7 +160,6 @@ class Estimator:
         resume_from = checkpoint if resume and checkpoint.exists() else None
         if resume:
             keep_previous_logs(folder)
-        training = self.config.training
         module = TsmoeModule(
             self.model_,
             prepared.task,
@@ -175,11 +180,6 @@ class Estimator:
         trainer, best = build_trainer(self.config, folder, monitor, mode)
         if trainer.world_size > 1 and run_dir is None:
             raise ConfigError("a run on several processes needs run_dir: a folder every process can read")
-        train_set, train_collate = prepared.train, prepared.collate
-        if training.distill_from:  # soft targets from the teachers, computed once, before training
-            teacher = teacher_probabilities(training.distill_from, prepared, self.config.data["name"])
-            train_set = SoftTargets(prepared.train, teacher, training.distill_weight)
-            train_collate = with_soft_targets(prepared.collate or default_collate)
         train_loader = self._loader(train_set, train_collate, True, training.batch_size)
         module.shuffle_generator = train_loader.generator
         started = time.perf_counter()

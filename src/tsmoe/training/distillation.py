@@ -44,16 +44,15 @@ def teacher_probabilities(run_dirs: Sequence[str | Path], prepared: PreparedData
                 f"teacher {name} was trained on another split than this run: it has seen items this run "
                 "keeps for validation or test (train the teachers with this run's data.split_file)"
             )
-    summed = None
+    each = []
     for name, teacher in teachers:
         data = teacher.prepare_data()
         output, target = teacher.scored_outputs(data, data.train)
         mine = torch.as_tensor(getattr(prepared.train, "targets", target))
         if len(target) != len(prepared.train) or not torch.equal(target.long(), mine.long()):
             raise DataError(f"teacher {name} sees other training items or labels than this run (data settings differ?)")
-        prob = probabilities(prepared.task, output.float())
-        summed = prob if summed is None else summed + prob
-    return summed / len(teachers)
+        each.append(probabilities(prepared.task, output.float()))
+    return torch.stack(each).mean(0)
 
 
 class SoftTargets(Dataset):
