@@ -84,3 +84,20 @@ def test_distillation_is_refused_for_forecasting(teachers, tmp_path):
     )
     with pytest.raises(ConfigError, match="distill_from is for classifiers"):
         forecaster.fit()
+
+
+def test_a_trend_classifier_distils_from_a_trend_teacher(tmp_path):
+    # the windows' own arrays hold forecast targets; the labels the teacher is checked against are the classes
+    data = {"domain": "SocialGood", "text_encoder": "hashing", "task": "trend"}
+
+    def trend_run(**training):
+        return Estimator("mome", "mome_timemmd", data_params=data, training={"max_epochs": 1, **training},
+                         trainer={"accelerator": "cpu"})  # fmt: skip
+
+    trend_run().fit(run_dir=tmp_path / "teacher")
+    prepared = Estimator.load(tmp_path / "teacher").prepare_data()
+    mean = teacher_probabilities([tmp_path / "teacher"], prepared, "mome_timemmd")
+    assert mean.shape == (len(prepared.train), 3)
+    torch.testing.assert_close(mean.sum(1), torch.ones(len(prepared.train)))
+    student = trend_run(distill_from=[str(tmp_path / "teacher")]).fit()
+    assert set(student.metrics_) == {"accuracy", "auroc"}

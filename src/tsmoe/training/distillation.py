@@ -44,15 +44,22 @@ def teacher_probabilities(run_dirs: Sequence[str | Path], prepared: PreparedData
                 f"teacher {name} was trained on another split than this run: it has seen items this run "
                 "keeps for validation or test (train the teachers with this run's data.split_file)"
             )
+    mine = item_labels(prepared.train)
     each = []
     for name, teacher in teachers:
         data = teacher.prepare_data()
         output, target = teacher.scored_outputs(data, data.train)
-        mine = torch.as_tensor(getattr(prepared.train, "targets", target))
-        if len(target) != len(prepared.train) or not torch.equal(target.long(), mine.long()):
+        if len(target) != len(mine) or not torch.equal(target.long(), mine):
             raise DataError(f"teacher {name} sees other training items or labels than this run (data settings differ?)")
         each.append(probabilities(prepared.task, output.float()))
     return torch.stack(each).mean(0)
+
+
+def item_labels(dataset: Dataset) -> torch.Tensor:
+    """Every item's class label ``(N,)``, read from its ``target`` as the training loader reads it (a
+    data set's own arrays may hold something else there: a trend classifier's windows keep their
+    forecast targets)."""
+    return torch.stack([torch.as_tensor(dataset[index]["target"]).long() for index in range(len(dataset))])  # type: ignore[arg-type]
 
 
 class SoftTargets(Dataset):
