@@ -47,7 +47,7 @@ def test_overrides_reach_every_section():
         (["optimizer.lr=1"], "unknown section 'optimizer'"),
         (["lr"], "--set expects key=value"),
         (["training.ema_decay=1"], r"training: ema_decay must lie in \(0, 1\) or be null \(off\), got 1"),
-        (["training.forecast_loss=log"], r"training.forecast_loss: must be one of \['window', 'original'\]"),
+        (["training.forecast_loss=log"], r"training.forecast_loss: must be one of \['window', 'original', 'mape'\]"),
         (["training.lr_factor=1.5"], r"training: lr_factor must lie in \(0, 1\), got 1.5"),
         (["training.lr_schedule=step"], r"training.lr_schedule: must be one of \['constant', 'cosine', 'plateau'\]"),
     ],

@@ -1,5 +1,7 @@
 """Distillation: a classifier trained towards its teachers' mean probability (training.distill_from)."""
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -98,6 +100,46 @@ def test_a_trend_classifier_distils_from_a_trend_teacher(tmp_path):
     prepared = Estimator.load(tmp_path / "teacher").prepare_data()
     mean = teacher_probabilities([tmp_path / "teacher"], prepared, "mome_timemmd")
     assert mean.shape == (len(prepared.train), 3)
+    with pytest.raises(ConfigError, match="names training items by record id"):  # windows have no ids
+        teacher_probabilities([tmp_path / "teacher", tmp_path / "probabilities.csv"], prepared, "mome_timemmd")
     torch.testing.assert_close(mean.sum(1), torch.ones(len(prepared.train)))
     student = trend_run(distill_from=[str(tmp_path / "teacher")]).fit()
     assert set(student.metrics_) == {"accuracy", "auroc"}
+
+
+def training_ids(teacher_folder) -> np.ndarray:
+    return Estimator.load(teacher_folder).prepare_data().train.data.record_ids
+
+
+def test_a_teacher_file_and_a_run_folder_mix_by_their_weights(teachers, tmp_path):
+    ids = training_ids(teachers[0])
+    given = np.linspace(0.05, 0.95, len(ids))
+    file = tmp_path / "gbm.csv"
+    pd.DataFrame({"record_id": ids[::-1], "probability": given[::-1]}).to_csv(file, index=False)  # any row order
+    prepared = Estimator.load(teachers[0]).prepare_data()
+    folder_only = teacher_probabilities([teachers[0]], prepared, "physionet2012")
+    mixed = teacher_probabilities([teachers[0], file], prepared, "physionet2012", weights=[3, 1])
+    torch.testing.assert_close(mixed, 0.75 * folder_only + 0.25 * torch.tensor(given, dtype=torch.float32))
+    with pytest.raises(ConfigError, match="one positive weight per teacher"):
+        teacher_probabilities([teachers[0], file], prepared, "physionet2012", weights=[1])
+
+
+def test_a_student_learns_from_a_teacher_file_that_names_training_stays_only(teachers, small_physionet, tmp_path):
+    split = str(teachers[0] / "split.json")
+    ids = training_ids(teachers[0])
+    file = tmp_path / "teacher.csv"
+    pd.DataFrame({"record_id": ids, "probability": 0.3}).to_csv(file, index=False)
+    student = lstm(2, small_physionet, split_file=split, distill_from=[str(file)], distill_weight=0.9).fit()
+    plain = lstm(2, small_physionet, split_file=split).fit()
+    assert student.metrics_ != plain.metrics_
+    validation_id = Estimator.load(teachers[0]).prepare_data().val.data.record_ids[0]
+    pd.DataFrame({"record_id": [*ids, validation_id], "probability": 0.3}).to_csv(file, index=False)
+    leaky = lstm(2, small_physionet, split_file=split, distill_from=[str(file)])
+    with pytest.raises(DataError, match="not training items of this run"):
+        leaky.fit(run_dir=tmp_path / "leaky")
+    assert not (tmp_path / "leaky" / "model.safetensors").exists()
+
+
+def test_teacher_weights_must_match_the_teachers_in_the_config(teachers, small_physionet):
+    with pytest.raises(ConfigError, match="distill_teacher_weights needs one positive weight per entry"):
+        lstm(0, small_physionet, distill_from=[str(teachers[0])], distill_teacher_weights=[1.0, 2.0])

@@ -46,17 +46,20 @@ class TrainingConfig:
     ema_decay: float | None = None
     # forecasts of windows that carry their own scale (the MoME windows): "window" scores the
     # window-normalised forecast, as the MoME reference trains; "original" scores it on the data's own
-    # scale, the scale the protocol's test metric uses (large windows then weigh more)
-    forecast_loss: Literal["window", "original"] = "window"
+    # scale, the scale the protocol's test metric uses (large windows then weigh more); "mape" scores
+    # any forecast by its mean absolute percentage error, where the metric is a MAPE
+    forecast_loss: Literal["window", "original", "mape"] = "window"
     # the learning rate over training: "constant"; "cosine" from lr down to 0 over max_epochs (per epoch);
     # "plateau" multiplies it by lr_factor after lr_patience epochs without improvement of `monitor`
     lr_schedule: Literal["constant", "cosine", "plateau"] = "constant"
     lr_factor: float = 0.5
     lr_patience: int = 2
-    # classifiers: run folders (trained on this run's split) whose mean probability is a soft target,
-    # (1 - distill_weight) y + distill_weight p_teachers, in training only (tsmoe.training.distillation)
+    # classifiers: run folders (trained on this run's split) or CSV files of training items' probabilities,
+    # whose mean probability is a soft target, (1 - distill_weight) y + distill_weight p_teachers, in
+    # training only (tsmoe.training.distillation); distill_teacher_weights: one per teacher ([]: equal)
     distill_from: list[str] = field(default_factory=list)
     distill_weight: float = 0.5
+    distill_teacher_weights: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
@@ -67,6 +70,12 @@ class TrainingConfig:
             raise ValueError(f"lr_patience must be >= 0, got {self.lr_patience!r}")
         if not 0.0 < self.distill_weight <= 1.0:
             raise ValueError(f"distill_weight must lie in (0, 1], got {self.distill_weight!r}")
+        weights = self.distill_teacher_weights
+        if weights and (len(weights) != len(self.distill_from) or min(weights) <= 0):
+            raise ValueError(
+                f"distill_teacher_weights needs one positive weight per entry of distill_from "
+                f"({len(self.distill_from)}), got {weights!r}"
+            )
 
 
 @dataclass

@@ -145,7 +145,9 @@ class Estimator:
         training = self.config.training
         train_set, train_collate = prepared.train, prepared.collate
         if training.distill_from:  # soft targets from the teachers, computed once, before any model is built
-            teacher = teacher_probabilities(training.distill_from, prepared, self.config.data["name"])
+            teacher = teacher_probabilities(
+                training.distill_from, prepared, self.config.data["name"], training.distill_teacher_weights
+            )
             train_set = SoftTargets(prepared.train, teacher, training.distill_weight)
             train_collate = with_soft_targets(prepared.collate or default_collate)
         seed_everything(self.config.seed)

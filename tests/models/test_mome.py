@@ -168,3 +168,19 @@ def test_the_forecast_loss_scores_windows_on_the_scale_asked_for(forecast_loss, 
     logged = pd.read_csv(tmp_path / "logs" / "metrics.csv").dropna(subset=["val_loss"]).iloc[-1]
     same = logged["val_loss"] == pytest.approx(logged["val_mse"], rel=1e-4)  # val_mse: on the original scale
     assert same if forecast_loss == "original" else not same
+
+
+def test_the_mape_loss_is_the_mape_metric_as_a_fraction():
+    from tsmoe.training.module import task_loss
+
+    output, target = torch.tensor([[[2.0], [1.0], [5.0]]]), torch.tensor([[[4.0], [0.0], [-5.0]]])
+    # |2 - 4| / 4 and |5 - (-5)| / 5; the zero target is not counted, as in the metric
+    loss = task_loss("forecast", output, {"y": target}, [0], "mape")
+    assert float(loss) == pytest.approx((0.5 + 2.0) / 2)
+    data = {"domain": "SocialGood", "text_encoder": "hashing"}
+    run = Estimator("mome", "mome_timemmd", data_params=data, training={"max_epochs": 2, "forecast_loss": "mape"},
+                    trainer={"accelerator": "cpu"}).fit()  # fmt: skip
+    prepared = run.prepare_data()
+    assert len(prepared.val) <= run.config.training.eval_batch_size  # one validation batch: no averaging of batches
+    # the kept epoch is the one with the lowest validation MAPE
+    assert run.meta_["best_score"] == pytest.approx(run._score(prepared, prepared.val)["mape"] / 100, rel=1e-4)

@@ -4,10 +4,13 @@ With teachers' mean class probability ``p_T`` of a training item and its label `
 becomes the soft target ``t = (1 - w) y + w p_T`` (``y`` one-hot for multiclass; ``w`` is
 ``training.distill_weight``). Cross-entropy is linear in its target, so the loss is
 ``(1 - w) CE(y) + w CE(p_T)``: knowledge distillation at temperature 1 (Hinton et al. 2015), from one run
-("born-again networks") or from a seed ensemble. Validation and test keep the hard labels.
+("born-again networks") or from a seed ensemble. Validation and test keep the hard labels. With teacher
+weights ``a_j`` (``training.distill_teacher_weights``, default equal) ``p_T = sum_j a_j p_j / sum_j a_j``.
 
-The teachers must have been trained on this run's split: a teacher whose training items differ from this
-run's has seen this run's validation or test items, and would leak them into model selection.
+A teacher is a tsmoe run folder, or a CSV file of probabilities for the training items made by any model
+(:mod:`tsmoe.training.teacher_file`). A run folder must have been trained on this run's split: a teacher
+whose training items differ from this run's has seen this run's validation or test items, and would leak
+them into model selection. A file may name the training items only.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -23,16 +27,32 @@ from tsmoe.data.prepared import PreparedData
 from tsmoe.data.splits import same_items
 from tsmoe.errors import ConfigError, DataError
 from tsmoe.metrics import probabilities
+from tsmoe.training.teacher_file import is_teacher_file, read_teacher_file
 
 
-def teacher_probabilities(run_dirs: Sequence[str | Path], prepared: PreparedData, data_name: str) -> torch.Tensor:
-    """The teachers' mean class probabilities over ``prepared.train``, item by item: ``(N,)`` P(positive)
-    for binary, ``(N, K)`` for multiclass. Each teacher prepares the data with its own fitted statistics."""
+def teacher_probabilities(
+    sources: Sequence[str | Path],
+    prepared: PreparedData,
+    data_name: str,
+    weights: Sequence[float] | None = None,
+) -> torch.Tensor:
+    """The teachers' weighted mean class probabilities over ``prepared.train``, item by item: ``(N,)``
+    P(positive) for binary, ``(N, K)`` for multiclass. ``sources`` are run folders (each prepares the
+    data with its own fitted statistics) or probability files; ``weights`` default to equal."""
     from tsmoe.estimator import Estimator  # the estimator imports the training package
 
     if prepared.task not in ("binary", "multiclass"):
         raise ConfigError(f"training.distill_from is for classifiers; this run's task is {prepared.task}")
-    teachers = [(str(folder), Estimator.load(folder)) for folder in run_dirs]
+    weights = list(weights) if weights else [1.0] * len(sources)
+    if len(weights) != len(sources) or min(weights) <= 0:
+        raise ConfigError(
+            f"training.distill_teacher_weights needs one positive weight per teacher ({len(sources)}), got {weights}"
+        )
+    files = [str(source) for source in sources if is_teacher_file(source)]
+    train_ids = record_ids(prepared.train) if files else None
+    n_classes = prepared.dims.get("n_classes", 2)
+    from_files = {name: read_teacher_file(name, train_ids, n_classes) for name in files}  # checked first
+    teachers = [(str(folder), Estimator.load(folder)) for folder in sources if not is_teacher_file(folder)]
     for name, teacher in teachers:  # every check before any teacher runs
         if teacher.config.data["name"] != data_name or teacher.meta_["task"] != prepared.task:
             raise ConfigError(
@@ -45,14 +65,27 @@ def teacher_probabilities(run_dirs: Sequence[str | Path], prepared: PreparedData
                 "keeps for validation or test (train the teachers with this run's data.split_file)"
             )
     mine = item_labels(prepared.train)
-    each = []
+    each = dict(from_files)
     for name, teacher in teachers:
         data = teacher.prepare_data()
         output, target = teacher.scored_outputs(data, data.train)
         if len(target) != len(mine) or not torch.equal(target.long(), mine):
             raise DataError(f"teacher {name} sees other training items or labels than this run (data settings differ?)")
-        each.append(probabilities(prepared.task, output.float()))
-    return torch.stack(each).mean(0)
+        each[name] = probabilities(prepared.task, output.float())
+    stacked = torch.stack([each[str(source)] for source in sources])  # (J, N) or (J, N, K), in the config's order
+    share = torch.tensor(weights, dtype=torch.float32) / sum(weights)
+    return torch.einsum("j,j...->...", share, stacked)
+
+
+def record_ids(dataset: Dataset) -> np.ndarray:
+    """The ids of a data set's items, which a teacher file names them by: ``(N,)``."""
+    data = getattr(dataset, "data", None)
+    if not hasattr(data, "record_ids"):
+        raise ConfigError(
+            "a teacher file names training items by record id, and this run's items (windows) have none: "
+            "give run folders in training.distill_from"
+        )
+    return np.asarray(data.record_ids)
 
 
 def item_labels(dataset: Dataset) -> torch.Tensor:

@@ -32,6 +32,8 @@ def task_loss(
     the forecast's target channels. Windows that carry their own ``scale (B, 1, C)`` (the input's standard
     deviation) are scored on that scale, ``mean(((output - y) / scale)^2)`` (the MSE of the
     window-normalised forecast), unless ``forecast_loss == "original"``: then ``mean((output - y)^2)``.
+    ``forecast_loss == "mape"`` scores any forecast by its mean absolute percentage error (as a fraction),
+    ``mean(|output - y| / |y|)`` over the targets ``y != 0``, the targets the ``mape`` metric counts.
     A classifier's batch with a ``soft_target`` (distillation, training only) is scored against it."""
     if task == "regression":
         return F.mse_loss(output, batch["target"].float())
@@ -42,6 +44,10 @@ def task_loss(
             output, batch["soft_target"].float() if "soft_target" in batch else batch["target"].long()
         )
     output, target = output[..., target_channels], batch["y"][..., target_channels]
+    if forecast_loss == "mape":
+        counted = target != 0
+        relative = (output - target).abs() / target.abs().clamp_min(torch.finfo(target.dtype).tiny)
+        return torch.where(counted, relative, 0.0).sum() / counted.sum().clamp_min(1)
     if "scale" in batch and forecast_loss == "window":
         return ((output - target) / batch["scale"][..., target_channels]).pow(2).mean()
     return F.mse_loss(output, target)
