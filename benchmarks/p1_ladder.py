@@ -16,13 +16,19 @@ from pathlib import Path
 
 LADDER = ["lstm", "gru", "ctrnn", "cfc", "ltc", "moe_same_rate", "mrmoe_no_attention", "mrmoe"]
 RESULTS = Path(__file__).parent / "results"
-# rows beside the ladder that separate what the input adds from what the model adds (from p1_search.py)
+# rows beside the ladder that separate what the input (or the training) adds from what the model adds
 INPUT_ROWS = {
     "gru + observation decay": "search/p1-gru-observation_decay.json",
     "gru + observation decay, quantile scaling, observation dropout 0.2":
         "search/p1-gru-observation_decay-quantile-observation_dropout0.2.json",
     "mrmoe, z-scores, no observation dropout (the recipe before)": "search/p1-mrmoe-observation_decay.json",
     "mrmoe without observation decay": "search/p1-mrmoe-no_observation_decay.json",
+    # two-stage: distilled from the five seeds of its own row and a cross-fitted boosting teacher (the
+    # seventh search); time per epoch is the student's alone
+    "mrmoe distilled from its seeds and boosting, with the observation summary":
+        "search/p1-mrmoe-quantile-distill5gbm-weight0.9-observation_summary.json",
+    "gru + observation decay, quantile scaling, observation dropout 0.2, observation summary, distilled likewise":
+        "search/p1-gru-observation_decay-quantile-observation_dropout0.2-distill5gbm-weight0.9-observation_summary.json",
 }
 
 
