@@ -59,14 +59,19 @@ def stay_summaries(data: IrregularSet) -> tuple[np.ndarray, list[str]]:
     return np.asarray(rows, dtype=np.float32), names
 
 
+def boosting(lr: float, rounds: int) -> HistGradientBoostingClassifier:
+    """The boosting model of this reference: ``rounds`` trees of 15 leaves at learning rate ``lr``."""
+    return HistGradientBoostingClassifier(
+        learning_rate=lr, max_iter=rounds, max_leaf_nodes=15, l2_regularization=1.0, early_stopping=False
+    )
+
+
 def fit_on_validation(
     features: np.ndarray, labels: np.ndarray, train: np.ndarray, val: np.ndarray, lr: float
 ) -> tuple[int, float]:
     """Fit ``MAX_ROUNDS`` rounds on the training rows; the number of rounds with the best validation
     AUROC, and that AUROC."""
-    model = HistGradientBoostingClassifier(
-        learning_rate=lr, max_iter=MAX_ROUNDS, max_leaf_nodes=15, l2_regularization=1.0, early_stopping=False
-    ).fit(features[train], labels[train])
+    model = boosting(lr, MAX_ROUNDS).fit(features[train], labels[train])
     curve = [roc_auc_score(labels[val], p[:, 1]) for p in model.staged_predict_proba(features[val])]
     return int(np.argmax(curve)) + 1, float(max(curve))
 
@@ -88,10 +93,7 @@ def main() -> None:
                        "fit_seconds": time.perf_counter() - started})  # fmt: skip
         print(f"lr {lr}: best validation AUROC {val_auroc:.4f} at {rounds} rounds", flush=True)
     chosen = max(trials, key=lambda t: t["val_auroc"])
-    final = HistGradientBoostingClassifier(
-        learning_rate=chosen["learning_rate"], max_iter=chosen["rounds"], max_leaf_nodes=15, l2_regularization=1.0,
-        early_stopping=False,
-    ).fit(features[train], labels[train])  # fmt: skip
+    final = boosting(chosen["learning_rate"], chosen["rounds"]).fit(features[train], labels[train])
     probability = final.predict_proba(features[test])[:, 1]
     ablation = {}
     for kind in ABLATION:

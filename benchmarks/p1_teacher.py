@@ -26,25 +26,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from p1_features import LEARNING_RATES, SUMMARIES, fit_on_validation, stay_summaries
-from sklearn.ensemble import HistGradientBoostingClassifier
+from p1_features import LEARNING_RATES, SUMMARIES, boosting, fit_on_validation, stay_summaries
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 from tsmoe.data.physionet2012 import load_physionet2012
 from tsmoe.data.registry import shipped_split_file
 from tsmoe.data.splits import IdSplit
-from tsmoe.estimator import Estimator
-from tsmoe.metrics import probabilities
+from tsmoe.ensemble import Ensemble
 
 FOLDS = 5
 SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)  # the teacher's share of the mixture; 0 is the run folders alone
-
-
-def boosting(lr: float, rounds: int) -> HistGradientBoostingClassifier:
-    return HistGradientBoostingClassifier(
-        learning_rate=lr, max_iter=rounds, max_leaf_nodes=15, l2_regularization=1.0, early_stopping=False
-    )
 
 
 def cross_fitted(features: np.ndarray, labels: np.ndarray, lr: float, rounds: int) -> np.ndarray:
@@ -58,16 +50,13 @@ def cross_fitted(features: np.ndarray, labels: np.ndarray, lr: float, rounds: in
 
 
 def runs_validation_probability(folders: list[str], record_ids: np.ndarray) -> np.ndarray:
-    """The run folders' mean validation P(death), in the order of ``record_ids`` (checked)."""
-    each = []
-    for folder in folders:
-        estimator = Estimator.load(folder)
-        prepared = estimator.prepare_data()
-        if not np.array_equal(prepared.val.data.record_ids, record_ids):  # type: ignore[attr-defined]
-            raise SystemExit(f"{folder} was trained on another split: its validation stays differ")
-        output, _ = estimator.scored_outputs(prepared, prepared.val)
-        each.append(probabilities("binary", output.float()).numpy())
-    return np.mean(each, axis=0)
+    """The run folders' mean validation P(death) as one ensemble (which checks that they share a split),
+    in the order of ``record_ids`` (checked)."""
+    ensemble = Ensemble.load(folders)
+    if not np.array_equal(ensemble.members[0].prepare_data().val.data.record_ids, record_ids):  # type: ignore[attr-defined]
+        raise SystemExit(f"{folders[0]} was trained on another split: its validation stays differ")
+    outputs, _ = ensemble.member_outputs(part="validation")
+    return ensemble.combine(outputs).numpy()
 
 
 def main() -> None:

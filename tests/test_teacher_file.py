@@ -1,4 +1,4 @@
-"""Teachers given as CSV files of training items' probabilities (any model), alone or beside run folders."""
+"""Reading a teacher file: a CSV of training items' probabilities from any model, checked before use."""
 
 import numpy as np
 import pandas as pd

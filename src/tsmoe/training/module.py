@@ -45,8 +45,8 @@ def task_loss(
         )
     output, target = output[..., target_channels], batch["y"][..., target_channels]
     if forecast_loss == "mape":
-        counted = target != 0
-        relative = (output - target).abs() / target.abs().clamp_min(torch.finfo(target.dtype).tiny)
+        counted = target != 0  # a zero target has no percentage error; it is left out, as by the metric
+        relative = (output - target).abs() / torch.where(counted, target.abs(), 1.0)
         return torch.where(counted, relative, 0.0).sum() / counted.sum().clamp_min(1)
     if "scale" in batch and forecast_loss == "window":
         return ((output - target) / batch["scale"][..., target_channels]).pow(2).mean()
