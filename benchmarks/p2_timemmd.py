@@ -3,13 +3,15 @@
     OMP_NUM_THREADS=1 python benchmarks/p2_timemmd.py --search     # optimiser per model, on validation only
     OMP_NUM_THREADS=1 python benchmarks/p2_timemmd.py --run --seeds 0 1 2 3 4
     python benchmarks/p2_timemmd.py --table
+    OMP_NUM_THREADS=1 python benchmarks/p2_timemmd.py --variants-of ROW --variant model.d_model=64 ... --seeds 0 1
 
 ``--search`` trains every model of the search (seed 0) with each (lr, batch size) of the grid on every
 domain and ranks the settings by the mean of the best validation loss (MSE of the window-normalised
 forecast, so domains are comparable); the chosen setting goes into the model's recipe by hand. ``--run``
 trains each row of the table from its recipe, on every domain and seed; its JSON is rewritten after every
 run and a stopped run continues where it stopped. Each run is ``tsmoe train RECIPE --set data.domain=D
---set seed=S [--set ...]``. Test metrics are on the original scale.
+--set seed=S [--set ...]``. Test metrics are on the original scale. ``--variants-of ROW`` searches around
+one row on validation only: the row with each ``--variant`` override added, one at a time.
 """
 
 from __future__ import annotations
@@ -56,6 +58,16 @@ ROWS: dict[str, tuple[str, list[str]]] = {
         ["model.anchor=last", "training.forecast_loss=mape"],
     ),
     "token_fusion_mape_loss": ("configs/token_fusion-mome_timemmd.yaml", ["training.forecast_loss=mape"]),
+    # MoME 64 wide: the variant the validation search around mome_last_anchor_original_loss chose
+    # (--variants-of; results/search/p2-variants-*.json)
+    "mome_d64_last_anchor_original_loss": (
+        "configs/mome-mome_timemmd.yaml",
+        ["model.d_model=64", "model.anchor=last", "training.forecast_loss=original"],
+    ),
+    "mome_d64_last_anchor_mape_loss": (
+        "configs/mome-mome_timemmd.yaml",
+        ["model.d_model=64", "model.anchor=last", "training.forecast_loss=mape"],
+    ),
     "token_fusion": ("configs/token_fusion-mome_timemmd.yaml", []),
     "token_fusion_last_anchor": ("configs/token_fusion-mome_timemmd.yaml", ["model.anchor=last"]),
     "token_fusion_last_anchor_original_loss": (
@@ -67,6 +79,10 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "itransformer": ("configs/itransformer-mome_timemmd.yaml", []),
     "dlinear": ("configs/dlinear-mome_timemmd.yaml", []),
 }
+# every row again with training.refit: the epoch chosen on validation, then a model from the same seed
+# trained on training + validation for that many epochs (the reference trains on the whole train file)
+ROWS |= {f"{row}_refit": (recipe, [*sets, "training.refit=true"]) for row, (recipe, sets) in list(ROWS.items())}
+SEARCH = Path(__file__).parent / "results" / "search"
 SEARCHED = ("mome", "token_fusion", "timemoe", "patchtst", "itransformer", "dlinear")
 GRID = [(lr, batch) for lr in (1e-3, 3e-4) for batch in (8, 32)]
 
@@ -83,11 +99,17 @@ def fit(recipe: str, overrides: list[str]) -> dict:
         logged = pd.read_csv(Path(folder) / "logs" / "metrics.csv").dropna(subset=["val_mse"])
     meta = estimator.meta_
     val_mse = float(logged.loc[logged["epoch"] == meta["best_epoch"], "val_mse"].iloc[-1])
-    prepared = estimator.prepare_data()  # the kept model's every metric on validation (MAPE included)
-    validation = compute_metrics(prepared.task, *estimator.scored_outputs(prepared, prepared.val))
-    return {"test": estimator.metrics_, "val_loss": meta["best_score"], "val_mse": val_mse, "validation": validation,
-            "best_epoch": meta["best_epoch"], "epochs_run": meta["epochs_run"], "wall_seconds": wall,
-            "n_parameters": meta["n_parameters"]}  # fmt: skip
+    if "refit" in meta:  # the chosen model's, before the refit trained on the validation items
+        validation = meta["refit"]["validation_before_refit"]
+    else:  # the kept model's every metric on validation (MAPE included)
+        prepared = estimator.prepare_data()
+        validation = compute_metrics(prepared.task, *estimator.scored_outputs(prepared, prepared.val))
+    result = {"test": estimator.metrics_, "val_loss": meta["best_score"], "val_mse": val_mse, "validation": validation,
+              "best_epoch": meta["best_epoch"], "epochs_run": meta["epochs_run"], "wall_seconds": wall,
+              "n_parameters": meta["n_parameters"]}  # fmt: skip
+    if "refit" in meta:
+        result["refit_epochs"] = meta["refit"]["epochs"]
+    return result
 
 
 def save(path: Path, payload: dict) -> None:
@@ -130,22 +152,73 @@ def search_table(payload: dict) -> str:
     return "\n".join(lines)
 
 
+def fit_into(out: Path, payload: dict, key: str, recipe: str, sets: list[str], shown: str) -> None:
+    """Train the run ``key`` unless ``payload`` holds it, store it with its command and rewrite ``out``
+    (so a stopped run continues where it stopped); print its ``shown`` metrics (test or validation)."""
+    if key in payload["runs"]:
+        return
+    result = fit(recipe, sets)
+    result["command"] = f"tsmoe train {recipe} " + " ".join(f"--set {s}" for s in sets)
+    payload["runs"][key] = result
+    print(key, {k: round(v, 4) for k, v in result[shown].items()}, flush=True)
+    save(out, {**payload, "machine": machine(), "script": "python " + " ".join(sys.argv)})
+
+
 def run(out: Path, rows: list[str], domains: list[str], seeds: list[int]) -> None:
     payload = json.loads(out.read_text()) if out.exists() else {"runs": {}}
     for row in rows:
         recipe, overrides = ROWS[row]
         for domain in domains:
             for seed in seeds:
-                key = f"{row}/{domain}/{seed}"
-                if key in payload["runs"]:
-                    continue
                 sets = [*overrides, f"data.domain={domain}", f"seed={seed}"]
-                result = fit(recipe, sets)
-                result["command"] = f"tsmoe train {recipe} " + " ".join(f"--set {s}" for s in sets)
-                payload["runs"][key] = result
-                print(key, {k: round(v, 4) for k, v in result["test"].items()}, flush=True)
-                save(out, {**payload, "machine": machine(), "script": "python " + " ".join(sys.argv)})
+                fit_into(out, payload, f"{row}/{domain}/{seed}", recipe, sets, "test")
     print(table(payload))
+
+
+def variants(out: Path, row: str, sets: list[str], domains: list[str], seeds: list[int]) -> None:
+    """A search around one row, on validation: the row, and the row with each variant of ``sets`` added
+    (one at a time; a variant may join several overrides with commas), on every domain and seed. Runs are
+    keyed ``ROW+VARIANT/DOMAIN/SEED``; their test metrics are stored with them, but the search's table
+    shows validation only."""
+    recipe, overrides = ROWS[row]
+    payload = json.loads(out.read_text()) if out.exists() else {"runs": {}}
+    for variant in ["", *sets]:
+        added = variant.split(",") if variant else []
+        for domain in domains:
+            for seed in seeds:
+                key = f"{row}{'+' + variant if variant else ''}/{domain}/{seed}"
+                fit_into(out, payload, key, recipe, [*overrides, *added, f"data.domain={domain}", f"seed={seed}"],
+                         "validation")  # fmt: skip
+    print(variants_table(payload))
+
+
+def variants_table(payload: dict) -> str:
+    """Variants x domains: the protocol's validation metric (MSE on the original scale; Environment's
+    MAPE), mean over seeds, and the geometric mean over domains of each variant's ratio to the first row,
+    both taken over the same seeds (those the variant has run)."""
+    runs = payload["runs"]
+    names = list(dict.fromkeys(key.split("/")[0] for key in runs))
+
+    def value(name: str, domain: str, seed: str) -> float | None:
+        result = runs.get(f"{name}/{domain}/{seed}")
+        return None if result is None else result["validation"]["mape" if domain == "Environment" else "mse"]
+
+    seeds = sorted({key.split("/")[2] for key in runs})
+    lines = ["| variant (validation) | seeds | " + " | ".join(DOMAINS) + " | ratio to the first row |",
+             "|---" * (len(DOMAINS) + 3) + "|"]  # fmt: skip
+    for name in names:
+        cells, ratios, used = [], [], set()
+        for domain in DOMAINS:
+            pairs = [(value(name, domain, s), value(names[0], domain, s)) for s in seeds]
+            pairs = [(v, b) for (v, b), s in zip(pairs, seeds, strict=True) if v is not None and b is not None]
+            own = [v for v in (value(name, domain, s) for s in seeds) if v is not None]
+            cells.append(f"{statistics.fmean(own):.4g}" if own else "")
+            if pairs:
+                ratios.append(statistics.fmean(v for v, _ in pairs) / statistics.fmean(b for _, b in pairs))
+            used |= {s for s in seeds if value(name, domain, s) is not None}
+        ratio = f"{statistics.geometric_mean(ratios):.3f}" if ratios else ""
+        lines.append(f"| {name} | {' '.join(sorted(used))} | " + " | ".join(cells) + f" | {ratio} |")
+    return "\n".join(lines)
 
 
 def table(payload: dict) -> str:
@@ -208,7 +281,22 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--out", default="benchmarks/results/p2-timemmd.json")
     parser.add_argument("--search-out", default="benchmarks/results/p2-search.json")
+    parser.add_argument("--variants-of", metavar="ROW", help="search on validation around ROW: with each --variant")
+    parser.add_argument("--variant", nargs="+", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
+                        help="the overrides of each variant, joined by commas")  # fmt: skip
     args = parser.parse_args()
+    if args.variants_of and args.table:  # every results file of the search (one per process run side by side)
+        runs = {}
+        for path in sorted(SEARCH.glob(f"p2-variants-{args.variants_of}*.json")):
+            runs.update(json.loads(path.read_text())["runs"])
+        print(variants_table({"runs": runs}))
+        return
+    if args.variants_of:
+        out = Path(args.out)
+        if args.out == parser.get_default("out"):  # a search never writes into the table's results
+            out = SEARCH / f"p2-variants-{args.variants_of}.json"
+        variants(out, args.variants_of, args.variant, args.domains, args.seeds)
+        return
     if args.search:
         search(Path(args.search_out), args.models or list(SEARCHED), args.domains)
     if args.run:

@@ -11,6 +11,8 @@ into that run folder; a folder already there is reused when its config is the on
 seeds may be trained beforehand, side by side, with ``tsmoe train``). The ensemble
 (``tsmoe.ensemble.Ensemble``: the mean of the members' probabilities, or of their forecasts) is scored
 on the validation part, which alone says whether ensembling is worth choosing, and on the test part.
+Members refit on their validation items (``training.refit``) are scored on the test part only; their
+validation metrics are those of the models chosen before the refit.
 The ensembles of the first k seeds, k = 2 .. M, show how the score grows with the members. The test
 numbers are those of ``tsmoe evaluate RUNS-s0 RUNS-s1 ...``.
 """
@@ -55,8 +57,17 @@ def mean_std(values: list[float]) -> dict[str, float]:
 def run(args: argparse.Namespace) -> None:
     folders = [trained_run(args.config, args.set, seed, Path(f"{args.runs}-s{seed}")) for seed in args.seeds]
     ensemble = Ensemble.load(folders)
-    outputs = {part: ensemble.member_outputs(part=part) for part in ("validation", "test")}
-    validation, test = (ensemble.scores(*outputs[part]) for part in ("validation", "test"))
+    # refit members (training.refit) were trained on their validation items: only their test part is
+    # scored; their validation metrics are those of the models chosen before the refit (meta.json)
+    refit = all("refit" in member.meta_ for member in ensemble.members)
+    parts = ("test",) if refit else ("validation", "test")
+    outputs = {part: ensemble.member_outputs(part=part) for part in parts}
+    test = ensemble.scores(*outputs["test"])
+    if refit:
+        chosen = [member.meta_["refit"]["validation_before_refit"] for member in ensemble.members]
+        validation = {"members": chosen, "ensemble": None}
+    else:
+        validation = ensemble.scores(*outputs["validation"])
     growing = {  # the ensemble of the first k members, from the same outputs
         str(k): {part: ensemble.scores(members[:k], target)["ensemble"] for part, (members, target) in outputs.items()}
         for k in range(2, len(folders) + 1)
@@ -93,8 +104,9 @@ def table() -> None:
         result = json.loads(path.read_text())
 
         def cell(part: dict, key: str) -> str:
-            spread = part["members_mean"][key]
-            return f"{spread['mean']:.4g} ± {spread['std']:.2g} / **{part['ensemble'][key]:.4g}**"
+            spread, combined = part["members_mean"][key], part["ensemble"]
+            together = "refit members: not scored" if combined is None else f"**{combined[key]:.4g}**"
+            return f"{spread['mean']:.4g} ± {spread['std']:.2g} / {together}"
 
         for key in (k for k in REPORTED if k in result["test"]["ensemble"]):
             v, t = result["validation"], result["test"]

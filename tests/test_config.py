@@ -50,6 +50,8 @@ def test_overrides_reach_every_section():
         (["training.forecast_loss=log"], r"training.forecast_loss: must be one of \['window', 'original', 'mape'\]"),
         (["training.lr_factor=1.5"], r"training: lr_factor must lie in \(0, 1\), got 1.5"),
         (["training.lr_schedule=step"], r"training.lr_schedule: must be one of \['constant', 'cosine', 'plateau'\]"),
+        (["training.refit=true", "training.lr_schedule=plateau"], "refit cannot replay lr_schedule 'plateau'"),
+        (["training.refit=true", "training.distill_from=[runs/teacher]"], "refit cannot distil"),
     ],
 )
 def test_bad_keys_and_values_are_errors(overrides, message):

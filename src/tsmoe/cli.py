@@ -76,6 +76,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"({meta['monitor']} = {meta['best_score']:.4f}), {meta['train_seconds']:.1f} s, "
             f"{meta['n_parameters']:,} parameters"
         )
+        if "refit" in meta:
+            refit = meta["refit"]
+            print(
+                f"refit on {refit['items']:,} training + validation items for {refit['epochs']} epochs "
+                f"({refit['seconds']:.1f} s); the saved model is the refit one"
+            )
         _print_metrics(estimator.metrics_, f"test metrics (written to {out / 'metrics.json'}):")
     return 0
 
@@ -143,6 +149,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise TsmoeError("--out is for an ensemble (several runs); one run writes its metrics into its own folder")
     run_dir = Path(args.run_dir[0])
     estimator = Estimator.load(run_dir)
+    estimator.check_part_unseen(args.part, f"run '{run_dir}'")
     prepared = estimator.prepare_data(split=split, data_overrides=overrides)
     dataset = prepared.test if args.part == "test" else prepared.val
     metrics = compute_metrics(prepared.task, *estimator.scored_outputs(prepared, dataset))

@@ -60,6 +60,10 @@ class TrainingConfig:
     distill_from: list[str] = field(default_factory=list)
     distill_weight: float = 0.5
     distill_teacher_weights: list[float] = field(default_factory=list)
+    # after the epoch is chosen on validation, train a new model from the same seed on the training and
+    # validation items together for that many epochs (best epoch + 1), and keep it; the validation
+    # metrics of the chosen model, before the refit, are kept in meta.json (the refit model has seen them)
+    refit: bool = False
 
     def __post_init__(self) -> None:
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
@@ -70,6 +74,12 @@ class TrainingConfig:
             raise ValueError(f"lr_patience must be >= 0, got {self.lr_patience!r}")
         if not 0.0 < self.distill_weight <= 1.0:
             raise ValueError(f"distill_weight must lie in (0, 1], got {self.distill_weight!r}")
+        if self.refit and self.lr_schedule == "plateau":
+            raise ValueError(
+                "refit cannot replay lr_schedule 'plateau' (it reads validation); use 'constant' or 'cosine'"
+            )
+        if self.refit and self.distill_from:
+            raise ValueError("refit cannot distil: the teachers give soft targets for the training items only")
         weights = self.distill_teacher_weights
         if weights and (len(weights) != len(self.distill_from) or min(weights) <= 0):
             raise ValueError(

@@ -100,6 +100,8 @@ class Ensemble:
             raise ConfigError(f"part must be 'test' or 'validation', got {part!r}")
         if split == "all" and part == "validation":
             raise ConfigError("with split 'all' every item is scored as test; there is no validation part")
+        for name, member in zip(self.names, self.members, strict=True):
+            member.check_part_unseen(part, f"ensemble member '{name}'")
         if data is None and not data_overrides and split == "default":
             self._check_same_split()
         outputs, target = [], None

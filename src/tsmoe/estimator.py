@@ -129,7 +129,6 @@ class Estimator:
         from torch.utils.data import default_collate
 
         from tsmoe.training.distillation import SoftTargets, teacher_probabilities, with_soft_targets
-        from tsmoe.training.module import LRSchedule, TsmoeModule
         from tsmoe.training.seed import seed_everything
         from tsmoe.training.trainer import build_trainer, checkpoint_path
 
@@ -162,23 +161,7 @@ class Estimator:
         resume_from = checkpoint if resume and checkpoint.exists() else None
         if resume:
             keep_previous_logs(folder)
-        module = TsmoeModule(
-            self.model_,
-            prepared.task,
-            training.lr,
-            training.weight_decay,
-            prepared.target_channels,
-            prepared.dims.get("n_classes", 2),
-            training.forecast_loss,
-            LRSchedule(
-                kind=training.lr_schedule,
-                max_epochs=training.max_epochs,
-                monitor=monitor,
-                mode=mode,
-                factor=training.lr_factor,
-                patience=training.lr_patience,
-            ),
-        )
+        module = self._module(prepared, monitor, mode)
         trainer, best = build_trainer(self.config, folder, monitor, mode)
         if trainer.world_size > 1 and run_dir is None:
             raise ConfigError("a run on several processes needs run_dir: a folder every process can read")
@@ -198,6 +181,7 @@ class Estimator:
             trainer.strategy.barrier()  # the best weights are written by process 0
         run_io.load_weights_into(self.model_, best.path)
         self.state_ = prepared.state
+        refit = self._refit(prepared, best.best_epoch + 1, folder, monitor, mode) if training.refit else None
         self.split_ = prepared.split
         self.meta_ = {
             "tsmoe_version": __version__,
@@ -215,6 +199,8 @@ class Estimator:
             "n_parameters": sum(p.numel() for p in self.model_.parameters()),
             "world_size": trainer.world_size,
         }
+        if refit is not None:
+            self.meta_["refit"] = refit
         # the test split is scored once, by process 0 (the others of a DDP run stop here)
         self.metrics_ = self._score(prepared, prepared.test) if self.is_global_zero_ else None
         if run_dir is None:  # the weights are in memory now; the scratch folder goes
@@ -222,6 +208,57 @@ class Estimator:
         elif self.is_global_zero_:
             self.save(folder)
         return self
+
+    def _module(self, prepared: PreparedData, monitor: str, mode: str) -> Any:
+        """The Lightning module that trains ``self.model_`` by the config's training section."""
+        from tsmoe.training.module import LRSchedule, TsmoeModule
+
+        training = self.config.training
+        return TsmoeModule(
+            self.model_,
+            prepared.task,
+            training.lr,
+            training.weight_decay,
+            prepared.target_channels,
+            prepared.dims.get("n_classes", 2),
+            training.forecast_loss,
+            LRSchedule(
+                kind=training.lr_schedule,
+                max_epochs=training.max_epochs,
+                monitor=monitor,
+                mode=mode,
+                factor=training.lr_factor,
+                patience=training.lr_patience,
+            ),
+        )
+
+    def _refit(self, prepared: PreparedData, epochs: int, folder: Path, monitor: str, mode: str) -> dict[str, Any]:
+        """``training.refit``: score the model chosen on validation, then replace it by a new model from
+        the same seed trained on the training and validation items for ``epochs`` epochs (the chosen
+        epoch count), as a model is refit on all its data once its settings are chosen. The
+        preprocessing stays the one fitted on the training items. Returns what ``meta.json`` keeps."""
+        from torch.utils.data import ConcatDataset
+
+        from tsmoe.training.seed import seed_everything
+        from tsmoe.training.trainer import build_refit_trainer
+
+        chosen_validation = self._score(prepared, prepared.val)  # before the refit model sees these items
+        seed_everything(self.config.seed)
+        self.model_ = build_model(self.config.model, prepared.dims, prepared.task, prepared.input_kind)
+        module = self._module(prepared, monitor, mode)
+        items = ConcatDataset([prepared.train, prepared.val])
+        loader = self._loader(items, prepared.collate, True, self.config.training.batch_size)
+        module.shuffle_generator = loader.generator
+        trainer = build_refit_trainer(self.config, folder, epochs)
+        started = time.perf_counter()
+        trainer.fit(module, train_dataloaders=loader)
+        self.model_ = self.model_.cpu()
+        return {
+            "epochs": epochs,
+            "items": len(items),
+            "seconds": time.perf_counter() - started,
+            "validation_before_refit": chosen_validation,
+        }
 
     @classmethod
     def resume(cls, run_dir: str | Path) -> Estimator:
@@ -242,6 +279,16 @@ class Estimator:
         return estimator.fit(run_dir=folder, resume=True)
 
     # ---- inference ------------------------------------------------------------------------------
+
+    def check_part_unseen(self, part: str, name: str = "this run") -> None:
+        """Refuse to score the validation part of a run refit on it (``training.refit``): the score would be
+        in-sample. The chosen model's validation metrics, from before the refit, are in ``meta.json``."""
+        if part == "validation" and "refit" in getattr(self, "meta_", {}):
+            raise ConfigError(
+                f"{name} was refit on its validation items (training.refit), so a validation score would be "
+                "in-sample; the validation metrics of the model chosen before the refit are in its "
+                "meta.json under refit.validation_before_refit"
+            )
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):

@@ -51,6 +51,10 @@ def summary_section(folder: Path, estimator) -> Section:
         ["best epoch (validation)", f"{meta['best_epoch']} ({meta['monitor']} = {meta['best_score']:.4f})"],
         ["training time", f"{meta['train_seconds']:.1f} s"],
     ]  # fmt: skip
+    if "refit" in meta:  # training.refit: the kept model is a second one, trained on validation items too
+        refit = meta["refit"]
+        facts.append(["refit (the kept model)", f"{refit['epochs']} epochs on {refit['items']:,} training + "
+                      f"validation items, {refit['seconds']:.1f} s"])  # fmt: skip
     body = table_html(["", ""], facts)
     body += "<h3>Test metrics</h3>" + table_html(["metric", "value"], [[k, float(v)] for k, v in metrics.items()])
     body += f"<h3>Resolved config</h3><pre>{html.escape(config.to_yaml())}</pre>"

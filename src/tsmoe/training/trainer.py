@@ -34,6 +34,7 @@ def quiet_lightning(verbose: bool) -> None:
             ".*Checkpoint directory.*",
             ".*exists and is not empty.*",
             ".*smaller than the logging interval.*",  # metrics are logged per epoch
+            ".*no `val_dataloader`.*",  # training.refit trains without validation, by design
         ):
             warnings.filterwarnings("ignore", message=pattern)
 
@@ -85,3 +86,27 @@ def build_trainer(config: RunConfig, run_dir: Path, monitor: str, mode: str) -> 
         **config.trainer,
     )
     return trainer, best
+
+
+def build_refit_trainer(config: RunConfig, run_dir: Path, epochs: int) -> pl.Trainer:
+    """A trainer for ``training.refit``: exactly ``epochs`` epochs on training + validation items, with no
+    validation, early stopping or checkpoints (the epoch count was already chosen on validation). Its
+    metrics go to ``logs/refit/metrics.csv``; with ``ema_decay`` the average is copied in at the end."""
+    callbacks: list[pl.Callback] = []
+    if config.training.ema_decay is not None:
+        callbacks.append(AveragedWeights(config.training.ema_decay))
+    loggers: list = [CSVLogger(run_dir, name="logs", version="refit")] if config.logging.csv else []
+    progress = config.logging.progress_bar
+    return pl.Trainer(
+        max_epochs=epochs,
+        gradient_clip_val=config.training.gradient_clip_val,
+        callbacks=callbacks,
+        logger=loggers or False,
+        enable_progress_bar=sys.stderr.isatty() if progress is None else progress,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        plugins=[SafetensorsCheckpointIO()],
+        default_root_dir=run_dir,
+        num_sanity_val_steps=0,
+        **config.trainer,
+    )
