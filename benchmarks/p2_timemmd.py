@@ -99,16 +99,15 @@ def fit(recipe: str, overrides: list[str]) -> dict:
         logged = pd.read_csv(Path(folder) / "logs" / "metrics.csv").dropna(subset=["val_mse"])
     meta = estimator.meta_
     val_mse = float(logged.loc[logged["epoch"] == meta["best_epoch"], "val_mse"].iloc[-1])
-    if "refit" in meta:  # the chosen model's, before the refit trained on the validation items
-        validation = meta["refit"]["validation_before_refit"]
-    else:  # the kept model's every metric on validation (MAPE included)
-        prepared = estimator.prepare_data()
-        validation = compute_metrics(prepared.task, *estimator.scored_outputs(prepared, prepared.val))
-    result = {"test": estimator.metrics_, "val_loss": meta["best_score"], "val_mse": val_mse, "validation": validation,
+    result = {"test": estimator.metrics_, "val_loss": meta["best_score"], "val_mse": val_mse,
               "best_epoch": meta["best_epoch"], "epochs_run": meta["epochs_run"], "wall_seconds": wall,
               "n_parameters": meta["n_parameters"]}  # fmt: skip
-    if "refit" in meta:
+    if "refit" in meta:  # the chosen model's validation metrics, from before the refit trained on those items
+        result["validation"] = meta["refit"]["validation_before_refit"]
         result["refit_epochs"] = meta["refit"]["epochs"]
+    else:  # the kept model's every metric on validation (MAPE included)
+        prepared = estimator.prepare_data()
+        result["validation"] = compute_metrics(prepared.task, *estimator.scored_outputs(prepared, prepared.val))
     return result
 
 
@@ -209,13 +208,12 @@ def variants_table(payload: dict) -> str:
     for name in names:
         cells, ratios, used = [], [], set()
         for domain in DOMAINS:
-            pairs = [(value(name, domain, s), value(names[0], domain, s)) for s in seeds]
-            pairs = [(v, b) for (v, b), s in zip(pairs, seeds, strict=True) if v is not None and b is not None]
-            own = [v for v in (value(name, domain, s) for s in seeds) if v is not None]
-            cells.append(f"{statistics.fmean(own):.4g}" if own else "")
-            if pairs:
-                ratios.append(statistics.fmean(v for v, _ in pairs) / statistics.fmean(b for _, b in pairs))
-            used |= {s for s in seeds if value(name, domain, s) is not None}
+            own = {s: v for s in seeds if (v := value(name, domain, s)) is not None}
+            base = {s: b for s in own if (b := value(names[0], domain, s)) is not None}
+            cells.append(f"{statistics.fmean(own.values()):.4g}" if own else "")
+            if base:  # matched seeds only
+                ratios.append(statistics.fmean(own[s] for s in base) / statistics.fmean(base.values()))
+            used |= own.keys()
         ratio = f"{statistics.geometric_mean(ratios):.3f}" if ratios else ""
         lines.append(f"| {name} | {' '.join(sorted(used))} | " + " | ".join(cells) + f" | {ratio} |")
     return "\n".join(lines)

@@ -69,22 +69,10 @@ def build_trainer(config: RunConfig, run_dir: Path, monitor: str, mode: str) -> 
         loggers.append(CSVLogger(run_dir, name="logs", version=""))
     if config.logging.tensorboard:
         loggers.append(TensorBoardLogger(run_dir, name="tensorboard", version=""))
-    progress = config.logging.progress_bar
-    if progress is None:
-        progress = sys.stderr.isatty()
-    trainer = pl.Trainer(
-        max_epochs=config.training.max_epochs,
-        gradient_clip_val=config.training.gradient_clip_val,
-        callbacks=callbacks,
-        logger=loggers or False,
-        enable_progress_bar=progress,
-        enable_model_summary=config.logging.verbose,
-        enable_checkpointing=True,
-        plugins=[SafetensorsCheckpointIO()],
-        default_root_dir=run_dir,
-        num_sanity_val_steps=0,
-        **config.trainer,
-    )
+    trainer = _lightning_trainer(
+        config, run_dir, config.training.max_epochs, callbacks, loggers,
+        enable_model_summary=config.logging.verbose, enable_checkpointing=True,
+    )  # fmt: skip
     return trainer, best
 
 
@@ -96,17 +84,27 @@ def build_refit_trainer(config: RunConfig, run_dir: Path, epochs: int) -> pl.Tra
     if config.training.ema_decay is not None:
         callbacks.append(AveragedWeights(config.training.ema_decay))
     loggers: list = [CSVLogger(run_dir, name="logs", version="refit")] if config.logging.csv else []
+    return _lightning_trainer(
+        config, run_dir, epochs, callbacks, loggers, enable_model_summary=False, enable_checkpointing=False
+    )
+
+
+def _lightning_trainer(
+    config: RunConfig, run_dir: Path, max_epochs: int, callbacks: list[pl.Callback], loggers: list, **switches: bool
+) -> pl.Trainer:
+    """The ``pl.Trainer`` both phases share: clipping, progress bar (on a terminal unless
+    ``logging.progress_bar`` says), safetensors checkpoints, no sanity validation, and the user's
+    ``trainer:`` settings (devices, strategy, precision, ...) passed through."""
     progress = config.logging.progress_bar
     return pl.Trainer(
-        max_epochs=epochs,
+        max_epochs=max_epochs,
         gradient_clip_val=config.training.gradient_clip_val,
         callbacks=callbacks,
         logger=loggers or False,
         enable_progress_bar=sys.stderr.isatty() if progress is None else progress,
-        enable_model_summary=False,
-        enable_checkpointing=False,
         plugins=[SafetensorsCheckpointIO()],
         default_root_dir=run_dir,
         num_sanity_val_steps=0,
+        **switches,
         **config.trainer,
     )
