@@ -4,8 +4,9 @@ text vs token fusion, on the same windows.
     OMP_NUM_THREADS=1 python benchmarks/p3_timemmd.py --domains Health_US Energy --seeds 0
     python benchmarks/p3_timemmd.py --table
 
-A variant of the text rows, chosen on validation only (``--validation`` tables the mean best validation
-loss; ``--first-horizon`` runs each domain's shortest horizon alone, for a cheap search):
+A variant of the text rows (``--text-set``) or of every row (``--set``), chosen on validation only
+(``--validation`` tables the mean best validation loss; ``--first-horizon`` runs each domain's shortest
+horizon alone, for a cheap search):
 
     OMP_NUM_THREADS=1 python benchmarks/p3_timemmd.py --rows mome token_fusion --first-horizon \
         --text-set model.text_dropout=0.5 --out benchmarks/results/search/p3-text_dropout0.5.json
@@ -54,14 +55,14 @@ TEXT_ROWS = ("mome", "token_fusion")  # the rows that read text, to which --text
 
 
 def run(out: Path, domains: list[str], seeds: list[int], rows: list[str], text_sets: list[str],
-        first_horizon: bool) -> None:  # fmt: skip
+        first_horizon: bool, sets_all: list[str]) -> None:  # fmt: skip
     payload = json.loads(out.read_text()) if out.exists() else {"runs": {}}
     for domain in domains:
         lookback, horizons = WINDOWS[FREQUENCY[domain]]
         for horizon in horizons[:1] if first_horizon else horizons:
             for row in rows:
                 recipe, overrides = ROWS[row]
-                overrides = [*overrides, *text_sets] if row in TEXT_ROWS else overrides
+                overrides = [*overrides, *sets_all, *(text_sets if row in TEXT_ROWS else [])]
                 for seed in seeds:
                     key = f"{row}/{domain}/{horizon}/{seed}"
                     if key in payload["runs"]:
@@ -146,6 +147,8 @@ def main() -> None:
     parser.add_argument("--rows", nargs="+", default=TABLE_ROWS, choices=list(ROWS))
     parser.add_argument("--text-set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="overrides for the text rows only (mome, token_fusion)")  # fmt: skip
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="sets",
+                        help="overrides for every row (e.g. model.anchor=last)")  # fmt: skip
     parser.add_argument("--first-horizon", action="store_true", help="each domain's shortest horizon only")
     parser.add_argument("--table", action="store_true")
     parser.add_argument("--validation", action="store_true", help="table the best validation loss instead")
@@ -158,7 +161,7 @@ def main() -> None:
         if args.against:
             print(against(payload, json.loads(Path(args.against).read_text())))
         return
-    run(Path(args.out), args.domains, args.seeds, args.rows, args.text_set, args.first_horizon)
+    run(Path(args.out), args.domains, args.seeds, args.rows, args.text_set, args.first_horizon, args.sets)
 
 
 if __name__ == "__main__":
