@@ -289,7 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = sub.add_parser("predict", help="predict from a file or folder with a saved run (or an ensemble)")
     predict.add_argument("run_dir", nargs="+", help="one run folder, or several: their mean prediction")
-    predict.add_argument("input", help="PhysioNet-format folder (classifiers) or CSV (forecasters)")
+    predict.add_argument(
+        "input",
+        help="PhysioNet-format folder (classifiers); CSV of series, long or wide, with a 'text' column for "
+        "a model that reads text (forecasters); or CSV of windows, 'input_seq' (+ 'text'), one per row",
+    )
     predict.add_argument("-o", "--output", required=True, help="CSV to write")
     predict.set_defaults(func=cmd_predict)
 

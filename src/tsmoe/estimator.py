@@ -91,6 +91,10 @@ class Estimator:
         values.update(overrides or {})
         return build_dataclass(entry.params, values, "data"), entry
 
+    def data_params(self) -> Any:
+        """The run's ``data`` settings as their dataclass, defaults filled in (e.g. ``text_encoder``)."""
+        return self._data_params()[0]
+
     def _load_source(self, source: Any, params: Any, entry: Any) -> IrregularSet | SeriesSet:
         if source is None:
             return entry.load(params)

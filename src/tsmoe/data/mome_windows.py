@@ -36,7 +36,9 @@ class TextWindows:
         return TextWindows(self.inputs[start:stop], self.targets[start:stop], self.texts[start:stop])
 
 
-def _parse_lists(column: list, path: Path, name: str) -> np.ndarray:
+def parse_number_lists(column: list, path: Path, name: str) -> np.ndarray:
+    """A column of JSON lists of numbers, all of one length, as ``(N, length)`` float32; the first bad
+    cell is a :class:`DataError` naming the file, column and row."""
     rows = []
     for row, cell in enumerate(column, start=1):
         place = f"file '{path}', column '{name}', row {row}"
@@ -77,8 +79,8 @@ def load_mome_split(domain: str, part: str, root: str | Path | None = None) -> T
         row = int(np.flatnonzero(non_string.to_numpy())[0]) + 1
         raise DataError(f"file '{path}', column 'text', row {row}: text must be a string or NA")
     return TextWindows(
-        inputs=_parse_lists(frame["input_seq"].tolist(), path, "input_seq"),
-        targets=_parse_lists(frame["output_seq"].tolist(), path, "output_seq"),
+        inputs=parse_number_lists(frame["input_seq"].tolist(), path, "input_seq"),
+        targets=parse_number_lists(frame["output_seq"].tolist(), path, "output_seq"),
         texts=tuple("" if not isinstance(t, str) else t for t in texts),
     )
 

@@ -205,6 +205,11 @@ def shipped_split_file() -> Path:
     return shipped_data_dir() / "physionet2012" / "split-p1-seed0.json"
 
 
+def text_encoder_options(params: Any) -> dict:
+    """The encoder settings a data config implies (the hashing encoder's width; MiniLM has none)."""
+    return {"dim": params.hashing_dim} if params.text_encoder == "hashing" else {}
+
+
 def prepare(
     params: Any,
     source: IrregularSet | SeriesSet,
@@ -214,9 +219,8 @@ def prepare(
 ) -> PreparedData:
     """Prepare a loaded ``source`` according to the data ``params`` of a config."""
     if isinstance(source, TextWindowSplits):
-        options = {"dim": params.hashing_dim} if params.text_encoder == "hashing" else {}
         threshold = params.trend_threshold if params.task == "trend" else None
-        return prepare_text_windows(source, params.text_encoder, options, which, threshold)
+        return prepare_text_windows(source, params.text_encoder, text_encoder_options(params), which, threshold)
     if isinstance(source, IrregularSet):
         split = None
         if which == "default" and getattr(params, "split_file", None):
@@ -238,6 +242,6 @@ def prepare(
             which,
             params.text_encoder,
             params.text_k,
-            {"dim": params.hashing_dim} if params.text_encoder == "hashing" else None,
+            text_encoder_options(params),
         )
     raise DataError(f"cannot prepare a {type(source).__name__}: expected an IrregularSet or a SeriesSet")

@@ -108,8 +108,9 @@ class AlignedTextWindows(Dataset):
                 "text_pooled": torch.from_numpy(encoded.pooled)}  # fmt: skip
 
 
-def window_texts(data: SeriesSet, windows: WindowDataset, ranges: list[tuple[int, int]], k: int) -> list[str]:
-    """The visible text of every window of ``windows`` (whose series ``i`` covers rows ``ranges[i]``)."""
+def dated_tables(data: SeriesSet) -> dict[str, DatedTexts]:
+    """Each series' texts (``data.texts[name] = (timestamps, texts)``) as a :class:`DatedTexts`, null texts
+    left out (they carry nothing, and a window then sees fewer texts)."""
     tables = {}
     for name, (stamps, texts) in data.texts.items():
         kept = [i for i, text in enumerate(texts) if isinstance(text, str) and text.strip()]
@@ -117,13 +118,25 @@ def window_texts(data: SeriesSet, windows: WindowDataset, ranges: list[tuple[int
         tables[name] = DatedTexts(
             np.asarray(stamps)[order].astype("datetime64[ns]"), tuple(texts[i] for i in order), ("",) * len(order)
         )
+    return tables
+
+
+def visible_text(table: DatedTexts | None, forecast_start: object, k: int) -> str:
+    """The text a forecast starting at ``forecast_start`` may see: the ``k`` most recent texts dated
+    strictly before it, oldest first, one per line ('' for none)."""
+    if table is None:
+        return ""
+    return "\n".join(table.before(np.asarray(forecast_start).astype("datetime64[ns]"), k))
+
+
+def window_texts(data: SeriesSet, windows: WindowDataset, ranges: list[tuple[int, int]], k: int) -> list[str]:
+    """The visible text of every window of ``windows`` (whose series ``i`` covers rows ``ranges[i]``)."""
+    tables = dated_tables(data)
     out = []
     for series_index, start in windows.index:
         series = data.series[series_index]
         first_forecast_row = ranges[series_index][0] + start + windows.lookback
-        table = tables.get(series.name)
-        stamp = np.asarray(series.timestamps[first_forecast_row]).astype("datetime64[ns]")
-        out.append("\n".join(table.before(stamp, k)) if table is not None else "")
+        out.append(visible_text(tables.get(series.name), series.timestamps[first_forecast_row], k))
     return out
 
 

@@ -1,0 +1,159 @@
+"""``tsmoe predict`` with models that read text: windows files (one text per window, as the MoME paper's
+files) and series files with a dated text column (the leakage rule, as in training)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tsmoe import Estimator
+from tsmoe.cli import main
+from tsmoe.data.mome_windows import load_mome_split
+from tsmoe.errors import DataError
+from tsmoe.predict import predict_file
+
+FAST = {"max_epochs": 1, "batch_size": 32}
+CPU = {"accelerator": "cpu"}
+SMALL_MOME = {"d_model": 16, "patch_len": 4}
+LOOKBACK, HORIZON = 16, 4
+
+
+def windows_file(path, with_text: bool = True) -> pd.DataFrame:
+    """The shipped SocialGood test windows written as a user's windows file (input_seq, text)."""
+    test = load_mome_split("SocialGood", "test")
+    frame = pd.DataFrame({"input_seq": [json.dumps(row.tolist()) for row in test.inputs]})
+    if with_text:
+        frame["text"] = [t or None for t in test.texts]
+    frame.to_csv(path, index=False)
+    return frame
+
+
+@pytest.fixture(scope="module")
+def window_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("predict") / "mome"
+    Estimator("mome", "mome_timemmd", model_params=SMALL_MOME, data_params={"domain": "SocialGood",
+              "text_encoder": "hashing"}, training=FAST, trainer=CPU).fit(run_dir=folder)  # fmt: skip
+    return folder
+
+
+def test_a_windows_file_gets_the_forecasts_of_the_test_split(window_folder, tmp_path):
+    windows_file(tmp_path / "w.csv")
+    out = tmp_path / "f.csv"
+    assert main(["predict", str(window_folder), str(tmp_path / "w.csv"), "-o", str(out)]) == 0
+    forecast = pd.read_csv(out)
+    expected = Estimator.load(window_folder).predict()  # the same windows with the same texts: (N, horizon, 1)
+    assert list(forecast.columns) == ["row", "step", "value"] and len(forecast) == expected.size
+    assert forecast["value"].to_numpy() == pytest.approx(expected.reshape(-1), abs=1e-5)
+
+
+@pytest.fixture(scope="module")
+def window_run(window_folder):
+    return Estimator.load(window_folder)
+
+
+def test_the_text_of_a_window_changes_its_forecast(window_run, tmp_path):
+    frame = windows_file(tmp_path / "w.csv")
+    with_text = predict_file(window_run, tmp_path / "w.csv")
+    frame.assign(text="a different text for every window").to_csv(tmp_path / "other.csv", index=False)
+    other = predict_file(window_run, tmp_path / "other.csv")
+    assert not np.allclose(with_text["value"], other["value"])
+
+
+def test_bad_windows_files_are_refused_with_the_place(window_run, tmp_path):
+    frame = windows_file(tmp_path / "w.csv", with_text=False)
+    with pytest.raises(DataError, match="needs a column 'text'"):
+        predict_file(window_run, tmp_path / "w.csv")
+    frame.assign(text=["fine"] * (len(frame) - 1) + ["12"]).to_csv(tmp_path / "n.csv", index=False)
+    assert predict_file(window_run, tmp_path / "n.csv")["value"].notna().all()  # "12" is read as text
+    short = frame.assign(input_seq="[1, 2, 3]", text="x")
+    short.to_csv(tmp_path / "s.csv", index=False)
+    lookback = window_run.meta_["dims"]["lookback"]
+    with pytest.raises(DataError, match=f"'input_seq': windows of 3 values; the model reads {lookback}"):
+        predict_file(window_run, tmp_path / "s.csv")
+    frame.assign(input_seq=[frame["input_seq"][0]] + ["[1, 'a']"] * (len(frame) - 1), text="x").to_csv(
+        tmp_path / "b.csv", index=False
+    )
+    with pytest.raises(DataError, match="column 'input_seq', row 2"):
+        predict_file(window_run, tmp_path / "b.csv")
+
+
+def test_a_run_on_fixed_windows_refuses_a_series_file(window_run, tmp_path):
+    pd.DataFrame({"date": pd.date_range("2020-01-01", periods=20, freq="MS"), "value": 1.0}).to_csv(
+        tmp_path / "s.csv", index=False
+    )
+    with pytest.raises(DataError, match="trained on fixed windows with one text each: give a windows file"):
+        predict_file(window_run, tmp_path / "s.csv")
+
+
+def test_a_run_without_text_says_it_does_not_use_the_text_column(tmp_path, caplog):
+    folder = tmp_path / "no-text"
+    Estimator("mome", "mome_timemmd", model_params={**SMALL_MOME, "text": "none"}, data_params={"domain":
+              "SocialGood", "text_encoder": "none"}, training=FAST, trainer=CPU).fit(run_dir=folder)  # fmt: skip
+    windows_file(tmp_path / "w.csv")
+    with caplog.at_level(logging.WARNING):
+        table = predict_file(Estimator.load(folder), tmp_path / "w.csv")
+    assert "column 'text' is not used: this run reads no text" in caplog.text and table["value"].notna().all()
+
+
+def test_a_trend_model_names_the_class_of_each_window(tmp_path):
+    folder = tmp_path / "trend"
+    Estimator("mome", "mome_timemmd", model_params=SMALL_MOME, data_params={"domain": "SocialGood",
+              "text_encoder": "hashing", "task": "trend"}, training=FAST, trainer=CPU).fit(run_dir=folder)  # fmt: skip
+    run = Estimator.load(folder)
+    windows_file(tmp_path / "w.csv")
+    table = predict_file(run, tmp_path / "w.csv")
+    probabilities = table[["probability_down", "probability_flat", "probability_up"]].to_numpy()
+    assert probabilities.sum(axis=1) == pytest.approx(1.0, abs=1e-5)
+    assert table["prediction"].tolist() == [["down", "flat", "up"][k] for k in run.predict()]
+
+
+def dated_series(seed: int = 0) -> pd.DataFrame:
+    """Two weekly series with a note every third week (the text a forecast may see)."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for name in ("a", "b"):
+        weeks = pd.date_range("2020-01-05", periods=120, freq="W")
+        y = np.sin(np.arange(120) / 5.0) + 0.1 * rng.standard_normal(120)
+        notes = [f"{name}: week {i}, {'rising' if np.cos(i / 5.0) > 0 else 'falling'}" if i % 3 == 0 else None
+                 for i in range(120)]  # fmt: skip
+        frames.append(pd.DataFrame({"unique_id": name, "ds": weeks, "y": y, "note": notes}))
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def series_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("predict") / "csv-text"
+    data = {"lookback": LOOKBACK, "horizon": HORIZON, "text_col": "note", "text_encoder": "hashing", "text_k": 2}
+    Estimator("mome", "csv", model_params=SMALL_MOME, data_params=data, training=FAST, trainer=CPU).fit(
+        dated_series(), run_dir=folder
+    )
+    return Estimator.load(folder)
+
+
+def test_a_series_file_forecast_sees_the_texts_its_training_windows_saw(series_run, tmp_path):
+    frame = dated_series()
+    prepared = series_run.prepare_data(frame)
+    window = 0  # the first test window: series 'a', rows [test start, + lookback)
+    series_index, start = prepared.test.windows.index[window]
+    name = ["a", "b"][series_index]
+    first_forecast_row = prepared.split["rows"][name][2][0] + start + LOOKBACK
+    history = frame[frame["unique_id"] == name].iloc[:first_forecast_row]
+    history.to_csv(tmp_path / "h.csv", index=False)
+    table = predict_file(series_run, tmp_path / "h.csv")
+    expected = series_run.predict(frame)[window, :, 0]
+    assert table["y"].to_numpy() == pytest.approx(expected, abs=1e-5)
+    # a text in the visible past changes the forecast
+    changed = history.copy()
+    changed.iloc[-1, changed.columns.get_loc("note")] = "a new note, just before the forecast"
+    changed.to_csv(tmp_path / "c.csv", index=False)
+    assert not np.allclose(predict_file(series_run, tmp_path / "c.csv")["y"], table["y"])
+
+
+def test_a_series_file_without_the_text_column_is_refused(series_run, tmp_path):
+    dated_series().drop(columns="note").to_csv(tmp_path / "h.csv", index=False)
+    with pytest.raises(DataError, match="needs a text column 'note'"):
+        predict_file(series_run, tmp_path / "h.csv")
