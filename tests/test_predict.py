@@ -1,5 +1,5 @@
-"""``tsmoe predict`` with models that read text: windows files (one text per window, as the MoME paper's
-files) and series files with a dated text column (the leakage rule, as in training)."""
+"""``tsmoe predict`` and ``Estimator.forecast`` with models that read text: windows (one text per window,
+as the MoME paper's files) and series with a dated text column (the leakage rule, as in training)."""
 
 from __future__ import annotations
 
@@ -157,3 +157,20 @@ def test_a_series_file_without_the_text_column_is_refused(series_run, tmp_path):
     dated_series().drop(columns="note").to_csv(tmp_path / "h.csv", index=False)
     with pytest.raises(DataError, match="needs a text column 'note'"):
         predict_file(series_run, tmp_path / "h.csv")
+
+
+def test_forecast_of_a_frame_is_the_forecast_of_its_file(window_run, series_run, tmp_path):
+    windows = windows_file(tmp_path / "w.csv")
+    as_lists = windows.assign(input_seq=[json.loads(cell) for cell in windows["input_seq"]])
+    pd.testing.assert_frame_equal(window_run.forecast(as_lists), predict_file(window_run, tmp_path / "w.csv"))
+    series = dated_series()
+    series.to_csv(tmp_path / "s.csv", index=False)
+    from_frame, from_file = series_run.forecast(series), predict_file(series_run, tmp_path / "s.csv")
+    assert from_frame["y"].to_numpy() == pytest.approx(from_file["y"].to_numpy(), abs=1e-6)
+    assert from_frame["unique_id"].tolist() == ["a"] * HORIZON + ["b"] * HORIZON
+    assert pd.Timestamp(from_frame["ds"].iloc[0]) == series["ds"].iloc[119] + pd.Timedelta(weeks=1)
+
+
+def test_forecast_refuses_a_wide_frame_naming_the_formats(series_run):
+    with pytest.raises(DataError, match=r"the frame: give series in long format \(columns unique_id, ds, y\)"):
+        series_run.forecast(pd.DataFrame({"y": np.arange(30.0), "note": None}))

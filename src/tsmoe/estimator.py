@@ -31,6 +31,7 @@ from tsmoe.data.prepared import PreparedData, SplitChoice
 from tsmoe.data.registry import get_dataset, prepare
 from tsmoe.data.series import SeriesSet
 from tsmoe.errors import ConfigError, DataError, TrainingError
+from tsmoe.forecast import forecast_table
 from tsmoe.metrics import compute_metrics, default_monitor, probabilities
 from tsmoe.models.output import unpack
 from tsmoe.models.registry import build_model
@@ -383,6 +384,20 @@ class Estimator:
             return output.argmax(-1).numpy()
         channels = prepared.target_channels
         return prepared.scaler.inverse(output[..., channels], channels).numpy()
+
+    def forecast(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Forecasts of what comes after ``frame`` (a forecaster only): for series in long format
+        (``unique_id, ds`` and the trained columns, with the text column for a model that reads text), the
+        next ``horizon`` steps of each series as ``unique_id, step, ds`` and one column per target; for
+        windows (an ``input_seq`` column of lists, and ``text``), one forecast per row as ``row, step,
+        value``. Unlike :meth:`predict`, which scores the windows of a split, nothing here is held out
+        (see :mod:`tsmoe.forecast`)."""
+        self._check_fitted()
+        if self.meta_["input_kind"] != "window":
+            raise ConfigError(f"forecast is for runs on windows; this is a {self.meta_['task']} model: use predict")
+        if not isinstance(frame, pd.DataFrame):
+            raise DataError(f"forecast reads a pandas DataFrame, got {type(frame).__name__}")
+        return forecast_table(self, frame, "the frame")
 
     def predict_proba(
         self, data: Any = None, split: SplitChoice = "default", data_overrides: dict[str, Any] | None = None

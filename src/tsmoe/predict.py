@@ -2,15 +2,9 @@
 
 - Classifiers read a PhysioNet-format folder (``set-<x>/`` or ``.tar.gz`` beside outcomes, or a folder of
   stay files with no outcomes) and write ``record_id, probability, prediction`` per stay.
-- Forecasters read a CSV: long format (``unique_id, ds, y`` ...) or wide (a ``date`` column and the
-  trained channels). The last ``lookback`` rows of each series are forecast ``horizon`` steps ahead;
-  the output is long format: ``unique_id, step, ds`` (when the frequency can be inferred) and one column
-  per target. A model that reads text needs a ``text`` column (a csv run: its ``data.text_col``), each
-  row's text dated by its row; the forecast sees the ``text_k`` most recent texts dated before its
-  first step, as in training (the leakage rule).
-- A windows file (a column ``input_seq``: each row's ``lookback`` input values as a JSON list, and
-  ``text`` for a model that reads it, as the MoME paper's files hold them) gets one forecast per row,
-  ``row, step, value``, or for a trend model ``row, prediction, probability_down/flat/up``.
+- Forecasters read a CSV of series or of windows (:mod:`tsmoe.forecast`, which says what each holds and
+  gives back): the next ``horizon`` steps of each series, or one forecast per window; a model that reads
+  text reads it from the file's text column.
 
 With several runs (``tsmoe predict RUN RUN ... INPUT``, :func:`predict_file_ensemble`) the table is the
 same, holding the members' mean probabilities (and the class they give) or mean forecasts.
@@ -18,40 +12,17 @@ same, holding the members' mean probabilities (and the class they give) or mean 
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from tsmoe.data.benchmark_csv import read_csv_checked, wide_frame_to_series
+from tsmoe.data.benchmark_csv import read_csv_checked
 from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, IrregularSet, collate_irregular
-from tsmoe.data.long_format import from_long_dataframe
-from tsmoe.data.mome_windows import parse_number_lists
 from tsmoe.data.physionet2012 import STATIC, VARIABLES, load_physionet2012, parse_stay
-from tsmoe.data.registry import text_encoder_options
-from tsmoe.data.series import SeriesSet
-from tsmoe.data.text_windows import (
-    TREND_CLASSES,
-    TextWindowDataset,
-    collate_text_windows,
-    dated_tables,
-    encode_texts,
-    visible_text,
-)
-from tsmoe.data.windows import StandardScaler
 from tsmoe.errors import DataError
-
-log = logging.getLogger(__name__)
-
-TEXT_COLUMN = "text"  # a file's text column (a run on a csv data set reads its own data.text_col)
-WINDOW_COLUMN = "input_seq"  # a file with this column holds one window per row (the MoME paper's files)
-
-
-def reads_text(estimator) -> bool:
-    """Whether a loaded run's model reads text (it was trained with a text encoder)."""
-    return bool(estimator.meta_["dims"].get("text_dim"))
+from tsmoe.forecast import TEXT_COLUMN, forecast_table, text_column
 
 
 def _stays_without_labels(folder: Path) -> IrregularSet:
@@ -91,168 +62,6 @@ def _predict_stays(estimator, path: Path) -> pd.DataFrame:
     return frame
 
 
-def _text_setting(estimator) -> tuple[str, dict, int | None]:
-    """``(encoder, options, k)`` of a run that reads text: its encoder, and the number of dated texts a
-    forecast sees (``None`` for runs trained on fixed windows with one text each)."""
-    params = estimator.data_params()
-    return params.text_encoder, text_encoder_options(params), getattr(params, "text_k", None)
-
-
-def _text_column(estimator) -> str:
-    """The column a series file's texts are read from: the run's ``data.text_col``, else ``text``."""
-    return getattr(estimator.data_params(), "text_col", None) or TEXT_COLUMN
-
-
-def _text_cells(frame: pd.DataFrame, column: str, path: Path) -> list[str | None]:
-    """The ``column`` of ``frame`` as texts (NA: the null text); anything but a string is an error."""
-    cells = frame[column]
-    bad = cells.notna() & ~cells.map(lambda v: isinstance(v, str))
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
-        raise DataError(f"file '{path}', column '{column}', row {row}: text must be a string or empty")
-    return [v if isinstance(v, str) else None for v in cells]
-
-
-def _read_series(path: Path, frame: pd.DataFrame, channel_names: list[str], text_col: str | None) -> SeriesSet:
-    """The file's series, with each series' dated texts (``SeriesSet.texts``) when ``text_col`` is named."""
-    if {"unique_id", "ds"} <= set(frame.columns):
-        return from_long_dataframe(
-            frame, target_col=channel_names[0], covariates=tuple(channel_names[1:]), text_col=text_col,
-            source=f"file '{path}'",
-        )  # fmt: skip
-    time_col = "date" if "date" in frame.columns else None
-    missing = [c for c in channel_names if c not in frame.columns]
-    if missing:
-        raise DataError(f"file '{path}': the model needs column(s) {missing}; the file has {list(frame.columns)}")
-    data = wide_frame_to_series(
-        frame[([time_col] if time_col else []) + channel_names], path, time_col, None, path.stem
-    )
-    if text_col:
-        data.texts[path.stem] = (data.series[0].timestamps, _text_cells(frame, text_col, path))
-    return data
-
-
-def _future_stamps(stamps: np.ndarray, horizon: int) -> np.ndarray | pd.DatetimeIndex | None:
-    """The timestamps of the ``horizon`` steps after ``stamps`` (dates at the inferred frequency, or the
-    next integers), or ``None`` when dates have no inferable frequency."""
-    if np.issubdtype(stamps.dtype, np.datetime64) and len(stamps) >= 3:
-        freq = pd.infer_freq(pd.DatetimeIndex(stamps[-min(len(stamps), 50) :]))
-        return pd.date_range(stamps[-1], periods=horizon + 1, freq=freq)[1:] if freq else None
-    if np.issubdtype(stamps.dtype, np.integer):
-        return stamps[-1] + np.arange(1, horizon + 1)
-    return None
-
-
-def _predict_series(estimator, path: Path, frame: pd.DataFrame) -> pd.DataFrame:
-    """Forecast the ``horizon`` steps after the last ``lookback`` rows of each series of the file. A model
-    that reads text sees, as in training, the ``text_k`` most recent texts of the file's text column
-    dated strictly before the first forecast step (before or at the last row when no frequency can be
-    inferred)."""
-    meta = estimator.meta_
-    lookback, horizon = meta["dims"]["lookback"], meta["dims"]["horizon"]
-    if meta["task"] != "forecast":
-        raise DataError(
-            f"input '{path}': this run predicts a {meta['task']} label per window: give a windows file "
-            f"(a column '{WINDOW_COLUMN}' holding each window's {lookback} values as a JSON list)"
-        )
-    text_col = None
-    if reads_text(estimator):
-        encoder, options, k = _text_setting(estimator)
-        text_col = _text_column(estimator)
-        if k is None:
-            raise DataError(
-                f"input '{path}': this run was trained on fixed windows with one text each: give a windows file "
-                f"with columns '{WINDOW_COLUMN}' (the {lookback} input values as a JSON list) and '{TEXT_COLUMN}'"
-            )
-        if text_col not in frame.columns:
-            raise DataError(
-                f"file '{path}': this run reads text ({encoder}), so the file needs a text column '{text_col}' "
-                f"(each row's text, dated by its row; an empty cell is no text); it has {list(frame.columns)}"
-            )
-    elif TEXT_COLUMN in frame.columns:
-        log.warning("file '%s': column '%s' is not used: this run reads no text", path, TEXT_COLUMN)
-    data = _read_series(path, frame, meta["channel_names"], text_col)
-    scaler = StandardScaler.from_state(estimator.state_)
-    tables = dated_tables(data) if text_col else {}
-    items, texts, futures = [], [], []
-    for number, series in enumerate(data.series):
-        if len(series.values) < lookback:
-            raise DataError(
-                f"file '{path}', series '{series.name}': {len(series.values)} rows, the model needs {lookback}"
-            )
-        x = torch.from_numpy(scaler.transform(series.values[-lookback:]))
-        items.append({"x": x, "y": torch.zeros(horizon, x.shape[-1]), "series": torch.tensor(number)})
-        future = _future_stamps(series.timestamps, horizon)
-        futures.append(future)
-        if text_col:  # strictly before the first forecast step; with no known step, anything up to the last row
-            start = future[0] if future is not None else series.timestamps[-1] + np.timedelta64(1, "ns")
-            texts.append(visible_text(tables.get(series.name), start, k))
-    collate = None
-    if text_col:
-        table, index = encode_texts(texts, encoder, **options)
-        for item, row in zip(items, index, strict=True):
-            item["text_tokens"] = torch.from_numpy(table[row].tokens)
-            item["text_pooled"] = torch.from_numpy(table[row].pooled)
-        collate = collate_text_windows
-    channels = meta["target_channels"]
-    forecasts = estimator.predict_dataset(items, collate)
-    rows = []
-    for series, forecast, future in zip(data.series, forecasts, futures, strict=True):
-        values = scaler.inverse(forecast[:, channels], channels).numpy()
-        for step in range(horizon):
-            row = {"unique_id": series.name, "step": step + 1}
-            if future is not None:
-                row["ds"] = future[step]
-            row.update({meta["channel_names"][c]: float(values[step, j]) for j, c in enumerate(channels)})
-            rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _predict_windows(estimator, path: Path, frame: pd.DataFrame) -> pd.DataFrame:
-    """One forecast (or trend class) per row of a windows file, as the MoME paper's files hold windows:
-    ``input_seq`` (a JSON list of the ``lookback`` input values) and, for a model that reads text, that
-    window's ``text``. Rows are numbered from 1 in file order."""
-    meta = estimator.meta_
-    lookback, horizon = meta["dims"]["lookback"], meta["dims"]["horizon"]
-    if meta["dims"]["n_channels"] != 1:
-        raise DataError(
-            f"file '{path}': a windows file holds one series per row, but this run reads "
-            f"{meta['dims']['n_channels']} channels: give a series file (long or wide CSV)"
-        )
-    inputs = parse_number_lists(frame[WINDOW_COLUMN].tolist(), path, WINDOW_COLUMN)
-    if inputs.shape[1] != lookback:
-        raise DataError(
-            f"file '{path}', column '{WINDOW_COLUMN}': windows of {inputs.shape[1]} values; the model reads {lookback}"
-        )
-    table = index = None
-    if reads_text(estimator):
-        if TEXT_COLUMN not in frame.columns:
-            raise DataError(
-                f"file '{path}': this run reads text, so the file needs a column '{TEXT_COLUMN}' (each window's "
-                f"text; an empty cell is no text); it has {list(frame.columns)}"
-            )
-        encoder, options, _ = _text_setting(estimator)
-        table, index = encode_texts(_text_cells(frame, TEXT_COLUMN, path), encoder, **options)
-    elif TEXT_COLUMN in frame.columns:
-        log.warning("file '%s': column '%s' is not used: this run reads no text", path, TEXT_COLUMN)
-    scaler = StandardScaler.from_state(estimator.state_)
-    scaled = scaler.transform(inputs.reshape(-1, 1)).reshape(inputs.shape)
-    dataset = TextWindowDataset(scaled, np.zeros((len(inputs), horizon), np.float32), table, index)
-    output = estimator.predict_dataset(dataset, collate_text_windows)
-    numbers = np.arange(1, len(inputs) + 1)
-    if meta["task"] == "multiclass":  # trend: down / flat / up
-        prob = torch.softmax(output, -1).numpy()
-        out = pd.DataFrame({"row": numbers, "prediction": np.array(TREND_CLASSES)[prob.argmax(-1)]})
-        for k, name in enumerate(TREND_CLASSES):
-            out[f"probability_{name}"] = prob[:, k]
-        return out
-    values = scaler.inverse(output[..., :1], [0]).numpy()[..., 0]  # (N, horizon)
-    return pd.DataFrame(
-        {"row": np.repeat(numbers, horizon), "step": np.tile(np.arange(1, horizon + 1), len(numbers)),
-         meta["channel_names"][0]: values.reshape(-1)}
-    )  # fmt: skip
-
-
 def predict_file(estimator, path: Path) -> pd.DataFrame:
     """Predictions of a loaded :class:`~tsmoe.estimator.Estimator` for the file or folder at ``path``."""
     if not path.exists():
@@ -261,10 +70,8 @@ def predict_file(estimator, path: Path) -> pd.DataFrame:
         if not path.is_dir():
             raise DataError(f"input '{path}': a classifier of irregular series reads a PhysioNet-format folder")
         return _predict_stays(estimator, path)
-    frame = read_csv_checked(path, text_columns=(TEXT_COLUMN, _text_column(estimator)))
-    if WINDOW_COLUMN in frame.columns:
-        return _predict_windows(estimator, path, frame)
-    return _predict_series(estimator, path, frame)
+    frame = read_csv_checked(path, text_columns=(TEXT_COLUMN, text_column(estimator)))
+    return forecast_table(estimator, frame, f"file '{path}'", path)
 
 
 KEYS = ("record_id", "unique_id", "row", "step", "ds")  # the columns that name what a row predicts

@@ -36,16 +36,18 @@ class TextWindows:
         return TextWindows(self.inputs[start:stop], self.targets[start:stop], self.texts[start:stop])
 
 
-def parse_number_lists(column: list, path: Path, name: str) -> np.ndarray:
-    """A column of JSON lists of numbers, all of one length, as ``(N, length)`` float32; the first bad
-    cell is a :class:`DataError` naming the file, column and row."""
+def parse_number_lists(column: list, where: str, name: str) -> np.ndarray:
+    """A column of lists of numbers (JSON text, or lists in a frame), all of one length, as
+    ``(N, length)`` float32; the first bad cell is a :class:`DataError` naming ``where`` (``file 'x'``),
+    the column and the row."""
     rows = []
     for row, cell in enumerate(column, start=1):
-        place = f"file '{path}', column '{name}', row {row}"
+        place = f"{where}, column '{name}', row {row}"
         try:
-            values = json.loads(cell) if isinstance(cell, str) else None
+            values = json.loads(cell) if isinstance(cell, str) else cell
         except ValueError:
             values = None
+        values = values.tolist() if isinstance(values, np.ndarray) else values
         numbers = (
             isinstance(values, list)
             and values
@@ -57,9 +59,7 @@ def parse_number_lists(column: list, path: Path, name: str) -> np.ndarray:
             to_float32(np.array(values, dtype=np.float64), lambda i, place=place: f"{place}, item {i}", "value")
         )
         if len(rows[-1]) != len(rows[0]):
-            raise DataError(
-                f"file '{path}', column '{name}', row {row}: length {len(rows[-1])}, expected {len(rows[0])}"
-            )
+            raise DataError(f"{place}: length {len(rows[-1])}, expected {len(rows[0])}")
     return np.stack(rows)
 
 
@@ -79,8 +79,8 @@ def load_mome_split(domain: str, part: str, root: str | Path | None = None) -> T
         row = int(np.flatnonzero(non_string.to_numpy())[0]) + 1
         raise DataError(f"file '{path}', column 'text', row {row}: text must be a string or NA")
     return TextWindows(
-        inputs=parse_number_lists(frame["input_seq"].tolist(), path, "input_seq"),
-        targets=parse_number_lists(frame["output_seq"].tolist(), path, "output_seq"),
+        inputs=parse_number_lists(frame["input_seq"].tolist(), f"file '{path}'", "input_seq"),
+        targets=parse_number_lists(frame["output_seq"].tolist(), f"file '{path}'", "output_seq"),
         texts=tuple("" if not isinstance(t, str) else t for t in texts),
     )
 
