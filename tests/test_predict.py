@@ -85,7 +85,7 @@ def test_a_run_on_fixed_windows_refuses_a_series_file(window_run, tmp_path):
     pd.DataFrame({"date": pd.date_range("2020-01-01", periods=20, freq="MS"), "value": 1.0}).to_csv(
         tmp_path / "s.csv", index=False
     )
-    with pytest.raises(DataError, match="trained on fixed windows with one text each: give a windows file"):
+    with pytest.raises(DataError, match="with one text each: give windows, columns 'input_seq'"):
         predict_file(window_run, tmp_path / "s.csv")
 
 

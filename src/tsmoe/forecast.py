@@ -111,15 +111,14 @@ def _future_stamps(stamps: np.ndarray, horizon: int) -> np.ndarray | pd.Datetime
 def forecast_series(estimator, frame: pd.DataFrame, where: str, path: Path | None = None) -> pd.DataFrame:
     """Forecast the ``horizon`` steps after the last ``lookback`` rows of each series of ``frame`` (read
     from ``path``, if a file). A model that reads text sees, as in training, the ``text_k`` most recent
-    texts of the table's text column
-    dated strictly before the first forecast step (before or at the last row when no frequency can be
-    inferred)."""
+    texts of the table's text column dated strictly before the first forecast step (before or at the
+    last row when no frequency can be inferred)."""
     meta = estimator.meta_
     lookback, horizon = meta["dims"]["lookback"], meta["dims"]["horizon"]
     if meta["task"] != "forecast":
         raise DataError(
-            f"{where}: this run predicts a {meta['task']} label per window: give a windows file "
-            f"(a column '{WINDOW_COLUMN}' holding each window's {lookback} values as a JSON list)"
+            f"{where}: this run predicts a {meta['task']} label per window: give windows "
+            f"(a column '{WINDOW_COLUMN}' holding each window's {lookback} values as a list)"
         )
     text_col = None
     if reads_text(estimator):
@@ -127,8 +126,8 @@ def forecast_series(estimator, frame: pd.DataFrame, where: str, path: Path | Non
         text_col = text_column(estimator)
         if k is None:
             raise DataError(
-                f"{where}: this run was trained on fixed windows with one text each: give a windows file "
-                f"with columns '{WINDOW_COLUMN}' (the {lookback} input values as a JSON list) and '{TEXT_COLUMN}'"
+                f"{where}: this run was trained on fixed windows with one text each: give windows, "
+                f"columns '{WINDOW_COLUMN}' (the {lookback} input values as a list) and '{TEXT_COLUMN}'"
             )
         if text_col not in frame.columns:
             raise DataError(
