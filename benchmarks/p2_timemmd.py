@@ -74,6 +74,11 @@ ROWS: dict[str, tuple[str, list[str]]] = {
         "configs/token_fusion-mome_timemmd.yaml",
         ["model.anchor=last", "training.forecast_loss=original"],
     ),
+    # token fusion at MoME's chosen width, so that the two ways of using text are compared at one width
+    "token_fusion_d64_last_anchor_original_loss": (
+        "configs/token_fusion-mome_timemmd.yaml",
+        ["model.d_model=64", "model.anchor=last", "training.forecast_loss=original"],
+    ),
     "timemoe": ("configs/timemoe-mome_timemmd.yaml", []),
     "patchtst": ("configs/patchtst-mome_timemmd.yaml", []),
     "itransformer": ("configs/itransformer-mome_timemmd.yaml", []),
