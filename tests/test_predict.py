@@ -3,6 +3,7 @@ as the MoME paper's files) and series with a dated text column (the leakage rule
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 
@@ -14,6 +15,7 @@ from tsmoe import Estimator
 from tsmoe.cli import main
 from tsmoe.data.mome_windows import load_mome_split
 from tsmoe.errors import DataError
+from tsmoe.forecast import forecast_data_set
 from tsmoe.predict import predict_file
 
 FAST = {"max_epochs": 1, "batch_size": 32}
@@ -174,3 +176,46 @@ def test_forecast_of_a_frame_is_the_forecast_of_its_file(window_run, series_run,
 def test_forecast_refuses_a_wide_frame_naming_the_formats(series_run):
     with pytest.raises(DataError, match=r"the frame: give series in long format \(columns unique_id, ds, y\)"):
         series_run.forecast(pd.DataFrame({"y": np.arange(30.0), "note": None}))
+
+
+@pytest.fixture(scope="module")
+def time_mmd_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("predict") / "time_mmd"
+    data = {"domain": "Health_US", "lookback": 24, "horizon": 12, "text_encoder": "hashing"}
+    Estimator("mome", "time_mmd", model_params=SMALL_MOME, data_params=data, training=FAST, trainer=CPU).fit(
+        run_dir=folder
+    )
+    return folder
+
+
+def test_after_a_cut_of_its_data_set_a_run_forecasts_its_test_window(time_mmd_run):
+    run = Estimator.load(time_mmd_run)
+    params, entry = run._data_params()
+    data = entry.load(params)
+    prepared = run.prepare_data()
+    name = data.series[0].name
+    first_forecast_row = prepared.split["rows"][name][2][0] + prepared.test.windows.index[0][1] + 24
+    series = data.series[0]
+    kept = slice(0, first_forecast_row)  # every text is kept: the leakage rule must hide those after the cut
+    cut = dataclasses.replace(
+        data, series=(dataclasses.replace(series, timestamps=series.timestamps[kept], values=series.values[kept]),)
+    )
+    table = forecast_data_set(run, cut, "the cut data set")
+    assert table["OT"].to_numpy() == pytest.approx(run.predict()[0, :, 0], abs=1e-5)
+    assert pd.Timestamp(table["ds"].iloc[0]) == pd.Timestamp(series.timestamps[first_forecast_row])
+
+
+def test_predict_after_data_forecasts_what_follows_the_data_set(time_mmd_run, window_folder, tmp_path, capsys):
+    out = tmp_path / "after.csv"
+    assert main(["predict", str(time_mmd_run), "--after-data", "-o", str(out)]) == 0
+    table = pd.read_csv(out, parse_dates=["ds"])
+    run = Estimator.load(time_mmd_run)
+    params, entry = run._data_params()
+    last = pd.Timestamp(entry.load(params).series[0].timestamps[-1])
+    assert table["step"].tolist() == list(range(1, 13))
+    assert table["ds"].tolist() == [last + pd.Timedelta(weeks=k) for k in range(1, 13)]  # weekly, after the data
+    assert table["OT"].to_numpy() == pytest.approx(run.forecast()["OT"].to_numpy())
+    assert main(["predict", str(time_mmd_run), "-o", str(out)]) == 2
+    assert "needs a run folder and an input" in capsys.readouterr().err
+    assert main(["predict", str(window_folder), "--after-data", "-o", str(out)]) == 2
+    assert "holds fixed windows, not series, so nothing follows it" in capsys.readouterr().err

@@ -18,7 +18,7 @@ import logging
 import sys
 from pathlib import Path
 
-from tsmoe.errors import TsmoeError
+from tsmoe.errors import ConfigError, TsmoeError
 from tsmoe.paths import launch_rank
 
 log = logging.getLogger("tsmoe")
@@ -184,12 +184,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from tsmoe import io as run_io
     from tsmoe.ensemble import Ensemble
     from tsmoe.estimator import Estimator
-    from tsmoe.predict import predict_file, predict_file_ensemble
+    from tsmoe.predict import mean_prediction, predict_file, predict_file_ensemble
 
-    if len(args.run_dir) > 1:
-        frame = predict_file_ensemble(Ensemble.load(args.run_dir).members, Path(args.input))
+    *runs, last = args.paths
+    if args.after_data:  # every path is a run: forecast what follows each run's own data set
+        estimators = Ensemble.load(args.paths).members if len(args.paths) > 1 else [Estimator.load(last)]
+        frames = [estimator.forecast() for estimator in estimators]
+        frame = mean_prediction(frames, estimators[0].meta_["task"], "--after-data")
+    elif not runs:
+        raise ConfigError("tsmoe predict needs a run folder and an input (RUN INPUT), or --after-data")
+    elif len(runs) > 1:
+        frame = predict_file_ensemble(Ensemble.load(runs).members, Path(last))
     else:
-        frame = predict_file(Estimator.load(args.run_dir[0]), Path(args.input))
+        frame = predict_file(Estimator.load(runs[0]), Path(last))
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     run_io.write_text(out, frame.to_csv(index=False))  # atomic: a killed predict leaves no half file
@@ -288,11 +295,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=cmd_evaluate)
 
     predict = sub.add_parser("predict", help="predict from a file or folder with a saved run (or an ensemble)")
-    predict.add_argument("run_dir", nargs="+", help="one run folder, or several: their mean prediction")
     predict.add_argument(
-        "input",
-        help="PhysioNet-format folder (classifiers); CSV of series, long or wide, with a 'text' column for "
-        "a model that reads text (forecasters); or CSV of windows, 'input_seq' (+ 'text'), one per row",
+        "paths",
+        nargs="+",
+        metavar="RUN [RUN ...] INPUT",
+        help="one run folder, or several (their mean prediction), then the input: a PhysioNet-format folder "
+        "(classifiers); a CSV of series, long or wide, with a 'text' column for a model that reads text; or a "
+        "CSV of windows, 'input_seq' (+ 'text'), one per row (forecasters). With --after-data, runs only",
+    )
+    predict.add_argument(
+        "--after-data",
+        action="store_true",
+        help="forecast the horizon after each series of the run's own data set (raw Time-MMD: with its reports)",
     )
     predict.add_argument("-o", "--output", required=True, help="CSV to write")
     predict.set_defaults(func=cmd_predict)

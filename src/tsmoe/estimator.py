@@ -31,7 +31,7 @@ from tsmoe.data.prepared import PreparedData, SplitChoice
 from tsmoe.data.registry import get_dataset, prepare
 from tsmoe.data.series import SeriesSet
 from tsmoe.errors import ConfigError, DataError, TrainingError
-from tsmoe.forecast import forecast_table
+from tsmoe.forecast import forecast_data_set, forecast_table
 from tsmoe.metrics import compute_metrics, default_monitor, probabilities
 from tsmoe.models.output import unpack
 from tsmoe.models.registry import build_model
@@ -385,16 +385,22 @@ class Estimator:
         channels = prepared.target_channels
         return prepared.scaler.inverse(output[..., channels], channels).numpy()
 
-    def forecast(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Forecasts of what comes after ``frame`` (a forecaster only): for series in long format
-        (``unique_id, ds`` and the trained columns, with the text column for a model that reads text), the
-        next ``horizon`` steps of each series as ``unique_id, step, ds`` and one column per target; for
-        windows (an ``input_seq`` column of lists, and ``text``), one forecast per row as ``row, step,
-        value``. Unlike :meth:`predict`, which scores the windows of a split, nothing here is held out
-        (see :mod:`tsmoe.forecast`)."""
+    def forecast(self, frame: pd.DataFrame | None = None, data_overrides: dict[str, Any] | None = None) -> pd.DataFrame:
+        """Forecasts of what comes after ``frame``, or with no frame after the run's own data set (its whole
+        history, with ``data_overrides`` such as another ``root``; for raw Time-MMD, its dated reports). A
+        forecaster only. For series (long format: ``unique_id, ds`` and the trained columns, with the text
+        column for a model that reads text) the next ``horizon`` steps of each series, as ``unique_id,
+        step, ds`` and one column per target; for windows (an ``input_seq`` column of lists, and ``text``)
+        one forecast per row, as ``row, step, value``. Unlike :meth:`predict`, which scores the windows of
+        a split, nothing is held out (see :mod:`tsmoe.forecast`)."""
         self._check_fitted()
         if self.meta_["input_kind"] != "window":
             raise ConfigError(f"forecast is for runs on windows; this is a {self.meta_['task']} model: use predict")
+        if frame is None:
+            params, entry = self._data_params(data_overrides)
+            if entry.name == "csv" and params.root is None:
+                raise ConfigError("this run was trained on data in memory, not a file: give it, forecast(frame)")
+            return forecast_data_set(self, entry.load(params), f"data set '{entry.name}'")
         if not isinstance(frame, pd.DataFrame):
             raise DataError(f"forecast reads a pandas DataFrame, got {type(frame).__name__}")
         return forecast_table(self, frame, "the frame")

@@ -1,5 +1,6 @@
-"""Forecasts from a table (a CSV file read by ``tsmoe predict``, or a DataFrame given to
-:meth:`tsmoe.Estimator.forecast`) with a saved forecasting run.
+"""Forecasts of what follows a table (a CSV file read by ``tsmoe predict``, or a DataFrame given to
+:meth:`tsmoe.Estimator.forecast`) or a data set (the run's own, ``tsmoe predict --after-data``) with a
+saved forecasting run.
 
 - A table of series: long format (``unique_id, ds, y`` ...) or, from a file, wide (a ``date`` column and
   the trained channels). The last ``lookback`` rows of each series are forecast ``horizon`` steps ahead:
@@ -10,17 +11,22 @@
   model that reads it, as the MoME paper's files hold them): one forecast per row, ``row, step, value``,
   or for a trend model ``row, prediction, probability_down/flat/up``.
 
-``where`` (``file 'x.csv'``, ``the frame``) names the table in every error.
+- A data set as its loader gives it (raw Time-MMD with its dated reports, say): the next ``horizon``
+  steps of each series, the texts aligned as for a series table.
+
+``where`` (``file 'x.csv'``, ``the frame``, ``data set 'time_mmd'``) names the input in every error.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from pandas.tseries.frequencies import to_offset
 
 from tsmoe.data.benchmark_csv import wide_frame_to_series
 from tsmoe.data.long_format import from_long_dataframe
@@ -98,47 +104,85 @@ def _read_series(
 
 
 def _future_stamps(stamps: np.ndarray, horizon: int) -> np.ndarray | pd.DatetimeIndex | None:
-    """The timestamps of the ``horizon`` steps after ``stamps`` (dates at the inferred frequency, or the
-    next integers), or ``None`` when dates have no inferable frequency."""
+    """The timestamps of the ``horizon`` steps after ``stamps``: dates at the frequency pandas infers from
+    the last 50, else at their most common step where more than half the steps are that step (weekly data
+    with a gap, say); the next integers for integer stamps; ``None`` when neither is known."""
     if np.issubdtype(stamps.dtype, np.datetime64) and len(stamps) >= 3:
-        freq = pd.infer_freq(pd.DatetimeIndex(stamps[-min(len(stamps), 50) :]))
-        return pd.date_range(stamps[-1], periods=horizon + 1, freq=freq)[1:] if freq else None
+        recent = pd.DatetimeIndex(stamps[-min(len(stamps), 50) :])
+        with warnings.catch_warnings():  # pandas 3 warns that infer_freq will return an offset
+            warnings.simplefilter("ignore", DeprecationWarning)
+            freq = pd.infer_freq(recent)
+        if freq is not None:
+            return pd.date_range(recent[-1], periods=horizon + 1, freq=to_offset(freq))[1:]
+        steps = pd.Series(recent[1:] - recent[:-1]).value_counts()  # Timedelta -> how many times
+        if steps.iloc[0] * 2 > steps.sum():
+            return pd.DatetimeIndex([recent[-1] + steps.index[0] * k for k in range(1, horizon + 1)])
+        return None
     if np.issubdtype(stamps.dtype, np.integer):
         return stamps[-1] + np.arange(1, horizon + 1)
     return None
 
 
-def forecast_series(estimator, frame: pd.DataFrame, where: str, path: Path | None = None) -> pd.DataFrame:
-    """Forecast the ``horizon`` steps after the last ``lookback`` rows of each series of ``frame`` (read
-    from ``path``, if a file). A model that reads text sees, as in training, the ``text_k`` most recent
-    texts of the table's text column dated strictly before the first forecast step (before or at the
-    last row when no frequency can be inferred)."""
+def _dated_text_setting(estimator, where: str) -> tuple[str, dict, int] | None:
+    """``(encoder, options, k)`` for a run that reads dated text (``None`` for one that reads no text);
+    a run trained on fixed windows with one text each is refused: it reads windows, not series."""
     meta = estimator.meta_
-    lookback, horizon = meta["dims"]["lookback"], meta["dims"]["horizon"]
+    lookback = meta["dims"]["lookback"]
     if meta["task"] != "forecast":
         raise DataError(
             f"{where}: this run predicts a {meta['task']} label per window: give windows "
             f"(a column '{WINDOW_COLUMN}' holding each window's {lookback} values as a list)"
         )
-    text_col = None
-    if reads_text(estimator):
-        encoder, options, k = _text_setting(estimator)
-        text_col = text_column(estimator)
-        if k is None:
-            raise DataError(
-                f"{where}: this run was trained on fixed windows with one text each: give windows, "
-                f"columns '{WINDOW_COLUMN}' (the {lookback} input values as a list) and '{TEXT_COLUMN}'"
-            )
-        if text_col not in frame.columns:
-            raise DataError(
-                f"{where}: this run reads text ({encoder}), so it needs a text column '{text_col}' "
-                f"(each row's text, dated by its row; an empty cell is no text); it has {list(frame.columns)}"
-            )
-    elif TEXT_COLUMN in frame.columns:
+    if not reads_text(estimator):
+        return None
+    encoder, options, k = _text_setting(estimator)
+    if k is None:
+        raise DataError(
+            f"{where}: this run was trained on fixed windows with one text each: give windows, "
+            f"columns '{WINDOW_COLUMN}' (the {lookback} input values as a list) and '{TEXT_COLUMN}'"
+        )
+    return encoder, options, k
+
+
+def forecast_series(estimator, frame: pd.DataFrame, where: str, path: Path | None = None) -> pd.DataFrame:
+    """:func:`forecast_after` the series of ``frame`` (read from ``path``, if a file), with the texts of its
+    text column for a model that reads text."""
+    text = _dated_text_setting(estimator, where)
+    text_col = text_column(estimator) if text else None
+    if text_col and text_col not in frame.columns:
+        raise DataError(
+            f"{where}: this run reads text ({text[0]}), so it needs a text column '{text_col}' "
+            f"(each row's text, dated by its row; an empty cell is no text); it has {list(frame.columns)}"
+        )
+    if not text and TEXT_COLUMN in frame.columns:
         log.warning("%s: column '%s' is not used: this run reads no text", where, TEXT_COLUMN)
-    data = _read_series(frame, where, path, meta["channel_names"], text_col)
+    data = _read_series(frame, where, path, estimator.meta_["channel_names"], text_col)
+    return forecast_after(estimator, data, where, text)
+
+
+def forecast_data_set(estimator, data: object, where: str) -> pd.DataFrame:
+    """:func:`forecast_after` the series of a data set as its loader gives them (the run's own, say), with
+    the texts the loader holds for a model that reads text."""
+    if not isinstance(data, SeriesSet):
+        raise DataError(
+            f"{where}: holds fixed windows, not series, so nothing follows it: give windows to forecast "
+            f"(a column '{WINDOW_COLUMN}')"
+        )
+    text = _dated_text_setting(estimator, where)
+    if text and not data.texts:
+        raise DataError(f"{where}: this run reads text, but the data set holds none")
+    return forecast_after(estimator, data, where, text)
+
+
+def forecast_after(estimator, data: SeriesSet, where: str, text: tuple[str, dict, int] | None = None) -> pd.DataFrame:
+    """Forecast the ``horizon`` steps after the last ``lookback`` rows of each series of ``data``. With
+    ``text = (encoder, options, k)``, each forecast sees, as in training, the ``k`` most recent texts of
+    its series (``data.texts``) dated strictly before its first step (before or at the last row when no
+    frequency can be inferred). Returns ``unique_id, step, ds`` (when known) and one column per target."""
+    meta = estimator.meta_
+    lookback, horizon = meta["dims"]["lookback"], meta["dims"]["horizon"]
     scaler = StandardScaler.from_state(estimator.state_)
-    tables = dated_tables(data) if text_col else {}
+    tables = dated_tables(data) if text else {}
     items, texts, futures = [], [], []
     for number, series in enumerate(data.series):
         if len(series.values) < lookback:
@@ -147,12 +191,12 @@ def forecast_series(estimator, frame: pd.DataFrame, where: str, path: Path | Non
         items.append({"x": x, "y": torch.zeros(horizon, x.shape[-1]), "series": torch.tensor(number)})
         future = _future_stamps(series.timestamps, horizon)
         futures.append(future)
-        if text_col:  # strictly before the first forecast step; with no known step, anything up to the last row
+        if text:  # strictly before the first forecast step; with no known step, anything up to the last row
             start = future[0] if future is not None else series.timestamps[-1] + np.timedelta64(1, "ns")
-            texts.append(visible_text(tables.get(series.name), start, k))
+            texts.append(visible_text(tables.get(series.name), start, text[2]))
     collate = None
-    if text_col:
-        table, index = encode_texts(texts, encoder, **options)
+    if text:
+        table, index = encode_texts(texts, text[0], **text[1])
         for item, row in zip(items, index, strict=True):
             item["text_tokens"] = torch.from_numpy(table[row].tokens)
             item["text_pooled"] = torch.from_numpy(table[row].pooled)

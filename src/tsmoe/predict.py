@@ -80,16 +80,21 @@ KEYS = ("record_id", "unique_id", "row", "step", "ds")  # the columns that name 
 def predict_file_ensemble(estimators: list, path: Path) -> pd.DataFrame:
     """The table of :func:`predict_file` for an ensemble: each member predicts, then probabilities (or
     regression values, or forecasts) are averaged row by row; classes come from the mean probabilities."""
-    frames = [predict_file(estimator, path) for estimator in estimators]
+    return mean_prediction([predict_file(estimator, path) for estimator in estimators],
+                           estimators[0].meta_["task"], f"input '{path}'")  # fmt: skip
+
+
+def mean_prediction(frames: list[pd.DataFrame], task: str, where: str) -> pd.DataFrame:
+    """The members' tables (same rows, same columns) as one: probabilities, regression values or forecasts
+    averaged row by row, and classes taken from the mean probabilities."""
     first = frames[0]
     keys = [c for c in first.columns if c in KEYS]
     for number, frame in enumerate(frames[1:], start=1):
         if list(frame.columns) != list(first.columns) or not frame[keys].equals(first[keys]):
             raise DataError(
-                f"input '{path}': ensemble members 0 and {number} predict different rows or columns "
+                f"{where}: ensemble members 0 and {number} predict different rows or columns "
                 f"({list(first.columns)} against {list(frame.columns)})"
             )
-    task = estimators[0].meta_["task"]
     averaged = ["prediction"] if task == "regression" else [c for c in first.columns if c not in (*keys, "prediction")]
     out = first.copy()
     out[averaged] = sum(frame[averaged].to_numpy(dtype=np.float64) for frame in frames) / len(frames)
