@@ -16,7 +16,7 @@ from tsmoe.cli import main
 from tsmoe.data.mome_windows import load_mome_split
 from tsmoe.errors import DataError
 from tsmoe.forecast import forecast_data_set
-from tsmoe.predict import predict_file
+from tsmoe.predict import mean_prediction, predict_file
 
 FAST = {"max_epochs": 1, "batch_size": 32}
 CPU = {"accelerator": "cpu"}
@@ -111,6 +111,15 @@ def test_a_trend_model_names_the_class_of_each_window(tmp_path):
     probabilities = table[["probability_down", "probability_flat", "probability_up"]].to_numpy()
     assert probabilities.sum(axis=1) == pytest.approx(1.0, abs=1e-5)
     assert table["prediction"].tolist() == [["down", "flat", "up"][k] for k in run.predict()]
+
+
+def test_an_ensemble_of_trend_tables_names_the_class_of_the_mean_probabilities():
+    one = pd.DataFrame({"row": [1, 2], "prediction": ["down", "up"], "probability_down": [0.6, 0.1],
+                        "probability_flat": [0.0, 0.3], "probability_up": [0.4, 0.6]})  # fmt: skip
+    other = one.assign(prediction=["up", "up"], probability_down=[0.3, 0.1], probability_up=[0.7, 0.6])
+    mean = mean_prediction([one, other], "multiclass", "test")
+    assert mean["prediction"].tolist() == ["up", "up"]
+    assert mean["probability_down"].tolist() == pytest.approx([0.45, 0.1])
 
 
 def dated_series(seed: int = 0) -> pd.DataFrame:

@@ -103,5 +103,5 @@ def mean_prediction(frames: list[pd.DataFrame], task: str, where: str) -> pd.Dat
     elif task == "multiclass":  # class numbers, or names where the members gave names (trend windows)
         best = out[averaged].to_numpy().argmax(-1)
         names = [column.removeprefix("probability_") for column in averaged]
-        out["prediction"] = np.array(names)[best] if first["prediction"].dtype == object else best
+        out["prediction"] = best if pd.api.types.is_numeric_dtype(first["prediction"]) else np.array(names)[best]
     return out
