@@ -14,6 +14,7 @@ import pytest
 from tsmoe import Estimator
 from tsmoe.cli import main
 from tsmoe.data.mome_windows import load_mome_split
+from tsmoe.data.registry import get_dataset
 from tsmoe.errors import DataError
 from tsmoe.forecast import forecast_data_set
 from tsmoe.predict import mean_prediction, predict_file
@@ -199,8 +200,7 @@ def time_mmd_run(tmp_path_factory):
 
 def test_after_a_cut_of_its_data_set_a_run_forecasts_its_test_window(time_mmd_run):
     run = Estimator.load(time_mmd_run)
-    params, entry = run._data_params()
-    data = entry.load(params)
+    data = get_dataset("time_mmd").load(run.data_params())
     prepared = run.prepare_data()
     name = data.series[0].name
     first_forecast_row = prepared.split["rows"][name][2][0] + prepared.test.windows.index[0][1] + 24
@@ -219,8 +219,7 @@ def test_predict_after_data_forecasts_what_follows_the_data_set(time_mmd_run, wi
     assert main(["predict", str(time_mmd_run), "--after-data", "-o", str(out)]) == 0
     table = pd.read_csv(out, parse_dates=["ds"])
     run = Estimator.load(time_mmd_run)
-    params, entry = run._data_params()
-    last = pd.Timestamp(entry.load(params).series[0].timestamps[-1])
+    last = pd.Timestamp(get_dataset("time_mmd").load(run.data_params()).series[0].timestamps[-1])
     assert table["step"].tolist() == list(range(1, 13))
     assert table["ds"].tolist() == [last + pd.Timedelta(weeks=k) for k in range(1, 13)]  # weekly, after the data
     assert table["OT"].to_numpy() == pytest.approx(run.forecast()["OT"].to_numpy())
