@@ -55,11 +55,12 @@ def reads_text(estimator) -> bool:
     return bool(estimator.meta_["dims"].get("text_dim"))
 
 
-def _text_setting(estimator) -> tuple[str, dict, int | None]:
-    """``(encoder, options, k)`` of a run that reads text: its encoder, and the number of dated texts a
-    forecast sees (``None`` for runs trained on fixed windows with one text each)."""
+def _text_setting(estimator) -> tuple[str, dict, int | None, bool]:
+    """``(encoder, options, k, newest_first)`` of a run that reads text: its encoder, the number of dated
+    texts a forecast sees (``None`` for runs trained on fixed windows with one text each) and their order."""
     params = estimator.data_params()
-    return params.text_encoder, text_encoder_options(params), getattr(params, "text_k", None)
+    k, newest_first = getattr(params, "text_k", None), getattr(params, "text_newest_first", False)
+    return params.text_encoder, text_encoder_options(params), k, newest_first
 
 
 def text_column(estimator) -> str:
@@ -123,8 +124,8 @@ def _future_stamps(stamps: np.ndarray, horizon: int) -> np.ndarray | pd.Datetime
     return None
 
 
-def _dated_text_setting(estimator, where: str) -> tuple[str, dict, int] | None:
-    """``(encoder, options, k)`` for a run that reads dated text (``None`` for one that reads no text);
+def _dated_text_setting(estimator, where: str) -> tuple[str, dict, int, bool] | None:
+    """``(encoder, options, k, newest_first)`` for a run that reads dated text (``None`` for one that reads no text);
     a run trained on fixed windows with one text each is refused: it reads windows, not series."""
     meta = estimator.meta_
     lookback = meta["dims"]["lookback"]
@@ -135,13 +136,13 @@ def _dated_text_setting(estimator, where: str) -> tuple[str, dict, int] | None:
         )
     if not reads_text(estimator):
         return None
-    encoder, options, k = _text_setting(estimator)
+    encoder, options, k, newest_first = _text_setting(estimator)
     if k is None:
         raise DataError(
             f"{where}: this run was trained on fixed windows with one text each: give windows, "
             f"columns '{WINDOW_COLUMN}' (the {lookback} input values as a list) and '{TEXT_COLUMN}'"
         )
-    return encoder, options, k
+    return encoder, options, k, newest_first
 
 
 def forecast_series(estimator, frame: pd.DataFrame, where: str, path: Path | None = None) -> pd.DataFrame:
@@ -174,11 +175,14 @@ def forecast_data_set(estimator, data: object, where: str) -> pd.DataFrame:
     return forecast_after(estimator, data, where, text)
 
 
-def forecast_after(estimator, data: SeriesSet, where: str, text: tuple[str, dict, int] | None = None) -> pd.DataFrame:
+def forecast_after(
+    estimator, data: SeriesSet, where: str, text: tuple[str, dict, int, bool] | None = None
+) -> pd.DataFrame:
     """Forecast the ``horizon`` steps after the last ``lookback`` rows of each series of ``data``. With
-    ``text = (encoder, options, k)``, each forecast sees, as in training, the ``k`` most recent texts of
-    its series (``data.texts``) dated strictly before its first step (before or at the last row when no
-    frequency can be inferred). Returns ``unique_id, step, ds`` (when known) and one column per target."""
+    ``text = (encoder, options, k, newest_first)``, each forecast sees, as in training, the ``k`` most
+    recent texts of its series (``data.texts``) dated strictly before its first step (before or at the
+    last row when no frequency can be inferred), in the run's order. Returns ``unique_id, step, ds``
+    (when known) and one column per target."""
     meta = estimator.meta_
     lookback, horizon = meta["dims"]["lookback"], meta["dims"]["horizon"]
     scaler = StandardScaler.from_state(estimator.state_)
@@ -193,7 +197,7 @@ def forecast_after(estimator, data: SeriesSet, where: str, text: tuple[str, dict
         futures.append(future)
         if text:  # strictly before the first forecast step; with no known step, anything up to the last row
             start = future[0] if future is not None else series.timestamps[-1] + np.timedelta64(1, "ns")
-            texts.append(visible_text(tables.get(series.name), start, text[2]))
+            texts.append(visible_text(tables.get(series.name), start, text[2], text[3]))
     collate = None
     if text:
         table, index = encode_texts(texts, text[0], **text[1])
@@ -238,7 +242,7 @@ def forecast_windows(estimator, frame: pd.DataFrame, where: str) -> pd.DataFrame
                 f"{where}: this run reads text, so it needs a column '{TEXT_COLUMN}' (each window's "
                 f"text; an empty cell is no text); it has {list(frame.columns)}"
             )
-        encoder, options, _ = _text_setting(estimator)
+        encoder, options, _, _ = _text_setting(estimator)
         table, index = encode_texts(_text_cells(frame, TEXT_COLUMN, where), encoder, **options)
     elif TEXT_COLUMN in frame.columns:
         log.warning("%s: column '%s' is not used: this run reads no text", where, TEXT_COLUMN)

@@ -33,6 +33,16 @@ def test_a_window_sees_only_text_dated_before_its_forecast():
     assert batch["text_tokens"].shape[0] == 3 and batch["text_mask"].any()
 
 
+def test_newest_first_joins_the_same_texts_in_reverse_order():
+    data = from_long_dataframe(long_frame(), text_col="note")
+    options = {"text_encoder": "hashing", "text_k": 3, "encoder_options": {"dim": 8}}
+    oldest = prepare_forecasting(data, 5, 2, (0.5, 0.25, 0.25), **options)
+    newest = prepare_forecasting(data, 5, 2, (0.5, 0.25, 0.25), text_newest_first=True, **options)
+    assert any(text.count("\n") == 2 for text in oldest.train.texts)  # three texts seen somewhere
+    for first, second in zip(oldest.train.texts, newest.train.texts, strict=True):
+        assert second.split("\n") == first.split("\n")[::-1]
+
+
 def test_raw_time_mmd_text_respects_end_dates():
     params = TimeMMDParams(domain="Health_US", lookback=24, horizon=12, text_encoder="hashing", hashing_dim=8)
     source = get_dataset("time_mmd").load(params)

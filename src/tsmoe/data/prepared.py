@@ -148,11 +148,13 @@ def prepare_forecasting(
     text_encoder: str = "none",
     text_k: int = 4,
     encoder_options: dict | None = None,
+    text_newest_first: bool = False,
 ) -> PreparedData:
     """Chronological split of every series (by ``fractions`` or fixed row ``lengths``), z-scored with
     training rows only; windows of ``lookback`` -> ``horizon``. ``which="all"`` makes every window of
     every series a test window (with ``fitted`` statistics). With a ``text_encoder``, each window also
-    carries the ``text_k`` most recent texts of its series dated before its forecast starts (P3)."""
+    carries the ``text_k`` most recent texts of its series dated before its forecast starts (P3), joined
+    oldest first (``text_newest_first``: newest first)."""
     check_window_fits(data, lookback, horizon)
     if text_encoder != "none" and not data.texts:
         raise DataError(
@@ -187,7 +189,9 @@ def prepare_forecasting(
     text_dim = 0
     if text_encoder != "none":
         parts = [
-            AlignedTextWindows(part, data, [r[i] for r in ranges], text_k, text_encoder, **(encoder_options or {}))
+            AlignedTextWindows(
+                part, data, [r[i] for r in ranges], text_k, text_encoder, text_newest_first, **(encoder_options or {})
+            )
             for i, part in enumerate(parts)
         ]
         text_dim = next((len(p.table[0].pooled) for p in parts if p.table), 0)

@@ -61,6 +61,7 @@ class ForecastParams:
     metrics_scale: Literal["scaled", "original"] = "original"
     text_encoder: Literal["none", "minilm", "hashing"] = "none"  # windows carry text when the data has it
     text_k: int = 4  # a window sees the k most recent texts dated before its forecast starts
+    text_newest_first: bool = False  # join them newest first, so the encoder's length limit cuts the oldest
     hashing_dim: int = 64  # width of the hashing encoder (text_encoder: hashing)
 
 
@@ -240,8 +241,9 @@ def prepare(
             params.scale,
             fitted,
             which,
-            params.text_encoder,
-            params.text_k,
-            text_encoder_options(params),
+            text_encoder=params.text_encoder,
+            text_k=params.text_k,
+            encoder_options=text_encoder_options(params),
+            text_newest_first=params.text_newest_first,
         )
     raise DataError(f"cannot prepare a {type(source).__name__}: expected an IrregularSet or a SeriesSet")

@@ -90,13 +90,14 @@ class AlignedTextWindows(Dataset):
 
     The text of a window whose first forecast step is at time ``t`` is the ``k`` most recent texts of its
     series dated strictly before ``t`` (:meth:`DatedTexts.before`, the one place the rule lives), joined
-    oldest first, one per line; a window with none visible gets the null text.
+    one per line, oldest first (``newest_first``: newest first, so that an encoder's length limit cuts
+    the oldest); a window with none visible gets the null text.
     """
 
     def __init__(self, windows: WindowDataset, data: SeriesSet, ranges: list[tuple[int, int]], k: int,
-                 encoder: str, **options) -> None:  # fmt: skip
+                 encoder: str, newest_first: bool = False, **options) -> None:  # fmt: skip
         self.windows = windows
-        self.texts = window_texts(data, windows, ranges, k)
+        self.texts = window_texts(data, windows, ranges, k, newest_first)
         self.table, self.index = encode_texts(self.texts, encoder, **options)
 
     def __len__(self) -> int:
@@ -121,22 +122,25 @@ def dated_tables(data: SeriesSet) -> dict[str, DatedTexts]:
     return tables
 
 
-def visible_text(table: DatedTexts | None, forecast_start: object, k: int) -> str:
+def visible_text(table: DatedTexts | None, forecast_start: object, k: int, newest_first: bool = False) -> str:
     """The text a forecast starting at ``forecast_start`` may see: the ``k`` most recent texts dated
-    strictly before it, oldest first, one per line ('' for none)."""
+    strictly before it, one per line, oldest first or ``newest_first`` ('' for none)."""
     if table is None:
         return ""
-    return "\n".join(table.before(np.asarray(forecast_start).astype("datetime64[ns]"), k))
+    texts = table.before(np.asarray(forecast_start).astype("datetime64[ns]"), k)
+    return "\n".join(reversed(texts) if newest_first else texts)
 
 
-def window_texts(data: SeriesSet, windows: WindowDataset, ranges: list[tuple[int, int]], k: int) -> list[str]:
+def window_texts(
+    data: SeriesSet, windows: WindowDataset, ranges: list[tuple[int, int]], k: int, newest_first: bool = False
+) -> list[str]:
     """The visible text of every window of ``windows`` (whose series ``i`` covers rows ``ranges[i]``)."""
     tables = dated_tables(data)
     out = []
     for series_index, start in windows.index:
         series = data.series[series_index]
         first_forecast_row = ranges[series_index][0] + start + windows.lookback
-        out.append(visible_text(tables.get(series.name), series.timestamps[first_forecast_row], k))
+        out.append(visible_text(tables.get(series.name), series.timestamps[first_forecast_row], k, newest_first))
     return out
 
 
