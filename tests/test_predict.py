@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import tsmoe.forecast
 from tsmoe import Estimator
 from tsmoe.cli import main
 from tsmoe.data.mome_windows import load_mome_split
@@ -136,17 +137,22 @@ def dated_series(seed: int = 0) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-@pytest.fixture(scope="module")
-def series_run(tmp_path_factory):
+@pytest.fixture(scope="module", params=[False, True], ids=["oldest_first", "newest_first"])
+def series_run(tmp_path_factory, request):
     folder = tmp_path_factory.mktemp("predict") / "csv-text"
-    data = {"lookback": LOOKBACK, "horizon": HORIZON, "text_col": "note", "text_encoder": "hashing", "text_k": 2}
+    data = {"lookback": LOOKBACK, "horizon": HORIZON, "text_col": "note", "text_encoder": "hashing", "text_k": 2,
+            "text_newest_first": request.param}  # fmt: skip
     Estimator("mome", "csv", model_params=SMALL_MOME, data_params=data, training=FAST, trainer=CPU).fit(
         dated_series(), run_dir=folder
     )
     return Estimator.load(folder)
 
 
-def test_a_series_file_forecast_sees_the_texts_its_training_windows_saw(series_run, tmp_path):
+def test_a_series_file_forecast_sees_the_texts_its_training_windows_saw(series_run, tmp_path, monkeypatch):
+    encoded: list[str] = []  # the texts the forecast encodes (the encoder is order-blind, so check the text)
+    real_encode = tsmoe.forecast.encode_texts
+    monkeypatch.setattr(tsmoe.forecast, "encode_texts", lambda texts, *a, **k: encoded.extend(texts) or
+                        real_encode(texts, *a, **k))  # fmt: skip
     frame = dated_series()
     prepared = series_run.prepare_data(frame)
     window = 0  # the first test window: series 'a', rows [test start, + lookback)
@@ -158,6 +164,7 @@ def test_a_series_file_forecast_sees_the_texts_its_training_windows_saw(series_r
     table = predict_file(series_run, tmp_path / "h.csv")
     expected = series_run.predict(frame)[window, :, 0]
     assert table["y"].to_numpy() == pytest.approx(expected, abs=1e-5)
+    assert encoded == [prepared.test.texts[window]] and encoded[0].count("\n") == 1  # two notes, in order
     # a text in the visible past changes the forecast
     changed = history.copy()
     changed.iloc[-1, changed.columns.get_loc("note")] = "a new note, just before the forecast"
