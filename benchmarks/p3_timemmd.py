@@ -13,6 +13,8 @@ horizon alone, for a cheap search):
     python benchmarks/p3_timemmd.py --validation --out benchmarks/results/search/p3-text_dropout0.5.json \
         --against benchmarks/results/p3-timemmd.json
 
+``--text-lengths`` tables, per domain, the share of windows whose text is longer than MiniLM reads.
+
 Each run is ``tsmoe train RECIPE --set data.domain=D --set data.lookback=L --set data.horizon=H --set
 seed=S [--set ...]``; lookback and horizons follow each domain's frequency as P3 fixes them. Metrics are
 MSE/MAE on the z-scored scale (training statistics). The JSON is rewritten after every run; a stopped run
@@ -32,7 +34,9 @@ from pathlib import Path
 from results_file import locked  # benchmarks/ is the script's folder, so on sys.path
 
 from tsmoe.config import load_config
+from tsmoe.data.registry import TimeMMDParams, get_dataset, prepare
 from tsmoe.estimator import Estimator
+from tsmoe.text.encoders import MiniLMEncoder
 
 FREQUENCY = {"Climate": "weekly", "Energy": "weekly", "Health_AFR": "weekly", "Health_US": "weekly",
              "Environment": "daily", "Security": "monthly", "SocialGood": "monthly"}  # fmt: skip
@@ -126,6 +130,22 @@ def table(payload: dict, score: str = "test") -> str:
     return "\n".join(lines)
 
 
+def text_lengths(domains: list[str]) -> str:
+    """Per domain, at its shortest horizon: the share of windows (all three parts) whose visible text
+    is longer than MiniLM reads (its ``max_tokens`` word pieces), so that the end of the newest fact
+    is cut when the facts are joined oldest first."""
+    encoder = MiniLMEncoder()
+    lines = [f"| domain, horizon | windows | longer than {encoder.max_tokens} word pieces |", "|---|---|---|"]
+    for domain in domains:
+        lookback, horizons = WINDOWS[FREQUENCY[domain]]
+        params = TimeMMDParams(domain=domain, lookback=lookback, horizon=horizons[0], text_encoder="hashing")
+        prepared = prepare(params, get_dataset("time_mmd").load(params), 0)
+        texts = [text for part in (prepared.train, prepared.val, prepared.test) for text in part.texts]
+        over = sum(n > encoder.max_tokens for n in encoder.token_counts(texts))
+        lines.append(f"| {domain} {horizons[0]} | {len(texts)} | {over / len(texts):.1%} |")
+    return "\n".join(lines)
+
+
 def against(payload: dict, base: dict) -> str:
     """Per row: the geometric mean, over the runs both files hold, of this file's best validation loss
     divided by the base file's (a scale-free summary across domains; below 1 means lower loss)."""
@@ -151,10 +171,14 @@ def main() -> None:
                         help="overrides for every row (e.g. model.anchor=last)")  # fmt: skip
     parser.add_argument("--first-horizon", action="store_true", help="each domain's shortest horizon only")
     parser.add_argument("--table", action="store_true")
+    parser.add_argument("--text-lengths", action="store_true", help="how many windows' text MiniLM cuts")
     parser.add_argument("--validation", action="store_true", help="table the best validation loss instead")
     parser.add_argument("--against", metavar="JSON", help="with --validation: the ratio of validation losses to "
                         "the same runs in this file (e.g. benchmarks/results/p3-timemmd.json)")  # fmt: skip
     args = parser.parse_args()
+    if args.text_lengths:
+        print(text_lengths(args.domains))
+        return
     if args.table or args.validation:
         payload = json.loads(Path(args.out).read_text())
         print(table(payload, "val" if args.validation else "test"))

@@ -10,7 +10,6 @@ saved forecasting run.
 - A table of windows (a column ``input_seq``: each row's ``lookback`` input values, and ``text`` for a
   model that reads it, as the MoME paper's files hold them): one forecast per row, ``row, step, value``,
   or for a trend model ``row, prediction, probability_down/flat/up``.
-
 - A data set as its loader gives it (raw Time-MMD with its dated reports, say): the next ``horizon``
   steps of each series, the texts aligned as for a series table.
 
@@ -22,6 +21,7 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,7 @@ from pandas.tseries.frequencies import to_offset
 from tsmoe.data.benchmark_csv import wide_frame_to_series
 from tsmoe.data.long_format import from_long_dataframe
 from tsmoe.data.mome_windows import parse_number_lists
+from tsmoe.data.parsing import check_texts_column
 from tsmoe.data.registry import text_encoder_options
 from tsmoe.data.series import SeriesSet
 from tsmoe.data.text_windows import (
@@ -50,17 +51,26 @@ TEXT_COLUMN = "text"  # a file's text column (a run on a csv data set reads its 
 WINDOW_COLUMN = "input_seq"  # a file with this column holds one window per row (the MoME paper's files)
 
 
+class TextSetting(NamedTuple):
+    """How a run reads text: its encoder and the encoder's options, and for dated text the ``k`` most
+    recent texts a forecast sees (``None`` for runs trained on fixed windows with one text each) and
+    their order."""
+
+    encoder: str
+    options: dict
+    k: int | None
+    newest_first: bool
+
+
 def reads_text(estimator) -> bool:
     """Whether a loaded run's model reads text (it was trained with a text encoder)."""
     return bool(estimator.meta_["dims"].get("text_dim"))
 
 
-def _text_setting(estimator) -> tuple[str, dict, int | None, bool]:
-    """``(encoder, options, k, newest_first)`` of a run that reads text: its encoder, the number of dated
-    texts a forecast sees (``None`` for runs trained on fixed windows with one text each) and their order."""
+def _text_setting(estimator) -> TextSetting:
     params = estimator.data_params()
-    k, newest_first = getattr(params, "text_k", None), getattr(params, "text_newest_first", False)
-    return params.text_encoder, text_encoder_options(params), k, newest_first
+    return TextSetting(params.text_encoder, text_encoder_options(params), getattr(params, "text_k", None),
+                       getattr(params, "text_newest_first", False))  # fmt: skip
 
 
 def text_column(estimator) -> str:
@@ -71,10 +81,7 @@ def text_column(estimator) -> str:
 def _text_cells(frame: pd.DataFrame, column: str, where: str) -> list[str | None]:
     """The ``column`` of ``frame`` as texts (NA: the null text); anything but a string is an error."""
     cells = frame[column]
-    bad = cells.notna() & ~cells.map(lambda v: isinstance(v, str))
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
-        raise DataError(f"{where}, column '{column}', row {row}: text must be a string or empty")
+    check_texts_column(cells, lambda i: f"{where}, column '{column}', row {i + 1}")
     return [v if isinstance(v, str) else None for v in cells]
 
 
@@ -124,9 +131,9 @@ def _future_stamps(stamps: np.ndarray, horizon: int) -> np.ndarray | pd.Datetime
     return None
 
 
-def _dated_text_setting(estimator, where: str) -> tuple[str, dict, int, bool] | None:
-    """``(encoder, options, k, newest_first)`` for a run that reads dated text (``None`` for one that reads no text);
-    a run trained on fixed windows with one text each is refused: it reads windows, not series."""
+def _dated_text_setting(estimator, where: str) -> TextSetting | None:
+    """The text setting of a run that reads dated text (``None`` for one that reads no text); a run trained
+    on fixed windows with one text each is refused: it reads windows, not series."""
     meta = estimator.meta_
     lookback = meta["dims"]["lookback"]
     if meta["task"] != "forecast":
@@ -136,13 +143,13 @@ def _dated_text_setting(estimator, where: str) -> tuple[str, dict, int, bool] | 
         )
     if not reads_text(estimator):
         return None
-    encoder, options, k, newest_first = _text_setting(estimator)
-    if k is None:
+    setting = _text_setting(estimator)
+    if setting.k is None:
         raise DataError(
             f"{where}: this run was trained on fixed windows with one text each: give windows, "
             f"columns '{WINDOW_COLUMN}' (the {lookback} input values as a list) and '{TEXT_COLUMN}'"
         )
-    return encoder, options, k, newest_first
+    return setting
 
 
 def forecast_series(estimator, frame: pd.DataFrame, where: str, path: Path | None = None) -> pd.DataFrame:
@@ -152,7 +159,7 @@ def forecast_series(estimator, frame: pd.DataFrame, where: str, path: Path | Non
     text_col = text_column(estimator) if text else None
     if text_col and text_col not in frame.columns:
         raise DataError(
-            f"{where}: this run reads text ({text[0]}), so it needs a text column '{text_col}' "
+            f"{where}: this run reads text ({text.encoder}), so it needs a text column '{text_col}' "
             f"(each row's text, dated by its row; an empty cell is no text); it has {list(frame.columns)}"
         )
     if not text and TEXT_COLUMN in frame.columns:
@@ -175,14 +182,12 @@ def forecast_data_set(estimator, data: object, where: str) -> pd.DataFrame:
     return forecast_after(estimator, data, where, text)
 
 
-def forecast_after(
-    estimator, data: SeriesSet, where: str, text: tuple[str, dict, int, bool] | None = None
-) -> pd.DataFrame:
-    """Forecast the ``horizon`` steps after the last ``lookback`` rows of each series of ``data``. With
-    ``text = (encoder, options, k, newest_first)``, each forecast sees, as in training, the ``k`` most
-    recent texts of its series (``data.texts``) dated strictly before its first step (before or at the
-    last row when no frequency can be inferred), in the run's order. Returns ``unique_id, step, ds``
-    (when known) and one column per target."""
+def forecast_after(estimator, data: SeriesSet, where: str, text: TextSetting | None = None) -> pd.DataFrame:
+    """Forecast the ``horizon`` steps after the last ``lookback`` rows of each series of ``data``. With a
+    ``text`` setting, each forecast sees, as in training, the ``text.k`` most recent texts of its series
+    (``data.texts``) dated strictly before its first step (before or at the last row when no frequency
+    can be inferred), in the run's order. Returns ``unique_id, step, ds`` (when known) and one column per
+    target."""
     meta = estimator.meta_
     lookback, horizon = meta["dims"]["lookback"], meta["dims"]["horizon"]
     scaler = StandardScaler.from_state(estimator.state_)
@@ -197,10 +202,10 @@ def forecast_after(
         futures.append(future)
         if text:  # strictly before the first forecast step; with no known step, anything up to the last row
             start = future[0] if future is not None else series.timestamps[-1] + np.timedelta64(1, "ns")
-            texts.append(visible_text(tables.get(series.name), start, text[2], text[3]))
+            texts.append(visible_text(tables.get(series.name), start, text.k, text.newest_first))
     collate = None
     if text:
-        table, index = encode_texts(texts, text[0], **text[1])
+        table, index = encode_texts(texts, text.encoder, **text.options)
         for item, row in zip(items, index, strict=True):
             item["text_tokens"] = torch.from_numpy(table[row].tokens)
             item["text_pooled"] = torch.from_numpy(table[row].pooled)
@@ -242,8 +247,8 @@ def forecast_windows(estimator, frame: pd.DataFrame, where: str) -> pd.DataFrame
                 f"{where}: this run reads text, so it needs a column '{TEXT_COLUMN}' (each window's "
                 f"text; an empty cell is no text); it has {list(frame.columns)}"
             )
-        encoder, options, _, _ = _text_setting(estimator)
-        table, index = encode_texts(_text_cells(frame, TEXT_COLUMN, where), encoder, **options)
+        setting = _text_setting(estimator)
+        table, index = encode_texts(_text_cells(frame, TEXT_COLUMN, where), setting.encoder, **setting.options)
     elif TEXT_COLUMN in frame.columns:
         log.warning("%s: column '%s' is not used: this run reads no text", where, TEXT_COLUMN)
     scaler = StandardScaler.from_state(estimator.state_)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from tsmoe.data.benchmark_csv import read_csv_checked
-from tsmoe.data.parsing import to_float32
+from tsmoe.data.parsing import check_texts_column, to_float32
 from tsmoe.errors import DataError
 from tsmoe.paths import shipped_data_dir
 
@@ -74,10 +74,7 @@ def load_mome_split(domain: str, part: str, root: str | Path | None = None) -> T
         if column not in frame.columns:
             raise DataError(f"file '{path}': column '{column}' is missing; columns {list(frame.columns)}")
     texts = frame["text"]
-    non_string = texts.notna() & ~texts.map(lambda v: isinstance(v, str))
-    if non_string.any():
-        row = int(np.flatnonzero(non_string.to_numpy())[0]) + 1
-        raise DataError(f"file '{path}', column 'text', row {row}: text must be a string or NA")
+    check_texts_column(texts, lambda i: f"file '{path}', column 'text', row {i + 1}")
     return TextWindows(
         inputs=parse_number_lists(frame["input_seq"].tolist(), f"file '{path}'", "input_seq"),
         targets=parse_number_lists(frame["output_seq"].tolist(), f"file '{path}'", "output_seq"),

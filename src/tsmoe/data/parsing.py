@@ -1,4 +1,5 @@
-"""Checks every loader shares: numbers that fit float32, and dates parsed one way, each naming the row.
+"""Checks every loader shares: numbers that fit float32, dates parsed one way, and text columns that
+hold strings, each naming the row.
 
 ``location(position)`` formats where a bad value is (``file 'x.csv', column 'y', row 3``), so each
 loader keeps its own wording of places while the rules stay in one place.
@@ -37,6 +38,13 @@ def to_float32(values: np.ndarray, location: Callable[[int], str], role: str = "
     """:func:`check_float32`, then the cast (which can then neither overflow nor warn)."""
     check_float32(values, location, role)
     return np.asarray(values, dtype=np.float64).astype(np.float32)
+
+
+def check_texts_column(cells: pd.Series, location: Callable[[int], str]) -> None:
+    """Every cell is a string or NA (the null text); else a :class:`DataError` at the first other one."""
+    bad = cells.notna() & ~cells.map(lambda value: isinstance(value, str))
+    if bad.any():
+        raise DataError(f"{location(int(np.flatnonzero(bad.to_numpy())[0]))}: text must be a string or NA")
 
 
 def parse_dates(raw: pd.Series, location: Callable[[int], str]) -> np.ndarray:

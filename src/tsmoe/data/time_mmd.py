@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from tsmoe.data.benchmark_csv import read_csv_checked
-from tsmoe.data.parsing import check_float32, parse_dates
+from tsmoe.data.parsing import check_float32, check_texts_column, parse_dates
 from tsmoe.data.series import Series, SeriesSet
 from tsmoe.data.text import DatedTexts
 from tsmoe.errors import DataError
@@ -140,10 +140,7 @@ def _read_texts(root: Path, domain: str) -> pd.DataFrame:
             parse_dates(frame["end_date"], lambda i, path=path: f"file '{path}', column 'end_date', row {i + 1}")
         )
         fact = frame["fact"]
-        non_string = fact.notna() & ~fact.map(lambda v: isinstance(v, str))
-        if non_string.any():
-            row = int(np.flatnonzero(non_string.to_numpy())[0]) + 1
-            raise DataError(f"file '{path}', column 'fact', row {row}: text must be a string or NA")
+        check_texts_column(fact, lambda i, path=path: f"file '{path}', column 'fact', row {i + 1}")
         frames.append(pd.DataFrame({"end_date": end, "fact": fact, "source": source}))
     if not frames:
         return pd.DataFrame({"end_date": pd.Series(dtype="datetime64[ns]"), "fact": [], "source": []})

@@ -138,13 +138,18 @@ class MiniLMEncoder(TextEncoder):
         model = AutoModel.from_pretrained(path, local_files_only=True).to(self.device).eval()
         return tokenizer, model
 
+    def token_counts(self, texts: list[str]) -> list[int]:
+        """Word pieces per text, ``[CLS]`` and ``[SEP]`` included: above ``max_tokens``, a text is cut."""
+        tokenizer, _ = self._model
+        return [len(ids) for ids in tokenizer(texts, add_special_tokens=True)["input_ids"]]
+
     @torch.no_grad()
     def _encode(self, texts: list[str]) -> list[EncodedText]:
         tokenizer, model = self._model
         out, truncated, longest = [], 0, 0
         for start in range(0, len(texts), self.batch_size):
             chunk = texts[start : start + self.batch_size]
-            lengths = [len(ids) for ids in tokenizer(chunk, add_special_tokens=True)["input_ids"]]
+            lengths = self.token_counts(chunk)
             over = [n for n in lengths if n > self.max_tokens]
             truncated, longest = truncated + len(over), max([longest, *over])
             batch = tokenizer(chunk, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt")
