@@ -13,7 +13,8 @@ horizon alone, for a cheap search):
     python benchmarks/p3_timemmd.py --validation --out benchmarks/results/search/p3-text_dropout0.5.json \
         --against benchmarks/results/p3-timemmd.json
 
-``--text-lengths`` tables, per domain, the share of windows whose text is longer than MiniLM reads.
+``--text-lengths`` tables, per domain, the share of windows whose joined text is longer than MiniLM reads,
+and the share of facts that are longer alone.
 
 Each run is ``tsmoe train RECIPE --set data.domain=D --set data.lookback=L --set data.horizon=H --set
 seed=S [--set ...]``; lookback and horizons follow each domain's frequency as P3 fixes them. Metrics are
@@ -35,6 +36,7 @@ from results_file import locked  # benchmarks/ is the script's folder, so on sys
 
 from tsmoe.config import load_config
 from tsmoe.data.registry import TimeMMDParams, get_dataset, prepare
+from tsmoe.data.text_windows import dated_tables
 from tsmoe.estimator import Estimator
 from tsmoe.text.encoders import MiniLMEncoder
 
@@ -131,18 +133,25 @@ def table(payload: dict, score: str = "test") -> str:
 
 
 def text_lengths(domains: list[str]) -> str:
-    """Per domain, at its shortest horizon: the share of windows (all three parts) whose visible text
-    is longer than MiniLM reads (its ``max_tokens`` word pieces), so that the end of the newest fact
-    is cut when the facts are joined oldest first."""
+    """Per domain, at its shortest horizon: the share of windows (all three parts) whose visible text,
+    its facts joined, is longer than MiniLM reads (its ``max_tokens`` word pieces), so that the end of the
+    newest fact is cut when the facts are joined oldest first; and the share of the domain's facts that
+    are longer alone, the only text ``data.text_each_fact`` cuts."""
     encoder = MiniLMEncoder()
-    lines = [f"| domain, horizon | windows | longer than {encoder.max_tokens} word pieces |", "|---|---|---|"]
+    limit = encoder.max_tokens
+    lines = [f"| domain, horizon | windows | joined, longer than {limit} word pieces | facts | a fact alone, "
+             f"longer than {limit} |", "|---|---|---|---|---|"]  # fmt: skip
     for domain in domains:
         lookback, horizons = WINDOWS[FREQUENCY[domain]]
         params = TimeMMDParams(domain=domain, lookback=lookback, horizon=horizons[0], text_encoder="hashing")
-        prepared = prepare(params, get_dataset("time_mmd").load(params), 0)
+        source = get_dataset("time_mmd").load(params)
+        prepared = prepare(params, source, 0)
         texts = [text for part in (prepared.train, prepared.val, prepared.test) for text in part.texts]
-        over = sum(n > encoder.max_tokens for n in encoder.token_counts(texts))
-        lines.append(f"| {domain} {horizons[0]} | {len(texts)} | {over / len(texts):.1%} |")
+        over = sum(n > limit for n in encoder.token_counts(texts))
+        facts = sorted({fact for table in dated_tables(source).values() for fact in table.texts})
+        long_facts = sum(n > limit for n in encoder.token_counts(facts))
+        lines.append(f"| {domain} {horizons[0]} | {len(texts)} | {over / len(texts):.1%} | {len(facts)} | "
+                     f"{long_facts / len(facts):.1%} |")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -98,6 +98,11 @@ def test_members_tested_on_different_items_are_refused(two_seeds, small_physione
 def test_an_ensemble_of_one_or_of_different_tasks_is_refused(two_seeds, tmp_path):
     with pytest.raises(ConfigError, match="at least two fitted runs, got 1"):
         Ensemble.load(two_seeds[:1])
+    with pytest.raises(ConfigError, match="is given twice"):  # the same run, spelled two ways
+        Ensemble.load([two_seeds[0], two_seeds[1], two_seeds[1].parent / ".." / two_seeds[1].parent.name / "s0"])
+    one = Estimator.load(two_seeds[0])
+    with pytest.raises(ConfigError, match="are the same estimator"):
+        Ensemble([one, one])
     forecaster = Estimator(
         "dlinear",
         "etth1",
@@ -153,6 +158,9 @@ def test_predict_with_several_runs_writes_the_mean_probability(two_seeds, other_
     for name, runs in (("a", two_seeds[:1]), ("b", two_seeds[1:]), ("ab", two_seeds)):
         assert main(["predict", *map(str, runs), str(other_physionet), "-o", str(tmp_path / f"{name}.csv")]) == 0
     a, b, ab = (pd.read_csv(tmp_path / f"{name}.csv") for name in ("a", "b", "ab"))
+    twice = tmp_path / "twice.csv"  # a run named twice would weigh double: refused, nothing written
+    assert main(["predict", str(two_seeds[0]), str(two_seeds[0]), str(other_physionet), "-o", str(twice)]) == 2
+    assert not twice.exists()
     assert list(ab.columns) == ["record_id", "probability", "prediction"] and ab["record_id"].equals(a["record_id"])
     np.testing.assert_allclose(ab["probability"], (a["probability"] + b["probability"]) / 2, atol=1e-7)
     assert (ab["prediction"] == (ab["probability"] >= 0.5)).all()

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import tsmoe.forecast
+import tsmoe.data.text_windows
 from tsmoe import Estimator
 from tsmoe.cli import main
 from tsmoe.data.mome_windows import load_mome_split
@@ -137,11 +137,14 @@ def dated_series(seed: int = 0) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["oldest_first", "newest_first"])
+TEXT_ORDERS = {"oldest_first": {}, "newest_first": {"text_newest_first": True}, "each_fact": {"text_each_fact": True}}
+
+
+@pytest.fixture(scope="module", params=list(TEXT_ORDERS))
 def series_run(tmp_path_factory, request):
     folder = tmp_path_factory.mktemp("predict") / "csv-text"
     data = {"lookback": LOOKBACK, "horizon": HORIZON, "text_col": "note", "text_encoder": "hashing", "text_k": 2,
-            "text_newest_first": request.param}  # fmt: skip
+            **TEXT_ORDERS[request.param]}  # fmt: skip
     Estimator("mome", "csv", model_params=SMALL_MOME, data_params=data, training=FAST, trainer=CPU).fit(
         dated_series(), run_dir=folder
     )
@@ -150,8 +153,8 @@ def series_run(tmp_path_factory, request):
 
 def test_a_series_file_forecast_sees_the_texts_its_training_windows_saw(series_run, tmp_path, monkeypatch):
     encoded: list[str] = []  # the texts the forecast encodes (the encoder is order-blind, so check the text)
-    real_encode = tsmoe.forecast.encode_texts
-    monkeypatch.setattr(tsmoe.forecast, "encode_texts", lambda texts, *a, **k: encoded.extend(texts) or
+    real_encode = tsmoe.data.text_windows.encode_texts
+    monkeypatch.setattr(tsmoe.data.text_windows, "encode_texts", lambda texts, *a, **k: encoded.extend(texts) or
                         real_encode(texts, *a, **k))  # fmt: skip
     frame = dated_series()
     prepared = series_run.prepare_data(frame)
@@ -161,10 +164,14 @@ def test_a_series_file_forecast_sees_the_texts_its_training_windows_saw(series_r
     first_forecast_row = prepared.split["rows"][name][2][0] + start + LOOKBACK
     history = frame[frame["unique_id"] == name].iloc[:first_forecast_row]
     history.to_csv(tmp_path / "h.csv", index=False)
+    encoded.clear()  # preparing the data above encoded the windows' texts too
     table = predict_file(series_run, tmp_path / "h.csv")
+    forecast_encoded = list(encoded)
     expected = series_run.predict(frame)[window, :, 0]
     assert table["y"].to_numpy() == pytest.approx(expected, abs=1e-5)
-    assert encoded == [prepared.test.texts[window]] and encoded[0].count("\n") == 1  # two notes, in order
+    two_notes = prepared.test.texts[window].split("\n")  # in the run's order
+    assert len(two_notes) == 2
+    assert forecast_encoded == (two_notes if series_run.data_params().text_each_fact else ["\n".join(two_notes)])
     # a text in the visible past changes the forecast
     changed = history.copy()
     changed.iloc[-1, changed.columns.get_loc("note")] = "a new note, just before the forecast"

@@ -42,13 +42,27 @@ class Ensemble:
 
     @classmethod
     def load(cls, run_dirs: Sequence[str | Path]) -> Ensemble:
-        """The ensemble of the runs saved in ``run_dirs`` (see :meth:`Estimator.load`)."""
+        """The ensemble of the runs saved in ``run_dirs`` (see :meth:`Estimator.load`); a folder named twice
+        is refused, since it would silently count that run twice in the mean."""
+        seen: dict[Path, str] = {}
+        for folder in run_dirs:
+            resolved = Path(folder).resolve()
+            if resolved in seen:
+                raise ConfigError(
+                    f"ensemble: the run folder {folder} is given twice (also as {seen[resolved]}); "
+                    "name each run once, or the mean would weigh it double"
+                )
+            seen[resolved] = str(folder)
         return cls([Estimator.load(folder) for folder in run_dirs], names=[str(folder) for folder in run_dirs])
 
     def _check_members(self) -> None:
         """Refuse, before any tensor work, members that cannot score the same items the same way."""
         if len(self.members) < 2:
             raise ConfigError(f"an ensemble needs at least two fitted runs, got {len(self.members)}")
+        for i, member in enumerate(self.members):
+            for j in range(i):
+                if self.members[j] is member:
+                    raise ConfigError(f"ensemble: {self.names[j]} and {self.names[i]} are the same estimator")
         for name, member in zip(self.names, self.members, strict=True):
             if not hasattr(member, "model_"):
                 raise ConfigError(f"ensemble {name} is not fitted: call fit() or Estimator.load(run_dir) first")

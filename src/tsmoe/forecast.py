@@ -37,10 +37,11 @@ from tsmoe.data.series import SeriesSet
 from tsmoe.data.text_windows import (
     TREND_CLASSES,
     TextWindowDataset,
+    WindowFacts,
     collate_text_windows,
     dated_tables,
     encode_texts,
-    visible_text,
+    visible_facts,
 )
 from tsmoe.data.windows import StandardScaler
 from tsmoe.errors import DataError
@@ -60,6 +61,7 @@ class TextSetting(NamedTuple):
     options: dict
     k: int | None
     newest_first: bool
+    each_fact: bool
 
 
 def reads_text(estimator) -> bool:
@@ -69,8 +71,13 @@ def reads_text(estimator) -> bool:
 
 def _text_setting(estimator) -> TextSetting:
     params = estimator.data_params()
-    return TextSetting(params.text_encoder, text_encoder_options(params), getattr(params, "text_k", None),
-                       getattr(params, "text_newest_first", False))  # fmt: skip
+    return TextSetting(
+        params.text_encoder,
+        text_encoder_options(params),
+        getattr(params, "text_k", None),
+        getattr(params, "text_newest_first", False),
+        getattr(params, "text_each_fact", False),
+    )
 
 
 def text_column(estimator) -> str:
@@ -192,7 +199,7 @@ def forecast_after(estimator, data: SeriesSet, where: str, text: TextSetting | N
     lookback, horizon = meta["dims"]["lookback"], meta["dims"]["horizon"]
     scaler = StandardScaler.from_state(estimator.state_)
     tables = dated_tables(data) if text else {}
-    items, texts, futures = [], [], []
+    items, facts, futures = [], [], []
     for number, series in enumerate(data.series):
         if len(series.values) < lookback:
             raise DataError(f"{where}, series '{series.name}': {len(series.values)} rows, the model needs {lookback}")
@@ -202,13 +209,13 @@ def forecast_after(estimator, data: SeriesSet, where: str, text: TextSetting | N
         futures.append(future)
         if text:  # strictly before the first forecast step; with no known step, anything up to the last row
             start = future[0] if future is not None else series.timestamps[-1] + np.timedelta64(1, "ns")
-            texts.append(visible_text(tables.get(series.name), start, text.k, text.newest_first))
+            facts.append(visible_facts(tables.get(series.name), start, text.k, text.newest_first))
     collate = None
     if text:
-        table, index = encode_texts(texts, text.encoder, **text.options)
-        for item, row in zip(items, index, strict=True):
-            item["text_tokens"] = torch.from_numpy(table[row].tokens)
-            item["text_pooled"] = torch.from_numpy(table[row].pooled)
+        encoded = WindowFacts(facts, text.encoder, text.each_fact, **text.options)
+        for number, item in enumerate(items):
+            window = encoded.window(number)
+            item["text_tokens"], item["text_pooled"] = torch.from_numpy(window.tokens), torch.from_numpy(window.pooled)
         collate = collate_text_windows
     channels = meta["target_channels"]
     forecasts = estimator.predict_dataset(items, collate)

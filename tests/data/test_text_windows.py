@@ -11,6 +11,7 @@ from tsmoe.data.long_format import from_long_dataframe
 from tsmoe.data.prepared import prepare_forecasting
 from tsmoe.data.registry import MomeWindowsParams, TimeMMDParams, get_dataset, prepare
 from tsmoe.errors import DataError
+from tsmoe.text.encoders import HashingEncoder
 
 
 def long_frame() -> pd.DataFrame:
@@ -41,6 +42,30 @@ def test_newest_first_joins_the_same_texts_in_reverse_order():
     assert any(text.count("\n") == 2 for text in oldest.train.texts)  # three texts seen somewhere
     for first, second in zip(oldest.train.texts, newest.train.texts, strict=True):
         assert second.split("\n") == first.split("\n")[::-1]
+
+
+def test_each_fact_encodes_every_fact_whole_and_reads_them_in_order():
+    data = from_long_dataframe(long_frame(), text_col="note")
+    options = {"text_encoder": "hashing", "text_k": 2, "encoder_options": {"dim": 8, "max_tokens": 6}}
+    joined = prepare_forecasting(data, 5, 2, (0.5, 0.25, 0.25), **options)
+    each = prepare_forecasting(data, 5, 2, (0.5, 0.25, 0.25), text_each_fact=True, **options)
+    encoder = HashingEncoder(dim=8, max_tokens=6)
+    assert each.train.texts == joined.train.texts  # the same facts are visible either way
+    seen_two = 0
+    for item, text in enumerate(each.train.texts):
+        facts = text.split("\n")
+        window = each.train[item]
+        if len(facts) == 2:  # 4 + 4 word tokens: joined, the limit of 6 cuts the newest; each whole
+            seen_two += 1
+            parts = encoder.encode(facts)
+            np.testing.assert_array_equal(window["text_tokens"], np.concatenate([p.tokens for p in parts]))
+            mean = (parts[0].pooled + parts[1].pooled) / 2
+            np.testing.assert_allclose(window["text_pooled"], mean / np.linalg.norm(mean), rtol=1e-6)
+            assert len(joined.train[item]["text_tokens"]) == 6 and len(window["text_tokens"]) == 8
+        else:  # one fact (or none): exactly what the joined encoding gives
+            np.testing.assert_array_equal(window["text_tokens"], joined.train[item]["text_tokens"])
+    assert seen_two > 0
+    assert each.dims["text_dim"] == 8
 
 
 def test_raw_time_mmd_text_respects_end_dates():

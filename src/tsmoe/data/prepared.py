@@ -149,12 +149,14 @@ def prepare_forecasting(
     text_k: int = 4,
     encoder_options: dict | None = None,
     text_newest_first: bool = False,
+    text_each_fact: bool = False,
 ) -> PreparedData:
     """Chronological split of every series (by ``fractions`` or fixed row ``lengths``), z-scored with
     training rows only; windows of ``lookback`` -> ``horizon``. ``which="all"`` makes every window of
     every series a test window (with ``fitted`` statistics). With a ``text_encoder``, each window also
-    carries the ``text_k`` most recent texts of its series dated before its forecast starts (P3), joined
-    oldest first (``text_newest_first``: newest first)."""
+    carries the ``text_k`` most recent texts of its series dated before its forecast starts (P3), oldest
+    first (``text_newest_first``: newest first), joined one per line or, with ``text_each_fact``, each
+    encoded on its own (:class:`~tsmoe.data.text_windows.WindowFacts`)."""
     check_window_fits(data, lookback, horizon)
     if text_encoder != "none" and not data.texts:
         raise DataError(
@@ -190,11 +192,18 @@ def prepare_forecasting(
     if text_encoder != "none":
         parts = [
             AlignedTextWindows(
-                part, data, [r[i] for r in ranges], text_k, text_encoder, text_newest_first, **(encoder_options or {})
+                part,
+                data,
+                [r[i] for r in ranges],
+                text_k,
+                text_encoder,
+                newest_first=text_newest_first,
+                each_fact=text_each_fact,
+                **(encoder_options or {}),
             )
             for i, part in enumerate(parts)
         ]
-        text_dim = next((len(p.table[0].pooled) for p in parts if p.table), 0)
+        text_dim = parts[0].encoded.dim
     split_record = {
         "kind": "chronological",
         "rows": {s.name: [list(map(int, b)) for b in r] for s, r in zip(data.series, ranges, strict=True)},

@@ -62,6 +62,7 @@ class ForecastParams:
     text_encoder: Literal["none", "minilm", "hashing"] = "none"  # windows carry text when the data has it
     text_k: int = 4  # a window sees the k most recent texts dated before its forecast starts
     text_newest_first: bool = False  # join them newest first, so the encoder's length limit cuts the oldest
+    text_each_fact: bool = False  # encode each text on its own, so the encoder's length limit cuts none by another
     hashing_dim: int = 64  # width of the hashing encoder (text_encoder: hashing)
 
 
@@ -245,5 +246,6 @@ def prepare(
             text_k=params.text_k,
             encoder_options=text_encoder_options(params),
             text_newest_first=params.text_newest_first,
+            text_each_fact=params.text_each_fact,
         )
     raise DataError(f"cannot prepare a {type(source).__name__}: expected an IrregularSet or a SeriesSet")

@@ -47,6 +47,49 @@ def encode_texts(texts: list[str], encoder: str, **options) -> tuple[list[Encode
     return table, index
 
 
+class WindowFacts:
+    """The encoded text of each window that sees several dated facts, in one of two forms:
+
+    - joined (the default): the facts joined one per line and encoded as one text, which the encoder's
+      length limit (MiniLM: 256 word pieces) cuts at its end;
+    - ``each_fact``: every fact encoded on its own (once per distinct fact, through the cache), and a
+      window's token states the facts' token states one after another, ``(T_1 + ... + T_k, D)``, so no
+      fact is cut by another; its pooled vector is the L2-normalised mean of the facts' pooled vectors.
+
+    ``facts[i]`` is window ``i``'s facts in the order the model reads them; ``window(i)`` its
+    :class:`EncodedText` (a window with no facts: the null text).
+    """
+
+    def __init__(self, facts: list[tuple[str, ...]], encoder: str, each_fact: bool = False, **options) -> None:
+        if each_fact:  # parts[i]: indices into the table of distinct facts
+            flat = [fact for window in facts for fact in window]
+            self.table, index = encode_texts(flat, encoder, **options)
+            bounds = np.cumsum([0, *map(len, facts)])
+            self.parts = [tuple(index[a:b].tolist()) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        else:
+            self.table, index = encode_texts(["\n".join(window) for window in facts], encoder, **options)
+            self.parts = [(int(i),) for i in index]
+        self.null = get_encoder(encoder, **options).null()
+
+    @property
+    def dim(self) -> int:
+        """D, the encoder's width."""
+        return len(self.null.pooled)
+
+    def __len__(self) -> int:
+        return len(self.parts)
+
+    def window(self, item: int) -> EncodedText:
+        parts = [self.table[i] for i in self.parts[item]]
+        if len(parts) == 1:  # joined facts, or a single fact: as encoded
+            return parts[0]
+        if not parts:
+            return self.null
+        pooled = np.mean([p.pooled for p in parts], axis=0)
+        pooled /= max(float(np.linalg.norm(pooled)), 1e-12)
+        return EncodedText(np.concatenate([p.tokens for p in parts]), pooled.astype(np.float32))
+
+
 class TextWindowDataset(Dataset):
     """Windows ``inputs (N, L, C)`` -> ``targets (N, H, C)`` with text ``table[index[i]]`` (or none)."""
 
@@ -89,22 +132,24 @@ class AlignedTextWindows(Dataset):
     """Windows of a :class:`WindowDataset` with the text each may see under the leakage rule (P3).
 
     The text of a window whose first forecast step is at time ``t`` is the ``k`` most recent texts of its
-    series dated strictly before ``t`` (:meth:`DatedTexts.before`, the one place the rule lives), joined
-    one per line, oldest first (``newest_first``: newest first, so that an encoder's length limit cuts
-    the oldest); a window with none visible gets the null text.
+    series dated strictly before ``t`` (:meth:`DatedTexts.before`, the one place the rule lives), oldest
+    first (``newest_first``: newest first, so that an encoder's length limit cuts the oldest), joined one
+    per line or each encoded on its own (``each_fact``; see :class:`WindowFacts`); a window with none
+    visible gets the null text.
     """
 
     def __init__(self, windows: WindowDataset, data: SeriesSet, ranges: list[tuple[int, int]], k: int,
-                 encoder: str, newest_first: bool = False, **options) -> None:  # fmt: skip
+                 encoder: str, newest_first: bool = False, each_fact: bool = False, **options) -> None:  # fmt: skip
         self.windows = windows
-        self.texts = window_texts(data, windows, ranges, k, newest_first)
-        self.table, self.index = encode_texts(self.texts, encoder, **options)
+        facts = window_facts(data, windows, ranges, k, newest_first)
+        self.texts = ["\n".join(window) for window in facts]  # what each window sees, one fact per line
+        self.encoded = WindowFacts(facts, encoder, each_fact, **options)
 
     def __len__(self) -> int:
         return len(self.windows)
 
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
-        encoded = self.table[int(self.index[item])]
+        encoded = self.encoded.window(item)
         return {**self.windows[item], "text_tokens": torch.from_numpy(encoded.tokens),
                 "text_pooled": torch.from_numpy(encoded.pooled)}  # fmt: skip
 
@@ -122,25 +167,27 @@ def dated_tables(data: SeriesSet) -> dict[str, DatedTexts]:
     return tables
 
 
-def visible_text(table: DatedTexts | None, forecast_start: object, k: int, newest_first: bool = False) -> str:
-    """The text a forecast starting at ``forecast_start`` may see: the ``k`` most recent texts dated
-    strictly before it, one per line, oldest first or ``newest_first`` ('' for none)."""
+def visible_facts(
+    table: DatedTexts | None, forecast_start: object, k: int, newest_first: bool = False
+) -> tuple[str, ...]:
+    """The texts a forecast starting at ``forecast_start`` may see: the ``k`` most recent dated strictly
+    before it, oldest first or ``newest_first`` (none: ``()``)."""
     if table is None:
-        return ""
+        return ()
     texts = table.before(np.asarray(forecast_start).astype("datetime64[ns]"), k)
-    return "\n".join(reversed(texts) if newest_first else texts)
+    return tuple(reversed(texts) if newest_first else texts)
 
 
-def window_texts(
+def window_facts(
     data: SeriesSet, windows: WindowDataset, ranges: list[tuple[int, int]], k: int, newest_first: bool = False
-) -> list[str]:
-    """The visible text of every window of ``windows`` (whose series ``i`` covers rows ``ranges[i]``)."""
+) -> list[tuple[str, ...]]:
+    """The visible facts of every window of ``windows`` (whose series ``i`` covers rows ``ranges[i]``)."""
     tables = dated_tables(data)
     out = []
     for series_index, start in windows.index:
         series = data.series[series_index]
         first_forecast_row = ranges[series_index][0] + start + windows.lookback
-        out.append(visible_text(tables.get(series.name), series.timestamps[first_forecast_row], k, newest_first))
+        out.append(visible_facts(tables.get(series.name), series.timestamps[first_forecast_row], k, newest_first))
     return out
 
 
