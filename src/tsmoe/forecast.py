@@ -54,8 +54,8 @@ WINDOW_COLUMN = "input_seq"  # a file with this column holds one window per row 
 
 class TextSetting(NamedTuple):
     """How a run reads text: its encoder and the encoder's options, and for dated text the ``k`` most
-    recent texts a forecast sees (``None`` for runs trained on fixed windows with one text each) and
-    their order."""
+    recent texts a forecast sees (``None`` for runs trained on fixed windows with one text each), their
+    order, and whether each is encoded on its own (``each_fact``) or all joined."""
 
     encoder: str
     options: dict
