@@ -62,7 +62,7 @@ class ForecastParams:
     text_encoder: Literal["none", "minilm", "hashing"] = "none"  # windows carry text when the data has it
     text_k: int = 4  # a window sees the k most recent texts dated before its forecast starts
     text_newest_first: bool = False  # join them newest first, so the encoder's length limit cuts the oldest
-    text_each_fact: bool = False  # encode each text on its own, so the encoder's length limit cuts none by another
+    text_each_fact: bool = False  # encode each text alone and read them in turn: the length limit cuts none
     hashing_dim: int = 64  # width of the hashing encoder (text_encoder: hashing)
 
 

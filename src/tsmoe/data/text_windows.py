@@ -56,18 +56,19 @@ class WindowFacts:
       window's token states the facts' token states one after another, ``(T_1 + ... + T_k, D)``, so no
       fact is cut by another; its pooled vector is the L2-normalised mean of the facts' pooled vectors.
 
-    ``facts[i]`` is window ``i``'s facts in the order the model reads them; ``window(i)`` its
-    :class:`EncodedText` (a window with no facts: the null text).
+    ``facts[i]`` is window ``i``'s facts in the order the model reads them; ``texts[i]`` the same joined
+    one per line (what the window sees); ``window(i)`` its :class:`EncodedText` (no facts: the null text).
     """
 
     def __init__(self, facts: list[tuple[str, ...]], encoder: str, each_fact: bool = False, **options) -> None:
+        self.texts = ["\n".join(window) for window in facts]
         if each_fact:  # parts[i]: indices into the table of distinct facts
             flat = [fact for window in facts for fact in window]
             self.table, index = encode_texts(flat, encoder, **options)
             bounds = np.cumsum([0, *map(len, facts)])
             self.parts = [tuple(index[a:b].tolist()) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         else:
-            self.table, index = encode_texts(["\n".join(window) for window in facts], encoder, **options)
+            self.table, index = encode_texts(self.texts, encoder, **options)
             self.parts = [(int(i),) for i in index]
         self.null = get_encoder(encoder, **options).null()
 
@@ -75,9 +76,6 @@ class WindowFacts:
     def dim(self) -> int:
         """D, the encoder's width."""
         return len(self.null.pooled)
-
-    def __len__(self) -> int:
-        return len(self.parts)
 
     def window(self, item: int) -> EncodedText:
         parts = [self.table[i] for i in self.parts[item]]
@@ -141,9 +139,8 @@ class AlignedTextWindows(Dataset):
     def __init__(self, windows: WindowDataset, data: SeriesSet, ranges: list[tuple[int, int]], k: int,
                  encoder: str, newest_first: bool = False, each_fact: bool = False, **options) -> None:  # fmt: skip
         self.windows = windows
-        facts = window_facts(data, windows, ranges, k, newest_first)
-        self.texts = ["\n".join(window) for window in facts]  # what each window sees, one fact per line
-        self.encoded = WindowFacts(facts, encoder, each_fact, **options)
+        self.encoded = WindowFacts(window_facts(data, windows, ranges, k, newest_first), encoder, each_fact, **options)
+        self.texts = self.encoded.texts  # what each window sees, one fact per line
 
     def __len__(self) -> int:
         return len(self.windows)
