@@ -54,6 +54,21 @@ def test_null_text_is_exactly_no_text_even_after_training():
     torch.testing.assert_close(with_text(b)["output"], without(b)["output"], rtol=0, atol=0)
 
 
+def test_pooled_text_input_reads_the_pooled_vector_only_and_its_null_is_no_text():
+    with_text, without = pair(text="both", text_input="pooled")
+    with torch.no_grad():  # as if trained, so that text changes the forecast
+        for module in (with_text.eilm, with_text.router_modulation):
+            for p in module.parameters():
+                p.normal_(0, 1.0)
+    b = {**batch(), "text_pooled": torch.randn(6, 16, generator=torch.Generator().manual_seed(1))}
+    forecast = with_text(b)["output"]
+    assert not torch.allclose(forecast, without(b)["output"])  # the pooled vector steers the experts
+    other_tokens = {**b, "text_tokens": torch.randn(6, 5, 16), "text_mask": torch.ones(6, 5, dtype=torch.bool)}
+    torch.testing.assert_close(with_text(other_tokens)["output"], forecast, rtol=0, atol=0)  # tokens unread
+    b["text_pooled"][2:] = 0  # windows 2.. have the null text: a zero pooled vector
+    torch.testing.assert_close(with_text(b)["output"][2:], without(b)["output"][2:], rtol=0, atol=0)
+
+
 def test_text_dropout_gives_dropped_windows_exactly_the_null_text_in_training_only():
     with_text, without = pair(text="both", text_dropout=0.5, dropout=0.0)
     with torch.no_grad():  # as if trained, so that text changes the forecast

@@ -55,6 +55,8 @@ class MomeParams:
     eilm_on: Literal["output", "input"] = "output"
     text_as_tokens: bool = False  # token fusion: instruction vectors become tokens beside the patches
     n_queries: int = 3
+    text_input: Literal["tokens", "pooled"] = "tokens"  # what QueryPool reads: the text's token states
+    # (the reference), or its pooled sentence vector as one token (fewer inputs to fit on small data)
     dropout: float = 0.1
     text_dropout: float = 0.0  # in training, each window's text is replaced by the null text with this
     # probability (modality dropout), so the model also learns to forecast without it
@@ -135,6 +137,14 @@ class MoME(nn.Module):
             else None
         )
 
+    def text_states(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """What QueryPool reads: ``tokens (B, T, D)`` and ``mask (B, T)``; with ``text_input="pooled"``,
+        the pooled sentence vector as one token (``T = 1``; a null text's zero vector is masked out)."""
+        if self.params.text_input == "tokens":
+            return batch["text_tokens"], batch["text_mask"]
+        pooled = batch["text_pooled"]
+        return pooled[:, None, :], pooled.abs().sum(-1, keepdim=True) > 0
+
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         x = batch["x"]
         b, length, channels = x.shape
@@ -146,7 +156,7 @@ class MoME(nn.Module):
 
         modulation: dict[str, torch.Tensor] = {}
         if self.query_pool is not None:
-            instructions = self.query_pool(batch["text_tokens"], batch["text_mask"])  # (B, N, d)
+            instructions = self.query_pool(*self.text_states(batch))  # (B, N, d)
             if self.training and self.params.text_dropout > 0:  # zero rows are the null text (no-op)
                 kept = torch.rand(b, 1, 1, device=x.device) >= self.params.text_dropout
                 instructions = instructions * kept.to(instructions.dtype)
