@@ -54,6 +54,20 @@ def test_minilm_loads_offline_and_embeds_meaning(minilm, caplog):
     assert long.tokens.shape == (256, 384) and "truncated to the first 256" in caplog.text
 
 
+def test_minilm_encodes_a_text_the_same_whatever_is_encoded_with_it(minilm):
+    """A text's states must not depend on the other texts of the call (a padded batch changes their last
+    bits), or the cache, and so a run's results, would depend on what was encoded first."""
+    texts = ["Ozone fell.", "Hospital visits for influenza-like illness rose for the third week in a row, "
+             "with the largest increases among children and in the southern states.", "Rain was heavy."]  # fmt: skip
+    together = minilm.encode(texts)
+    for text, encoded in zip(texts, together, strict=True):
+        (alone,) = minilm.encode([text])
+        np.testing.assert_array_equal(alone.tokens, encoded.tokens)
+        np.testing.assert_array_equal(alone.pooled, encoded.pooled)
+    (reversed_last,) = minilm.encode(texts[::-1])[-1:]
+    np.testing.assert_array_equal(reversed_last.tokens, together[0].tokens)
+
+
 def test_cache_encodes_each_text_once_and_gives_the_same_arrays(tmp_path, minilm):
     cache = EmbeddingCache(minilm, folder=tmp_path)
     texts = ["Rainfall was above average.", "", "Rainfall was above average.", "Ozone levels fell."]
