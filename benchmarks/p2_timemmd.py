@@ -17,6 +17,7 @@ one row on validation only: the row with each ``--variant`` override added, one 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -92,12 +93,15 @@ SEARCHED = ("mome", "token_fusion", "timemoe", "patchtst", "itransformer", "dlin
 GRID = [(lr, batch) for lr in (1e-3, 3e-4) for batch in (8, 32)]
 
 
-def fit(recipe: str, overrides: list[str]) -> dict:
+def fit(recipe: str, overrides: list[str], keep: Path | None = None) -> dict:
     """One run: its test metrics, its best validation loss (what it was selected on) and, at that epoch,
     the validation MSE on the original scale (the test metric's scale, whatever the training loss) and
-    every validation metric (``validation``; stored by the runs made since it was added)."""
+    every validation metric (``validation``; stored by the runs made since it was added). The run folder
+    is kept at ``keep`` if given (for ``seed_ensemble.py`` and ``p2_windows.py``), else thrown away."""
     config = load_config(recipe, overrides)
-    with tempfile.TemporaryDirectory() as folder:
+    if keep is not None and keep.exists():
+        raise SystemExit(f"{keep} exists; remove it, or leave out --runs")
+    with contextlib.nullcontext(str(keep)) if keep is not None else tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
         estimator = Estimator.from_config(config).fit(run_dir=folder)
         wall = time.perf_counter() - started
@@ -156,26 +160,30 @@ def search_table(payload: dict) -> str:
     return "\n".join(lines)
 
 
-def fit_into(out: Path, payload: dict, key: str, recipe: str, sets: list[str], shown: str) -> None:
+def fit_into(out: Path, payload: dict, key: str, recipe: str, sets: list[str], shown: str,
+             keep: Path | None = None) -> None:  # fmt: skip
     """Train the run ``key`` unless ``payload`` holds it, store it with its command and rewrite ``out``
     (so a stopped run continues where it stopped); print its ``shown`` metrics (test or validation)."""
     if key in payload["runs"]:
         return
-    result = fit(recipe, sets)
+    result = fit(recipe, sets, keep)
     result["command"] = f"tsmoe train {recipe} " + " ".join(f"--set {s}" for s in sets)
     payload["runs"][key] = result
     print(key, {k: round(v, 4) for k, v in result[shown].items()}, flush=True)
     save(out, {**payload, "machine": machine(), "script": "python " + " ".join(sys.argv)})
 
 
-def run(out: Path, rows: list[str], domains: list[str], seeds: list[int]) -> None:
+def run(out: Path, rows: list[str], domains: list[str], seeds: list[int], runs: Path | None = None) -> None:
+    """Train each row on every domain and seed into ``out``; with ``runs``, keep each run folder as
+    ``RUNS/ROW-DOMAIN-sSEED`` (the names ``seed_ensemble.py --runs RUNS/ROW-DOMAIN`` reads)."""
     payload = json.loads(out.read_text()) if out.exists() else {"runs": {}}
     for row in rows:
         recipe, overrides = ROWS[row]
         for domain in domains:
             for seed in seeds:
                 sets = [*overrides, f"data.domain={domain}", f"seed={seed}"]
-                fit_into(out, payload, f"{row}/{domain}/{seed}", recipe, sets, "test")
+                keep = runs / f"{row}-{domain}-s{seed}" if runs is not None else None
+                fit_into(out, payload, f"{row}/{domain}/{seed}", recipe, sets, "test", keep)
     print(table(payload))
 
 
@@ -284,6 +292,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--out", default="benchmarks/results/p2-timemmd.json")
     parser.add_argument("--search-out", default="benchmarks/results/p2-search.json")
+    parser.add_argument("--runs", help="keep each --run's folder as RUNS/ROW-DOMAIN-sSEED (default: not kept)")
     parser.add_argument("--variants-of", metavar="ROW", help="search on validation around ROW: with each --variant")
     parser.add_argument("--variant", nargs="+", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
                         help="the overrides of each variant, joined by commas")  # fmt: skip
@@ -303,7 +312,7 @@ def main() -> None:
     if args.search:
         search(Path(args.search_out), args.models or list(SEARCHED), args.domains)
     if args.run:
-        run(Path(args.out), args.models or list(ROWS), args.domains, args.seeds)
+        run(Path(args.out), args.models or list(ROWS), args.domains, args.seeds, args.runs and Path(args.runs))
     if args.table:
         if Path(args.search_out).exists():
             print(search_table(json.loads(Path(args.search_out).read_text())), end="\n\n")
