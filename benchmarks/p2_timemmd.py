@@ -25,10 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 from tsmoe.config import load_config
+from tsmoe.data.mome_windows import TextWindows, load_mome_windows
 from tsmoe.estimator import Estimator
 from tsmoe.metrics import compute_metrics
 
@@ -167,7 +169,7 @@ def fit_into(out: Path, payload: dict, key: str, recipe: str, sets: list[str], s
     if key in payload["runs"]:
         return
     result = fit(recipe, sets, keep)
-    result["command"] = f"tsmoe train {recipe} " + " ".join(f"--set {s}" for s in sets)
+    result["command"] = train_command(recipe, sets)
     payload["runs"][key] = result
     print(key, {k: round(v, 4) for k, v in result[shown].items()}, flush=True)
     save(out, {**payload, "machine": machine(), "script": "python " + " ".join(sys.argv)})
@@ -270,16 +272,28 @@ def validation_table(payload: dict, key: str = "val_loss") -> str:
             cells.append(f"{statistics.fmean(r[key] for r in runs):.4g}" if runs else "")
         if any(cells):
             lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    if key == "val_mse":  # on the same scale as the last value's MSE
+        naive = [naive_last_value(d, "validation")["mse"] for d in DOMAINS]
+        lines.append("| last value (no model) | " + " | ".join(f"{n:.4g}" for n in naive) + " |")
     return "\n".join(lines)
 
 
-def naive_last_value(domain: str) -> dict[str, float]:
-    """Test metrics of repeating the last input value over the horizon: the floor any model must beat."""
-    from tsmoe.data.mome_windows import load_mome_windows
+def last_value_forecast(windows: TextWindows) -> np.ndarray:
+    """``(N, H)``: each window's last input value repeated over its horizon."""
+    return np.repeat(windows.inputs[:, -1:], windows.targets.shape[1], axis=1)
 
-    test = load_mome_windows(domain)[2]
-    forecast = torch.from_numpy(test.inputs[:, -1:]).expand(-1, test.targets.shape[1])
-    return compute_metrics("forecast", forecast.unsqueeze(-1), torch.from_numpy(test.targets).unsqueeze(-1))
+
+def naive_last_value(domain: str, part: str = "test") -> dict[str, float]:
+    """Metrics of the last-value forecast on the ``test`` (or ``validation``) windows: the floor any model
+    must beat."""
+    windows = dict(zip(("train", "validation", "test"), load_mome_windows(domain), strict=True))[part]
+    forecast = torch.from_numpy(last_value_forecast(windows)).unsqueeze(-1)
+    return compute_metrics("forecast", forecast, torch.from_numpy(windows.targets).unsqueeze(-1))
+
+
+def train_command(recipe: str, sets: list[str]) -> str:
+    """The ``tsmoe train`` command line that reproduces a run of ``recipe`` with ``sets``."""
+    return f"tsmoe train {recipe} " + " ".join(f"--set {s}" for s in sets)
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from p2_timemmd import DOMAINS, ROWS, machine, save  # benchmarks/ is the script's folder, so on sys.path
+from p2_timemmd import DOMAINS, ROWS, last_value_forecast, machine, save, train_command  # benchmarks/ is on sys.path
 from seed_ensemble import trained_run
 
 from tsmoe.data.mome_windows import load_mome_split, load_mome_windows
@@ -57,11 +57,6 @@ def squared_errors(forecast: np.ndarray, domain: str) -> list[float]:
     return ((forecast - targets) ** 2).mean(1).tolist()
 
 
-def last_value(domain: str) -> np.ndarray:
-    test = load_mome_windows(domain)[2]
-    return np.repeat(test.inputs[:, -1:], test.targets.shape[1], axis=1)
-
-
 def run(out: Path, row: str, domains: list[str], seeds: list[int], runs: Path) -> None:
     payload = json.loads(out.read_text()) if out.exists() else {"runs": {}}
     recipe, overrides = ROWS[row]
@@ -77,7 +72,7 @@ def run(out: Path, row: str, domains: list[str], seeds: list[int], runs: Path) -
             payload["runs"][key] = {
                 "window_mse": squared_errors(forecast, domain),
                 "test_mse": test_mse,
-                "command": f"tsmoe train {recipe} " + " ".join(f"--set {s}" for s in [*sets, f"seed={seed}"]),
+                "command": train_command(recipe, [*sets, f"seed={seed}"]),
             }
             print(key, round(test_mse, 4), flush=True)
             save(out, {**payload, "machine": machine(), "script": "python " + " ".join(sys.argv)})
@@ -95,7 +90,7 @@ def table(payload: dict) -> str:
              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for (row, domain), runs in sorted(by_row_domain.items()):
         threshold, groups = window_groups(domain)
-        naive = squared_errors(last_value(domain), domain)
+        naive = squared_errors(last_value_forecast(load_mome_windows(domain)[2]), domain)
         totals = [sum(errors) for errors in runs]
         for group in (*GROUPS, "all"):
             members = [i for i, g in enumerate(groups) if group in (g, "all")]

@@ -115,8 +115,8 @@ class MiniLMEncoder(TextEncoder):
     Each text is encoded alone, without padding: in a padded batch a text's states change in their last
     bits with the other texts of the batch (up to about 2e-6), so the cache would hold whichever version
     came first, and a run's results would depend on what had been encoded before it. Alone, a text's
-    encoding is one value on a given machine, at about 1.25x the time of batches of 32 on a CPU (once
-    per distinct text, since the cache keeps it).
+    encoding is one value on a given machine, at about the cost of padded batches on a CPU (1.03x that of
+    batches of 32 for 256 of P2's HealthUS texts), once per distinct text, since the cache keeps it.
     """
 
     dim = 384
