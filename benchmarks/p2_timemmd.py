@@ -32,7 +32,8 @@ import torch
 from tsmoe.config import load_config
 from tsmoe.data.mome_windows import TextWindows, load_mome_windows
 from tsmoe.estimator import Estimator
-from tsmoe.metrics import compute_metrics
+from tsmoe.metrics import error_metrics
+from tsmoe.tasks import get_task
 
 DOMAINS = ("HealthUS", "HealthAFR", "SocialGood", "Energy", "Environment")
 PAPER = {"HealthUS": ("mse", 0.379), "HealthAFR": ("mse", 0.103), "SocialGood": ("mse", 1.419),
@@ -118,7 +119,7 @@ def fit(recipe: str, overrides: list[str], keep: Path | None = None) -> dict:
         result["refit_epochs"] = meta["refit"]["epochs"]
     else:  # the kept model's every metric on validation (MAPE included)
         prepared = estimator.prepare_data()
-        result["validation"] = compute_metrics(prepared.task, *estimator.scored_outputs(prepared, prepared.val))
+        result["validation"] = get_task(prepared.task).metrics(*estimator.scored_outputs(prepared, prepared.val))
     return result
 
 
@@ -288,7 +289,7 @@ def naive_last_value(domain: str, part: str = "test") -> dict[str, float]:
     must beat."""
     windows = dict(zip(("train", "validation", "test"), load_mome_windows(domain), strict=True))[part]
     forecast = torch.from_numpy(last_value_forecast(windows)).unsqueeze(-1)
-    return compute_metrics("forecast", forecast, torch.from_numpy(windows.targets).unsqueeze(-1))
+    return error_metrics(forecast, torch.from_numpy(windows.targets).unsqueeze(-1))
 
 
 def train_command(recipe: str, sets: list[str]) -> str:

@@ -8,8 +8,8 @@ import torch
 from tests.tiny_runs import tiny_lstm as lstm
 from tsmoe.errors import ConfigError, DataError
 from tsmoe.estimator import Estimator
+from tsmoe.tasks import get_task
 from tsmoe.training.distillation import SoftTargets, teacher_probabilities, with_soft_targets
-from tsmoe.training.module import task_loss
 
 
 @pytest.fixture(scope="module")
@@ -37,20 +37,21 @@ def test_the_loss_scores_the_soft_target_in_training_and_the_label_without_it():
     logits = torch.tensor([0.3, -1.2])
     batch = {"target": torch.tensor([1, 0]), "soft_target": torch.tensor([0.7, 0.4])}
     expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, batch["soft_target"])
-    torch.testing.assert_close(task_loss("binary", logits, batch, []), expected)
-    hard = task_loss("binary", logits, {"target": batch["target"]}, [])
+    torch.testing.assert_close(get_task("binary").loss(logits, batch, [], "window"), expected)
+    hard = get_task("binary").loss(logits, {"target": batch["target"]}, [], "window")
     assert not torch.isclose(hard, expected)
     # cross-entropy is linear in its target: (1 - w) CE(y) + w CE(p)
     p, w = torch.tensor([0.2, 0.6]), 0.3
     mixed = {"target": batch["target"], "soft_target": (1 - w) * batch["target"].float() + w * p}
-    parts = (1 - w) * hard + w * task_loss("binary", logits, {"target": batch["target"], "soft_target": p}, [])
-    torch.testing.assert_close(task_loss("binary", logits, mixed, []), parts)
+    soft = get_task("binary").loss(logits, {"target": batch["target"], "soft_target": p}, [], "window")
+    parts = (1 - w) * hard + w * soft
+    torch.testing.assert_close(get_task("binary").loss(logits, mixed, [], "window"), parts)
 
 
 def test_teacher_probabilities_are_the_teachers_mean_over_the_training_items(teachers):
     loaded = [Estimator.load(folder) for folder in teachers]
     prepared = loaded[0].prepare_data()
-    mean = teacher_probabilities(teachers, prepared, "physionet2012")
+    mean = teacher_probabilities(teachers, prepared, "physionet2012", load_run=Estimator.load)
     each = [torch.sigmoid(t.scored_outputs(t.prepare_data(), t.prepare_data().train)[0]) for t in loaded]
     torch.testing.assert_close(mean, (each[0] + each[1]) / 2)
     assert mean.shape == (len(prepared.train),)
@@ -98,10 +99,12 @@ def test_a_trend_classifier_distils_from_a_trend_teacher(tmp_path):
 
     trend_run().fit(run_dir=tmp_path / "teacher")
     prepared = Estimator.load(tmp_path / "teacher").prepare_data()
-    mean = teacher_probabilities([tmp_path / "teacher"], prepared, "mome_timemmd")
+    mean = teacher_probabilities([tmp_path / "teacher"], prepared, "mome_timemmd", load_run=Estimator.load)
     assert mean.shape == (len(prepared.train), 3)
     with pytest.raises(ConfigError, match="names training items by record id"):  # windows have no ids
-        teacher_probabilities([tmp_path / "teacher", tmp_path / "probabilities.csv"], prepared, "mome_timemmd")
+        teacher_probabilities(
+            [tmp_path / "teacher", tmp_path / "probabilities.csv"], prepared, "mome_timemmd", load_run=Estimator.load
+        )
     torch.testing.assert_close(mean.sum(1), torch.ones(len(prepared.train)))
     student = trend_run(distill_from=[str(tmp_path / "teacher")]).fit()
     assert set(student.metrics_) == {"accuracy", "auroc"}
@@ -117,11 +120,13 @@ def test_a_teacher_file_and_a_run_folder_mix_by_their_weights(teachers, tmp_path
     file = tmp_path / "gbm.csv"
     pd.DataFrame({"record_id": ids[::-1], "probability": given[::-1]}).to_csv(file, index=False)  # any row order
     prepared = Estimator.load(teachers[0]).prepare_data()
-    folder_only = teacher_probabilities([teachers[0]], prepared, "physionet2012")
-    mixed = teacher_probabilities([teachers[0], file], prepared, "physionet2012", weights=[3, 1])
+    folder_only = teacher_probabilities([teachers[0]], prepared, "physionet2012", load_run=Estimator.load)
+    mixed = teacher_probabilities(
+        [teachers[0], file], prepared, "physionet2012", weights=[3, 1], load_run=Estimator.load
+    )
     torch.testing.assert_close(mixed, 0.75 * folder_only + 0.25 * torch.tensor(given, dtype=torch.float32))
     with pytest.raises(ConfigError, match="one positive weight per teacher"):
-        teacher_probabilities([teachers[0], file], prepared, "physionet2012", weights=[1])
+        teacher_probabilities([teachers[0], file], prepared, "physionet2012", weights=[1], load_run=Estimator.load)
 
 
 def test_a_student_learns_from_a_teacher_file_that_names_training_stays_only(teachers, small_physionet, tmp_path):

@@ -13,7 +13,7 @@ from tsmoe.data.ett import load_ett
 from tsmoe.ensemble import Ensemble
 from tsmoe.errors import ConfigError, DataError
 from tsmoe.estimator import Estimator
-from tsmoe.metrics import score_probabilities
+from tsmoe.tasks import get_task
 
 
 def lstm_run(folder, seed, root, split_file=None):
@@ -40,7 +40,7 @@ def test_the_ensemble_scores_the_mean_of_its_members_probabilities(two_seeds):
     np.testing.assert_allclose(Ensemble.load(two_seeds).predict_proba(), mean, atol=1e-6)
     prepared = members[0].prepare_data()
     labels = members[0].scored_outputs(prepared, prepared.test)[1]
-    expected = score_probabilities("binary", torch.tensor(mean[:, 1]), labels)
+    expected = get_task("binary").score_probabilities(torch.tensor(mean[:, 1]), labels)
     assert result["ensemble"] == pytest.approx(expected, abs=1e-6)
     np.testing.assert_array_equal(Ensemble.load(two_seeds).predict(), (mean[:, 1] >= 0.5).astype(int))
 

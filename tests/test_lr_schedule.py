@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from tsmoe import Estimator
+from tsmoe.tasks import get_task
 from tsmoe.training.checkpoint_io import read_checkpoint, write_checkpoint
 from tsmoe.training.module import LRSchedule, TsmoeModule
 
@@ -30,7 +31,7 @@ def test_a_constant_rate_stays_put(tmp_path):
 
 def test_plateau_cuts_the_rate_after_patience_epochs_without_improvement():
     schedule = LRSchedule("plateau", monitor="val_auroc", mode="max", factor=0.5, patience=1)
-    module = TsmoeModule(torch.nn.Linear(2, 1), "binary", lr=1e-2, weight_decay=0.0, schedule=schedule)
+    module = TsmoeModule(torch.nn.Linear(2, 1), get_task("binary"), lr=1e-2, weight_decay=0.0, schedule=schedule)
     configured = module.configure_optimizers()
     assert configured["lr_scheduler"]["monitor"] == "val_auroc"
     scheduler, optimizer = configured["lr_scheduler"]["scheduler"], configured["optimizer"]
@@ -50,14 +51,14 @@ def test_plateau_trains_through_lightning_on_the_monitored_metric(tmp_path):
 @pytest.mark.parametrize("kind", ["cosine", "plateau"])
 def test_a_checkpoint_keeps_the_schedule_state_for_resume(kind, tmp_path):
     schedule = LRSchedule(kind, max_epochs=10, factor=0.5, patience=0)
-    module = TsmoeModule(torch.nn.Linear(2, 1), "regression", lr=1e-2, weight_decay=0.0, schedule=schedule)
+    module = TsmoeModule(torch.nn.Linear(2, 1), get_task("regression"), lr=1e-2, weight_decay=0.0, schedule=schedule)
     configured = module.configure_optimizers()
     optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
     for loss in (1.0, 2.0, 3.0):  # plateau: no improvement after the first, so two cuts
         scheduler.step(loss) if kind == "plateau" else scheduler.step()
     path = tmp_path / "last.safetensors"  # the two entries Lightning stores and restores on resume
     write_checkpoint(path, {"optimizer_states": [optimizer.state_dict()], "lr_schedulers": [scheduler.state_dict()]})
-    restored = TsmoeModule(torch.nn.Linear(2, 1), "regression", lr=1e-2, weight_decay=0.0, schedule=schedule)
+    restored = TsmoeModule(torch.nn.Linear(2, 1), get_task("regression"), lr=1e-2, weight_decay=0.0, schedule=schedule)
     configured = restored.configure_optimizers()
     stored = read_checkpoint(path)
     configured["optimizer"].load_state_dict(stored["optimizer_states"][0])

@@ -9,7 +9,7 @@ import torch
 from tsmoe import Estimator
 from tsmoe.config import resolve
 from tsmoe.errors import TrainingError
-from tsmoe.training import module as module_file
+from tsmoe.tasks import ForecastTask
 from tsmoe.training.checkpoint_io import read_checkpoint
 from tsmoe.training.trainer import checkpoint_path
 
@@ -18,18 +18,18 @@ SMALL = {"data_params": {"lookback": 24, "horizon": 6}, "trainer": {"accelerator
 
 def test_nan_loss_stops_naming_step_and_batch_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
     steps_per_epoch = 135  # ETTh1 train windows at lookback 24, horizon 6, batch 64
-    real_loss = module_file.task_loss
+    real_loss = ForecastTask.loss
     training_calls = []
 
-    def loss_that_breaks(*args):
-        loss = real_loss(*args)
+    def loss_that_breaks(self, *args):
+        loss = real_loss(self, *args)
         if loss.requires_grad:  # a training step (validation computes the loss without gradients)
             training_calls.append(1)
             if len(training_calls) == steps_per_epoch + 4:  # the second epoch's 4th batch (index 3)
                 loss = loss * float("nan")
         return loss
 
-    monkeypatch.setattr(module_file, "task_loss", loss_that_breaks)
+    monkeypatch.setattr(ForecastTask, "loss", loss_that_breaks)
     with pytest.raises(TrainingError, match=rf"became nan at step {steps_per_epoch + 3} \(epoch 1, batch 3\)"):
         Estimator("dlinear", "etth1", training={"max_epochs": 5}, **SMALL).fit(run_dir=tmp_path / "run")
     kept = read_checkpoint(checkpoint_path(tmp_path / "run"))

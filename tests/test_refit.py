@@ -60,9 +60,9 @@ def test_scoring_the_validation_items_a_refit_run_trained_on_is_refused(runs, ca
 
 
 def test_the_report_says_the_kept_model_was_refit(runs):
-    from tsmoe.analysis.report import write_report
+    from tsmoe.cli import write_run_report
 
     _, refit, root = runs
-    page = write_report(root / "refit").read_text()
+    page = write_run_report(root / "refit").read_text()
     items = refit.meta_["refit"]["items"]
     assert f"refit (the kept model)</td><td>{refit.meta_['refit']['epochs']} epochs on {items:,} training" in page

@@ -5,8 +5,7 @@ The public entry points are the estimator (:class:`tsmoe.Estimator`), the data l
 """
 
 from tsmoe.errors import ConfigError, DataError, TsmoeError
-
-__version__ = "0.1.0"
+from tsmoe.version import __version__
 
 __all__ = ["ConfigError", "DataError", "Estimator", "TsmoeError", "__version__"]
 

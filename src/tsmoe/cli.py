@@ -49,6 +49,7 @@ def _summary_table(estimator, metrics: dict[str, float], where: str, split: str)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from tsmoe.analysis.callbacks import SPECTRAL_FILE, SpectralTracker
     from tsmoe.config import load_config
     from tsmoe.estimator import Estimator
 
@@ -56,7 +57,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.config or args.out or args.set:
             raise TsmoeError("--resume RUN_DIR takes no config, --out or --set: the run folder's config.yaml is used")
         out = Path(args.resume)
-        estimator = Estimator.resume(out)
+        estimator = Estimator.resume(out, callbacks=[SpectralTracker(out / SPECTRAL_FILE)])
         config = estimator.config
     else:
         if not args.config or not args.out:
@@ -68,7 +69,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"run folder '{out}' is not empty; choose another --out, pass --overwrite, "
                 f"or continue a stopped run with --resume {out}"
             )
-        estimator = Estimator.from_config(config).fit(run_dir=out)
+        estimator = Estimator.from_config(config).fit(run_dir=out, callbacks=[SpectralTracker(out / SPECTRAL_FILE)])
     if getattr(estimator, "is_global_zero_", True):
         meta = estimator.meta_
         print(
@@ -137,7 +138,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from tsmoe import io as run_io
     from tsmoe.analysis.plots import write_interpretation_plots
     from tsmoe.estimator import Estimator
-    from tsmoe.metrics import compute_metrics
+    from tsmoe.tasks import get_task
 
     overrides = _data_overrides(args.set)
     split = args.split or ("all" if "root" in overrides else "default")
@@ -152,7 +153,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     estimator.check_part_unseen(args.part, f"run '{run_dir}'")
     prepared = estimator.prepare_data(split=split, data_overrides=overrides)
     dataset = prepared.test if args.part == "test" else prepared.val
-    metrics = compute_metrics(prepared.task, *estimator.scored_outputs(prepared, dataset))
+    metrics = get_task(prepared.task).metrics(*estimator.scored_outputs(prepared, dataset))
     where = overrides.get("root") or "the training data"
     # the training data's own test split rewrites metrics.json in the form `tsmoe train` wrote it (the same
     # numbers); any other split, part or data goes beside it, recording what was scored
@@ -172,11 +173,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_report(args: argparse.Namespace) -> int:
+def write_run_report(run_dir: str | Path) -> Path:
+    """Load a saved run and write its ``report.html`` (read-outs on its own test split); the page's path."""
     from tsmoe.analysis.report import write_report
+    from tsmoe.estimator import Estimator
 
-    path = write_report(args.run_dir)
-    print(f"report: {path}")
+    run = Estimator.load(run_dir)
+    return write_report(run_dir, run.model_, run.prepare_data(), run.config, run.meta_, run.metrics_)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    print(f"report: {write_run_report(args.run_dir)}")
     return 0
 
 
@@ -234,6 +241,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Train both systems on shipped data: MoME on Time-MMD HealthUS with its text (the frozen MiniLM), and a
     3-epoch MR-MoE on PhysioNet 2012. Each is reloaded from its files, scored, plotted and reported.
     ``--set`` applies to both recipes."""
+    from tsmoe.analysis.callbacks import SPECTRAL_FILE, SpectralTracker
     from tsmoe.analysis.plots import write_interpretation_plots
     from tsmoe.analysis.report import write_report
     from tsmoe.config import load_config
@@ -244,7 +252,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         config = load_config(configs / recipe, [*short, *args.set])
         out = Path(args.out) / folder
         print(" ".join(["demo: tsmoe train", f"configs/{recipe}", *[f"--set {s}" for s in short], f"--out {out}"]))
-        estimator = Estimator.from_config(config).fit(run_dir=out)
+        estimator = Estimator.from_config(config).fit(run_dir=out, callbacks=[SpectralTracker(out / SPECTRAL_FILE)])
         _print_metrics(estimator.metrics_, f"{config.model['name']} test metrics:")
         reloaded = Estimator.load(out)
         prepared = reloaded.prepare_data()
@@ -255,7 +263,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"reloaded from {out}: {metric} {value:.4f} (same weights, same numbers)")
         for path in write_interpretation_plots(reloaded.model_, prepared, out / "plots"):
             print(f"plot: {path}")
-        print(f"report: {write_report(out)}")
+        page = write_report(out, reloaded.model_, prepared, reloaded.config, reloaded.meta_, reloaded.metrics_)
+        print(f"report: {page}")
     print("next: tsmoe train configs/mrmoe-physionet2012.yaml --out runs/mrmoe   (the whole P1 recipe)")
     return 0
 

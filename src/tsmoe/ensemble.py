@@ -24,7 +24,7 @@ from tsmoe.data.prepared import SplitChoice
 from tsmoe.data.splits import same_items
 from tsmoe.errors import ConfigError, DataError
 from tsmoe.estimator import Estimator
-from tsmoe.metrics import compute_metrics, probabilities, score_probabilities
+from tsmoe.tasks import ClassificationTask, Task, get_task
 
 Part = Literal["test", "validation"]
 
@@ -86,8 +86,8 @@ class Ensemble:
                     )
 
     @property
-    def task(self) -> str:
-        return self.members[0].meta_["task"]
+    def task(self) -> Task:
+        return get_task(self.members[0].meta_["task"])
 
     def _check_same_split(self) -> None:
         """On the data the members were trained on, their default split must be one split: members trained
@@ -136,19 +136,20 @@ class Ensemble:
 
     def combine(self, outputs: list[torch.Tensor]) -> torch.Tensor:
         """Mean class probabilities ``(N,)`` (binary) or ``(N, K)``, or mean predictions, over members."""
-        if self.task in ("binary", "multiclass"):
-            return torch.stack([probabilities(self.task, output) for output in outputs]).mean(0)
+        task = self.task
+        if isinstance(task, ClassificationTask):
+            return torch.stack([task.probabilities(output) for output in outputs]).mean(0)
         return torch.stack(outputs).mean(0)
 
     def scores(self, outputs: list[torch.Tensor], target: torch.Tensor) -> dict[str, Any]:
         """``{"ensemble": metrics of the combined outputs, "members": [metrics of each output]}``; any
         subset of :meth:`member_outputs`' list may be passed (the ensemble of those members)."""
-        combined = self.combine(outputs)
-        if self.task in ("binary", "multiclass"):
-            ensemble = score_probabilities(self.task, combined, target)
+        task, combined = self.task, self.combine(outputs)
+        if isinstance(task, ClassificationTask):
+            ensemble = task.score_probabilities(combined, target)
         else:
-            ensemble = compute_metrics(self.task, combined, target)
-        return {"ensemble": ensemble, "members": [compute_metrics(self.task, output, target) for output in outputs]}
+            ensemble = task.metrics(combined, target)
+        return {"ensemble": ensemble, "members": [task.metrics(output, target) for output in outputs]}
 
     def evaluate(
         self,
@@ -165,8 +166,10 @@ class Ensemble:
         self, data: Any = None, split: SplitChoice = "default", data_overrides: dict[str, Any] | None = None
     ) -> np.ndarray:
         """The members' mean class probabilities ``(N, n_classes)`` (classifiers only)."""
-        if self.task not in ("binary", "multiclass"):
-            raise ConfigError(f"predict_proba is for classifiers; this ensemble's task is {self.task}: use predict")
+        if not self.task.is_classifier:
+            raise ConfigError(
+                f"predict_proba is for classifiers; this ensemble's task is {self.task.name}: use predict"
+            )
         return np.mean([member.predict_proba(data, split, data_overrides) for member in self.members], axis=0)
 
     def predict(
@@ -174,7 +177,7 @@ class Ensemble:
     ) -> np.ndarray:
         """Class labels of the mean probabilities ``(N,)``, or the mean of the members' values ``(N,)`` or
         forecasts ``(N, horizon, n_targets)`` on the original scale."""
-        if self.task in ("binary", "multiclass"):
-            prob = self.predict_proba(data, split, data_overrides)
-            return (prob[:, 1] >= 0.5).astype(np.int64) if self.task == "binary" else prob.argmax(-1)
+        task = self.task
+        if isinstance(task, ClassificationTask):  # labels of the members' mean (N, K) table
+            return task.table_labels(torch.from_numpy(self.predict_proba(data, split, data_overrides))).numpy()
         return np.mean([member.predict(data, split, data_overrides) for member in self.members], axis=0)

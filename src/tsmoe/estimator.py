@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,8 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from tsmoe import __version__
 from tsmoe import io as run_io
-from tsmoe.config import RunConfig, build_dataclass, resolve
+from tsmoe.config import RunConfig, resolve
 from tsmoe.data.irregular import IrregularSet
 from tsmoe.data.long_format import from_long_dataframe
 from tsmoe.data.prepared import PreparedData, SplitChoice
@@ -32,10 +32,12 @@ from tsmoe.data.registry import get_dataset, prepare
 from tsmoe.data.series import SeriesSet
 from tsmoe.errors import ConfigError, DataError, TrainingError
 from tsmoe.forecast import forecast_data_set, forecast_table
-from tsmoe.metrics import compute_metrics, default_monitor, probabilities
 from tsmoe.models.output import unpack
 from tsmoe.models.registry import build_model
+from tsmoe.params import build_dataclass
 from tsmoe.paths import launch_rank
+from tsmoe.tasks import RegressionTask, classification_task, get_task, monitor_mode
+from tsmoe.version import __version__
 
 
 def keep_previous_logs(folder: Path) -> None:
@@ -124,9 +126,17 @@ class Estimator:
 
     # ---- training -----------------------------------------------------------------------------
 
-    def fit(self, data: Any = None, run_dir: str | Path | None = None, resume: bool = False) -> Estimator:
+    def fit(
+        self,
+        data: Any = None,
+        run_dir: str | Path | None = None,
+        resume: bool = False,
+        callbacks: Sequence[Any] = (),
+    ) -> Estimator:
         """Train on ``data`` (default: the configured data set), choosing the epoch on validation only;
-        then score the test split once and, if ``run_dir`` is given, save the run there.
+        then score the test split once and, if ``run_dir`` is given, save the run there. ``callbacks``
+        (Lightning callbacks, e.g. :class:`tsmoe.analysis.callbacks.SpectralTracker`) are added to the
+        trainer of the main phase.
 
         A run with a ``run_dir`` writes a checkpoint after every epoch. ``resume=True`` continues from
         it (see :meth:`resume`): the same seed then gives the same weights as a run never interrupted.
@@ -150,16 +160,20 @@ class Estimator:
         train_set, train_collate = prepared.train, prepared.collate
         if training.distill_from:  # soft targets from the teachers, computed once, before any model is built
             teacher = teacher_probabilities(
-                training.distill_from, prepared, self.config.data["name"], training.distill_teacher_weights
+                training.distill_from,
+                prepared,
+                self.config.data["name"],
+                training.distill_teacher_weights,
+                load_run=Estimator.load,
             )
             train_set = SoftTargets(prepared.train, teacher, training.distill_weight)
             train_collate = with_soft_targets(prepared.collate or default_collate)
         seed_everything(self.config.seed)
         self.model_ = build_model(self.config.model, prepared.dims, prepared.task, prepared.input_kind)
-        monitor, mode = default_monitor(prepared.task)
+        monitor, mode = get_task(prepared.task).monitor
         if self.config.training.monitor:
             monitor = self.config.training.monitor
-            mode = "min" if monitor.endswith(("loss", "mse", "mae", "mape")) else "max"
+            mode = monitor_mode(monitor)
         folder = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="tsmoe-run-"))
         folder.mkdir(parents=True, exist_ok=True)
         checkpoint = checkpoint_path(folder)
@@ -167,7 +181,7 @@ class Estimator:
         if resume:
             keep_previous_logs(folder)
         module = self._module(prepared, monitor, mode)
-        trainer, best = build_trainer(self.config, folder, monitor, mode)
+        trainer, best = build_trainer(self.config, folder, monitor, mode, callbacks)
         if trainer.world_size > 1 and run_dir is None:
             raise ConfigError("a run on several processes needs run_dir: a folder every process can read")
         train_loader = self._loader(train_set, train_collate, True, training.batch_size)
@@ -221,7 +235,7 @@ class Estimator:
         training = self.config.training
         return TsmoeModule(
             self.model_,
-            prepared.task,
+            get_task(prepared.task),
             training.lr,
             training.weight_decay,
             prepared.target_channels,
@@ -266,7 +280,7 @@ class Estimator:
         }
 
     @classmethod
-    def resume(cls, run_dir: str | Path) -> Estimator:
+    def resume(cls, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> Estimator:
         """Finish a run that was stopped (killed, out of time) from its last checkpoint.
 
         The run folder's own ``config.yaml`` is used. A folder whose run already finished is loaded as it
@@ -281,7 +295,7 @@ class Estimator:
                 "stopped before it started): start it again with tsmoe train CONFIG --out RUN_DIR"
             )
         estimator = cls.from_config(resolve(run_io.read_config_yaml(folder / run_io.CONFIG)))
-        return estimator.fit(run_dir=folder, resume=True)
+        return estimator.fit(run_dir=folder, resume=True, callbacks=callbacks)
 
     # ---- inference ------------------------------------------------------------------------------
 
@@ -314,7 +328,7 @@ class Estimator:
         return torch.cat(outputs), {k: torch.cat(v) for k, v in targets.items()}
 
     def _score(self, prepared: PreparedData, dataset: Dataset) -> dict[str, float]:
-        return compute_metrics(prepared.task, *self.scored_outputs(prepared, dataset))
+        return get_task(prepared.task).metrics(*self.scored_outputs(prepared, dataset))
 
     def scored_outputs(self, prepared: PreparedData, dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
         """``(output, target)`` over ``dataset`` (a part of ``prepared``) as the metrics read them:
@@ -323,20 +337,12 @@ class Estimator:
         original scale where ``data.metrics_scale`` is ``original``."""
         self._check_fitted()
         output, targets = self._outputs(dataset, prepared.collate)
-        if prepared.task == "regression":
-            return self.to_target_scale(output), self.to_target_scale(targets["target"])
-        if prepared.task != "forecast":
-            return output, targets["target"]
-        channels = prepared.target_channels
-        output, target = output[..., channels], targets["y"][..., channels]
-        params, _ = self._data_params()
-        if params.metrics_scale == "original" and prepared.scaler is not None:
-            output, target = prepared.scaler.inverse(output, channels), prepared.scaler.inverse(target, channels)
-        return output, target
+        original = getattr(self._data_params()[0], "metrics_scale", None) == "original"
+        return get_task(prepared.task).scored(output, targets, prepared, self.state_, original)
 
     def to_target_scale(self, scaled: torch.Tensor) -> torch.Tensor:
         """Undo the training z-score of a regression target."""
-        return scaled.float() * float(self.state_["target_std"][0]) + float(self.state_["target_mean"][0])
+        return RegressionTask.to_target_scale(scaled, self.state_)
 
     def _prepare_for_inference(
         self, data: Any, split: SplitChoice, data_overrides: dict[str, Any] | None
@@ -376,14 +382,7 @@ class Estimator:
         ``(N, horizon, n_targets)``; values and forecasts on the original scale."""
         prepared = self._prepare_for_inference(data, split, data_overrides)
         output, _ = self._outputs(prepared.test, prepared.collate)
-        if prepared.task == "regression":
-            return self.to_target_scale(output).numpy()
-        if prepared.task == "binary":
-            return (torch.sigmoid(output) >= 0.5).long().numpy()
-        if prepared.task == "multiclass":
-            return output.argmax(-1).numpy()
-        channels = prepared.target_channels
-        return prepared.scaler.inverse(output[..., channels], channels).numpy()
+        return get_task(prepared.task).predictions(output, prepared, self.state_).numpy()
 
     def forecast(self, frame: pd.DataFrame | None = None, data_overrides: dict[str, Any] | None = None) -> pd.DataFrame:
         """Forecasts of what comes after ``frame``, or with no frame after the run's own data set (its whole
@@ -410,11 +409,9 @@ class Estimator:
     ) -> np.ndarray:
         """Class probabilities ``(N, n_classes)`` (classifiers only)."""
         prepared = self._prepare_for_inference(data, split, data_overrides)
-        if prepared.task in ("forecast", "regression"):
-            raise ConfigError(f"predict_proba is for classifiers; this model's task is {prepared.task}: use predict")
+        task = classification_task(prepared.task, "predict_proba", "use predict")
         output, _ = self._outputs(prepared.test, prepared.collate)
-        prob = probabilities(prepared.task, output)
-        return (torch.stack([1 - prob, prob], dim=-1) if prepared.task == "binary" else prob).numpy()
+        return task.proba_table(task.probabilities(output)).numpy()
 
     def predict_dataset(self, dataset: Dataset, collate: Any) -> torch.Tensor:
         """Raw outputs (logits or scaled forecasts) for an already prepared dataset."""

@@ -45,6 +45,7 @@ from tsmoe.data.text_windows import (
 )
 from tsmoe.data.windows import StandardScaler
 from tsmoe.errors import DataError
+from tsmoe.tasks import get_task
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ def _dated_text_setting(estimator, where: str) -> TextSetting | None:
     on fixed windows with one text each is refused: it reads windows, not series."""
     meta = estimator.meta_
     lookback = meta["dims"]["lookback"]
-    if meta["task"] != "forecast":
+    if get_task(meta["task"]).is_classifier:
         raise DataError(
             f"{where}: this run predicts a {meta['task']} label per window: give windows "
             f"(a column '{WINDOW_COLUMN}' holding each window's {lookback} values as a list)"
@@ -263,12 +264,9 @@ def forecast_windows(estimator, frame: pd.DataFrame, where: str) -> pd.DataFrame
     dataset = TextWindowDataset(scaled, np.zeros((len(inputs), horizon), np.float32), table, index)
     output = estimator.predict_dataset(dataset, collate_text_windows)
     numbers = np.arange(1, len(inputs) + 1)
-    if meta["task"] == "multiclass":  # trend: down / flat / up
-        prob = torch.softmax(output, -1).numpy()
-        out = pd.DataFrame({"row": numbers, "prediction": np.array(TREND_CLASSES)[prob.argmax(-1)]})
-        for k, name in enumerate(TREND_CLASSES):
-            out[f"probability_{name}"] = prob[:, k]
-        return out
+    task = get_task(meta["task"])
+    if task.is_classifier:  # trend: down / flat / up
+        return pd.DataFrame({"row": numbers, **task.table_columns(output, estimator.state_, TREND_CLASSES)})
     values = scaler.inverse(output[..., :1], [0]).numpy()[..., 0]  # (N, horizon)
     return pd.DataFrame(
         {"row": np.repeat(numbers, horizon), "step": np.tile(np.arange(1, horizon + 1), len(numbers)),

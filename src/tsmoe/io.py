@@ -16,6 +16,9 @@ Every file is written to a temporary name and renamed, so a reader never sees ha
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +31,26 @@ from safetensors.numpy import save as save_numpy
 from safetensors.torch import load_file as load_torch
 from safetensors.torch import save as save_torch
 
-from tsmoe.data.cache import atomic_write_bytes
 from tsmoe.errors import ModelFileError
 
 CONFIG, WEIGHTS, PREPROCESSING, META, METRICS, SPLIT = (
     "config.yaml", "model.safetensors", "preprocessing.safetensors", "meta.json", "metrics.json", "split.json",
 )  # fmt: skip
+
+
+def atomic_write_bytes(path: Path, write: Callable[[object], None]) -> None:
+    """Write a file by calling ``write(handle)`` on a temporary file, then renaming it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def write_text(path: Path, text: str) -> None:

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from tsmoe.data.benchmark_csv import read_csv_checked
 from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, IrregularSet, collate_irregular
 from tsmoe.data.physionet2012 import STATIC, VARIABLES, load_physionet2012, parse_stay
 from tsmoe.errors import DataError
 from tsmoe.forecast import TEXT_COLUMN, forecast_table, text_column
+from tsmoe.tasks import get_task
 
 
 def _stays_without_labels(folder: Path) -> IrregularSet:
@@ -47,19 +47,8 @@ def _predict_stays(estimator, path: Path) -> pd.DataFrame:
     data = load_physionet2012(path) if list(path.glob("set-*")) else _stays_without_labels(path)
     dataset = IrregularDataset(data, IrregularNormalizer.from_state(estimator.state_))
     logits = estimator.predict_dataset(dataset, collate_irregular)
-    if estimator.meta_["task"] == "regression":
-        values = estimator.to_target_scale(logits).numpy()
-        return pd.DataFrame({"record_id": data.record_ids, "prediction": values})
-    if estimator.meta_["task"] == "binary":
-        prob = torch.sigmoid(logits).numpy()
-        return pd.DataFrame(
-            {"record_id": data.record_ids, "probability": prob, "prediction": (prob >= 0.5).astype(int)}
-        )
-    prob = torch.softmax(logits, -1).numpy()
-    frame = pd.DataFrame({"record_id": data.record_ids, "prediction": prob.argmax(-1)})
-    for k in range(prob.shape[1]):
-        frame[f"probability_{k}"] = prob[:, k]
-    return frame
+    columns = get_task(estimator.meta_["task"]).table_columns(logits, estimator.state_)
+    return pd.DataFrame({"record_id": data.record_ids, **columns})
 
 
 def predict_file(estimator, path: Path) -> pd.DataFrame:
@@ -85,8 +74,8 @@ def predict_file_ensemble(estimators: list, path: Path) -> pd.DataFrame:
 
 
 def mean_prediction(frames: list[pd.DataFrame], task: str, where: str) -> pd.DataFrame:
-    """The members' tables (same rows, same columns) as one: probabilities, regression values or forecasts
-    averaged row by row, and classes taken from the mean probabilities."""
+    """The members' tables (same rows, same columns) as one, by the ``task``'s rule: probabilities,
+    regression values or forecasts averaged row by row, and classes taken from the mean probabilities."""
     first = frames[0]
     keys = [c for c in first.columns if c in KEYS]
     for number, frame in enumerate(frames[1:], start=1):
@@ -95,13 +84,4 @@ def mean_prediction(frames: list[pd.DataFrame], task: str, where: str) -> pd.Dat
                 f"{where}: ensemble members 0 and {number} predict different rows or columns "
                 f"({list(first.columns)} against {list(frame.columns)})"
             )
-    averaged = ["prediction"] if task == "regression" else [c for c in first.columns if c not in (*keys, "prediction")]
-    out = first.copy()
-    out[averaged] = sum(frame[averaged].to_numpy(dtype=np.float64) for frame in frames) / len(frames)
-    if task == "binary":
-        out["prediction"] = (out["probability"] >= 0.5).astype(int)
-    elif task == "multiclass":  # class numbers, or names where the members gave names (trend windows)
-        best = out[averaged].to_numpy().argmax(-1)
-        names = [column.removeprefix("probability_") for column in averaged]
-        out["prediction"] = best if pd.api.types.is_numeric_dtype(first["prediction"]) else np.array(names)[best]
-    return out
+    return get_task(task).mean_table(frames, keys)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tsmoe.analysis.report import report_section_ids, write_report
-from tsmoe.cli import main
+from tsmoe.analysis.report import report_section_ids
+from tsmoe.cli import main, write_run_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -55,7 +55,7 @@ def test_mome_report_has_every_section(mome_run, capsys):
 
 
 def test_mrmoe_report_has_its_sections(mrmoe_run):
-    write_report(mrmoe_run)
+    write_run_report(mrmoe_run)
     assert report_section_ids(mrmoe_run) == ["summary", "training", "usage", "features", "stays", "liquid"]
 
 
@@ -63,7 +63,7 @@ def test_mrmoe_report_has_its_sections(mrmoe_run):
 @pytest.mark.parametrize("which", ["mome_run", "mrmoe_run"])
 def test_report_renders_in_headless_chromium(which, request, tmp_path):
     run = request.getfixturevalue(which)
-    page = write_report(run)
+    page = write_run_report(run)
     dom = rendered_body(page, tmp_path)
     body = re.search(r"<body[^>]*>", dom).group(0)
     images = int(re.search(r'data-images="(\d+)"', body).group(1))
@@ -75,7 +75,7 @@ def test_report_renders_in_headless_chromium(which, request, tmp_path):
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed: `apt-get install chromium`")
 def test_the_browser_check_catches_a_broken_image(mome_run, tmp_path):
     page = tmp_path / "broken.html"
-    text = write_report(mome_run).read_text()
+    text = write_run_report(mome_run).read_text()
     page.write_text(text.replace("data:image/png;base64,", "data:image/png;base64,AAAA", 1))
     body = re.search(r"<body[^>]*>", rendered_body(page, tmp_path)).group(0)
     assert 'data-broken-images="1"' in body

@@ -49,16 +49,16 @@ def test_ltc_matches_ncps_over_an_irregular_sequence():
     ours = LTCCell(F, H, experts=1, ode_unfolds=6)
     with torch.no_grad():
         for name in ("gleak", "vleak", "cm", "sigma", "mu", "w", "erev", "sensory_sigma", "sensory_mu", "sensory_w",
-                     "sensory_erev", "input_w", "input_b", "output_w", "output_b"):  # fmt: skip
+                     "sensory_erev", "input_w", "input_b"):  # fmt: skip
             getattr(ours, name)[0].copy_(getattr(theirs, name))
     u = torch.randn(B, 5, F)
     dt = torch.rand(B, 5) * 2 + 0.1
     h_theirs, h_ours = torch.zeros(B, H), torch.zeros(B, 1, H)
     for t in range(5):
-        out_theirs, h_theirs = theirs(u[:, t], h_theirs, dt[:, t : t + 1])
+        # ncps's affine output map is not part of the cell here: MR-MoE reads the states through its own readout
+        _, h_theirs = theirs(u[:, t], h_theirs, dt[:, t : t + 1])
         h_ours = ours(u[:, t], h_ours, dt[:, t], torch.ones(1))
         torch.testing.assert_close(h_ours[:, 0], h_theirs, rtol=0, atol=1e-5)
-        torch.testing.assert_close(ours.readout(h_ours)[:, 0], out_theirs, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("cell_type", [CfCCell, LTCCell, CTRNNCell])

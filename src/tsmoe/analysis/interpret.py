@@ -49,9 +49,9 @@ def collect_extras(model: torch.nn.Module, dataset: Dataset, collate, batch_size
             return collected
         lengths = batch["lengths"].tolist()
         for i, n in enumerate(lengths):
-            collected.times.append(batch["times"][i, :n].numpy())
-            collected.masks.append(batch["mask"][i, :n].numpy())
+            collected.times.append(batch["times"][i, :n].cpu().numpy())
+            collected.masks.append(batch["mask"][i, :n].cpu().numpy())
             for name in EXTRAS:
                 if name in result:
-                    collected.extras.setdefault(name, []).append(result[name][i, :n].numpy())
+                    collected.extras.setdefault(name, []).append(result[name][i, :n].cpu().numpy())
     return collected

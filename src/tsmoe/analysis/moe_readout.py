@@ -81,12 +81,12 @@ def _route(model: torch.nn.Module, dataset: Dataset, collate, drop_text: bool) -
     for batch in DataLoader(dataset, batch_size=256, collate_fn=collate):
         if drop_text and "text_mask" in batch:
             batch = {**batch, "text_mask": torch.zeros_like(batch["text_mask"])}  # the null text
-        model(batch)
-        for i, (routing, block) in enumerate(zip(model.last_routings, model.blocks, strict=True)):
-            per_layer[i].append((routing.experts.numpy(), routing.probs.numpy()))
-            inputs[i].append(block.last_input.numpy())
+        result = model(batch)
+        for i, (routing, seen) in enumerate(zip(result["routing"], result["expert_inputs"], strict=True)):
+            per_layer[i].append((routing.experts.cpu().numpy(), routing.probs.cpu().numpy()))
+            inputs[i].append(seen.cpu().numpy())
         x = batch["x"]  # (B, L, C) -> one row per series, in the order the model tokenises them
-        windows.append(x.permute(0, 2, 1).reshape(-1, x.shape[1]).numpy())
+        windows.append(x.permute(0, 2, 1).reshape(-1, x.shape[1]).cpu().numpy())
     return per_layer, inputs, np.concatenate(windows)
 
 
@@ -123,8 +123,10 @@ def topk_bound(model: torch.nn.Module, readout: MoEReadout, layer: int = 0, toke
     data = readout.layers[layer]
     pick = np.random.default_rng(0).permutation(len(data.inputs))[:tokens]
     with torch.no_grad():
-        outputs = model.blocks[layer].moe.experts.dense(torch.from_numpy(data.inputs[pick]))  # (E, n, d)
-    return truncation_bound(outputs.permute(1, 0, 2).numpy(), data.probs[pick], model.params.top_k)
+        experts = model.blocks[layer].moe.experts
+        device = next(experts.parameters()).device
+        outputs = experts.dense(torch.from_numpy(data.inputs[pick]).to(device))  # (E, n, d)
+    return truncation_bound(outputs.permute(1, 0, 2).cpu().numpy(), data.probs[pick], model.params.top_k)
 
 
 def expert_spectra(model: torch.nn.Module) -> dict[str, list[SpectrumEstimate]]:
@@ -133,7 +135,7 @@ def expert_spectra(model: torch.nn.Module) -> dict[str, list[SpectrumEstimate]]:
     for i, block in enumerate(model.blocks):
         experts = block.moe.experts
         for name in ("w_gate", "w_up", "w_down"):
-            weights = getattr(experts, name).detach().numpy()
+            weights = getattr(experts, name).detach().cpu().numpy()
             spectra[f"layer{i}.{name}"] = [gram_spectrum(w.T) for w in weights]
-        spectra[f"layer{i}.router"] = [gram_spectrum(block.moe.router.weight.detach().numpy())]
+        spectra[f"layer{i}.router"] = [gram_spectrum(block.moe.router.weight.detach().cpu().numpy())]
     return spectra

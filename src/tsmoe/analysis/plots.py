@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tsmoe.analysis.interpret import SequenceExtras  # noqa: E402
-from tsmoe.data.cache import atomic_write_bytes  # noqa: E402
+from tsmoe.io import atomic_write_bytes  # noqa: E402
 
 
 def figure_png(fig: plt.Figure, dpi: int = 110) -> bytes:

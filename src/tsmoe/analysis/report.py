@@ -1,7 +1,8 @@
 """One self-contained HTML page per run: what was trained, how it trained, and what its experts did.
 
-``write_report(run_dir)`` reads a saved run (config, metrics, logs, weights), recomputes the read-outs
-on its test split, and writes ``report.html`` with every plot inlined as a PNG (no external files, so
+``write_report(run_dir, model, prepared, config, meta, metrics)`` takes a loaded run (the caller loads it,
+e.g. with ``Estimator.load``), recomputes the read-outs on the test part of ``prepared``, reads the
+training logs of ``run_dir``, and writes ``report.html`` with every plot inlined as a PNG (no external files, so
 the page can be mailed or archived). Sections depend on the model: every run has the summary and
 training curves; sparse-MoE forecasters add expert usage, specialisation, the effect of text, the top-K
 truncation bound and the spectra of the expert weights; MR-MoE adds gate usage over the stay, feature
@@ -14,6 +15,7 @@ import base64
 import html
 import json
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -21,6 +23,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from tsmoe.analysis.callbacks import SPECTRAL_FILE  # noqa: E402
+from tsmoe.analysis.moe_readout import is_sparse_moe  # noqa: E402
+from tsmoe.config import RunConfig  # noqa: E402
+from tsmoe.data.prepared import PreparedData  # noqa: E402
+from tsmoe.io import atomic_write_bytes  # noqa: E402
 
 Section = tuple[str, str, str]  # (id, title, html body)
 
@@ -42,9 +51,8 @@ def table_html(header: list[str], rows: list[list[object]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def summary_section(folder: Path, estimator) -> Section:
-    meta, config = estimator.meta_, estimator.config
-    metrics = {k: v for k, v in (estimator.metrics_ or {}).items() if isinstance(v, int | float)}
+def summary_section(config: RunConfig, meta: dict[str, Any], metrics: dict[str, float] | None) -> Section:
+    metrics = {k: v for k, v in (metrics or {}).items() if isinstance(v, int | float)}
     facts = [
         ["model", config.model["name"]], ["data", config.data["name"]], ["task", meta["task"]],
         ["parameters", f"{meta['n_parameters']:,}"], ["epochs run", meta["epochs_run"]],
@@ -144,7 +152,7 @@ def moe_sections(model, prepared, folder: Path) -> list[Section]:
         for name, estimates in readout.spectra.items()
     ]
     body += table_html(["weights", "Rayleigh quotient (per expert)", "Gershgorin bound (per expert)"], rows)
-    tracked = folder / "spectral.json"
+    tracked = folder / SPECTRAL_FILE
     if tracked.exists():
         history = json.loads(tracked.read_text())
         fig, ax = plt.subplots(figsize=(6.5, 3.2))
@@ -244,21 +252,24 @@ window.addEventListener("load", function () {{
 """
 
 
-def write_report(run_dir: str | Path) -> Path:
-    """Write ``report.html`` into a saved run folder and return its path."""
-    from tsmoe.analysis.moe_readout import is_sparse_moe
-    from tsmoe.data.cache import atomic_write_bytes
-    from tsmoe.estimator import Estimator
-
+def write_report(
+    run_dir: str | Path,
+    model: torch.nn.Module,
+    prepared: PreparedData,
+    config: RunConfig,
+    meta: dict[str, Any],
+    metrics: dict[str, float] | None,
+) -> Path:
+    """Write ``report.html`` into the run folder ``run_dir`` (whose logs it reads) for ``model``, with its
+    read-outs on the ``test`` part of ``prepared``, and return the page's path. The caller loads the run
+    (``Estimator.load``; the report knows nothing of estimators)."""
     folder = Path(run_dir)
-    estimator = Estimator.load(folder)
-    sections = [summary_section(folder, estimator), curves_section(folder)]
-    model = estimator.model_.eval()
-    if is_sparse_moe(model) or estimator.meta_["input_kind"] == "irregular":
-        prepared = estimator.prepare_data()
+    sections = [summary_section(config, meta, metrics), curves_section(folder)]
+    model = model.eval()
+    if is_sparse_moe(model) or meta["input_kind"] == "irregular":
         extra = moe_sections if is_sparse_moe(model) else mrmoe_sections
         sections += extra(model, prepared, folder)
-    title = f"tsmoe run: {estimator.config.model['name']} on {estimator.config.data['name']}"
+    title = f"tsmoe run: {config.model['name']} on {config.data['name']}"
     nav = " | ".join(f'<a href="#{sid}">{html.escape(name)}</a>' for sid, name, _ in sections)
     body = "\n".join(f'<section id="{sid}"><h2>{html.escape(name)}</h2>{content}</section>'
                      for sid, name, content in sections)  # fmt: skip

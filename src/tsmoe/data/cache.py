@@ -8,13 +8,12 @@ two processes fill the same entry at once.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 
+from tsmoe.io import atomic_write_bytes
 from tsmoe.paths import cache_dir
 
 CACHE_FORMAT = 1  # bump when the layout of a cached entry changes
@@ -29,21 +28,6 @@ def hash_files(paths: Iterable[Path], extra: str = "") -> str:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()[:32]
-
-
-def atomic_write_bytes(path: Path, write: Callable[[object], None]) -> None:
-    """Write a file by calling ``write(handle)`` on a temporary file, then renaming it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def cached_arrays(namespace: str, key: str, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -102,13 +102,3 @@ def check_window_fits(data: SeriesSet, lookback: int, horizon: int) -> None:
                 f"{data.source}, series '{series.name}': lookback + horizon = {lookback + horizon} is longer "
                 f"than the series ({len(series.values)} rows); shorten the lookback or the horizon"
             )
-
-
-def instance_normalize(x: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Normalise each window by its own mean and std over time (RevIN without affine terms).
-
-    ``x (B, L, C)`` -> ``(x_norm (B, L, C), mean (B, 1, C), std (B, 1, C))``; undo with ``y * std + mean``.
-    """
-    mean = x.mean(dim=1, keepdim=True)
-    std = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + eps)
-    return (x - mean) / std, mean, std

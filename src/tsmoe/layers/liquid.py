@@ -196,7 +196,6 @@ class LTCCell(LiquidCell):
         self.sensory_w = uniform((k, f, h), 0.001, 1.0)
         self.sensory_erev = nn.Parameter(torch.randint(0, 2, (k, f, h)).float() * 2 - 1)
         self.input_w, self.input_b = nn.Parameter(torch.ones(k, f)), nn.Parameter(torch.zeros(k, f))
-        self.output_w, self.output_b = nn.Parameter(torch.ones(k, h)), nn.Parameter(torch.zeros(k, h))
 
     def project_input(self, u: torch.Tensor) -> torch.Tensor:
         """The affine input map of ncps, per expert: ``(B, T, F)`` or ``(B, T, K, F)`` -> ``(T, K, B, F)``."""
@@ -225,10 +224,6 @@ class LTCCell(LiquidCell):
             denominator = cm_t + gleak + activation.sum(-2) + denominator_sensory
             v = numerator / (denominator + self.epsilon)
         return v
-
-    def readout(self, h: torch.Tensor) -> torch.Tensor:
-        """The affine output map of ncps (``output_w * h + output_b``), ``h (B, K, H)``."""
-        return h * self.output_w + self.output_b
 
 
 class CTRNNCell(LiquidCell):

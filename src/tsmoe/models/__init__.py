@@ -1,6 +1,6 @@
-"""The model registry and the built-in models (importing this package registers them)."""
+"""The models and their registry (:mod:`tsmoe.models.registry`)."""
 
-from tsmoe.models import dlinear, itransformer, lstm, mome, mrmoe, patchtst  # noqa: F401
+from tsmoe.models.entry import ModelEntry
 from tsmoe.models.registry import MODELS, build_model, get_model, register
 
-__all__ = ["MODELS", "build_model", "get_model", "register"]
+__all__ = ["MODELS", "ModelEntry", "build_model", "get_model", "register"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from tsmoe.models.registry import register
+from tsmoe.models.entry import ModelEntry
 
 
 @dataclass
@@ -37,7 +37,6 @@ class MovingAverage(nn.Module):
         return self.pool(padded.transpose(1, 2)).transpose(1, 2)
 
 
-@register("dlinear", DLinearParams, "window", {"forecast"}, "DLinear: trend/seasonal split, one linear map each")
 class DLinear(nn.Module):
     """``batch["x"] (B, lookback, C)`` -> forecast ``(B, horizon, C)``."""
 
@@ -67,3 +66,15 @@ class DLinear(nn.Module):
                 dim=1,
             )
         return out.transpose(1, 2)  # (B, H, C)
+
+
+ENTRIES = (
+    ModelEntry(
+        "dlinear",
+        DLinear,
+        DLinearParams,
+        "window",
+        frozenset({"forecast"}),
+        "DLinear: trend/seasonal split, one linear map each",
+    ),
+)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from tsmoe.data.windows import instance_normalize
-from tsmoe.models.registry import register
+from tsmoe.layers.instance_norm import instance_normalize
+from tsmoe.models.entry import ModelEntry
 
 
 @dataclass
@@ -26,7 +26,6 @@ class ITransformerParams:
     dropout: float = 0.1
 
 
-@register("itransformer", ITransformerParams, "window", {"forecast"}, "iTransformer: attention across variates")
 class ITransformer(nn.Module):
     """``batch["x"] (B, L, C)`` -> forecast ``(B, horizon, C)``."""
 
@@ -46,3 +45,15 @@ class ITransformer(nn.Module):
         x, mean, std = instance_normalize(batch["x"])
         tokens = self.encoder(self.dropout(self.embed(x.transpose(1, 2))))  # (B, C, d): one token per variate
         return self.project(tokens).transpose(1, 2) * std + mean
+
+
+ENTRIES = (
+    ModelEntry(
+        "itransformer",
+        ITransformer,
+        ITransformerParams,
+        "window",
+        frozenset({"forecast"}),
+        "iTransformer: attention across variates",
+    ),
+)

@@ -21,8 +21,8 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from tsmoe.layers.observation_decay import ObservationDecay
 from tsmoe.layers.observation_dropout import check_observation_dropout, drop_observations
 from tsmoe.layers.observation_summary import observation_summary
+from tsmoe.models.entry import ModelEntry
 from tsmoe.models.heads import StaticHead, n_outputs
-from tsmoe.models.registry import register
 
 
 @dataclass
@@ -41,13 +41,6 @@ def irregular_step_inputs(batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.cat([batch["values"], batch["mask"], torch.log1p(batch["dt"]).unsqueeze(-1)], dim=-1)
 
 
-@register(
-    "lstm",
-    LSTMParams,
-    "irregular",
-    {"binary", "multiclass", "regression"},
-    "LSTM over irregular steps (values, mask, dt)",
-)
 class LSTMClassifier(nn.Module):
     """``batch`` (see :func:`tsmoe.data.irregular.collate_irregular`) -> logits ``(B,)`` or ``(B, K)``."""
 
@@ -86,14 +79,14 @@ class LSTMClassifier(nn.Module):
         return self.head(summary, batch["static"], batch["static_mask"])
 
 
-@register(
-    "gru",
-    LSTMParams,
-    "irregular",
-    {"binary", "multiclass", "regression"},
-    "GRU over irregular steps (values, mask, dt)",
-)
 class GRUClassifier(LSTMClassifier):
     """As :class:`LSTMClassifier`, with a GRU."""
 
     recurrent = nn.GRU
+
+
+_TASKS = frozenset({"binary", "multiclass", "regression"})
+ENTRIES = (
+    ModelEntry("lstm", LSTMClassifier, LSTMParams, "irregular", _TASKS, "LSTM over irregular steps (values, mask, dt)"),
+    ModelEntry("gru", GRUClassifier, LSTMParams, "irregular", _TASKS, "GRU over irregular steps (values, mask, dt)"),
+)

@@ -31,7 +31,7 @@ from torch.nn import functional as F
 from tsmoe.errors import ConfigError
 from tsmoe.layers.sparse_moe import Routing, SparseMoE
 from tsmoe.layers.text_modulation import EiLM, QueryPool, RouterModulation
-from tsmoe.models.registry import register
+from tsmoe.models.entry import ModelEntry
 
 STD_FLOOR, CLIP = 1e-3, 10.0  # the reference code's per-window normalisation
 
@@ -95,7 +95,11 @@ class Block(nn.Module):
         )  # fmt: skip
         self.dropout = nn.Dropout(params.dropout)
 
-    def forward(self, h: torch.Tensor, modulation: dict, modulate_input: bool) -> tuple[torch.Tensor, Routing]:
+    def forward(
+        self, h: torch.Tensor, modulation: dict, modulate_input: bool
+    ) -> tuple[torch.Tensor, Routing, torch.Tensor]:
+        """``h (S, P, d)`` -> ``(h (S, P, d), routing, moe_input (S * P, d))``: the new states, how the
+        layer routed each token, and the (normalised) tokens its experts saw."""
         if self.attention_norm is not None:
             a = self.attention_norm(h)
             h = h + self.dropout(self.attention(a, a, a, need_weights=False)[0])
@@ -103,13 +107,16 @@ class Block(nn.Module):
         owner = torch.arange(series, device=h.device).repeat_interleave(tokens)
         moe_input = self.norm(h).reshape(-1, d)
         out, routing = self.moe(moe_input, owner, modulate_input=modulate_input, **modulation)
-        self.last_input = moe_input.detach()  # for analysis: what the experts saw (tsmoe.analysis.moe_readout)
-        return h + self.dropout(out.view(series, tokens, d)), routing
+        return h + self.dropout(out.view(series, tokens, d)), routing, moe_input
 
 
 class MoME(nn.Module):
-    """``batch["x"] (B, L, C)`` (+ ``text_tokens (B, T, D)``, ``text_mask (B, T)``) -> forecast
-    ``(B, horizon, C)`` on the input's scale, or a dict with ``aux_loss`` (balance loss) and ``routing``."""
+    """``batch["x"] (B, L, C)`` (+ ``text_tokens (B, T, D)``, ``text_mask (B, T)``) -> a dict: ``output``,
+    the forecast ``(B, horizon, C)`` on the input's scale (or trend logits ``(B, n_classes)``);
+    ``routing``, one :class:`Routing` per layer over its ``B * C * P`` tokens; ``expert_inputs``, the
+    tokens each layer's experts saw; ``expert_load (layers, E)``; ``dropped``; and ``aux_loss`` (the
+    balance loss) when ``balance_weight > 0``. Routing is output, as Hugging Face MoE models return
+    ``router_logits``: nothing is left on the module for analysis to read later."""
 
     def __init__(self, params: MomeParams, dims: dict[str, int], task: str) -> None:
         super().__init__()
@@ -169,11 +176,11 @@ class MoME(nn.Module):
             if self.params.text_as_tokens:
                 h = torch.cat([instructions, h], dim=1)
 
-        routings = []
+        routings, expert_inputs = [], []
         for block in self.blocks:
-            h, routing = block(h, modulation, self.params.eilm_on == "input")
+            h, routing, moe_input = block(h, modulation, self.params.eilm_on == "input")
             routings.append(routing)
-        self.last_routings = routings  # for analysis: per-token routing of this batch, per layer
+            expert_inputs.append(moe_input.detach())
         if self.params.text_as_tokens:
             h = h[:, -self.n_patches :]
         if self.classes:  # trend logits (B, n_classes), from the target channel
@@ -187,22 +194,19 @@ class MoME(nn.Module):
                 [torch.bincount(r.experts.reshape(-1), minlength=self.params.experts) for r in routings]
             ),  # fmt: skip
             "dropped": torch.stack([r.dropped for r in routings]),
+            "routing": routings,  # per layer, per token (tsmoe.analysis.moe_readout reads it)
+            "expert_inputs": expert_inputs,  # per layer, (B * C * P, d): what the experts saw
         }
         if self.params.balance_weight > 0:
             out["aux_loss"] = self.params.balance_weight * torch.stack([r.balance_loss for r in routings]).mean()
         return out
 
 
-register(
-    "mome",
-    MomeParams,
-    "window",
-    {"forecast", "multiclass"},
-    "MoME: sparse MoE over patches, modulated by text (EiLM, RM)",
-)(MoME)
-register(
-    "timemoe", TimeMoEParams, "window", {"forecast", "multiclass"}, "Time-MoE-style: attention + sparse MoE, no text"
-)(MoME)
-register(
-    "token_fusion", TokenFusionParams, "window", {"forecast", "multiclass"}, "text as extra tokens beside the patches"
-)(MoME)
+_TASKS = frozenset({"forecast", "multiclass"})
+ENTRIES = (
+    ModelEntry(
+        "mome", MoME, MomeParams, "window", _TASKS, "MoME: sparse MoE over patches, modulated by text (EiLM, RM)"
+    ),
+    ModelEntry("timemoe", MoME, TimeMoEParams, "window", _TASKS, "Time-MoE-style: attention + sparse MoE, no text"),
+    ModelEntry("token_fusion", MoME, TokenFusionParams, "window", _TASKS, "text as extra tokens beside the patches"),
+)

@@ -38,8 +38,8 @@ from tsmoe.layers.liquid import CfCCell, CTRNNCell, LiquidExperts, LTCCell
 from tsmoe.layers.observation_decay import ObservationDecay
 from tsmoe.layers.observation_dropout import check_observation_dropout, drop_observations
 from tsmoe.layers.observation_summary import observation_summary
+from tsmoe.models.entry import ModelEntry
 from tsmoe.models.heads import StaticHead, n_outputs
-from tsmoe.models.registry import register
 
 
 @dataclass
@@ -229,13 +229,15 @@ class CTRNNParams(CfCParams):
     cell: Literal["cfc", "ltc", "ctrnn"] = "ctrnn"
 
 
-_TASKS = {"binary", "multiclass", "regression"}
-for _name, _params, _description in (
-    ("mrmoe", MRMoEParams, "MR-MoE: multi-rate liquid experts, step gate, feature + temporal attention"),
-    ("mrmoe_no_attention", MRMoENoAttentionParams, "MR-MoE without attention"),
-    ("moe_same_rate", SameRateMoEParams, "K liquid experts at one time scale, step gate, no attention"),
-    ("cfc", CfCParams, "one CfC network (closed-form continuous time)"),
-    ("ltc", LTCParams, "one LTC network (liquid time constant, fused semi-implicit solver)"),
-    ("ctrnn", CTRNNParams, "one continuous-time RNN (exponential or Euler steps)"),
-):
-    register(_name, _params, "irregular", _TASKS, _description)(MRMoE)
+_TASKS = frozenset({"binary", "multiclass", "regression"})
+ENTRIES = tuple(
+    ModelEntry(name, MRMoE, params, "irregular", _TASKS, description)
+    for name, params, description in (
+        ("mrmoe", MRMoEParams, "MR-MoE: multi-rate liquid experts, step gate, feature + temporal attention"),
+        ("mrmoe_no_attention", MRMoENoAttentionParams, "MR-MoE without attention"),
+        ("moe_same_rate", SameRateMoEParams, "K liquid experts at one time scale, step gate, no attention"),
+        ("cfc", CfCParams, "one CfC network (closed-form continuous time)"),
+        ("ltc", LTCParams, "one LTC network (liquid time constant, fused semi-implicit solver)"),
+        ("ctrnn", CTRNNParams, "one continuous-time RNN (exponential or Euler steps)"),
+    )
+)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from tsmoe.data.windows import instance_normalize
-from tsmoe.models.registry import register
+from tsmoe.layers.instance_norm import instance_normalize
+from tsmoe.models.entry import ModelEntry
 
 
 @dataclass
@@ -29,7 +29,6 @@ class PatchTSTParams:
     head_dropout: float = 0.0
 
 
-@register("patchtst", PatchTSTParams, "window", {"forecast"}, "PatchTST: channel-independent patch Transformer")
 class PatchTST(nn.Module):
     """``batch["x"] (B, L, C)`` -> forecast ``(B, horizon, C)``."""
 
@@ -59,3 +58,15 @@ class PatchTST(nn.Module):
         h = self.encoder(self.dropout(self.embed(patches) + self.position))
         forecast = self.head(h).view(b, channels, self.horizon).permute(0, 2, 1)
         return forecast * std + mean
+
+
+ENTRIES = (
+    ModelEntry(
+        "patchtst",
+        PatchTST,
+        PatchTSTParams,
+        "window",
+        frozenset({"forecast"}),
+        "PatchTST: channel-independent patch Transformer",
+    ),
+)

@@ -7,41 +7,29 @@ A model is a pure ``torch.nn.Module`` built as ``cls(params, dims, task)`` and c
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
 from tsmoe.errors import ConfigError
+from tsmoe.models import dlinear, itransformer, lstm, mome, mrmoe, patchtst
+from tsmoe.models.entry import ModelEntry
+from tsmoe.params import build_dataclass
+
+MODELS: dict[str, ModelEntry] = {
+    entry.name: entry for module in (lstm, mrmoe, dlinear, patchtst, itransformer, mome) for entry in module.ENTRIES
+}
 
 
-@dataclass(frozen=True)
-class ModelEntry:
-    name: str
-    cls: type[nn.Module]
-    params: type
-    input_kind: str  # "irregular" or "window": the batches it reads
-    tasks: frozenset[str]
-    description: str
-
-
-MODELS: dict[str, ModelEntry] = {}
-
-
-def register(name: str, params: type, input_kind: str, tasks: set[str], description: str) -> Callable:
-    """Class decorator adding a model to the registry."""
-
-    def add(cls: type[nn.Module]) -> type[nn.Module]:
-        MODELS[name] = ModelEntry(name, cls, params, input_kind, frozenset(tasks), description)
-        return cls
-
-    return add
+def register(entry: ModelEntry) -> ModelEntry:
+    """Add a model of one's own to the registry (by its entry's name); configs and the CLI then find it."""
+    if entry.name in MODELS and MODELS[entry.name] != entry:
+        raise ConfigError(f"a model named '{entry.name}' is already registered")
+    MODELS[entry.name] = entry
+    return entry
 
 
 def get_model(name: str) -> ModelEntry:
-    import tsmoe.models  # noqa: F401  (registers the built-in models)
-
     if name not in MODELS:
         raise ConfigError(f"unknown model '{name}'; known: {', '.join(sorted(MODELS))}")
     return MODELS[name]
@@ -49,8 +37,6 @@ def get_model(name: str) -> ModelEntry:
 
 def build_model(config: dict[str, Any], dims: dict[str, int], task: str, input_kind: str) -> nn.Module:
     """Build the model named in a resolved ``model`` config section for data of ``input_kind``/``task``."""
-    from tsmoe.config import build_dataclass
-
     values = dict(config)
     entry = get_model(values.pop("name"))
     if entry.input_kind != input_kind:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tsmoe.data.cache import atomic_write_bytes
+from tsmoe.io import atomic_write_bytes
 from tsmoe.paths import cache_dir
 from tsmoe.text.encoders import EncodedText, TextEncoder, check_texts, is_null_text
 

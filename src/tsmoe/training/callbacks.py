@@ -110,35 +110,3 @@ class ElapsedTime(pl.Callback):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking:
             pl_module.log("elapsed_seconds", time.perf_counter() - self.started, on_epoch=True, sync_dist=False)
-
-
-class SpectralTracker(pl.Callback):
-    """For models with sparse MoE layers: after every validation, the Rayleigh-quotient and Gershgorin
-    estimates of ``||W||^2`` for each expert's weights and the router (:mod:`tsmoe.analysis.spectral`),
-    appended to ``spectral.json`` in the run folder (written atomically), so the report can show them
-    across training. A resumed run keeps the epochs before its checkpoint."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.history: list[dict[str, Any]] = []
-
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.path.exists():  # a resumed run: keep what was recorded before its checkpoint
-            from tsmoe.io import read_json
-
-            self.history = [e for e in read_json(self.path) if e["epoch"] < trainer.current_epoch]
-
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        from tsmoe.analysis.moe_readout import expert_spectra, is_sparse_moe
-        from tsmoe.io import write_json
-
-        model = pl_module.model
-        if trainer.sanity_checking or not is_sparse_moe(model) or not trainer.is_global_zero:
-            return
-        spectra = expert_spectra(model)
-        self.history.append({
-            "epoch": trainer.current_epoch,
-            "rayleigh_max": {k: [e.rayleigh_max for e in v] for k, v in spectra.items()},
-            "gershgorin_max": {k: [e.gershgorin_max for e in v] for k, v in spectra.items()},
-        })  # fmt: skip
-        write_json(self.path, self.history)

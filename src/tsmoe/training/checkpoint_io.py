@@ -19,8 +19,8 @@ from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as save_torch
 
-from tsmoe.data.cache import atomic_write_bytes
 from tsmoe.errors import ModelFileError
+from tsmoe.io import atomic_write_bytes
 
 METADATA_KEY = "tsmoe_checkpoint"
 FORMAT = 1

@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 from tsmoe.data.prepared import PreparedData
 from tsmoe.data.splits import same_items
 from tsmoe.errors import ConfigError, DataError
-from tsmoe.metrics import probabilities
+from tsmoe.tasks import classification_task
 from tsmoe.training.teacher_file import is_teacher_file, read_teacher_file
 
 
@@ -35,14 +35,15 @@ def teacher_probabilities(
     prepared: PreparedData,
     data_name: str,
     weights: Sequence[float] | None = None,
+    *,
+    load_run: Callable[[str | Path], Any],
 ) -> torch.Tensor:
     """The teachers' weighted mean class probabilities over ``prepared.train``, item by item: ``(N,)``
     P(positive) for binary, ``(N, K)`` for multiclass. ``sources`` are run folders (each prepares the
-    data with its own fitted statistics) or probability files; ``weights`` default to equal."""
-    from tsmoe.estimator import Estimator  # the estimator imports the training package
-
-    if prepared.task not in ("binary", "multiclass"):
-        raise ConfigError(f"training.distill_from is for classifiers; this run's task is {prepared.task}")
+    data with its own fitted statistics) or probability files; ``weights`` default to equal.
+    ``load_run(folder)`` loads a run folder as a fitted estimator (``Estimator.load``: the estimator sits
+    above the training package, so it hands its loader down)."""
+    task = classification_task(prepared.task, "training.distill_from")
     weights = list(weights) if weights else [1.0] * len(sources)
     if len(weights) != len(sources) or min(weights) <= 0:
         raise ConfigError(
@@ -52,7 +53,7 @@ def teacher_probabilities(
     train_ids = record_ids(prepared.train) if files else None
     n_classes = prepared.dims.get("n_classes", 2)
     from_files = {name: read_teacher_file(name, train_ids, n_classes) for name in files}  # checked first
-    teachers = [(str(folder), Estimator.load(folder)) for folder in sources if not is_teacher_file(folder)]
+    teachers = [(str(folder), load_run(folder)) for folder in sources if not is_teacher_file(folder)]
     for name, teacher in teachers:  # every check before any teacher runs
         if teacher.config.data["name"] != data_name or teacher.meta_["task"] != prepared.task:
             raise ConfigError(
@@ -71,7 +72,7 @@ def teacher_probabilities(
         output, target = teacher.scored_outputs(data, data.train)
         if len(target) != len(mine) or not torch.equal(target.long(), mine):
             raise DataError(f"teacher {name} sees other training items or labels than this run (data settings differ?)")
-        each[name] = probabilities(prepared.task, output.float())
+        each[name] = task.probabilities(output.float())
     stacked = torch.stack([each[str(source)] for source in sources])  # (J, N) or (J, N, K), in the config's order
     share = torch.tensor(weights, dtype=torch.float32) / sum(weights)
     return torch.einsum("j,j...->...", share, stacked)

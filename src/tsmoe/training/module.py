@@ -14,43 +14,10 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from tsmoe.errors import TrainingError
-from tsmoe.metrics import probabilities, validation_metrics
 from tsmoe.models.output import unpack
-
-
-def task_loss(
-    task: str,
-    output: torch.Tensor,
-    batch: dict[str, torch.Tensor],
-    target_channels: list[int],
-    forecast_loss: str = "window",
-) -> torch.Tensor:
-    """Binary cross-entropy on logits, cross-entropy, MSE on a (z-scored) regression target, or MSE on
-    the forecast's target channels. Windows that carry their own ``scale (B, 1, C)`` (the input's standard
-    deviation) are scored on that scale, ``mean(((output - y) / scale)^2)`` (the MSE of the
-    window-normalised forecast), unless ``forecast_loss == "original"``: then ``mean((output - y)^2)``.
-    ``forecast_loss == "mape"`` scores any forecast by its mean absolute percentage error (as a fraction),
-    ``mean(|output - y| / |y|)`` over the targets ``y != 0``, the targets the ``mape`` metric counts.
-    A classifier's batch with a ``soft_target`` (distillation, training only) is scored against it."""
-    if task == "regression":
-        return F.mse_loss(output, batch["target"].float())
-    if task == "binary":
-        return F.binary_cross_entropy_with_logits(output, batch.get("soft_target", batch["target"]).float())
-    if task == "multiclass":
-        return F.cross_entropy(
-            output, batch["soft_target"].float() if "soft_target" in batch else batch["target"].long()
-        )
-    output, target = output[..., target_channels], batch["y"][..., target_channels]
-    if forecast_loss == "mape":
-        counted = target != 0  # a zero target has no percentage error; it is left out, as by the metric
-        relative = (output - target).abs() / torch.where(counted, target.abs(), 1.0)
-        return torch.where(counted, relative, 0.0).sum() / counted.sum().clamp_min(1)
-    if "scale" in batch and forecast_loss == "window":
-        return ((output - target) / batch["scale"][..., target_channels]).pow(2).mean()
-    return F.mse_loss(output, target)
+from tsmoe.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -67,12 +34,12 @@ class LRSchedule:
 
 class TsmoeModule(pl.LightningModule):
     """Trains ``model`` for ``task`` with AdamW (and ``schedule``); logs ``train_loss``, ``lr``,
-    ``val_loss`` and ``val_<metric>``."""
+    ``val_loss`` and ``val_<metric>``. The loss and the validation metrics are the task's."""
 
     def __init__(
         self,
         model: nn.Module,
-        task: str,
+        task: Task,
         lr: float,
         weight_decay: float,
         target_channels: list[int] | None = None,
@@ -88,7 +55,7 @@ class TsmoeModule(pl.LightningModule):
         self.lr = lr
         self.weight_decay = weight_decay
         self.target_channels = list(target_channels or [])
-        self.val_metrics = validation_metrics(task, n_classes).clone(prefix="val_")
+        self.val_metrics = task.validation_metrics(n_classes).clone(prefix="val_")
         # the generator that shuffles the training batches; saved in checkpoints so a resumed run
         # draws the same batches as one never interrupted
         self.shuffle_generator: torch.Generator | None = None
@@ -101,7 +68,7 @@ class TsmoeModule(pl.LightningModule):
         output, aux_loss = unpack(result)
         if isinstance(result, dict) and "dropped" in result:  # a capped MoE: share of assignments over capacity
             self.log("train_dropped_share", result["dropped"].float().mean(), on_step=False, on_epoch=True)
-        loss = task_loss(self.task, output, batch, self.target_channels, self.forecast_loss)
+        loss = self.task.loss(output, batch, self.target_channels, self.forecast_loss)
         if aux_loss is not None:  # e.g. a load-balancing loss, already weighted by the model
             self.log("train_aux_loss", aux_loss, on_step=False, on_epoch=True, sync_dist=True)
             loss = loss + aux_loss
@@ -119,14 +86,9 @@ class TsmoeModule(pl.LightningModule):
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         output = self(batch)
         size = len(next(iter(batch.values())))
-        loss = task_loss(self.task, output, batch, self.target_channels, self.forecast_loss)
+        loss = self.task.loss(output, batch, self.target_channels, self.forecast_loss)
         self.log("val_loss", loss, sync_dist=True, batch_size=size)
-        if self.task == "forecast":
-            self.val_metrics.update(output[..., self.target_channels], batch["y"][..., self.target_channels])
-        elif self.task == "regression":
-            self.val_metrics.update(output, batch["target"].float())
-        else:
-            self.val_metrics.update(probabilities(self.task, output), batch["target"].long())
+        self.task.update_validation(self.val_metrics, output, batch, self.target_channels)
         # logging the metric objects lets Lightning compute them once per epoch, synchronised across processes
         self.log_dict(self.val_metrics, on_step=False, on_epoch=True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -12,7 +13,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from tsmoe.config import RunConfig
-from tsmoe.training.callbacks import AveragedWeights, BestWeights, ElapsedTime, SpectralTracker, StopState
+from tsmoe.training.callbacks import AveragedWeights, BestWeights, ElapsedTime, StopState
 from tsmoe.training.checkpoint_io import SafetensorsCheckpointIO
 
 CHECKPOINT_DIR, CHECKPOINT_NAME = "checkpoints", "last"
@@ -44,9 +45,12 @@ def checkpoint_path(run_dir: Path) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / f"{CHECKPOINT_NAME}{CHECKPOINT_SUFFIX}"
 
 
-def build_trainer(config: RunConfig, run_dir: Path, monitor: str, mode: str) -> tuple[pl.Trainer, BestWeights]:
+def build_trainer(
+    config: RunConfig, run_dir: Path, monitor: str, mode: str, extra_callbacks: Sequence[pl.Callback] = ()
+) -> tuple[pl.Trainer, BestWeights]:
     """A trainer with early stopping and best-weights keeping on ``monitor`` (validation only), and a
-    safetensors checkpoint after every epoch."""
+    safetensors checkpoint after every epoch; ``extra_callbacks`` (e.g. analysis read-outs) run after
+    the validation bookkeeping, on the validated weights."""
     quiet_lightning(config.logging.verbose)
     best = BestWeights(run_dir / "best.safetensors", monitor, mode)
     last = ModelCheckpoint(
@@ -59,7 +63,7 @@ def build_trainer(config: RunConfig, run_dir: Path, monitor: str, mode: str) -> 
         best,
         StopState(),  # after EarlyStopping, so it sees its decision
         ElapsedTime(),
-        SpectralTracker(run_dir / "spectral.json"),
+        *extra_callbacks,
     ]
     if config.training.ema_decay is not None:  # after the callbacks that read the validated weights, before `last`
         callbacks.append(AveragedWeights(config.training.ema_decay))

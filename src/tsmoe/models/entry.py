@@ -1,0 +1,20 @@
+"""What the registry knows of a model: its class, its hyperparameters, the input it reads, the tasks it does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registered model. ``cls(params, dims, task)`` builds it; ``params`` is the dataclass of its
+    ``model`` config keys; ``input_kind`` is ``"irregular"`` or ``"window"`` (the batches it reads)."""
+
+    name: str
+    cls: type[nn.Module]
+    params: type
+    input_kind: str
+    tasks: frozenset[str]
+    description: str

@@ -1,0 +1,324 @@
+"""Tasks as objects: each owns its loss, its metrics, how raw outputs become probabilities or predictions,
+and the validation metric that early stopping watches.
+
+A model's raw output per task:
+
+- ``binary``: logits ``(N,)``; ``multiclass``: logits ``(N, K)``;
+- ``regression``: values ``(N,)`` on the z-scored target's scale;
+- ``forecast``: forecasts ``(N, horizon, C)`` of every channel (the target channels are scored).
+
+The data decide the task (:class:`tsmoe.data.prepared.PreparedData` names it); :func:`get_task` gives its
+object. A new task is one new class here, registered in :data:`TASKS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+import torchmetrics
+from torch.nn import functional as F
+
+from tsmoe.data.prepared import PreparedData
+from tsmoe.errors import ConfigError
+from tsmoe.metrics import binary_metrics, error_metrics, multiclass_metrics
+
+Arrays = dict[str, np.ndarray]  # a run's fitted statistics (preprocessing.safetensors)
+
+LOWER_IS_BETTER = ("loss", "mse", "mae", "mape")
+
+
+def monitor_mode(metric: str) -> str:
+    """``"min"`` for a metric where lower is better (losses and errors), ``"max"`` otherwise."""
+    return "min" if metric.endswith(LOWER_IS_BETTER) else "max"
+
+
+class Task:
+    """The behaviour of one task. Subclasses set ``name`` and ``monitor`` and implement the methods."""
+
+    name: ClassVar[str]
+    monitor: ClassVar[tuple[str, str]] = ("val_loss", "min")  # (metric, mode) early stopping watches
+    is_classifier: ClassVar[bool] = False
+
+    def loss(
+        self, output: torch.Tensor, batch: dict[str, torch.Tensor], target_channels: list[int], forecast_loss: str
+    ) -> torch.Tensor:
+        raise NotImplementedError
+
+    def validation_metrics(self, n_classes: int) -> torchmetrics.MetricCollection:
+        """The metrics tracked on the validation split during training (logged as ``val_<name>``), as
+        torchmetrics objects, which Lightning synchronises across DDP processes."""
+        raise NotImplementedError
+
+    def update_validation(
+        self,
+        metrics: torchmetrics.MetricCollection,
+        output: torch.Tensor,
+        batch: dict[str, torch.Tensor],
+        target_channels: list[int],
+    ) -> None:
+        raise NotImplementedError
+
+    def metrics(self, output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+        """Score whole arrays of outputs (as :meth:`scored` gives them) against their targets."""
+        raise NotImplementedError
+
+    def scored(
+        self,
+        output: torch.Tensor,
+        targets: dict[str, torch.Tensor],
+        prepared: PreparedData,
+        state: Arrays,
+        original: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(output, target)`` as :meth:`metrics` reads them, from raw outputs over a part of ``prepared``
+        and the batches' targets; ``state`` holds the run's fitted statistics; ``original``: score
+        forecasts on the data's original scale."""
+        raise NotImplementedError
+
+    def predictions(self, output: torch.Tensor, prepared: PreparedData, state: Arrays) -> torch.Tensor:
+        """What ``predict`` returns for raw outputs: class labels ``(N,)``, values ``(N,)`` or forecasts
+        ``(N, horizon, n_targets)``, values and forecasts on the original scale."""
+        raise NotImplementedError
+
+    def table_columns(
+        self, output: torch.Tensor, state: Arrays, class_names: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """The columns of a prediction table (``tsmoe predict``) for raw outputs of one item per row."""
+        raise ConfigError(f"a {self.name} model has no per-item prediction table")
+
+    def mean_table(self, frames: list[pd.DataFrame], keys: list[str]) -> pd.DataFrame:
+        """Ensemble members' prediction tables (same rows and columns) as one: every column but the
+        ``keys`` averaged row by row."""
+        out = frames[0].copy()
+        averaged = [c for c in out.columns if c not in keys]
+        out[averaged] = sum(frame[averaged].to_numpy(dtype=np.float64) for frame in frames) / len(frames)
+        return out
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class ClassificationTask(Task):
+    """Classifiers: raw outputs are logits; scores read class probabilities."""
+
+    is_classifier = True
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def proba_table(self, prob: torch.Tensor) -> torch.Tensor:
+        """Class probabilities ``(N, K)`` from what :meth:`probabilities` gives."""
+        return prob
+
+    def labels(self, prob: torch.Tensor) -> torch.Tensor:
+        """Predicted classes ``(N,)`` from what :meth:`probabilities` gives."""
+        raise NotImplementedError
+
+    def table_labels(self, table: torch.Tensor) -> torch.Tensor:
+        """Predicted classes ``(N,)`` from a probability table ``(N, K)`` (:meth:`proba_table`'s form)."""
+        return table.argmax(-1)
+
+    def score_probabilities(self, prob: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+        """Metrics from class probabilities (what :meth:`probabilities` gives, or an ensemble's mean)."""
+        raise NotImplementedError
+
+    def metrics(self, output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+        return self.score_probabilities(self.probabilities(output.detach().float().cpu()), target)
+
+    def scored(self, output, targets, prepared, state, original) -> tuple[torch.Tensor, torch.Tensor]:
+        return output, targets["target"]
+
+    def predictions(self, output: torch.Tensor, prepared: PreparedData, state: Arrays) -> torch.Tensor:
+        return self.labels(self.probabilities(output))
+
+    def update_validation(self, metrics, output, batch, target_channels) -> None:
+        metrics.update(self.probabilities(output), batch["target"].long())
+
+    def mean_table(self, frames: list[pd.DataFrame], keys: list[str]) -> pd.DataFrame:
+        """The members' probabilities averaged row by row, and the classes taken from the mean."""
+        probability = [c for c in frames[0].columns if c not in (*keys, "prediction")]
+        out = super().mean_table([frame.drop(columns="prediction") for frame in frames], keys)
+        out.insert(list(frames[0].columns).index("prediction"), "prediction", self.column_labels(out[probability]))
+        if not pd.api.types.is_numeric_dtype(frames[0]["prediction"]):  # the members named the classes
+            names = np.array([column.removeprefix("probability_") for column in probability])
+            out["prediction"] = names[out["prediction"].to_numpy()]
+        return out
+
+    def column_labels(self, probability: pd.DataFrame) -> np.ndarray:
+        """Classes ``(N,)`` from a table's probability columns."""
+        return probability.to_numpy().argmax(-1)
+
+    @staticmethod
+    def soft_or_hard(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The batch's ``soft_target`` (distillation, training only) or else its labels."""
+        return batch.get("soft_target", batch["target"])
+
+
+class BinaryTask(ClassificationTask):
+    """Two classes: one logit per item; binary cross-entropy; AUROC is watched."""
+
+    name = "binary"
+    monitor = ("val_auroc", "max")
+
+    def loss(self, output, batch, target_channels, forecast_loss) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(output, self.soft_or_hard(batch).float())
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """``sigmoid`` of ``(N,)`` logits: P(positive) ``(N,)``."""
+        return torch.sigmoid(logits)
+
+    def proba_table(self, prob: torch.Tensor) -> torch.Tensor:
+        return torch.stack([1 - prob, prob], dim=-1)
+
+    def labels(self, prob: torch.Tensor) -> torch.Tensor:
+        return (prob >= 0.5).long()
+
+    def table_labels(self, table: torch.Tensor) -> torch.Tensor:
+        return self.labels(table[:, 1])
+
+    def table_columns(self, output, state, class_names=None) -> dict[str, np.ndarray]:
+        prob = self.probabilities(output).numpy()
+        return {"probability": prob, "prediction": (prob >= 0.5).astype(int)}
+
+    def column_labels(self, probability: pd.DataFrame) -> np.ndarray:
+        return (probability["probability"] >= 0.5).astype(int).to_numpy()
+
+    def score_probabilities(self, prob: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+        return binary_metrics(prob, target)
+
+    def validation_metrics(self, n_classes: int) -> torchmetrics.MetricCollection:
+        return torchmetrics.MetricCollection(
+            {"auroc": torchmetrics.AUROC(task="binary"), "auprc": torchmetrics.AveragePrecision(task="binary")}
+        )
+
+
+class MulticlassTask(ClassificationTask):
+    """K classes: one logit per class; cross-entropy; accuracy is watched."""
+
+    name = "multiclass"
+    monitor = ("val_accuracy", "max")
+
+    def loss(self, output, batch, target_channels, forecast_loss) -> torch.Tensor:
+        target = batch["soft_target"].float() if "soft_target" in batch else batch["target"].long()
+        return F.cross_entropy(output, target)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """``softmax`` over ``(N, K)`` logits."""
+        return torch.softmax(logits, dim=-1)
+
+    def labels(self, prob: torch.Tensor) -> torch.Tensor:
+        return prob.argmax(-1)
+
+    def table_columns(self, output, state, class_names=None) -> dict[str, np.ndarray]:
+        """``prediction`` (the class, by name where ``class_names`` are given) and ``probability_<class>``."""
+        prob = self.probabilities(output).numpy()
+        names = list(class_names) if class_names is not None else list(range(prob.shape[1]))
+        columns = {"prediction": np.array(names)[prob.argmax(-1)] if class_names is not None else prob.argmax(-1)}
+        return columns | {f"probability_{name}": prob[:, k] for k, name in enumerate(names)}
+
+    def score_probabilities(self, prob: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+        return multiclass_metrics(prob, target)
+
+    def validation_metrics(self, n_classes: int) -> torchmetrics.MetricCollection:
+        return torchmetrics.MetricCollection(
+            {"accuracy": torchmetrics.Accuracy(task="multiclass", num_classes=n_classes)}
+        )
+
+
+class ValueTask(Task):
+    """Regression and forecasting: raw outputs are values; squared error is the loss."""
+
+    def validation_metrics(self, n_classes: int) -> torchmetrics.MetricCollection:
+        return torchmetrics.MetricCollection(
+            {"mse": torchmetrics.MeanSquaredError(), "mae": torchmetrics.MeanAbsoluteError()}
+        )
+
+    def metrics(self, output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+        return error_metrics(output, target)
+
+
+class RegressionTask(ValueTask):
+    """One value per item, trained on the z-scored target: MSE."""
+
+    name = "regression"
+
+    def loss(self, output, batch, target_channels, forecast_loss) -> torch.Tensor:
+        return F.mse_loss(output, batch["target"].float())
+
+    def update_validation(self, metrics, output, batch, target_channels) -> None:
+        metrics.update(output, batch["target"].float())
+
+    @staticmethod
+    def to_target_scale(scaled: torch.Tensor, state: Arrays) -> torch.Tensor:
+        """Undo the training z-score of the target: ``scaled * std + mean``."""
+        return scaled.float() * float(state["target_std"][0]) + float(state["target_mean"][0])
+
+    def scored(self, output, targets, prepared, state, original) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.to_target_scale(output, state), self.to_target_scale(targets["target"], state)
+
+    def predictions(self, output: torch.Tensor, prepared: PreparedData, state: Arrays) -> torch.Tensor:
+        return self.to_target_scale(output, state)
+
+    def table_columns(self, output, state, class_names=None) -> dict[str, np.ndarray]:
+        return {"prediction": self.to_target_scale(output, state).numpy()}
+
+
+class ForecastTask(ValueTask):
+    """A horizon of values per window, scored on the target channels."""
+
+    name = "forecast"
+
+    def loss(self, output, batch, target_channels, forecast_loss) -> torch.Tensor:
+        """MSE on the forecast's target channels. Windows that carry their own ``scale (B, 1, C)`` (the
+        input's standard deviation) are scored on that scale, ``mean(((output - y) / scale)^2)`` (the MSE of
+        the window-normalised forecast), unless ``forecast_loss == "original"``: then ``mean((output -
+        y)^2)``. ``forecast_loss == "mape"`` scores any forecast by its mean absolute percentage error (as a
+        fraction), ``mean(|output - y| / |y|)`` over the targets ``y != 0``, the targets the ``mape``
+        metric counts."""
+        output, target = output[..., target_channels], batch["y"][..., target_channels]
+        if forecast_loss == "mape":
+            counted = target != 0  # a zero target has no percentage error; it is left out, as by the metric
+            relative = (output - target).abs() / torch.where(counted, target.abs(), 1.0)
+            return torch.where(counted, relative, 0.0).sum() / counted.sum().clamp_min(1)
+        if "scale" in batch and forecast_loss == "window":
+            return ((output - target) / batch["scale"][..., target_channels]).pow(2).mean()
+        return F.mse_loss(output, target)
+
+    def update_validation(self, metrics, output, batch, target_channels) -> None:
+        metrics.update(output[..., target_channels], batch["y"][..., target_channels])
+
+    def scored(self, output, targets, prepared, state, original) -> tuple[torch.Tensor, torch.Tensor]:
+        channels = prepared.target_channels
+        output, target = output[..., channels], targets["y"][..., channels]
+        if original and prepared.scaler is not None:
+            output, target = prepared.scaler.inverse(output, channels), prepared.scaler.inverse(target, channels)
+        return output, target
+
+    def predictions(self, output: torch.Tensor, prepared: PreparedData, state: Arrays) -> torch.Tensor:
+        channels = prepared.target_channels
+        return prepared.scaler.inverse(output[..., channels], channels)
+
+
+TASKS: dict[str, Task] = {
+    task.name: task for task in (BinaryTask(), MulticlassTask(), RegressionTask(), ForecastTask())
+}
+
+
+def get_task(name: str) -> Task:
+    """The task object of a task name (as data preparation and ``meta.json`` give it)."""
+    if name not in TASKS:
+        raise ConfigError(f"unknown task '{name}'; known: {', '.join(TASKS)}")
+    return TASKS[name]
+
+
+def classification_task(name: str, what: str, instead: str = "") -> ClassificationTask:
+    """The task object of ``name``, refusing a task that is not a classifier's (``what`` says who asked,
+    ``instead`` what to use instead)."""
+    task = get_task(name)
+    if not isinstance(task, ClassificationTask):
+        raise ConfigError(f"{what} is for classifiers; this run's task is {name}" + (f": {instead}" if instead else ""))
+    return task
