@@ -29,8 +29,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from tsmoe.data.irregular import IrregularSet
-from tsmoe.data.physionet2012 import load_physionet2012
-from tsmoe.data.registry import shipped_split_file
+from tsmoe.data.sources.physionet2012 import load_physionet2012, shipped_split_file
 from tsmoe.data.splits import IdSplit
 
 SUMMARIES = ("first", "last", "min", "max", "mean", "median", "count", "last_time")

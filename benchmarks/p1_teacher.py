@@ -30,8 +30,7 @@ from p1_features import LEARNING_RATES, SUMMARIES, boosting, fit_on_validation, 
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from tsmoe.data.physionet2012 import load_physionet2012
-from tsmoe.data.registry import shipped_split_file
+from tsmoe.data.sources.physionet2012 import load_physionet2012, shipped_split_file
 from tsmoe.data.splits import IdSplit
 from tsmoe.ensemble import Ensemble
 

@@ -30,7 +30,8 @@ import pandas as pd
 import torch
 
 from tsmoe.config import load_config
-from tsmoe.data.mome_windows import TextWindows, load_mome_windows
+from tsmoe.data.fixed_windows import TextWindows
+from tsmoe.data.sources.mome_windows import load_mome_windows
 from tsmoe.estimator import Estimator
 from tsmoe.metrics import error_metrics
 from tsmoe.tasks import get_task

@@ -33,7 +33,7 @@ import numpy as np
 from p2_timemmd import DOMAINS, ROWS, last_value_forecast, machine, save, train_command  # benchmarks/ is on sys.path
 from seed_ensemble import trained_run
 
-from tsmoe.data.mome_windows import load_mome_split, load_mome_windows
+from tsmoe.data.sources.mome_windows import load_mome_split, load_mome_windows
 from tsmoe.estimator import Estimator
 
 GROUPS = ("jump ahead", "jump in input", "other")

@@ -35,7 +35,8 @@ from pathlib import Path
 from results_file import locked  # benchmarks/ is the script's folder, so on sys.path
 
 from tsmoe.config import load_config
-from tsmoe.data.registry import TimeMMDParams, get_dataset, prepare
+from tsmoe.data.registry import get_dataset
+from tsmoe.data.sources.time_mmd import TimeMMDParams
 from tsmoe.data.text_windows import dated_tables
 from tsmoe.estimator import Estimator
 from tsmoe.text.encoders import MiniLMEncoder
@@ -145,7 +146,7 @@ def text_lengths(domains: list[str]) -> str:
         lookback, horizons = WINDOWS[FREQUENCY[domain]]
         params = TimeMMDParams(domain=domain, lookback=lookback, horizon=horizons[0], text_encoder="hashing")
         source = get_dataset("time_mmd").load(params)
-        prepared = prepare(params, source, 0)
+        prepared = get_dataset("time_mmd").prepare(params, source, 0)
         texts = [text for part in (prepared.train, prepared.val, prepared.test) for text in part.texts]
         over = sum(n > limit for n in encoder.token_counts(texts))
         facts = sorted({fact for table in dated_tables(source).values() for fact in table.texts})

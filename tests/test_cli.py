@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from tsmoe.cli import main
-from tsmoe.data.ett import load_ett
+from tsmoe.data.sources.ett import load_ett
 
 LSTM = "configs/lstm-physionet2012.yaml"
 FAST = [

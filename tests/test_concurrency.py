@@ -25,7 +25,7 @@ def _encode_texts(cache: str, start, order: int, queue) -> None:
 
 def _load_stays(cache: str, root: str, start, order: int, queue) -> None:
     os.environ["TSMOE_CACHE"] = cache
-    from tsmoe.data.physionet2012 import load_physionet2012
+    from tsmoe.data.sources.physionet2012 import load_physionet2012
 
     start.wait()
     data = load_physionet2012(root)

@@ -26,10 +26,10 @@ COMMON = [
 ]
 
 
-def train(out: Path, *extra: str) -> dict:
+def train(out: Path, *extra: str, recipe: str = "configs/dlinear-etth1.yaml") -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     result = subprocess.run(
-        [TSMOE, "train", "configs/dlinear-etth1.yaml", "--out", str(out), *COMMON, *extra],
+        [TSMOE, "train", recipe, "--out", str(out), *COMMON, *extra],
         capture_output=True,
         text=True,
         env=env,
@@ -47,3 +47,25 @@ def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path):
     assert meta["world_size"] == 2
     assert abs(ddp["mse"] - single["mse"]) / single["mse"] < 0.05, (single, ddp)
     assert ddp["mse"] < 0.42  # a trained DLinear, not an untrained one (about 0.39 at horizon 96)
+
+
+DDP = ("--set", "trainer.strategy=ddp", "--set", "trainer.devices=2", "--set", "training.max_epochs=1")
+
+
+@pytest.mark.slow
+def test_ddp_trains_a_model_of_irregular_input(tmp_path, small_physionet):
+    tiny = ["model.hidden_size=8", "model.d_model=8", "model.backbone_units=8", "data.split_file=null",
+            f"data.root={small_physionet}"]  # fmt: skip
+    metrics = train(tmp_path / "mrmoe", *DDP, *[a for s in tiny for a in ("--set", s)],
+                    recipe="configs/mrmoe-physionet2012.yaml")  # fmt: skip
+    assert json.loads((tmp_path / "mrmoe" / "meta.json").read_text())["world_size"] == 2
+    assert 0.0 <= metrics["auroc"] <= 1.0
+
+
+@pytest.mark.slow
+def test_ddp_trains_a_model_that_reads_text(tmp_path):
+    # every parameter of MoME takes part in the loss, so DDP needs no find_unused_parameters
+    metrics = train(tmp_path / "mome", *DDP, "--set", "data.text_encoder=hashing", "--set", "data.domain=Energy",
+                    recipe="configs/mome-mome_timemmd.yaml")  # fmt: skip
+    assert json.loads((tmp_path / "mome" / "meta.json").read_text())["world_size"] == 2
+    assert metrics["mse"] > 0 and metrics["mse"] == metrics["mse"]

@@ -9,7 +9,7 @@ import torch
 
 from tests.tiny_runs import tiny_lstm
 from tsmoe.cli import main
-from tsmoe.data.ett import load_ett
+from tsmoe.data.sources.ett import load_ett
 from tsmoe.ensemble import Ensemble
 from tsmoe.errors import ConfigError, DataError
 from tsmoe.estimator import Estimator

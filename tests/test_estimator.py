@@ -157,7 +157,7 @@ def test_regression_of_length_of_stay(small_physionet, caplog):
     with pytest.raises(ConfigError, match="predict_proba is for classifiers"):
         estimator.predict_proba()
     # a mean predictor has MSE = the test variance; a trained model must not be far worse than that
-    from tsmoe.data.physionet2012 import load_physionet2012
+    from tsmoe.data.sources.physionet2012 import load_physionet2012
 
     labels = load_physionet2012(small_physionet, label="Length_of_stay").labels
     assert estimator.metrics_["mse"] < 1.5 * np.nanvar(labels)

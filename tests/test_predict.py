@@ -14,8 +14,8 @@ import pytest
 import tsmoe.data.text_windows
 from tsmoe import Estimator
 from tsmoe.cli import main
-from tsmoe.data.mome_windows import load_mome_split
 from tsmoe.data.registry import get_dataset
+from tsmoe.data.sources.mome_windows import load_mome_split
 from tsmoe.errors import DataError
 from tsmoe.forecast import forecast_data_set
 from tsmoe.predict import mean_prediction, predict_file

@@ -25,10 +25,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from tsmoe import io as run_io
 from tsmoe.config import RunConfig, resolve
+from tsmoe.data.adapter import DataAdapter, Source
+from tsmoe.data.fixed_windows import TextWindowSplits
 from tsmoe.data.irregular import IrregularSet
-from tsmoe.data.long_format import from_long_dataframe
 from tsmoe.data.prepared import PreparedData, SplitChoice
-from tsmoe.data.registry import get_dataset, prepare
+from tsmoe.data.registry import get_dataset
 from tsmoe.data.series import SeriesSet
 from tsmoe.errors import ConfigError, DataError, TrainingError
 from tsmoe.forecast import forecast_data_set, forecast_table
@@ -98,14 +99,14 @@ class Estimator:
         """The run's ``data`` settings as their dataclass, defaults filled in (e.g. ``text_encoder``)."""
         return self._data_params()[0]
 
-    def _load_source(self, source: Any, params: Any, entry: Any) -> IrregularSet | SeriesSet:
+    def _load_source(self, source: Any, params: Any, entry: DataAdapter) -> Source:
+        """The data set's own source (``source`` None), a long-format frame of the user's read by the data
+        set's rules, or a source object given as it is (the adapter checks its type when it prepares)."""
         if source is None:
             return entry.load(params)
         if isinstance(source, pd.DataFrame):
-            return from_long_dataframe(
-                source, covariates=tuple(getattr(params, "covariates", ())), text_col=getattr(params, "text_col", None)
-            )
-        if isinstance(source, IrregularSet | SeriesSet):
+            return entry.from_frame(source, params)
+        if isinstance(source, IrregularSet | SeriesSet | TextWindowSplits):
             return source
         raise DataError(
             f"cannot use a {type(source).__name__} as data: "
@@ -151,7 +152,7 @@ class Estimator:
             Path(run_dir).mkdir(parents=True, exist_ok=True)
             run_io.write_text(Path(run_dir) / run_io.CONFIG, self.config.to_yaml())
         params, entry = self._data_params()
-        prepared = prepare(params, self._load_source(data, params, entry), self.config.seed)
+        prepared = entry.prepare(params, self._load_source(data, params, entry), self.config.seed)
         if len(prepared.train) == 0 or len(prepared.val) == 0:
             raise DataError(
                 f"the training or validation split is empty ({len(prepared.train)} / {len(prepared.val)} items)"
@@ -350,7 +351,7 @@ class Estimator:
         self._check_fitted()
         params, entry = self._data_params(data_overrides)
         source = self._load_source(data, params, entry)
-        prepared = prepare(params, source, self.config.seed, fitted=self.state_, which=split)
+        prepared = entry.prepare(params, source, self.config.seed, fitted=self.state_, which=split)
         if prepared.task != self.meta_["task"] or prepared.dims != self.meta_["dims"]:
             raise DataError(
                 f"the data gives task '{prepared.task}' with sizes {prepared.dims}, but the model was trained for "

@@ -28,11 +28,11 @@ import pandas as pd
 import torch
 from pandas.tseries.frequencies import to_offset
 
-from tsmoe.data.benchmark_csv import wide_frame_to_series
+from tsmoe.data.adapter import text_encoder_options
+from tsmoe.data.csv_files import wide_frame_to_series
+from tsmoe.data.fixed_windows import parse_number_lists
 from tsmoe.data.long_format import from_long_dataframe
-from tsmoe.data.mome_windows import parse_number_lists
 from tsmoe.data.parsing import check_texts_column
-from tsmoe.data.registry import text_encoder_options
 from tsmoe.data.series import SeriesSet
 from tsmoe.data.text_windows import (
     TREND_CLASSES,

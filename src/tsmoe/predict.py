@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tsmoe.data.benchmark_csv import read_csv_checked
+from tsmoe.data.csv_files import read_csv_checked
 from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, IrregularSet, collate_irregular
-from tsmoe.data.physionet2012 import STATIC, VARIABLES, load_physionet2012, parse_stay
+from tsmoe.data.sources.physionet2012 import STATIC, VARIABLES, load_physionet2012, parse_stay
 from tsmoe.errors import DataError
 from tsmoe.forecast import TEXT_COLUMN, forecast_table, text_column
 from tsmoe.tasks import get_task

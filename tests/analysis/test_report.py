@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from tsmoe.analysis.report import report_section_ids
 from tsmoe.cli import main, write_run_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -34,6 +33,12 @@ def mrmoe_run(small_physionet, tmp_path_factory) -> Path:
             "trainer.accelerator=cpu", "data.split_file=null", f"data.root={small_physionet}"]  # fmt: skip
     assert main(["train", "configs/mrmoe-physionet2012.yaml", "--out", str(run), *[f"--set={s}" for s in sets]]) == 0
     return run
+
+
+def report_section_ids(run_dir: Path) -> list[str]:
+    """The section ids the run's report.html has."""
+    text = (Path(run_dir) / "report.html").read_text()
+    return [part.split('"')[0] for part in text.split('<section id="')[1:]]
 
 
 def rendered_body(page: Path, tmp_path: Path) -> str:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tsmoe.analysis.routing import expert_usage
-from tsmoe.analysis.spectral import euler_step_discs, gram_spectrum, power_iteration
+from tsmoe.analysis.spectral import gram_spectrum, power_iteration
 from tsmoe.analysis.topk_bound import truncation_bound
 from tsmoe.layers.sparse_moe import SparseMoE
 
@@ -58,12 +58,6 @@ def test_spectral_estimates_against_exact_eigenvalues():
     assert estimate.rayleigh_max == pytest.approx(exact[-1], rel=1e-6)
     assert estimate.gershgorin_max >= exact[-1] and estimate.gershgorin_min <= exact[0]
     assert power_iteration(np.diag([3.0, 1.0, 0.5]), steps=200) == pytest.approx(3.0)
-
-
-def test_euler_step_discs_tell_stable_from_unstable():
-    small = np.eye(4) * 0.1
-    assert euler_step_discs(small, dt_over_tau=0.5)[2]  # a leaky step: contraction
-    assert not euler_step_discs(np.eye(4) * 3.0, dt_over_tau=0.5)[2]  # self-excitation: expands
 
 
 def test_liquid_step_discs_match_the_euler_jacobian_and_every_cell_runs():

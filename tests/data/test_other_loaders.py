@@ -3,9 +3,9 @@ import gzip
 import numpy as np
 import pytest
 
-from tsmoe.data.ett import load_ett
-from tsmoe.data.exchange_rate import load_exchange_rate
-from tsmoe.data.mome_windows import DOMAINS, load_mome_split, load_mome_windows
+from tsmoe.data.sources.ett import load_ett
+from tsmoe.data.sources.exchange_rate import load_exchange_rate
+from tsmoe.data.sources.mome_windows import DOMAINS, load_mome_split, load_mome_windows
 from tsmoe.errors import DataError
 
 

@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from tsmoe.data.physionet2012 import STATIC, VARIABLES, load_physionet2012, parse_stay
-from tsmoe.data.registry import shipped_split_file
+from tsmoe.data.sources.physionet2012 import STATIC, VARIABLES, load_physionet2012, parse_stay, shipped_split_file
 from tsmoe.data.splits import IdSplit, stratified_split
 from tsmoe.errors import DataError
 

@@ -9,7 +9,9 @@ import pytest
 from tsmoe import Estimator
 from tsmoe.data.long_format import from_long_dataframe
 from tsmoe.data.prepared import prepare_forecasting
-from tsmoe.data.registry import MomeWindowsParams, TimeMMDParams, get_dataset, prepare
+from tsmoe.data.registry import get_dataset
+from tsmoe.data.sources.mome_windows import MomeWindowsParams
+from tsmoe.data.sources.time_mmd import TimeMMDParams
 from tsmoe.errors import DataError
 from tsmoe.text.encoders import HashingEncoder
 
@@ -71,7 +73,7 @@ def test_each_fact_encodes_every_fact_whole_and_reads_them_in_order():
 def test_raw_time_mmd_text_respects_end_dates():
     params = TimeMMDParams(domain="Health_US", lookback=24, horizon=12, text_encoder="hashing", hashing_dim=8)
     source = get_dataset("time_mmd").load(params)
-    prepared = prepare(params, source, 0)
+    prepared = get_dataset("time_mmd").prepare(params, source, 0)
     stamps, texts = source.texts["Health_US"]
     series = source.series[0]
     borders = prepared.split["rows"]["Health_US"]
@@ -91,6 +93,7 @@ def test_text_encoder_on_data_without_text_is_refused():
 
 def test_p2_windows_are_the_published_files():
     params = MomeWindowsParams(domain="HealthUS", text_encoder="none")
-    prepared = prepare(params, get_dataset("mome_timemmd").load(params), 0)
+    adapter = get_dataset("mome_timemmd")
+    prepared = adapter.prepare(params, adapter.load(params), 0)
     assert (len(prepared.train), len(prepared.val), len(prepared.test)) == (442, 49, 124)
     assert prepared.dims == {"lookback": 14, "horizon": 3, "n_channels": 1, "text_dim": 0}

@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tsmoe.data.sources.time_mmd import list_domains, load_time_mmd
 from tsmoe.data.text import DatedTexts
-from tsmoe.data.time_mmd import list_domains, load_time_mmd
 from tsmoe.errors import DataError
 
 

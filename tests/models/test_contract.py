@@ -86,11 +86,6 @@ def build(name: str, seed: int = 0) -> torch.nn.Module:
     return build_model(config, dims, task, kind)
 
 
-# MoME builds a self-attention block before its first MoE layer and never runs it (attention_first is
-# False in its recipe); removing it changes the random initialisation of every stored P2/P3 MoME run, so
-# it goes with the rerun of those tables
-KNOWN_UNUSED = {"mome": "the first block's self-attention is built but not run (attention_first: false)"}
-
 NAMES = sorted(MODELS)
 
 
@@ -102,10 +97,7 @@ def test_prediction_shapes(name):
     assert output.shape == expected and torch.isfinite(output).all()
 
 
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.xfail(reason=KNOWN_UNUSED[n], strict=True)) if n in KNOWN_UNUSED
-             else n for n in NAMES]
-)  # fmt: skip
+@pytest.mark.parametrize("name", NAMES)
 def test_a_training_step_reaches_every_parameter(name):
     _, _, task_name, kind = setting(name)
     model, batch, task = build(name).train(), batch_for(kind), get_task(task_name)

@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, IrregularSet, collate_irregular
-from tsmoe.data.physionet2012 import STATIC, VARIABLES, load_physionet2012, parse_stay
+from tsmoe.data.sources.physionet2012 import STATIC, VARIABLES, load_physionet2012, parse_stay
 from tsmoe.models.registry import build_model
 
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from tsmoe import Estimator
-from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, collate_irregular
-from tsmoe.data.physionet2012 import load_physionet2012
+from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, IrregularSet, collate_irregular
+from tsmoe.data.sources.physionet2012 import load_physionet2012
 from tsmoe.errors import ConfigError, DataError
 from tsmoe.layers.gate import StepGate, gated_readout, load_balancing_loss
 from tsmoe.layers.observation_dropout import drop_observations
@@ -144,14 +144,20 @@ def test_balance_loss_is_one_when_even_and_larger_when_collapsed():
     assert load_balancing_loss(collapsed, collapsed, torch.ones(1, 4)).item() == pytest.approx(1.8)
 
 
-def test_stay_with_no_observation_and_negative_gaps(batch_items):
+def test_stay_with_no_observation(batch_items):
     empty = {**batch_items[0], "values": torch.zeros(1, 37), "mask": torch.zeros(1, 37), "times": torch.zeros(1)}
     out = tiny("mrmoe")(collate_irregular([empty, batch_items[1]]))
     assert torch.isfinite(out["output"]).all()
-    batch = collate_irregular(batch_items)
-    batch["dt"][0, 1] = -1.0
-    with pytest.raises(DataError, match="negative time gaps"):
-        tiny("mrmoe")(batch)
+
+
+def test_times_that_go_backwards_are_refused_by_the_data_not_the_model():
+    # validation belongs to data preparation: a stay whose clock goes backwards never reaches a model
+    with pytest.raises(DataError, match="times of record 7 do not strictly increase"):
+        IrregularSet(
+            record_ids=np.array([7]), offsets=np.array([0, 3]), times=np.array([0.0, 2.0, 1.0], np.float32),
+            values=np.ones((3, 1), np.float32), static=np.zeros((1, 0), np.float32), labels=np.array([1]),
+            variables=("hr",), static_names=(),
+        )  # fmt: skip
 
 
 def test_training_step_gives_finite_gradients_with_balance_loss(batch_items):

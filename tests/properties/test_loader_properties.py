@@ -13,11 +13,11 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tsmoe.data.ett import load_ett
-from tsmoe.data.exchange_rate import load_exchange_rate
-from tsmoe.data.mome_windows import load_mome_split
-from tsmoe.data.physionet2012 import STATIC, VARIABLES, parse_stay
-from tsmoe.data.time_mmd import load_time_mmd
+from tsmoe.data.sources.ett import load_ett
+from tsmoe.data.sources.exchange_rate import load_exchange_rate
+from tsmoe.data.sources.mome_windows import load_mome_split
+from tsmoe.data.sources.physionet2012 import STATIC, VARIABLES, parse_stay
+from tsmoe.data.sources.time_mmd import load_time_mmd
 from tsmoe.errors import TsmoeError
 
 SETTINGS = settings(

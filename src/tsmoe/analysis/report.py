@@ -277,9 +277,3 @@ def write_report(
     path = folder / "report.html"
     atomic_write_bytes(path, lambda handle: handle.write(page.encode()))
     return path
-
-
-def report_section_ids(run_dir: str | Path) -> list[str]:
-    """The section ids a report of this run has (what a browser test checks for)."""
-    text = (Path(run_dir) / "report.html").read_text()
-    return [part.split('"')[0] for part in text.split('<section id="')[1:]]

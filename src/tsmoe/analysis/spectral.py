@@ -55,15 +55,6 @@ def gram_spectrum(weight: np.ndarray, steps: int = 100) -> SpectrumEstimate:
     )
 
 
-def euler_step_discs(recurrent: np.ndarray, dt_over_tau: float) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Gershgorin discs of the Euler-step Jacobian ``J = I + (dt/tau)(W - I)`` of a CT-RNN expert, and
-    whether they all lie strictly inside the unit circle (``|centre| + radius < 1``)."""
-    n = recurrent.shape[0]
-    jacobian = np.eye(n) + dt_over_tau * (np.asarray(recurrent, np.float64) - np.eye(n))
-    centres, radii = gershgorin(jacobian)
-    return centres, radii, bool(np.all(np.abs(centres) + radii < 1))
-
-
 @dataclass(frozen=True)
 class ExpertStepDiscs:
     """Gershgorin discs of one liquid expert's state Jacobian ``d h_{t+1} / d h_t`` at a step of ``dt``:
@@ -99,7 +90,7 @@ def liquid_step_discs(cell, tau, dt: float) -> list[ExpertStepDiscs]:
     jacobian = torch.autograd.functional.jacobian(advance, torch.zeros(experts, 1, hidden))  # (K,1,H,K,1,H)
     out = []
     for k in range(experts):
-        block = jacobian[k, 0, :, k, 0, :].double().numpy()
+        block = jacobian[k, 0, :, k, 0, :].double().cpu().numpy()
         centres, radii = gershgorin(block)
         radius = float(np.abs(np.linalg.eigvals(block)).max())
         out.append(ExpertStepDiscs(float(tau[k]), float(dt), centres, radii, radius))

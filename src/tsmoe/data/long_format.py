@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tsmoe.data.benchmark_csv import read_csv_checked
+from tsmoe.data.csv_files import read_csv_checked
 from tsmoe.data.parsing import check_float32, parse_dates
 from tsmoe.data.series import Series, SeriesSet
 from tsmoe.errors import DataError

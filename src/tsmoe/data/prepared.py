@@ -18,6 +18,7 @@ from typing import Literal
 import numpy as np
 from torch.utils.data import Dataset
 
+from tsmoe.data.fixed_windows import TextWindows, TextWindowSplits
 from tsmoe.data.irregular import (
     IrregularDataset,
     IrregularNormalizer,
@@ -26,7 +27,6 @@ from tsmoe.data.irregular import (
     collate_irregular,
     is_regression,
 )
-from tsmoe.data.mome_windows import TextWindows, TextWindowSplits
 from tsmoe.data.series import SeriesSet
 from tsmoe.data.splits import IdSplit, borders_from_lengths, chronological_borders, stratified_split
 from tsmoe.data.text_windows import (

@@ -86,7 +86,10 @@ class Block(nn.Module):
     def __init__(self, params: MomeParams, attention: bool) -> None:
         super().__init__()
         d = params.d_model
-        self.attention = nn.MultiheadAttention(d, params.n_heads, dropout=params.dropout, batch_first=True)
+        # built in every block and dropped where unused: its random draws come before the MoE's, so the
+        # initialisation (and every stored P2/P3 run) stays the same, and no parameter is left unused
+        self_attention = nn.MultiheadAttention(d, params.n_heads, dropout=params.dropout, batch_first=True)
+        self.attention = self_attention if attention else None
         self.attention_norm = nn.LayerNorm(d) if attention else None
         self.norm = nn.LayerNorm(d)
         self.moe = SparseMoE(
@@ -100,7 +103,7 @@ class Block(nn.Module):
     ) -> tuple[torch.Tensor, Routing, torch.Tensor]:
         """``h (S, P, d)`` -> ``(h (S, P, d), routing, moe_input (S * P, d))``: the new states, how the
         layer routed each token, and the (normalised) tokens its experts saw."""
-        if self.attention_norm is not None:
+        if self.attention is not None:
             a = self.attention_norm(h)
             h = h + self.dropout(self.attention(a, a, a, need_weights=False)[0])
         series, tokens, d = h.shape

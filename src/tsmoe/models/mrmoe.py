@@ -30,7 +30,6 @@ from typing import Literal
 import torch
 from torch import nn
 
-from tsmoe.errors import DataError
 from tsmoe.layers.attention import FeatureAttention, TemporalAttention
 from tsmoe.layers.gate import StepGate, gated_readout, load_balancing_loss
 from tsmoe.layers.input_rate import expert_moving_average
@@ -156,8 +155,6 @@ class MRMoE(nn.Module):
         alpha = None
         if self.features is not None:
             values, alpha = self.features(values, mask)
-        if torch.any(batch["dt"] < 0):
-            raise DataError("MR-MoE: negative time gaps in batch['dt']; times must increase within a sequence")
         history = self.decay(batch["values"], mask, batch["times"]) if self.decay is not None else ()
         u = torch.cat([values, mask, *history], dim=-1)  # (B, T, 2F), or (B, T, 4F) with observation decay
         expert_input = u

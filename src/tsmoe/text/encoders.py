@@ -29,10 +29,6 @@ class EncodedText:
     tokens: np.ndarray
     pooled: np.ndarray
 
-    @property
-    def is_null(self) -> bool:
-        return len(self.tokens) == 0
-
 
 def is_null_text(text: object) -> bool:
     """``None``, NaN and blank strings carry no text."""

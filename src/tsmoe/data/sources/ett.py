@@ -5,9 +5,12 @@ The standard split is 12/4/4 months (8640/2880/2880 rows) from the start of the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from tsmoe.data.benchmark_csv import read_csv_checked, wide_frame_to_series
+from tsmoe.data.adapter import ForecastParams, SeriesAdapter
+from tsmoe.data.csv_files import read_csv_checked, wide_frame_to_series
 from tsmoe.data.series import SeriesSet
 from tsmoe.errors import DataError
 from tsmoe.paths import shipped_data_dir
@@ -24,3 +27,20 @@ def load_ett(root: str | Path | None = None, name: str = "ETTh1", targets: tuple
     if "date" not in frame.columns:
         raise DataError(f"file '{path}': no 'date' column; columns are {list(frame.columns)}")
     return wide_frame_to_series(frame, path, "date", targets, name)
+
+
+@dataclass
+class ETTParams(ForecastParams):
+    file: str = "ETTh1"  # file stem inside root (ETTh1, ETTh2, ETTm1, ...)
+    split_lengths: list[int] | None = field(default_factory=lambda: list(ETT_HOURLY_SPLIT))
+    metrics_scale: Literal["scaled", "original"] = "scaled"  # as the P4 literature reports
+
+
+class ETTh1(SeriesAdapter):
+    name = "etth1"
+    params = ETTParams
+    description = "ETTh1: hourly transformer load and oil temperature, 7 variables"
+    folder = "ett"
+
+    def load(self, params: ETTParams) -> SeriesSet:
+        return load_ett(params.root, params.file)

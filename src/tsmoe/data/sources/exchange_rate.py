@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tsmoe.data.benchmark_csv import read_csv_checked, wide_frame_to_series
+from tsmoe.data.adapter import ForecastParams, SeriesAdapter
+from tsmoe.data.csv_files import read_csv_checked, wide_frame_to_series
 from tsmoe.data.series import SeriesSet
 from tsmoe.paths import shipped_data_dir
 
@@ -21,3 +22,12 @@ def load_exchange_rate(root: str | Path | None = None) -> SeriesSet:
     frame = read_csv_checked(path, header=None, compression="infer")
     frame.columns = [COUNTRIES[i] if i < len(COUNTRIES) else f"col{i}" for i in range(frame.shape[1])]
     return wide_frame_to_series(frame, path, None, None, "exchange_rate")
+
+
+class ExchangeRate(SeriesAdapter):
+    name = "exchange_rate"
+    description = "daily exchange rates of 8 countries, 7,588 days"
+    folder = "exchange_rate"
+
+    def load(self, params: ForecastParams) -> SeriesSet:
+        return load_exchange_rate(params.root)

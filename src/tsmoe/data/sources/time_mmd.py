@@ -16,13 +16,15 @@ data, which :mod:`tsmoe.data.long_format` refuses instead):
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from tsmoe.data.benchmark_csv import read_csv_checked
+from tsmoe.data.adapter import ForecastParams, SeriesAdapter
+from tsmoe.data.csv_files import read_csv_checked
 from tsmoe.data.parsing import check_float32, check_texts_column, parse_dates
 from tsmoe.data.series import Series, SeriesSet
 from tsmoe.data.text import DatedTexts
@@ -155,3 +157,22 @@ def load_time_mmd(domain: str, root: str | Path | None = None) -> TimeMMDDomain:
         raise DataError(f"Time-MMD domain '{domain}' not found in '{root}'; found {domains}")
     frame = _read_numeric(_find(root / "numerical" / domain / f"{domain}.csv"), domain)
     return TimeMMDDomain(name=domain, frame=frame, texts=DatedTexts.from_frame(_read_texts(root, domain)))
+
+
+@dataclass
+class TimeMMDParams(ForecastParams):
+    domain: str = "Energy"
+    covariates: list[str] = field(default_factory=list)
+    lookback: int = 24
+    horizon: int = 12
+    metrics_scale: Literal["scaled", "original"] = "scaled"
+
+
+class TimeMMD(SeriesAdapter):
+    name = "time_mmd"
+    params = TimeMMDParams
+    description = "Time-MMD: 7 domains of numbers with dated text (target OT)"
+    folder = "time_mmd"
+
+    def load(self, params: TimeMMDParams) -> SeriesSet:
+        return load_time_mmd(params.domain, params.root).series(tuple(params.covariates))

@@ -22,13 +22,16 @@ import gzip
 import logging
 import tarfile
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from tsmoe.data.adapter import IrregularAdapter
 from tsmoe.data.cache import cached_arrays, hash_files
-from tsmoe.data.irregular import IrregularSet
+from tsmoe.data.irregular import IrregularSet, Scaling
 from tsmoe.data.parsing import FLOAT32_MAX
+from tsmoe.data.splits import IdSplit
 from tsmoe.errors import DataError
 from tsmoe.paths import shipped_data_dir
 
@@ -262,3 +265,36 @@ def load_physionet2012(
             len(data),
         )
     return data
+
+
+@dataclass
+class PhysioNetParams:
+    """``data`` keys for PhysioNet 2012 (protocol P1)."""
+
+    root: str | None = None  # folder with set-<x>/ or set-<x>.tar.gz and Outcomes-<x>.txt; None: shipped
+    sets: list[str] | None = None  # e.g. [a, b]; None: every set in root
+    label: str = "In-hospital_death"  # or Length_of_stay, SAPS-I, SOFA, Survival (regression)
+    split_file: str | None = "shipped"  # JSON of record IDs; "shipped": the committed P1 split; None: make one
+    split_fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    value_scaling: Scaling = "zscore"  # quantile: each variable through its training
+    # CDF and the normal quantile function (robust to heavy-tailed labs; tsmoe.data.irregular)
+
+
+def shipped_split_file() -> Path:
+    """The committed P1 split (record IDs of each part, stratified 80/10/10 with seed 0)."""
+    return shipped_data_dir() / "physionet2012" / "split-p1-seed0.json"
+
+
+class PhysioNet2012(IrregularAdapter):
+    name = "physionet2012"
+    params = PhysioNetParams
+    description = "PhysioNet/CinC 2012 ICU stays, sets A and B: 37 irregular variables, 5 static, in-hospital death"
+    folder = "physionet2012"
+
+    def load(self, params: PhysioNetParams) -> IrregularSet:
+        return load_physionet2012(params.root, params.sets, params.label)
+
+    def split(self, params: PhysioNetParams) -> IdSplit | None:
+        if not params.split_file:
+            return None
+        return IdSplit.read(shipped_split_file() if params.split_file == "shipped" else Path(params.split_file))
