@@ -13,8 +13,7 @@ from tsmoe.data.sources.time_mmd import TimeMMD
 from tsmoe.errors import ConfigError
 
 DATASETS: dict[str, DataAdapter] = {
-    adapter.name: adapter
-    for adapter in (PhysioNet2012(), ETTh1(), ExchangeRate(), TimeMMD(), MomeTimeMMD(), LongCsv())
+    adapter.name: adapter for adapter in (PhysioNet2012(), ETTh1(), ExchangeRate(), TimeMMD(), MomeTimeMMD(), LongCsv())
 }
 
 
@@ -26,6 +25,4 @@ def get_dataset(name: str) -> DataAdapter:
 
 def shipped_summary() -> list[tuple[str, str, int]]:
     """(name, description, bytes on disk) of every shipped data set."""
-    return [
-        (a.name, a.description, sum(f.stat().st_size for f in a.files())) for a in DATASETS.values() if a.folder
-    ]
+    return [(a.name, a.description, sum(f.stat().st_size for f in a.files())) for a in DATASETS.values() if a.folder]
