@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from tsmoe.errors import ConfigError, TsmoeError
-from tsmoe.paths import launch_rank
+from tsmoe.paths import SHIPPED_CONFIGS, launch_rank
 
 log = logging.getLogger("tsmoe")
 
@@ -247,9 +247,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from tsmoe.config import load_config
     from tsmoe.estimator import Estimator
 
-    configs = Path(__file__).resolve().parents[2] / "configs"
     for recipe, folder, short in DEMO_RUNS:
-        config = load_config(configs / recipe, [*short, *args.set])
+        config = load_config(SHIPPED_CONFIGS / recipe, [*short, *args.set])
         out = Path(args.out) / folder
         print(" ".join(["demo: tsmoe train", f"configs/{recipe}", *[f"--set {s}" for s in short], f"--out {out}"]))
         estimator = Estimator.from_config(config).fit(run_dir=out, callbacks=[SpectralTracker(out / SPECTRAL_FILE)])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +26,9 @@ import yaml
 
 from tsmoe.errors import ConfigError
 from tsmoe.params import build_dataclass
+from tsmoe.paths import shipped_recipe, shipped_recipes
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -211,10 +215,18 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
-    """Read a YAML recipe, apply overrides and resolve it."""
+    """Read a YAML recipe, apply overrides and resolve it. A ``path`` that is no file but names a shipped
+    recipe (``dlinear-etth1``, or ``configs/dlinear-etth1.yaml`` outside a checkout) reads that recipe."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file '{path}' does not exist")
+        shipped = shipped_recipe(path)
+        if shipped is None:
+            raise ConfigError(
+                f"config file '{path}' does not exist, and no shipped recipe has that name; shipped recipes: "
+                f"{', '.join(shipped_recipes())}"
+            )
+        log.info("reading the shipped recipe %s", shipped.name)
+        path = shipped
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:

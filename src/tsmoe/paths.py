@@ -1,7 +1,9 @@
 """Where the shipped data sets and the on-disk cache live.
 
-``TSMOE_DATA`` overrides the shipped-data folder (default: ``datasets/`` of the source checkout);
-``TSMOE_CACHE`` overrides the cache folder (default: ``~/.cache/tsmoe``).
+The data sets and recipes ship inside the package (``shipped_datasets/`` and ``shipped_configs/``; in a
+source checkout these link to ``datasets/`` and ``configs/``), so an installed tsmoe finds them anywhere.
+``TSMOE_DATA`` overrides the shipped-data folder; ``TSMOE_CACHE`` the cache folder (default:
+``~/.cache/tsmoe``).
 """
 
 from __future__ import annotations
@@ -11,19 +13,34 @@ from pathlib import Path
 
 from tsmoe.errors import DataError
 
-_REPO_DATASETS = Path(__file__).resolve().parents[2] / "datasets"
+_PACKAGE = Path(__file__).resolve().parent
+SHIPPED_DATASETS = _PACKAGE / "shipped_datasets"
+SHIPPED_CONFIGS = _PACKAGE / "shipped_configs"
 
 
 def shipped_data_dir() -> Path:
     """The folder holding the vendored data sets."""
     override = os.environ.get("TSMOE_DATA")
-    path = Path(override) if override else _REPO_DATASETS
+    path = Path(override) if override else SHIPPED_DATASETS
     if not path.is_dir():
         raise DataError(
             f"the shipped data folder '{path}' does not exist; set TSMOE_DATA to a copy of the repository's "
             "datasets/ folder, or pass data.root explicitly"
         )
     return path
+
+
+def shipped_recipe(name: str | Path) -> Path | None:
+    """The shipped recipe a name means (``dlinear-etth1``, ``dlinear-etth1.yaml`` or ``configs/dlinear-etth1.yaml``),
+    or ``None`` where no shipped recipe has that file name."""
+    stem = Path(name).name.removesuffix(".yaml")
+    path = SHIPPED_CONFIGS / f"{stem}.yaml"
+    return path if path.is_file() else None
+
+
+def shipped_recipes() -> list[str]:
+    """The names of the shipped recipes."""
+    return sorted(p.stem for p in SHIPPED_CONFIGS.glob("*.yaml"))
 
 
 def cache_dir() -> Path:
