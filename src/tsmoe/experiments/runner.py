@@ -1,0 +1,72 @@
+"""The one runner of the training benchmarks: every planned run of an experiment not yet in its results
+file is trained by the one training path (``Estimator``, as ``tsmoe train`` does) and stored.
+
+A stopped benchmark continues where it stopped (stored runs are skipped), and several processes may
+share one results file (one per seed, say).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tsmoe.config import load_config
+from tsmoe.estimator import Estimator
+from tsmoe.experiments.results import add_run, machine, runs_of
+from tsmoe.experiments.spec import Experiment, PlannedRun
+
+log = logging.getLogger(__name__)
+
+
+def train_run(planned: PlannedRun, runs_dir: Path | None = None) -> dict[str, Any]:
+    """Train one planned run (in ``runs_dir/<key>`` if given, else a scratch folder) and describe it."""
+    config = load_config(planned.row.recipe, planned.overrides)
+    started = time.perf_counter()
+    if runs_dir is not None:
+        folder = runs_dir / planned.key.replace("/", "-")
+        estimator = Estimator.from_config(config).fit(run_dir=folder)
+    else:
+        with tempfile.TemporaryDirectory() as scratch:
+            estimator = Estimator.from_config(config).fit(run_dir=scratch)
+    meta = estimator.meta_
+    return {
+        "command": planned.command,
+        "test": estimator.metrics_,
+        "validation": {meta["monitor"]: meta["best_score"]},
+        "best_epoch": meta["best_epoch"],
+        "epochs_run": meta["epochs_run"],
+        "train_seconds": meta["train_seconds"],
+        "seconds_per_epoch": meta["seconds_per_epoch"],
+        "wall_seconds": time.perf_counter() - started,
+        "n_parameters": meta["n_parameters"],
+        "config": config.to_dict(),
+        "machine": machine(),
+    }
+
+
+def run_experiment(
+    experiment: Experiment,
+    source: str,
+    rows: list[str] | None = None,
+    seeds: list[int] | None = None,
+    out: Path | None = None,
+    runs_dir: Path | None = None,
+    train: Callable[[PlannedRun, Path | None], dict[str, Any]] = train_run,
+) -> list[str]:
+    """Train every planned run missing from its results file (``out`` instead of the rows' own files, to
+    reproduce stored runs beside them) and return the keys trained. ``source`` is the experiment file's
+    path, recorded in the results."""
+    trained = []
+    for planned in experiment.planned(rows, seeds):
+        files = [out] if out else experiment.results_files(planned.row)
+        if planned.key in runs_of(files, planned.row.name):
+            continue
+        log.info("training %s: %s", planned.key, planned.command)
+        run = train(planned, runs_dir)
+        add_run(files[0], planned.key, run, {"protocol": experiment.protocol, "experiment": source})
+        trained.append(planned.key)
+    return trained

@@ -1,0 +1,30 @@
+"""Every table of the benchmark pages is what its results files give: a number in a page can never drift
+from its file. Regenerate with ``python benchmarks/tables.py``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_pages_tables_match_the_stored_results():
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "tables.py"), "--check"], capture_output=True,
+                            text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_experiment_file_reads_and_every_table_has_rows():
+    from tsmoe.experiments.spec import read_experiment
+    from tsmoe.experiments.tables import rooted, summary
+
+    for path in sorted((ROOT / "benchmarks" / "experiments").glob("*.yaml")):
+        experiment = rooted(read_experiment(path), ROOT)
+        seeds = [cell["seeds"] for row in summary(experiment).values() for cell in row.values()]
+        assert max(seeds) == 5, f"{path.name}: no row has its five seeds stored"
+
+
+def test_the_benchmarks_page_is_a_results_page():
+    assert (ROOT / "benchmarks" / "README.md").stat().st_size < 20_000
