@@ -1,17 +1,16 @@
-"""Protocol P2: MoME, its ablations and the baselines on the MoME paper's Time-MMD windows.
+"""Protocol P2's validation searches and tables, over the rows of ``benchmarks/experiments/p2.yaml``
+(which ``benchmarks/run.py`` trains and ``benchmarks/tables.py`` tables).
 
     OMP_NUM_THREADS=1 python benchmarks/p2_timemmd.py --search     # optimiser per model, on validation only
-    OMP_NUM_THREADS=1 python benchmarks/p2_timemmd.py --run --seeds 0 1 2 3 4
-    python benchmarks/p2_timemmd.py --table
+    python benchmarks/p2_timemmd.py --validation                   # each row's validation metrics
     OMP_NUM_THREADS=1 python benchmarks/p2_timemmd.py --variants-of ROW --variant model.d_model=64 ... --seeds 0 1
 
 ``--search`` trains every model of the search (seed 0) with each (lr, batch size) of the grid on every
 domain and ranks the settings by the mean of the best validation loss (MSE of the window-normalised
-forecast, so domains are comparable); the chosen setting goes into the model's recipe by hand. ``--run``
-trains each row of the table from its recipe, on every domain and seed; its JSON is rewritten after every
-run and a stopped run continues where it stopped. Each run is ``tsmoe train RECIPE --set data.domain=D
---set seed=S [--set ...]``. Test metrics are on the original scale. ``--variants-of ROW`` searches around
-one row on validation only: the row with each ``--variant`` override added, one at a time.
+forecast, so domains are comparable); the chosen setting goes into the model's recipe by hand.
+``--validation`` tables what may choose between rows: each row's mean best validation loss, and its
+validation MSE on the original scale beside the last value's. ``--variants-of ROW`` searches around one
+row on validation only: the row with each ``--variant`` override added, one at a time.
 """
 
 from __future__ import annotations
@@ -33,65 +32,16 @@ from tsmoe.config import load_config
 from tsmoe.data.fixed_windows import TextWindows
 from tsmoe.data.sources.mome_windows import load_mome_windows
 from tsmoe.estimator import Estimator
+from tsmoe.experiments.results import runs_of
+from tsmoe.experiments.spec import read_experiment
 from tsmoe.metrics import error_metrics
 from tsmoe.tasks import get_task
 
 DOMAINS = ("HealthUS", "HealthAFR", "SocialGood", "Energy", "Environment")
-PAPER = {"HealthUS": ("mse", 0.379), "HealthAFR": ("mse", 0.103), "SocialGood": ("mse", 1.419),
-         "Environment": ("mape", 15.434)}  # fmt: skip
 
-# row -> (recipe, overrides); the ablations are MoME with less text
-ROWS: dict[str, tuple[str, list[str]]] = {
-    "mome": ("configs/mome-mome_timemmd.yaml", []),
-    "mome_eilm_only": ("configs/mome-mome_timemmd.yaml", ["model.text=eilm"]),
-    "mome_rm_only": ("configs/mome-mome_timemmd.yaml", ["model.text=rm"]),
-    "mome_no_text": ("configs/mome-mome_timemmd.yaml", ["model.text=none", "data.text_encoder=none"]),
-    "mome_last_anchor": ("configs/mome-mome_timemmd.yaml", ["model.anchor=last"]),  # a residual on the last value
-    # trained on the original scale, the test metric's, instead of the window-normalised one
-    "mome_last_anchor_original_loss": (
-        "configs/mome-mome_timemmd.yaml",
-        ["model.anchor=last", "training.forecast_loss=original"],
-    ),
-    "mome_no_text_last_anchor_original_loss": (
-        "configs/mome-mome_timemmd.yaml",
-        ["model.text=none", "data.text_encoder=none", "model.anchor=last", "training.forecast_loss=original"],
-    ),
-    # trained (and the epoch kept) on the MAPE, Environment's test metric; Environment only
-    "mome_mape_loss": ("configs/mome-mome_timemmd.yaml", ["training.forecast_loss=mape"]),
-    "mome_last_anchor_mape_loss": (
-        "configs/mome-mome_timemmd.yaml",
-        ["model.anchor=last", "training.forecast_loss=mape"],
-    ),
-    "token_fusion_mape_loss": ("configs/token_fusion-mome_timemmd.yaml", ["training.forecast_loss=mape"]),
-    # MoME 64 wide: the variant the validation search around mome_last_anchor_original_loss chose
-    # (--variants-of; results/search/p2-variants-*.json)
-    "mome_d64_last_anchor_original_loss": (
-        "configs/mome-mome_timemmd.yaml",
-        ["model.d_model=64", "model.anchor=last", "training.forecast_loss=original"],
-    ),
-    "mome_d64_last_anchor_mape_loss": (
-        "configs/mome-mome_timemmd.yaml",
-        ["model.d_model=64", "model.anchor=last", "training.forecast_loss=mape"],
-    ),
-    "token_fusion": ("configs/token_fusion-mome_timemmd.yaml", []),
-    "token_fusion_last_anchor": ("configs/token_fusion-mome_timemmd.yaml", ["model.anchor=last"]),
-    "token_fusion_last_anchor_original_loss": (
-        "configs/token_fusion-mome_timemmd.yaml",
-        ["model.anchor=last", "training.forecast_loss=original"],
-    ),
-    # token fusion at MoME's chosen width, so that the two ways of using text are compared at one width
-    "token_fusion_d64_last_anchor_original_loss": (
-        "configs/token_fusion-mome_timemmd.yaml",
-        ["model.d_model=64", "model.anchor=last", "training.forecast_loss=original"],
-    ),
-    "timemoe": ("configs/timemoe-mome_timemmd.yaml", []),
-    "patchtst": ("configs/patchtst-mome_timemmd.yaml", []),
-    "itransformer": ("configs/itransformer-mome_timemmd.yaml", []),
-    "dlinear": ("configs/dlinear-mome_timemmd.yaml", []),
-}
-# every row again with training.refit: the epoch chosen on validation, then a model from the same seed
-# trained on training + validation for that many epochs (the reference trains on the whole train file)
-ROWS |= {f"{row}_refit": (recipe, [*sets, "training.refit=true"]) for row, (recipe, sets) in list(ROWS.items())}
+EXPERIMENT = Path(__file__).parent / "experiments" / "p2.yaml"
+P2 = read_experiment(EXPERIMENT)
+ROWS: dict[str, tuple[str, list[str]]] = {row.name: (row.recipe, row.set) for row in P2.rows}
 SEARCH = Path(__file__).parent / "results" / "search"
 SEARCHED = ("mome", "token_fusion", "timemoe", "patchtst", "itransformer", "dlinear")
 GRID = [(lr, batch) for lr in (1e-3, 3e-4) for batch in (8, 32)]
@@ -177,20 +127,6 @@ def fit_into(out: Path, payload: dict, key: str, recipe: str, sets: list[str], s
     save(out, {**payload, "machine": machine(), "script": "python " + " ".join(sys.argv)})
 
 
-def run(out: Path, rows: list[str], domains: list[str], seeds: list[int], runs: Path | None = None) -> None:
-    """Train each row on every domain and seed into ``out``; with ``runs``, keep each run folder as
-    ``RUNS/ROW-DOMAIN-sSEED`` (the names ``seed_ensemble.py --runs RUNS/ROW-DOMAIN`` reads)."""
-    payload = json.loads(out.read_text()) if out.exists() else {"runs": {}}
-    for row in rows:
-        recipe, overrides = ROWS[row]
-        for domain in domains:
-            for seed in seeds:
-                sets = [*overrides, f"data.domain={domain}", f"seed={seed}"]
-                keep = runs / f"{row}-{domain}-s{seed}" if runs is not None else None
-                fit_into(out, payload, f"{row}/{domain}/{seed}", recipe, sets, "test", keep)
-    print(table(payload))
-
-
 def variants(out: Path, row: str, sets: list[str], domains: list[str], seeds: list[int]) -> None:
     """A search around one row, on validation: the row, and the row with each variant of ``sets`` added
     (one at a time; a variant may join several overrides with commas), on every domain and seed. Runs are
@@ -236,29 +172,9 @@ def variants_table(payload: dict) -> str:
     return "\n".join(lines)
 
 
-def table(payload: dict) -> str:
-    """Rows x domains: test MSE (mean +- std over seeds); Environment also MAPE, as the paper reports it."""
-    head = "| model | " + " | ".join(DOMAINS) + " | Environment MAPE |"
-    lines = [head, "|---" * (len(DOMAINS) + 2) + "|"]
-    for row in ROWS:
-        cells = []
-        for domain, metric in [*((d, "mse") for d in DOMAINS), ("Environment", "mape")]:
-            values = [r["test"][metric] for k, r in payload["runs"].items() if k.startswith(f"{row}/{domain}/")]
-            if not values:
-                cells.append("")
-                continue
-            spread = statistics.stdev(values) if len(values) > 1 else 0.0
-            cells.append(
-                f"{statistics.fmean(values):.4g} ± {spread:.2g}" + ("" if len(values) == 5 else f" ({len(values)})")
-            )
-        if any(cells):
-            lines.append(f"| {row} | " + " | ".join(cells) + " |")
-    naive = [naive_last_value(d) for d in DOMAINS]
-    lines.append("| last value (no model) | " + " | ".join(f"{n['mse']:.4g}" for n in naive) +
-                 f" | {naive[DOMAINS.index('Environment')]['mape']:.3f} |")  # fmt: skip
-    paper = [f"{PAPER[d][1]}" if d in PAPER and PAPER[d][0] == "mse" else "" for d in DOMAINS]
-    lines.append("| MoME paper | " + " | ".join(paper) + f" | {PAPER['Environment'][1]} |")
-    return "\n".join(lines)
+def stored_runs() -> dict[str, dict]:
+    """Every stored run of the experiment's rows, keyed ``row/domain/seed``."""
+    return {k: r for row in P2.rows for k, r in runs_of(P2.results_files(row), row.name).items()}
 
 
 def validation_table(payload: dict, key: str = "val_loss") -> str:
@@ -266,12 +182,16 @@ def validation_table(payload: dict, key: str = "val_loss") -> str:
     the run was selected on: the window-normalised MSE, or the original-scale MSE for the rows trained on
     it), or ``val_mse``, the validation MSE on the original scale at that epoch (stored by the runs made
     since it was added). What may choose between rows, since the test split may not."""
+    def value(run: dict) -> float | None:  # runs of benchmarks/run.py keep the same under other names
+        other = run.get("best_score") if key == "val_loss" else run.get("validation", {}).get("mse")
+        return run.get(key, other)
+
     lines = ["| model | " + " | ".join(DOMAINS) + " |", "|---" * (len(DOMAINS) + 1) + "|"]
     for row in ROWS:
         cells = []
         for domain in DOMAINS:
-            runs = [r for k, r in payload["runs"].items() if k.startswith(f"{row}/{domain}/") and key in r]
-            cells.append(f"{statistics.fmean(r[key] for r in runs):.4g}" if runs else "")
+            found = [v for k, r in payload["runs"].items() if k.startswith(f"{row}/{domain}/") and (v := value(r))]
+            cells.append(f"{statistics.fmean(found):.4g}" if found else "")
         if any(cells):
             lines.append(f"| {row} | " + " | ".join(cells) + " |")
     if key == "val_mse":  # on the same scale as the last value's MSE
@@ -301,14 +221,13 @@ def train_command(recipe: str, sets: list[str]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--search", action="store_true")
-    parser.add_argument("--run", action="store_true")
-    parser.add_argument("--table", action="store_true")
-    parser.add_argument("--models", nargs="+", default=None, help="rows (--run) or models (--search)")
+    parser.add_argument("--validation", action="store_true", help="table each row's validation metrics")
+    parser.add_argument("--table", action="store_true", help="with --variants-of: table the search")
+    parser.add_argument("--models", nargs="+", default=None, help="the models of --search")
     parser.add_argument("--domains", nargs="+", default=list(DOMAINS), choices=DOMAINS)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--out", default="benchmarks/results/p2-timemmd.json")
+    parser.add_argument("--out", help="the results file of --variants-of (default: results/search/...)")
     parser.add_argument("--search-out", default="benchmarks/results/p2-search.json")
-    parser.add_argument("--runs", help="keep each --run's folder as RUNS/ROW-DOMAIN-sSEED (default: not kept)")
     parser.add_argument("--variants-of", metavar="ROW", help="search on validation around ROW: with each --variant")
     parser.add_argument("--variant", nargs="+", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
                         help="the overrides of each variant, joined by commas")  # fmt: skip
@@ -319,23 +238,16 @@ def main() -> None:
             runs.update(json.loads(path.read_text())["runs"])
         print(variants_table({"runs": runs}))
         return
-    if args.variants_of:
-        out = Path(args.out)
-        if args.out == parser.get_default("out"):  # a search never writes into the table's results
-            out = SEARCH / f"p2-variants-{args.variants_of}.json"
+    if args.variants_of:  # a search never writes into the table's results
+        out = Path(args.out) if args.out else SEARCH / f"p2-variants-{args.variants_of}.json"
         variants(out, args.variants_of, args.variant, args.domains, args.seeds)
         return
     if args.search:
         search(Path(args.search_out), args.models or list(SEARCHED), args.domains)
-    if args.run:
-        run(Path(args.out), args.models or list(ROWS), args.domains, args.seeds, args.runs and Path(args.runs))
-    if args.table:
+    if args.validation:
         if Path(args.search_out).exists():
             print(search_table(json.loads(Path(args.search_out).read_text())), end="\n\n")
-        runs = {}  # the runs of every results file of P2 (several processes may have run rows side by side)
-        for path in sorted(Path(args.out).parent.glob("p2-timemmd*.json")):
-            runs.update(json.loads(path.read_text())["runs"])
-        print(table({"runs": runs}), end="\n\n")
+        runs = stored_runs()
         print(validation_table({"runs": runs}), end="\n\n")
         print(validation_table({"runs": runs}, "val_mse"))
 

@@ -17,7 +17,8 @@ horizon alone, for a cheap search):
 and the share of facts that are longer alone.
 
 Each run is ``tsmoe train RECIPE --set data.domain=D --set data.lookback=L --set data.horizon=H --set
-seed=S [--set ...]``; lookback and horizons follow each domain's frequency as P3 fixes them. Metrics are
+seed=S [--set ...]``, a row and a case of ``benchmarks/experiments/p3.yaml`` (lookback and horizons by each
+domain's frequency, as P3 fixes them), trained by the one runner (``tsmoe.experiments``). Metrics are
 MSE/MAE on the z-scored scale (training statistics). The JSON is rewritten after every run; a stopped run
 continues where it stopped, and several processes (one per seed, say) may fill one file side by side.
 """
@@ -28,73 +29,51 @@ import argparse
 import json
 import math
 import statistics
-import sys
-import tempfile
+from dataclasses import replace
 from pathlib import Path
 
-from results_file import locked  # benchmarks/ is the script's folder, so on sys.path
-
-from tsmoe.config import load_config
 from tsmoe.data.registry import get_dataset
 from tsmoe.data.sources.time_mmd import TimeMMDParams
 from tsmoe.data.text_windows import dated_tables
-from tsmoe.estimator import Estimator
+from tsmoe.experiments.results import read_results
+from tsmoe.experiments.runner import run_experiment
+from tsmoe.experiments.spec import read_experiment
 from tsmoe.text.encoders import MiniLMEncoder
 
-FREQUENCY = {"Climate": "weekly", "Energy": "weekly", "Health_AFR": "weekly", "Health_US": "weekly",
-             "Environment": "daily", "Security": "monthly", "SocialGood": "monthly"}  # fmt: skip
-WINDOWS = {"monthly": (8, (6, 8, 10, 12)), "weekly": (24, (12, 24, 36, 48)), "daily": (96, (48, 96, 192, 336))}
-ROWS: dict[str, tuple[str, list[str]]] = {
-    "no_text": ("configs/mome-time_mmd.yaml", ["model.text=none", "data.text_encoder=none"]),
-    "mome": ("configs/mome-time_mmd.yaml", []),
-    "token_fusion": ("configs/token_fusion-time_mmd.yaml", []),
-    # a control, not a row of the P3 table: token fusion's backbone (self-attention before the MoE block)
-    # without text, to tell what its text adds from what its backbone adds
-    "token_fusion_backbone_no_text": (
-        "configs/token_fusion-time_mmd.yaml",
-        ["model.text_as_tokens=false", "data.text_encoder=none"],
-    ),
-}
-
-
-TABLE_ROWS = ["no_text", "mome", "token_fusion"]  # the rows P3 compares, run by default
+EXPERIMENT = Path(__file__).parent / "experiments" / "p3.yaml"
+P3 = read_experiment(EXPERIMENT)
+ROWS = [row.name for row in P3.rows]
+TABLE_ROWS = [row.name for row in P3.rows if row.in_table]  # the rows P3 compares, run by default
+DOMAINS = list(dict.fromkeys(case.split("/")[0] for case in P3.cases))  # the experiment's order
 TEXT_ROWS = ("mome", "token_fusion")  # the rows that read text, to which --text-set applies
+
+
+def first_horizons() -> dict[str, str]:
+    """Each domain's case of its shortest horizon (``Health_US/12``)."""
+    first: dict[str, str] = {}
+    for case in P3.cases:
+        domain, horizon = case.split("/")
+        if domain not in first or int(horizon) < int(first[domain].split("/")[1]):
+            first[domain] = case
+    return first
 
 
 def run(out: Path, domains: list[str], seeds: list[int], rows: list[str], text_sets: list[str],
         first_horizon: bool, sets_all: list[str]) -> None:  # fmt: skip
-    payload = json.loads(out.read_text()) if out.exists() else {"runs": {}}
-    for domain in domains:
-        lookback, horizons = WINDOWS[FREQUENCY[domain]]
-        for horizon in horizons[:1] if first_horizon else horizons:
-            for row in rows:
-                recipe, overrides = ROWS[row]
-                overrides = [*overrides, *sets_all, *(text_sets if row in TEXT_ROWS else [])]
-                for seed in seeds:
-                    key = f"{row}/{domain}/{horizon}/{seed}"
-                    if key in payload["runs"]:
-                        continue
-                    sets = [*overrides, f"data.domain={domain}", f"data.lookback={lookback}",
-                            f"data.horizon={horizon}", f"seed={seed}"]  # fmt: skip
-                    with tempfile.TemporaryDirectory() as folder:
-                        estimator = Estimator.from_config(load_config(recipe, sets)).fit(run_dir=folder)
-                    result = {
-                        "test": estimator.metrics_, "val_loss": estimator.meta_["best_score"],
-                        "command": f"tsmoe train {recipe} " + " ".join(f"--set {s}" for s in sets),
-                    }  # fmt: skip
-                    print(key, {k: round(v, 4) for k, v in estimator.metrics_.items()}, flush=True)
-                    payload = add_run(out, key, result)
-    print(table(payload))
+    """The experiment's ``rows`` on ``domains`` (their shortest horizon only with ``first_horizon``), with
+    ``sets_all`` added to every row and ``text_sets`` to the rows that read text, trained by the one
+    runner into ``out``."""
+    wanted = set(first_horizons().values()) if first_horizon else set(P3.cases)
+    cases = {name: sets for name, sets in P3.cases.items() if name in wanted and name.split("/")[0] in domains}
+    chosen = [replace(row, set=[*row.set, *sets_all, *(text_sets if row.name in TEXT_ROWS else [])], cases=None)
+              for row in P3.rows if row.name in rows]  # fmt: skip
+    run_experiment(replace(P3, cases=cases, rows=chosen), str(EXPERIMENT), seeds=seeds, out=out)
+    print(table(read_results(out)))
 
 
-def add_run(out: Path, key: str, result: dict) -> dict:
-    """Adds one run to the results file and returns its whole content. The file is read again under a lock
-    just before writing, so that several processes (e.g. one per seed) can fill one file side by side."""
-    with locked(out):
-        payload = json.loads(out.read_text()) if out.exists() else {"runs": {}}
-        payload["runs"][key] = result
-        out.write_text(json.dumps({**payload, "script": "python " + " ".join(sys.argv)}, indent=2) + "\n")
-    return payload
+def best_validation(run: dict) -> float:
+    """The run's best validation loss (``val_loss`` in the runs made before the one runner)."""
+    return run["val_loss"] if "val_loss" in run else run["best_score"]
 
 
 def table(payload: dict, score: str = "test") -> str:
@@ -105,12 +84,12 @@ def table(payload: dict, score: str = "test") -> str:
     for key, result in runs.items():
         row, domain, horizon, _ = key.split("/")
         cells.setdefault((domain, horizon, row), []).append(
-            result["test"]["mse"] if score == "test" else result["val_loss"]
+            result["test"]["mse"] if score == "test" else best_validation(result)
         )
     present = {r for _, _, r in cells}
     rows = [r for r in ROWS if r in present]
     lines = ["| domain | horizon | " + " | ".join(rows) + " | best |", "|---" * (len(rows) + 3) + "|"]
-    domains = sorted({d for d, _, _ in cells}, key=list(FREQUENCY).index)
+    domains = sorted({d for d, _, _ in cells}, key=DOMAINS.index)
     wins = {row: 0 for row in rows}
     for domain in domains:
         horizons = sorted({int(h) for d, h, _ in cells if d == domain})
@@ -143,15 +122,16 @@ def text_lengths(domains: list[str]) -> str:
     lines = [f"| domain, horizon | windows | joined, longer than {limit} word pieces | facts | a fact alone, "
              f"longer than {limit} |", "|---|---|---|---|---|"]  # fmt: skip
     for domain in domains:
-        lookback, horizons = WINDOWS[FREQUENCY[domain]]
-        params = TimeMMDParams(domain=domain, lookback=lookback, horizon=horizons[0], text_encoder="hashing")
+        values = dict(item.split("=") for item in P3.cases[first_horizons()[domain]])
+        lookback, horizon = int(values["data.lookback"]), int(values["data.horizon"])
+        params = TimeMMDParams(domain=domain, lookback=lookback, horizon=horizon, text_encoder="hashing")
         source = get_dataset("time_mmd").load(params)
         prepared = get_dataset("time_mmd").prepare(params, source, 0)
         texts = [text for part in (prepared.train, prepared.val, prepared.test) for text in part.texts]
         over = sum(n > limit for n in encoder.token_counts(texts))
         facts = sorted({fact for table in dated_tables(source).values() for fact in table.texts})
         long_facts = sum(n > limit for n in encoder.token_counts(facts))
-        lines.append(f"| {domain} {horizons[0]} | {len(texts)} | {over / len(texts):.1%} | {len(facts)} | "
+        lines.append(f"| {domain} {horizon} | {len(texts)} | {over / len(texts):.1%} | {len(facts)} | "
                      f"{long_facts / len(facts):.1%} |")  # fmt: skip
     return "\n".join(lines)
 
@@ -161,7 +141,7 @@ def against(payload: dict, base: dict) -> str:
     divided by the base file's (a scale-free summary across domains; below 1 means lower loss)."""
     lines = []
     for row in ROWS:
-        ratios = [run["val_loss"] / base["runs"][key]["val_loss"] for key, run in payload["runs"].items()
+        ratios = [best_validation(run) / best_validation(base["runs"][key]) for key, run in payload["runs"].items()
                   if key.startswith(row + "/") and key in base["runs"]]  # fmt: skip
         if ratios:
             geometric = math.exp(statistics.fmean(math.log(r) for r in ratios))
@@ -171,10 +151,10 @@ def against(payload: dict, base: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--domains", nargs="+", default=list(FREQUENCY), choices=list(FREQUENCY))
+    parser.add_argument("--domains", nargs="+", default=DOMAINS, choices=DOMAINS)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--out", default="benchmarks/results/p3-timemmd.json")
-    parser.add_argument("--rows", nargs="+", default=TABLE_ROWS, choices=list(ROWS))
+    parser.add_argument("--rows", nargs="+", default=TABLE_ROWS, choices=ROWS)
     parser.add_argument("--text-set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="overrides for the text rows only (mome, token_fusion)")  # fmt: skip
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="sets",

@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=1 python benchmarks/run.py benchmarks/experiments/p4.yaml                 # every missing run
     OMP_NUM_THREADS=1 python benchmarks/run.py benchmarks/experiments/p1.yaml --rows gru --seeds 0 1
+    OMP_NUM_THREADS=1 python benchmarks/run.py benchmarks/experiments/p3.yaml --rows mome --cases Health_US/12
     OMP_NUM_THREADS=1 python benchmarks/run.py benchmarks/experiments/p2.yaml --rows mome --seeds 0 \\
         --out benchmarks/results/reproduced.json     # run stored rows again beside them, to compare
 
@@ -45,6 +46,7 @@ def main() -> None:
     parser.add_argument("experiment", help="an experiment file, e.g. benchmarks/experiments/p4.yaml")
     parser.add_argument("--rows", nargs="+", help="row names (default: every row)")
     parser.add_argument("--seeds", type=int, nargs="+", help="seeds (default: each row's own)")
+    parser.add_argument("--cases", nargs="+", help="cases (default: every case of each row)")
     parser.add_argument("--out", type=Path, help="store the runs here instead of the rows' own results files")
     parser.add_argument("--runs", type=Path, help="keep each run's folder under this folder")
     parser.add_argument("--compare", action="store_true", help="print the runs of --out beside the stored ones")
@@ -56,7 +58,7 @@ def main() -> None:
         return
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     experiment = read_experiment(args.experiment)
-    trained = run_experiment(experiment, args.experiment, args.rows, args.seeds, args.out, args.runs)
+    trained = run_experiment(experiment, args.experiment, args.rows, args.seeds, args.out, args.runs, args.cases)
     print(json.dumps({"trained": trained}))
 
 

@@ -76,6 +76,9 @@ def test_earlier_one_row_files_are_read_and_a_run_stored_twice_is_refused(tmp_pa
     (tmp_path / "b.json").write_text(json.dumps({"runs": [{"seed": 1, "test": {"mse": 0.9}}]}))
     with pytest.raises(ValueError, match=r"\['dlinear/1'\] of row 'dlinear' are stored twice"):
         runs_of([tmp_path / "a.json", tmp_path / "b.json"], "dlinear")
+    experiment = read_experiment(write(tmp_path, results=str(tmp_path / "a.json")))
+    with pytest.raises(ConfigError, match="earlier one-row form"):  # refused before anything trains
+        run_experiment(experiment, "x", seeds=[2], train=lambda planned, runs_dir: pytest.fail("trained"))
 
 
 @pytest.mark.parametrize(

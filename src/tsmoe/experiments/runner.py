@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from tsmoe.config import load_config
+from tsmoe.errors import ConfigError
 from tsmoe.estimator import Estimator
-from tsmoe.experiments.results import add_run, machine, runs_of
+from tsmoe.experiments.results import add_run, machine, read_results, runs_of
 from tsmoe.experiments.spec import Experiment, PlannedRun
+from tsmoe.tasks import get_task
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,9 @@ def train_run(planned: PlannedRun, runs_dir: Path | None = None) -> dict[str, An
     return {
         "command": planned.command,
         "test": estimator.metrics_,
-        "validation": {meta["monitor"]: meta["best_score"]},
+        "validation": validation_metrics(estimator),
+        "monitor": meta["monitor"],
+        "best_score": meta["best_score"],
         "best_epoch": meta["best_epoch"],
         "epochs_run": meta["epochs_run"],
         "train_seconds": meta["train_seconds"],
@@ -48,6 +52,15 @@ def train_run(planned: PlannedRun, runs_dir: Path | None = None) -> dict[str, An
     }
 
 
+def validation_metrics(estimator: Estimator) -> dict[str, float]:
+    """Every metric of the chosen model on the validation split (what may choose between rows, since the
+    test split may not); for a refit run, those of the model chosen before the refit saw these items."""
+    if "refit" in estimator.meta_:
+        return estimator.meta_["refit"]["validation_before_refit"]
+    prepared = estimator.prepare_data()
+    return get_task(prepared.task).metrics(*estimator.scored_outputs(prepared, prepared.val))
+
+
 def run_experiment(
     experiment: Experiment,
     source: str,
@@ -55,16 +68,23 @@ def run_experiment(
     seeds: list[int] | None = None,
     out: Path | None = None,
     runs_dir: Path | None = None,
+    cases: list[str] | None = None,
     train: Callable[[PlannedRun, Path | None], dict[str, Any]] = train_run,
 ) -> list[str]:
-    """Train every planned run missing from its results file (``out`` instead of the rows' own files, to
-    reproduce stored runs beside them) and return the keys trained. ``source`` is the experiment file's
+    """Train every planned run (of ``rows``, ``seeds`` and ``cases``, default all) missing from its results
+    file (``out`` instead of the rows' own files, to reproduce stored runs beside them) and return the keys
+    trained. ``source`` is the experiment file's
     path, recorded in the results."""
     trained = []
-    for planned in experiment.planned(rows, seeds):
+    for planned in experiment.planned(rows, seeds, cases):
         files = [out] if out else experiment.results_files(planned.row)
         if planned.key in runs_of(files, planned.row.name):
             continue
+        if isinstance(read_results(files[0]).get("runs"), list):
+            raise ConfigError(
+                f"{files[0]} holds the runs of row '{planned.row.name}' in the earlier one-row form: give the "
+                "new runs another file (benchmarks/run.py --out FILE, or the row's results list first)"
+            )
         log.info("training %s: %s", planned.key, planned.command)
         run = train(planned, runs_dir)
         add_run(files[0], planned.key, run, {"protocol": experiment.protocol, "experiment": source})

@@ -46,6 +46,7 @@ class Row:
     cases: list[str] | None = None  # the experiment's cases this row runs (default: all of them)
     results: list[str] | None = None  # the files its runs are stored in (default: the experiment's file);
     # new runs go to the first
+    in_table: bool = True  # False: a control the searches run, not a row of the published table
 
 
 @dataclass
@@ -81,12 +82,20 @@ class Experiment:
         """The files holding ``row``'s runs; new runs are written to the first."""
         return [Path(p) for p in row.results] if row.results else [Path(self.results)]
 
-    def planned(self, rows: list[str] | None = None, seeds: list[int] | None = None) -> list[PlannedRun]:
-        """Every run the rows (default: all) need, over their cases and seeds (default: the rows' own)."""
+    def planned(
+        self, rows: list[str] | None = None, seeds: list[int] | None = None, cases: list[str] | None = None
+    ) -> list[PlannedRun]:
+        """Every run the rows (default: all) need, over their cases and seeds (default: the rows' own),
+        or over the given ``cases`` only."""
         chosen = [self.row(name) for name in rows] if rows else self.rows
+        unknown = sorted(set(cases or []) - set(self.cases))
+        if unknown:
+            raise ConfigError(f"experiment {self.protocol} has no case(s) {unknown}; cases: {list(self.cases)}")
         out = []
         for row in chosen:
             for case in row.cases if row.cases is not None else (list(self.cases) or [None]):
+                if cases and case not in cases:
+                    continue
                 for seed in seeds if seeds is not None else (row.seeds or self.seeds):
                     overrides = [*(self.cases[case] if case else []), *row.set, f"seed={seed}"]
                     out.append(PlannedRun(row, case, seed, overrides))

@@ -68,7 +68,7 @@ def table(experiment: Experiment) -> str:
     and the number of seeds behind the row."""
     head = ["row", *(c.label for c in experiment.columns), "seeds"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in experiment.rows:
+    for row in (row for row in experiment.rows if row.in_table):
         columns = [seed_values(experiment, row, column) for column in experiment.columns]
         seeds = max((len(v) for v in columns), default=0)
         cells = [cell(v, c) for v, c in zip(columns, experiment.columns, strict=True)]
