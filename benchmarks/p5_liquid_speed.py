@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 from pathlib import Path
 
 import torch
@@ -37,6 +36,8 @@ from timing import interleaved_median_seconds, median_seconds
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from tsmoe.experiments.results import machine
+from tsmoe.io import write_json
 from tsmoe.layers.gate import StepGate, gated_readout
 from tsmoe.layers.liquid import CfCCell, LiquidCell, LiquidExperts
 
@@ -292,28 +293,13 @@ def main() -> None:
             f" fused / ncps same width {results[-1]['speedup_vs_ncps_same_width']:.2f}x",
             flush=True,
         )
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(
-        json.dumps(
-            {
-                "command": "python benchmarks/p5_liquid_speed.py "
-                + " ".join(
-                    f"--{k}={v}" if not isinstance(v, bool) else f"--{k}"
-                    for k, v in vars(args).items()
-                    if v not in (False, None)
-                ),
-                "matmul_gflops": peak / 1e9,
-                "machine": {
-                    "platform": platform.platform(),
-                    "torch": torch.__version__,
-                    "threads": torch.get_num_threads(),
-                },
-                "results": results,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    command = " ".join(f"--{k}={v}" if not isinstance(v, bool) else f"--{k}" for k, v in vars(args).items()
+                       if v not in (False, None))  # fmt: skip
+    write_json(
+        Path(args.out),
+        {"command": f"python benchmarks/p5_liquid_speed.py {command}", "matmul_gflops": peak / 1e9,
+         "machine": machine(), "results": results},
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
+import sys
 from pathlib import Path
 
 import torch
 from timing import median_seconds
 
+from tsmoe.experiments.results import machine
+from tsmoe.io import write_json
 from tsmoe.layers.sparse_moe import SparseMoE
 
 
@@ -85,13 +87,13 @@ def main() -> None:
     result = {
         "settings": {k: v for k, v in vars(args).items() if k not in ("out", "table")},
         "matmul_gflops": matmul_gflops(),
-        "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()},
+        "command": "python " + " ".join(sys.argv),
+        "machine": machine(),
         "rows": rows,
     }
     print(table(result))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        write_json(Path(args.out), result)
 
 
 def table(result: dict) -> str:
