@@ -1,12 +1,17 @@
 """The tsmoe command, called in-process through its entry point."""
 
 import json
+import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from tsmoe.cli import main
 from tsmoe.data.sources.ett import load_ett
+
+ROOT = Path(__file__).resolve().parents[1]
 
 LSTM = "configs/lstm-physionet2012.yaml"
 FAST = [
@@ -128,3 +133,18 @@ def test_demo_trains_reloads_and_reports_both_systems(tmp_path, capsys):
         assert json.loads((tmp_path / run / "meta.json").read_text())["epochs_run"] == 1
         assert f"report: {tmp_path / run / 'report.html'}" in out and (tmp_path / run / "report.html").stat().st_size
     assert (tmp_path / "mrmoe" / "plots" / "feature_attention.png").exists()
+
+
+def test_a_run_trained_on_a_relative_root_is_evaluated_from_any_folder(small_physionet, tmp_path, monkeypatch):
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copytree(small_physionet, work / "stays")
+    monkeypatch.chdir(work)
+    sets = ["data.root=stays", "data.split_file=null", "model.hidden_size=8", "training.max_epochs=1",
+            "trainer.accelerator=cpu"]  # fmt: skip
+    assert main(["train", str(ROOT / "configs/lstm-physionet2012.yaml"), "--out", "run",
+                 *[f"--set={s}" for s in sets]]) == 0  # fmt: skip
+    stored = yaml.safe_load((work / "run" / "config.yaml").read_text())
+    assert stored["data"]["root"] == str((work / "stays").resolve())
+    monkeypatch.chdir(elsewhere)
+    assert main(["evaluate", str(work / "run")]) == 0

@@ -85,3 +85,53 @@ def test_every_shipped_recipe_resolves():
         config = load_config(recipe)
         model, data = recipe.stem.split("-", 1)
         assert config.model["name"] == model and config.data["name"].replace("_", "") == data.replace("_", "")
+
+
+@pytest.mark.parametrize(
+    ("written", "value"),
+    [("1e-4", 1e-4), ("1E-4", 1e-4), (".5", 0.5), ("1_000", 1000.0), ("3", 3.0), ("2.5e-3", 2.5e-3)],
+)
+def test_every_spelling_of_a_number_is_a_number(written, value, tmp_path):
+    # YAML 1.1 reads 1e-4 (no dot) as a string; a person means a number, on the command line and in a recipe
+    assert load_config("configs/dlinear-etth1.yaml", [f"training.lr={written}"]).training.lr == pytest.approx(value)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"data: {{name: etth1}}\nmodel: {{name: dlinear}}\ntraining: {{lr: {written}}}\n")
+    assert load_config(recipe).training.lr == pytest.approx(value)
+
+
+def test_integer_settings_take_integral_spellings_and_refuse_fractions():
+    assert load_config("configs/dlinear-etth1.yaml", ["training.max_epochs=1_0"]).training.max_epochs == 10
+    assert load_config("configs/dlinear-etth1.yaml", ["training.batch_size=1e2"]).training.batch_size == 100
+    with pytest.raises(ConfigError, match=r"training.batch_size: expected an integer, got '2.5e1x'"):
+        load_config("configs/dlinear-etth1.yaml", ["training.batch_size=2.5e1x"])
+    with pytest.raises(ConfigError, match=r"training.batch_size: expected an integer, got 32.5"):
+        load_config("configs/dlinear-etth1.yaml", ["training.batch_size=32.5"])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("training.batch_size=0", "batch_size must be at least 1, got 0"),
+        ("training.eval_batch_size=-3", "eval_batch_size must be at least 1"),
+        ("training.max_epochs=0", "max_epochs must be at least 1, got 0"),
+        ("training.lr=-1e-3", r"lr must be a positive number, got -0.001"),
+        ("training.lr=0", "lr must be a positive number"),
+        ("training.weight_decay=-0.1", "weight_decay must be >= 0"),
+        ("training.patience=-1", "patience must be >= 0"),
+        ("training.gradient_clip_val=0", "gradient_clip_val must be positive or null"),
+        ("data.split_fractions=[0.5,0.2,0.1]", r"add up to 1; got \[0.5, 0.2, 0.1\]"),
+        ("data.split_fractions=[0.9,0.1]", "split_fractions must be three shares"),
+        ("data.split_lengths=[100,0,50]", "split_lengths must be three row counts"),
+    ],
+)
+def test_settings_out_of_range_are_config_errors_that_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config("configs/dlinear-etth1.yaml", [override])
+    section = override.split(".")[0]
+    with pytest.raises(ConfigError, match=rf"^{section}"):  # the message starts with the section it is in
+        load_config("configs/dlinear-etth1.yaml", [override])
+
+
+def test_physionet_split_fractions_are_checked_too():
+    with pytest.raises(ConfigError, match="split_fractions must be three shares"):
+        load_config("configs/lstm-physionet2012.yaml", ["data.split_fractions=[0.8,0.3,0.1]"])

@@ -98,3 +98,27 @@ def test_resume_of_a_folder_that_is_not_a_run_says_so(tmp_path):
     result = subprocess.run([TSMOE, "train", "--resume", str(tmp_path)], env=env(), capture_output=True, text=True)
     assert result.returncode == 2
     assert "cannot resume" in result.stderr and "config.yaml" in result.stderr
+
+
+def test_ctrl_c_says_the_run_was_interrupted_exits_130_and_the_run_resumes(tmp_path):
+    run = tmp_path / "run"
+    command = [str(Path(sys.executable).with_name("tsmoe")), "train", "configs/dlinear-etth1.yaml", "--out", str(run),
+               "--set", "data.lookback=24", "--set", "data.horizon=6", "--set", "training.max_epochs=40",
+               "--set", "training.patience=40", "--set", "trainer.accelerator=cpu"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    checkpoint = run / "checkpoints" / "last.safetensors"
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert checkpoint.exists(), process.communicate()[1][-2000:]
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    assert "training was interrupted in epoch" in stderr and f"tsmoe train --resume {run}" in stderr
+    assert "Traceback" not in stderr
+    assert not (run / "metrics.json").exists()
+    resumed = subprocess.run([command[0], "train", "--resume", str(run)], capture_output=True, text=True, env=env,
+                             timeout=300)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads((run / "meta.json").read_text())["epochs_run"] == 40

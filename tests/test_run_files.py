@@ -4,7 +4,9 @@ a planted pickle where a checkpoint belongs is refused before anything in it run
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import stat
 
 import pytest
 import torch
@@ -139,3 +141,17 @@ def test_resume_after_early_stopping_trains_no_further_epoch(tmp_path, monkeypat
 def test_resume_without_config_is_refused(tmp_path):
     with pytest.raises(TrainingError, match="cannot resume"):
         Estimator.resume(tmp_path)
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_files_tsmoe_writes_follow_the_umask(tmp_path, umask, mode):
+    from tsmoe import io as run_io
+
+    previous = os.umask(umask)
+    try:
+        run_io.write_json(tmp_path / "metrics.json", {"mse": 1.0})
+        run_io.write_weights(tmp_path / "model.safetensors", {"w": torch.zeros(2)})
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "metrics.json").stat().st_mode) == mode
+    assert stat.S_IMODE((tmp_path / "model.safetensors").stat().st_mode) == mode

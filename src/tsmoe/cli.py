@@ -18,7 +18,7 @@ import logging
 import sys
 from pathlib import Path
 
-from tsmoe.errors import ConfigError, TsmoeError
+from tsmoe.errors import ConfigError, TrainingInterrupted, TsmoeError
 from tsmoe.paths import SHIPPED_CONFIGS, launch_rank
 
 log = logging.getLogger("tsmoe")
@@ -340,6 +340,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.func(args)
+    except TrainingInterrupted as error:  # Ctrl-C: the shell's convention, 128 + SIGINT
+        print(f"tsmoe: {error}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("tsmoe: interrupted", file=sys.stderr)
+        return 130
     except TsmoeError as error:
         print(f"tsmoe: error: {error}", file=sys.stderr)
         return 2

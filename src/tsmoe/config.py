@@ -69,6 +69,16 @@ class TrainingConfig:
     refit: bool = False
 
     def __post_init__(self) -> None:
+        for name in ("max_epochs", "batch_size", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        for name in ("weight_decay", "patience", "num_workers"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.gradient_clip_val is not None and not self.gradient_clip_val > 0:
+            raise ValueError(f"gradient_clip_val must be positive or null (off), got {self.gradient_clip_val!r}")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must lie in (0, 1) or be null (off), got {self.ema_decay!r}")
         if not 0.0 < self.lr_factor < 1.0:
@@ -185,6 +195,23 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
         trainer=_trainer_section(raw.get("trainer")),
         logging=build_dataclass(LoggingConfig, raw.get("logging"), "logging"),
     )
+
+
+def with_absolute_paths(config: RunConfig) -> RunConfig:
+    """``config`` with its relative paths (``data.root``, a ``data.split_file``, ``training.distill_from``
+    entries) made absolute against the current folder, as a run folder stores them: a run trained from
+    one folder is evaluated, resumed and predicted from any other."""
+
+    def absolute(value: str | None) -> str | None:
+        return str(Path(value).resolve()) if value else value
+
+    data = dict(config.data)
+    if data.get("root"):
+        data["root"] = absolute(data["root"])
+    if data.get("split_file") not in (None, "shipped"):
+        data["split_file"] = absolute(data["split_file"])
+    training = dataclasses.replace(config.training, distill_from=[absolute(p) for p in config.training.distill_from])
+    return dataclasses.replace(config, data=data, training=training)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

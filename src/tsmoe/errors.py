@@ -27,6 +27,10 @@ class TrainingError(TsmoeError, RuntimeError):
     """Training that cannot go on: a loss that became NaN or infinite, a run folder that cannot resume."""
 
 
+class TrainingInterrupted(TrainingError):
+    """Training stopped by the user (Ctrl-C); the run's last checkpoint is kept for ``--resume``."""
+
+
 def where(path: object = None, column: str | None = None, row: int | None = None) -> str:
     """Format a location as ``file 'x.csv', column 'y', row 12`` (rows counted from 1, header excluded)."""
     parts = []

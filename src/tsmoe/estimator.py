@@ -12,6 +12,7 @@ model trains through; the ``tsmoe`` command is a thin layer over it.
 from __future__ import annotations
 
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Sequence
@@ -24,14 +25,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from tsmoe import io as run_io
-from tsmoe.config import RunConfig, resolve
+from tsmoe.config import RunConfig, resolve, with_absolute_paths
 from tsmoe.data.adapter import DataAdapter, Source
 from tsmoe.data.fixed_windows import TextWindowSplits
 from tsmoe.data.irregular import IrregularSet
 from tsmoe.data.prepared import PreparedData, SplitChoice
 from tsmoe.data.registry import get_dataset
 from tsmoe.data.series import SeriesSet
-from tsmoe.errors import ConfigError, DataError, TrainingError
+from tsmoe.errors import ConfigError, DataError, TrainingError, TrainingInterrupted
 from tsmoe.forecast import forecast_data_set, forecast_table
 from tsmoe.models.output import unpack
 from tsmoe.models.registry import build_model
@@ -39,6 +40,26 @@ from tsmoe.params import build_dataclass
 from tsmoe.paths import launch_rank
 from tsmoe.tasks import RegressionTask, classification_task, get_task, monitor_mode
 from tsmoe.version import __version__
+
+
+def fit_or_report_interruption(trainer: Any, run_dir: Path | None, module: Any, **fit_args: Any) -> None:
+    """``trainer.fit``, with Ctrl-C reported as :class:`TrainingInterrupted` (saying how to resume).
+
+    Lightning answers a KeyboardInterrupt by shutting the trainer down and exiting the process with status 1
+    (and ignoring further Ctrl-C); this turns that exit into an error the caller can catch, and gives
+    Ctrl-C back its default meaning."""
+    try:
+        trainer.fit(module, **fit_args)
+    except SystemExit:
+        if not trainer.interrupted:
+            raise
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        where = (
+            f"the checkpoint of the last finished epoch is kept: continue with tsmoe train --resume {run_dir}"
+            if run_dir is not None
+            else "nothing was saved (the run had no run folder)"
+        )
+        raise TrainingInterrupted(f"training was interrupted in epoch {trainer.current_epoch}; {where}") from None
 
 
 def keep_previous_logs(folder: Path) -> None:
@@ -148,6 +169,8 @@ class Estimator:
         from tsmoe.training.seed import seed_everything
         from tsmoe.training.trainer import build_trainer, checkpoint_path
 
+        if run_dir is not None:  # the run folder keeps absolute paths: it is read again from any folder
+            self.config = with_absolute_paths(self.config)
         if run_dir is not None and not resume and launch_rank() == 0:  # first: a run killed at any moment resumes
             Path(run_dir).mkdir(parents=True, exist_ok=True)
             run_io.write_text(Path(run_dir) / run_io.CONFIG, self.config.to_yaml())
@@ -188,7 +211,9 @@ class Estimator:
         train_loader = self._loader(train_set, train_collate, True, training.batch_size)
         module.shuffle_generator = train_loader.generator
         started = time.perf_counter()
-        trainer.fit(
+        fit_or_report_interruption(
+            trainer,
+            folder if run_dir is not None else None,
             module,
             train_dataloaders=train_loader,
             val_dataloaders=self._loader(prepared.val, prepared.collate, False, self.config.training.eval_batch_size),
@@ -271,7 +296,7 @@ class Estimator:
         module.shuffle_generator = loader.generator
         trainer = build_refit_trainer(self.config, folder, epochs)
         started = time.perf_counter()
-        trainer.fit(module, train_dataloaders=loader)
+        fit_or_report_interruption(trainer, None, module, train_dataloaders=loader)
         self.model_ = self.model_.cpu()
         return {
             "epochs": epochs,

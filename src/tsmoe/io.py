@@ -39,7 +39,9 @@ CONFIG, WEIGHTS, PREPROCESSING, META, METRICS, SPLIT = (
 
 
 def atomic_write_bytes(path: Path, write: Callable[[object], None]) -> None:
-    """Write a file by calling ``write(handle)`` on a temporary file, then renaming it into place."""
+    """Write a file by calling ``write(handle)`` on a temporary file, then renaming it into place. The file
+    gets the mode any tool would give a new file, ``0666`` less the umask (a temporary file starts at
+    ``0600``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -47,10 +49,18 @@ def atomic_write_bytes(path: Path, write: Callable[[object], None]) -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back: the only way the OS offers)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_text(path: Path, text: str) -> None:

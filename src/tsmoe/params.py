@@ -8,12 +8,28 @@ values of the wrong type with a :class:`~tsmoe.errors.ConfigError` that names th
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
 from typing import Any
 
 from tsmoe.errors import ConfigError
+
+
+def _number(text: str) -> int | float | str:
+    """A number as a person writes it (``1e-4``, ``1E-4``, ``.5``, ``1_000``), which YAML 1.1 leaves as a
+    string when it has no dot (``1e-4``); anything else is returned as it was."""
+    cleaned = text.strip().replace("_", "")
+    try:
+        return int(cleaned)
+    except ValueError:
+        pass
+    try:
+        number = float(cleaned)
+    except ValueError:
+        return text
+    return number if math.isfinite(number) else text
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
@@ -46,13 +62,17 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected true or false, got {value!r}")
         return value
     if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, int):
+        number = _number(value) if isinstance(value, str) else value
+        if isinstance(number, float) and number.is_integer():  # 1e3, 1_000.0
+            number = int(number)
+        if isinstance(number, bool) or not isinstance(number, int):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
+        return number
     if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        number = _number(value) if isinstance(value, str) else value
+        if isinstance(number, bool) or not isinstance(number, int | float):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+        return float(number)
     if annotation is str:
         if not isinstance(value, str | Path):
             raise ConfigError(f"{where}: expected a string, got {value!r}")

@@ -120,6 +120,22 @@ class ForecastParams:
     text_each_fact: bool = False  # encode each text alone and read them in turn: the length limit cuts none
     hashing_dim: int = 64  # width of the hashing encoder (text_encoder: hashing)
 
+    def __post_init__(self) -> None:
+        check_split_fractions(self.split_fractions)
+        if self.split_lengths is not None and (len(self.split_lengths) != 3 or min(self.split_lengths) < 1):
+            raise ValueError(f"split_lengths must be three row counts of at least 1, got {self.split_lengths}")
+
+
+def check_split_fractions(fractions: list[float] | None) -> None:
+    """Three parts (train, validation, test), each a share > 0, adding up to 1."""
+    if fractions is None:
+        return
+    if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1.0) > 1e-6:
+        raise ValueError(
+            f"split_fractions must be three shares (train, validation, test), each above 0, that add up to 1; "
+            f"got {list(fractions)} (sum {sum(fractions):g})"
+        )
+
 
 def text_encoder_options(params: Any) -> dict:
     """The encoder settings a data config implies (the hashing encoder's width; MiniLM has none)."""

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tsmoe.data.adapter import IrregularAdapter
+from tsmoe.data.adapter import IrregularAdapter, check_split_fractions
 from tsmoe.data.cache import cached_arrays, hash_files
 from tsmoe.data.irregular import IrregularSet, Scaling
 from tsmoe.data.parsing import FLOAT32_MAX
@@ -278,6 +278,9 @@ class PhysioNetParams:
     split_fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     value_scaling: Scaling = "zscore"  # quantile: each variable through its training
     # CDF and the normal quantile function (robust to heavy-tailed labs; tsmoe.data.irregular)
+
+    def __post_init__(self) -> None:
+        check_split_fractions(self.split_fractions)
 
 
 def shipped_split_file() -> Path:
