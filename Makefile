@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/tsmoe demo --out runs/demo
+	$(BIN)/tsmoe demo --out runs/demo --overwrite
 
 # Debian's chromium renders the run reports in a test; without it (not root, no apt) that test skips.
 test: $(STAMP)

@@ -148,3 +148,76 @@ def test_a_run_trained_on_a_relative_root_is_evaluated_from_any_folder(small_phy
     assert stored["data"]["root"] == str((work / "stays").resolve())
     monkeypatch.chdir(elsewhere)
     assert main(["evaluate", str(work / "run")]) == 0
+
+
+DLINEAR_FAST = ["--set", "data.lookback=24", "--set", "data.horizon=6", "--set", "training.max_epochs=1",
+                "--set", "trainer.accelerator=cpu"]  # fmt: skip
+
+
+def train(out, *extra):
+    return main(["train", str(ROOT / "configs/dlinear-etth1.yaml"), "--out", str(out), *DLINEAR_FAST, *extra])
+
+
+def test_overwrite_leaves_only_the_new_run_and_never_destroys_the_old_one_before_a_clean_start(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train(run) == 0
+    (run / "report.html").write_text("the old run's report")
+    (run / "plots").mkdir()
+    old_weights = (run / "model.safetensors").read_bytes()
+    assert train(run) == 2 and "is not empty" in capsys.readouterr().err  # no --overwrite: refused
+    assert train(run, "--overwrite", "--set", "data.lookback=100000") == 2  # a start that fails ...
+    assert (run / "model.safetensors").read_bytes() == old_weights and (run / "report.html").exists()  # ... keeps it
+    assert train(run, "--overwrite", "--set", "seed=1") == 0
+    assert not (run / "report.html").exists() and not (run / "plots").exists()
+    assert yaml.safe_load((run / "config.yaml").read_text())["seed"] == 1
+
+
+def test_a_failed_start_leaves_nothing_that_blocks_a_retry(tmp_path):
+    run = tmp_path / "run"
+    assert train(run, "--set", "data.lookback=100000") == 2
+    assert not run.exists() or not any(run.iterdir())
+    assert train(run) == 0
+
+
+def test_overwrite_replaces_run_folders_only_and_out_must_be_a_folder(tmp_path, capsys):
+    mine = tmp_path / "notes"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    assert train(mine, "--overwrite") == 2
+    assert "is not a tsmoe run folder" in capsys.readouterr().err
+    assert (mine / "thesis.tex").read_text() == "years of work"
+    assert train(mine / "thesis.tex") == 2
+    assert "is a file; --out takes a folder" in capsys.readouterr().err
+
+
+def test_demo_keeps_the_rule_of_train(tmp_path, capsys):
+    (tmp_path / "demo" / "mome").mkdir(parents=True)
+    (tmp_path / "demo" / "mome" / "config.yaml").write_text("seed: 0\n")
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 2
+    assert "is not empty" in capsys.readouterr().err
+
+
+def test_predict_refuses_an_output_that_is_its_input_a_folder_or_under_a_file(tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    assert train(run) == 0
+    frame = load_ett(None, "ETTh1").series[0]
+    rows = pd.DataFrame({"unique_id": "ETTh1", "ds": frame.timestamps[:200]})
+    for j, column in enumerate(load_ett(None, "ETTh1").columns):
+        rows[column] = frame.values[:200, j]
+    rows.to_csv(tmp_path / "in.csv", index=False)
+    before = (tmp_path / "in.csv").read_bytes()
+    monkeypatch.chdir(tmp_path)
+    for output, message in [("./sub/../in.csv", "is the input"), (str(tmp_path), "is a folder"),
+                            ("in.csv/out.csv", "is a file, so nothing can be written under it")]:  # fmt: skip
+        if output.startswith("./sub"):
+            (tmp_path / "sub").mkdir(exist_ok=True)
+        assert main(["predict", str(run), "in.csv", "-o", output]) == 2
+        assert message in capsys.readouterr().err
+    assert (tmp_path / "in.csv").read_bytes() == before
+
+
+@pytest.mark.parametrize("content", [b"- a\n- b\n", b"just a sentence\n", bytes(range(128, 256))])
+def test_a_config_that_is_not_a_mapping_of_sections_is_a_tsmoe_error(tmp_path, capsys, content):
+    (tmp_path / "recipe.yaml").write_bytes(content)
+    assert main(["train", str(tmp_path / "recipe.yaml"), "--out", str(tmp_path / "run")]) == 2
+    assert "tsmoe: error: config file" in capsys.readouterr().err

@@ -155,3 +155,30 @@ def test_files_tsmoe_writes_follow_the_umask(tmp_path, umask, mode):
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "metrics.json").stat().st_mode) == mode
     assert stat.S_IMODE((tmp_path / "model.safetensors").stat().st_mode) == mode
+
+
+def test_weights_holding_nan_are_refused_and_no_metric_file_changes(tmp_path, capsys):
+    from safetensors.torch import load_file, save_file
+
+    from tsmoe.cli import main
+
+    run = tmp_path / "run"
+    Estimator("dlinear", "etth1", data_params={"lookback": 24, "horizon": 6}, training={"max_epochs": 1},
+              trainer={"accelerator": "cpu"}).fit(run_dir=run)  # fmt: skip
+    metrics = (run / "metrics.json").read_bytes()
+    weights = load_file(run / "model.safetensors")
+    name = next(iter(weights))
+    weights[name][..., 0] = float("nan")
+    save_file(weights, run / "model.safetensors")
+    with pytest.raises(ModelFileError, match=rf"holds NaN or infinite values in \['{name}'\]"):
+        Estimator.load(run)
+    assert main(["evaluate", str(run)]) == 2
+    assert "holds NaN or infinite values" in capsys.readouterr().err
+    assert (run / "metrics.json").read_bytes() == metrics
+
+
+def test_a_metric_with_nothing_to_score_is_written_as_null(tmp_path):
+    from tsmoe import io as run_io
+
+    run_io.write_json(tmp_path / "metrics.json", {"auroc": float("nan"), "mse": 0.5, "each": [float("inf"), 1.0]})
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {"auroc": None, "mse": 0.5, "each": [None, 1.0]}

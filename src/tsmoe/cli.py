@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
 from tsmoe.errors import ConfigError, TrainingInterrupted, TsmoeError
-from tsmoe.paths import SHIPPED_CONFIGS, launch_rank
+from tsmoe.paths import SHIPPED_CONFIGS
 
 log = logging.getLogger("tsmoe")
 
@@ -64,12 +65,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise TsmoeError("train needs a CONFIG and --out RUN_DIR (or --resume RUN_DIR)")
         config = load_config(args.config, args.set)
         out = Path(args.out)
-        if out.exists() and any(out.iterdir()) and not args.overwrite and launch_rank() == 0:
-            raise TsmoeError(
-                f"run folder '{out}' is not empty; choose another --out, pass --overwrite, "
-                f"or continue a stopped run with --resume {out}"
-            )
-        estimator = Estimator.from_config(config).fit(run_dir=out, callbacks=[SpectralTracker(out / SPECTRAL_FILE)])
+        estimator = Estimator.from_config(config).fit(
+            run_dir=out, callbacks=[SpectralTracker(out / SPECTRAL_FILE)], overwrite=args.overwrite
+        )
     if getattr(estimator, "is_global_zero_", True):
         meta = estimator.meta_
         print(
@@ -187,6 +185,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_output_file(out: Path, inputs: list[Path]) -> None:
+    """Refuse an output that is a folder, lies under a file, or is one of the inputs (however spelt)."""
+    if out.is_dir():
+        raise TsmoeError(f"-o '{out}' is a folder; give the path of the CSV file to write")
+    parent = next((p for p in out.resolve().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise TsmoeError(f"-o '{out}': '{parent}' is a file, so nothing can be written under it")
+    for given in inputs:
+        hard_linked = out.exists() and given.exists() and os.path.samefile(out, given)
+        if out.resolve() == given.resolve() or hard_linked:
+            raise TsmoeError(f"-o '{out}' is the input '{given}'; write the predictions to another file")
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from tsmoe import io as run_io
     from tsmoe.ensemble import Ensemble
@@ -194,6 +205,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from tsmoe.predict import mean_prediction, predict_file, predict_file_ensemble
 
     *runs, last = args.paths
+    out = Path(args.output)
+    check_output_file(out, [Path(p) for p in args.paths])  # before anything is read
     if args.after_data:  # every path is a run: forecast what follows each run's own data set
         estimators = Ensemble.load(args.paths).members if len(args.paths) > 1 else [Estimator.load(last)]
         frames = [estimator.forecast() for estimator in estimators]
@@ -204,8 +217,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
         frame = predict_file_ensemble(Ensemble.load(runs).members, Path(last))
     else:
         frame = predict_file(Estimator.load(runs[0]), Path(last))
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
     run_io.write_text(out, frame.to_csv(index=False))  # atomic: a killed predict leaves no half file
     print(f"wrote {len(frame)} rows to {out}")
     return 0
@@ -251,7 +262,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         config = load_config(SHIPPED_CONFIGS / recipe, [*short, *args.set])
         out = Path(args.out) / folder
         print(" ".join(["demo: tsmoe train", f"configs/{recipe}", *[f"--set {s}" for s in short], f"--out {out}"]))
-        estimator = Estimator.from_config(config).fit(run_dir=out, callbacks=[SpectralTracker(out / SPECTRAL_FILE)])
+        estimator = Estimator.from_config(config).fit(
+            run_dir=out, callbacks=[SpectralTracker(out / SPECTRAL_FILE)], overwrite=args.overwrite
+        )
         _print_metrics(estimator.metrics_, f"{config.model['name']} test metrics:")
         reloaded = Estimator.load(out)
         prepared = reloaded.prepare_data()
@@ -278,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="run folder to write")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last checkpoint")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
-    train.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty run folder")
+    train.add_argument("--overwrite", action="store_true", help="replace the run in a used run folder")
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser(
@@ -328,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="train, reload and report MoME and a short MR-MoE on shipped data")
     demo.add_argument("--out", default="runs/demo")
+    demo.add_argument("--overwrite", action="store_true", help="replace the demo's runs in a used --out")
     demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     demo.set_defaults(func=cmd_demo)
     return parser

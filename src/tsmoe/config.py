@@ -255,7 +255,14 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
         log.info("reading the shipped recipe %s", shipped.name)
         path = shipped
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file '{path}' is not text (not UTF-8): is it the right file?") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"config file '{path}' is not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"config file '{path}' holds a {type(raw).__name__}, not a mapping of sections (data, model, training, "
+            "trainer, logging)"
+        )
     return resolve(apply_overrides(raw, overrides or []))

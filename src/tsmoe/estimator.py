@@ -62,6 +62,35 @@ def fit_or_report_interruption(trainer: Any, run_dir: Path | None, module: Any, 
         raise TrainingInterrupted(f"training was interrupted in epoch {trainer.current_epoch}; {where}") from None
 
 
+def check_run_folder(folder: Path, overwrite: bool) -> None:
+    """Refuse a run folder that cannot take a new run: a file, a folder holding files (unless ``overwrite``),
+    or, with ``overwrite``, a folder of other files than a run's (no ``config.yaml``: not a run folder)."""
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"run folder '{folder}' is a file; --out takes a folder")
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return
+    if not overwrite:
+        raise ConfigError(
+            f"run folder '{folder}' is not empty; choose another --out, pass --overwrite, "
+            f"or continue a stopped run with --resume {folder}"
+        )
+    if not (folder / run_io.CONFIG).exists():
+        raise ConfigError(
+            f"'{folder}' is not a tsmoe run folder (it has no {run_io.CONFIG}), and --overwrite replaces run "
+            "folders only; choose another --out"
+        )
+
+
+def start_run_folder(folder: Path, config_yaml: str, overwrite: bool) -> None:
+    """Empty an old run folder (``overwrite``), so it holds only the new run, and write the new config."""
+    check_run_folder(folder, overwrite)
+    if folder.is_dir():
+        for child in folder.iterdir():
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    run_io.write_text(folder / run_io.CONFIG, config_yaml)
+
+
 def keep_previous_logs(folder: Path) -> None:
     """Lightning's CSV logger empties ``logs/metrics.csv`` when it starts; a resumed run keeps what the
     interrupted one logged by renaming it ``metrics-before-resume-N.csv`` first."""
@@ -154,11 +183,13 @@ class Estimator:
         run_dir: str | Path | None = None,
         resume: bool = False,
         callbacks: Sequence[Any] = (),
+        overwrite: bool = False,
     ) -> Estimator:
         """Train on ``data`` (default: the configured data set), choosing the epoch on validation only;
         then score the test split once and, if ``run_dir`` is given, save the run there. ``callbacks``
         (Lightning callbacks, e.g. :class:`tsmoe.analysis.callbacks.SpectralTracker`) are added to the
-        trainer of the main phase.
+        trainer of the main phase. A ``run_dir`` that holds files is refused unless ``overwrite``, which
+        replaces a run folder (and nothing else) once the data and the model have started cleanly.
 
         A run with a ``run_dir`` writes a checkpoint after every epoch. ``resume=True`` continues from
         it (see :meth:`resume`): the same seed then gives the same weights as a run never interrupted.
@@ -171,9 +202,8 @@ class Estimator:
 
         if run_dir is not None:  # the run folder keeps absolute paths: it is read again from any folder
             self.config = with_absolute_paths(self.config)
-        if run_dir is not None and not resume and launch_rank() == 0:  # first: a run killed at any moment resumes
-            Path(run_dir).mkdir(parents=True, exist_ok=True)
-            run_io.write_text(Path(run_dir) / run_io.CONFIG, self.config.to_yaml())
+        if run_dir is not None and not resume and launch_rank() == 0:
+            check_run_folder(Path(run_dir), overwrite)  # before any data is read
         params, entry = self._data_params()
         prepared = entry.prepare(params, self._load_source(data, params, entry), self.config.seed)
         if len(prepared.train) == 0 or len(prepared.val) == 0:
@@ -198,6 +228,10 @@ class Estimator:
         if self.config.training.monitor:
             monitor = self.config.training.monitor
             mode = monitor_mode(monitor)
+        if run_dir is not None and not resume and launch_rank() == 0:
+            # data, teachers and model are known good now: a start that failed before left nothing behind,
+            # and from here a run killed at any moment resumes
+            start_run_folder(Path(run_dir), self.config.to_yaml(), overwrite)
         folder = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="tsmoe-run-"))
         folder.mkdir(parents=True, exist_ok=True)
         checkpoint = checkpoint_path(folder)

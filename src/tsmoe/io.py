@@ -68,7 +68,20 @@ def write_text(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, value: Any) -> None:
-    write_text(path, json.dumps(value, indent=2, default=float) + "\n")
+    """Write ``value`` as JSON; a number that is not finite (a metric with nothing to score, say) is written
+    as ``null``, never as the non-JSON ``NaN`` or ``Infinity``."""
+    write_text(path, json.dumps(finite_or_null(value), indent=2, default=float, allow_nan=False) + "\n")
+
+
+def finite_or_null(value: Any) -> Any:
+    """``value`` with every non-finite float (also inside dicts and lists) replaced by ``None``."""
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_or_null(v) for v in value]
+    return value
 
 
 def read_json(path: Path) -> Any:
@@ -114,6 +127,12 @@ def load_weights_into(model: torch.nn.Module, path: Path) -> None:
             f"weights file '{path}' does not match the model built from its config: "
             f"missing {missing[:5]}, unexpected {unexpected[:5]}, shape mismatches {shapes[:5]}"
         )
+    broken = [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if broken:
+        raise ModelFileError(
+            f"weights file '{path}' holds NaN or infinite values in {broken[:5]}: the model it saved diverged or "
+            "the file was edited; train the run again"
+        )
     model.load_state_dict(weights)
 
 
@@ -133,9 +152,11 @@ def read_arrays(path: Path) -> dict[str, np.ndarray]:
 
 def read_config_yaml(path: Path) -> dict[str, Any]:
     try:
-        raw = yaml.safe_load(Path(path).read_text())
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ModelFileError(f"file '{path}' is missing: not a tsmoe run folder?") from None
+    except UnicodeDecodeError:
+        raise ModelFileError(f"file '{path}' is not text (not UTF-8): the run folder was damaged") from None
     except yaml.YAMLError as error:
         raise ModelFileError(f"file '{path}' is not valid YAML: {error}") from None
     if not isinstance(raw, dict):

@@ -124,3 +124,27 @@ def test_regression_labels_mark_missing_as_nan():
     assert int(np.isnan(data.labels).sum()) == 60 + 54  # the -1 entries of Outcomes-a and Outcomes-b
     with pytest.raises(DataError, match="columns 'RecordID' and 'Mood' are required"):
         load_physionet2012(label="Mood")
+
+
+@pytest.mark.parametrize(
+    ("archive", "message"),
+    [(lambda raw: raw[:100_000], "unexpected end of data"), (lambda raw: b"hello\n", "not a gzip file")],
+)
+def test_a_truncated_or_foreign_archive_is_a_data_error_naming_it(tmp_path, archive, message):
+    from tsmoe.paths import shipped_data_dir
+
+    shipped = shipped_data_dir() / "physionet2012"
+    (tmp_path / "set-a.tar.gz").write_bytes(archive((shipped / "set-a.tar.gz").read_bytes()))
+    (tmp_path / "Outcomes-a.txt.gz").write_bytes((shipped / "Outcomes-a.txt.gz").read_bytes())
+    with pytest.raises(DataError, match=rf"set-a.tar.gz' is not a readable .tar.gz of stay files \({message}\)"):
+        load_physionet2012(tmp_path)
+
+
+def test_a_binary_file_where_a_stay_belongs_is_a_data_error_naming_it(tmp_path, small_physionet):
+    import shutil
+
+    shutil.copytree(small_physionet, tmp_path / "copy")
+    stay = sorted((tmp_path / "copy" / "set-x").glob("*.txt"))[0]
+    stay.write_bytes(bytes(range(128, 256)))
+    with pytest.raises(DataError, match=rf"stay file '.*{stay.name}' is not text"):
+        load_physionet2012(tmp_path / "copy")

@@ -80,18 +80,31 @@ def _stay_files(stays: Path) -> Iterator[tuple[str, str]]:
     """Yield (file name, text) of every ``*.txt`` stay file in a folder or a tar.gz, sorted by name."""
     if stays.is_dir():
         for path in sorted(stays.glob("*.txt")):
-            yield str(path), path.read_text()
+            yield str(path), _decoded(path.read_bytes(), str(path))
         return
     # one sequential pass: seeking back in a gzip stream re-reads it from the start
-    files: dict[str, str] = {}
-    with tarfile.open(stays, "r|gz") as archive:
-        for member in archive:
-            if member.isfile() and member.name.endswith(".txt"):
-                handle = archive.extractfile(member)
-                assert handle is not None
-                files[member.name] = handle.read().decode()
+    files: dict[str, bytes] = {}
+    try:
+        with tarfile.open(stays, "r|gz") as archive:
+            for member in archive:
+                if member.isfile() and member.name.endswith(".txt"):
+                    handle = archive.extractfile(member)
+                    assert handle is not None
+                    files[member.name] = handle.read()
+    except (tarfile.TarError, OSError, EOFError) as error:  # truncated, not gzip, not a tar
+        raise DataError(
+            f"file '{stays}' is not a readable .tar.gz of stay files ({error}); was it downloaded whole?"
+        ) from None
     for name in sorted(files):
-        yield f"{stays}:{name}", files[name]
+        yield f"{stays}:{name}", _decoded(files[name], f"{stays}:{name}")
+
+
+def _decoded(raw: bytes, where: str) -> str:
+    """A stay file's text; a file that is not text is a :class:`DataError` naming it."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"stay file '{where}' is not text (not UTF-8): a binary file where a stay belongs") from None
 
 
 def _read_text(path: Path) -> str:
