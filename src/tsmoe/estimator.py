@@ -280,6 +280,8 @@ class Estimator:
         }
         if refit is not None:
             self.meta_["refit"] = refit
+        if prepared.notes:  # what reading the data skipped by its stated policy, with the counts
+            self.meta_["data_notes"] = prepared.notes
         # the test split is scored once, by process 0 (the others of a DDP run stop here)
         self.metrics_ = self._score(prepared, prepared.test) if self.is_global_zero_ else None
         if run_dir is None:  # the weights are in memory now; the scratch folder goes

@@ -12,6 +12,8 @@ same, holding the members' mean probabilities (and the class they give) or mean 
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +26,17 @@ from tsmoe.errors import DataError
 from tsmoe.forecast import TEXT_COLUMN, forecast_table, text_column
 from tsmoe.tasks import get_task
 
+log = logging.getLogger(__name__)
+
 
 def _stays_without_labels(folder: Path) -> IrregularSet:
     files = sorted(folder.glob("*.txt"))
     if not files:
         raise DataError(f"'{folder}' holds no stay files (*.txt) and no PhysioNet set")
-    parsed = [parse_stay(str(f), f.read_text()) for f in files]
+    skipped: Counter[str] = Counter()
+    parsed = [parse_stay(str(f), f.read_text(), skipped) for f in files]
+    if skipped["empty parameter"]:  # the loader's stated policy, reported the same way
+        log.warning("%s: skipped %d row(s) with an empty parameter field", folder, skipped["empty parameter"])
     lengths = [len(p[1]) for p in parsed]
     return IrregularSet(
         record_ids=np.array([p[0] for p in parsed], dtype=np.int64),

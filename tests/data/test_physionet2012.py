@@ -148,3 +148,37 @@ def test_a_binary_file_where_a_stay_belongs_is_a_data_error_naming_it(tmp_path, 
     stay.write_bytes(bytes(range(128, 256)))
     with pytest.raises(DataError, match=rf"stay file '.*{stay.name}' is not text"):
         load_physionet2012(tmp_path / "copy")
+
+
+def test_rows_with_an_empty_parameter_are_skipped_counted_and_recorded_in_the_run(tmp_path, small_physionet, caplog):
+    import json
+    import shutil
+
+    from tsmoe import Estimator
+
+    shutil.copytree(small_physionet, tmp_path / "copy")
+    stays = sorted((tmp_path / "copy" / "set-x").glob("*.txt"))
+    for stay in stays[:3]:  # as some distributed copies hold them: `HH:MM,,` and `HH:MM,,value`
+        stay.write_text(stay.read_text() + "00:30,,\n01:15,,7.5\n")
+    with caplog.at_level("WARNING"):
+        data = load_physionet2012(tmp_path / "copy")
+    assert data.notes == {"skipped rows": {"set x": {"empty parameter": 6}}}
+    assert "set x: skipped 6 row(s) with an empty parameter field" in caplog.text
+    assert len(data) == len(stays)
+    run = tmp_path / "run"
+    Estimator("lstm", "physionet2012", model_params={"hidden_size": 8},
+              data_params={"root": str(tmp_path / "copy"), "split_file": None}, training={"max_epochs": 1},
+              trainer={"accelerator": "cpu"}).fit(run_dir=run)  # fmt: skip
+    assert json.loads((run / "meta.json").read_text())["data_notes"] == data.notes
+
+
+def test_an_unknown_parameter_is_an_error_unless_the_user_chooses_to_skip_it(tmp_path, small_physionet):
+    import shutil
+
+    shutil.copytree(small_physionet, tmp_path / "copy")
+    stay = sorted((tmp_path / "copy" / "set-x").glob("*.txt"))[0]
+    stay.write_text(stay.read_text() + "02:00,Lactate2,1.0\n")
+    with pytest.raises(DataError, match=r"unknown parameter 'Lactate2'.*data.unknown_parameters: skip"):
+        load_physionet2012(tmp_path / "copy")
+    data = load_physionet2012(tmp_path / "copy", unknown_parameters="skip")
+    assert data.notes == {"skipped rows": {"set x": {"unknown parameter": 1}}}

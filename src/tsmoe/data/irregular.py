@@ -38,6 +38,7 @@ class IrregularSet:
     labels: np.ndarray
     variables: tuple[str, ...]
     static_names: tuple[str, ...]
+    notes: dict = field(default_factory=dict)  # what reading the source did (rows skipped by a stated policy)
 
     def __post_init__(self) -> None:
         n = len(self.record_ids)

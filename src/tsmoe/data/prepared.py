@@ -66,6 +66,7 @@ class PreparedData:
     target_channels: list[int] = field(default_factory=list)
     scaler: StandardScaler | None = None  # forecasting: maps model outputs back to the original scale
     channel_names: tuple[str, ...] = ()
+    notes: dict = field(default_factory=dict)  # what reading the source did (e.g. rows skipped, counted)
 
 
 def prepare_irregular(
@@ -133,6 +134,7 @@ def prepare_irregular(
         state=normalizer.state(),
         collate=collate_irregular,
         channel_names=data.variables,
+        notes=data.notes,
     )
 
 

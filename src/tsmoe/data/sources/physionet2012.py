@@ -21,9 +21,11 @@ from __future__ import annotations
 import gzip
 import logging
 import tarfile
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -36,6 +38,7 @@ from tsmoe.errors import DataError
 from tsmoe.paths import shipped_data_dir
 
 log = logging.getLogger(__name__)
+UnknownPolicy = Literal["error", "skip"]
 
 VARIABLES: tuple[str, ...] = (
     "ALP", "ALT", "AST", "Albumin", "BUN", "Bilirubin", "Cholesterol", "Creatinine", "DiasABP", "FiO2",
@@ -150,8 +153,15 @@ def _parse_hours(text: str, name: str, row: int) -> float:
     return int(hours) + int(minutes) / 60.0
 
 
-def parse_stay(name: str, text: str) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
-    """Parse one stay file into ``(record_id, times (T,), values (T, F) with NaN, static (P,))``."""
+def parse_stay(
+    name: str, text: str, skipped: Counter[str] | None = None, unknown: UnknownPolicy = "error"
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """Parse one stay file into ``(record_id, times (T,), values (T, F) with NaN, static (P,))``.
+
+    Rows whose ``Parameter`` field is empty (as some distributed copies of the set hold) carry no
+    measurement: they are skipped and counted in ``skipped["empty parameter"]``. A parameter name that is
+    not one of the set's is an error, or, with ``unknown="skip"``, skipped and counted in
+    ``skipped["unknown parameter"]``."""
     lines = text.splitlines()
     if not lines or lines[0].strip() != "Time,Parameter,Value":
         raise DataError(f"file '{name}', row 0: expected the header 'Time,Parameter,Value'")
@@ -166,6 +176,10 @@ def parse_stay(name: str, text: str) -> tuple[int, np.ndarray, np.ndarray, np.nd
         if len(fields) != 3:
             raise DataError(f"file '{name}', row {row}: expected 3 fields, got '{line}'")
         time_text, parameter, value_text = fields
+        if not parameter.strip():
+            if skipped is not None:
+                skipped["empty parameter"] += 1
+            continue
         try:
             value = float(value_text)
         except ValueError:
@@ -184,10 +198,13 @@ def parse_stay(name: str, text: str) -> tuple[int, np.ndarray, np.ndarray, np.nd
                 sums[hours], counts[hours] = np.zeros(len(VARIABLES)), np.zeros(len(VARIABLES))
             sums[hours][_VARIABLE_INDEX[parameter]] += value
             counts[hours][_VARIABLE_INDEX[parameter]] += 1
+        elif unknown == "skip":
+            if skipped is not None:
+                skipped["unknown parameter"] += 1
         else:
             raise DataError(
                 f"file '{name}', column 'Parameter', row {row}: unknown parameter '{parameter}' "
-                f"(known: {', '.join(VARIABLES + STATIC)})"
+                f"(known: {', '.join(VARIABLES + STATIC)}; data.unknown_parameters: skip skips such rows)"
             )
     if record_id is None:
         raise DataError(f"file '{name}': no RecordID row")
@@ -199,13 +216,15 @@ def parse_stay(name: str, text: str) -> tuple[int, np.ndarray, np.ndarray, np.nd
     return record_id, times, values, static.astype(np.float32)
 
 
-def _parse_sets(sets: dict[str, tuple[Path, Path]], label: str) -> dict[str, np.ndarray]:
+def _parse_sets(sets: dict[str, tuple[Path, Path]], label: str, unknown: UnknownPolicy) -> dict[str, np.ndarray]:
     ids, offsets, times, values, static, labels, set_names = [], [0], [], [], [], [], []
+    skipped_counts = []  # per set: rows skipped for an empty parameter, for an unknown one
     for set_name, (stays, outcomes_path) in sets.items():
         outcomes = _parse_outcomes(outcomes_path, label)
         seen = set()
+        skipped: Counter[str] = Counter()
         for name, text in _stay_files(stays):
-            record_id, t, v, s = parse_stay(name, text)
+            record_id, t, v, s = parse_stay(name, text, skipped, unknown)
             if record_id not in outcomes:
                 raise DataError(f"file '{name}': RecordID {record_id} has no row in '{outcomes_path}'")
             if record_id in seen:
@@ -218,6 +237,7 @@ def _parse_sets(sets: dict[str, tuple[Path, Path]], label: str) -> dict[str, np.
             labels.append(outcomes[record_id])
             set_names.append(set_name)
             offsets.append(offsets[-1] + len(t))
+        skipped_counts.append([skipped["empty parameter"], skipped["unknown parameter"]])
         missing = sorted(set(outcomes) - seen)
         if missing:
             raise DataError(
@@ -234,11 +254,15 @@ def _parse_sets(sets: dict[str, tuple[Path, Path]], label: str) -> dict[str, np.
         # the binary outcome stays integer (a class); every other outcome is a float target
         "labels": np.array(labels, dtype=np.int64 if label == LABEL else np.float32),
         "sets": np.array(set_names),
+        "skipped_rows": np.array(skipped_counts, dtype=np.int64).reshape(-1, 2),  # (sets, 2), sets in order
     }
 
 
 def load_physionet2012(
-    root: str | Path | None = None, sets: list[str] | None = None, label: str = LABEL
+    root: str | Path | None = None,
+    sets: list[str] | None = None,
+    label: str = LABEL,
+    unknown_parameters: UnknownPolicy = "error",
 ) -> IrregularSet:
     """Load PhysioNet 2012 stays from ``root`` (default: the shipped sets A and B).
 
@@ -246,6 +270,10 @@ def load_physionet2012(
     outcome column: ``In-hospital_death`` (binary, the default) or a number to regress
     (``Length_of_stay``, ``SAPS-I``, ``SOFA``, ``Survival``; missing ``-1`` becomes NaN). Parsed arrays
     are cached on disk, keyed by the hash of the source files and the label.
+
+    Rows with an empty ``Parameter`` field are skipped, with one warning per set that counts them; the
+    counts are kept in the set's ``notes`` (and so in a run's ``meta.json``). ``unknown_parameters="skip"``
+    skips rows naming a parameter the set does not have, counted alike (default: such a row is an error).
     """
     root = Path(root) if root is not None else default_root()
     found = find_sets(root)
@@ -257,8 +285,14 @@ def load_physionet2012(
     sources = [p for pair in found.values() for p in pair]
     if any(p.is_dir() for p in sources):  # a folder of stays: hash its files
         sources = [f for p in sources for f in (sorted(p.glob("*.txt")) if p.is_dir() else [p])]
-    key = hash_files(sources, extra=f"physionet2012:{label}:" + ",".join(found))
-    arrays = cached_arrays("physionet2012", key, lambda: _parse_sets(found, label))
+    key = hash_files(sources, extra=f"physionet2012:{label}:{unknown_parameters}:" + ",".join(found))
+    arrays = cached_arrays("physionet2012", key, lambda: _parse_sets(found, label, unknown_parameters))
+    notes = {}
+    for set_name, (empty_rows, unknown_rows) in zip(found, arrays["skipped_rows"].tolist(), strict=True):
+        for reason, count in (("empty parameter", empty_rows), ("unknown parameter", unknown_rows)):
+            if count:
+                log.warning("PhysioNet 2012 set %s: skipped %d row(s) with an %s field", set_name, count, reason)
+                notes.setdefault("skipped rows", {}).setdefault(f"set {set_name}", {})[reason] = count
     data = IrregularSet(
         record_ids=arrays["record_ids"],
         offsets=arrays["offsets"],
@@ -268,6 +302,7 @@ def load_physionet2012(
         labels=arrays["labels"],
         variables=VARIABLES,
         static_names=STATIC,
+        notes=notes,
     )
     empty = int((data.lengths() == 0).sum())
     if empty:
@@ -291,6 +326,8 @@ class PhysioNetParams:
     split_fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     value_scaling: Scaling = "zscore"  # quantile: each variable through its training
     # CDF and the normal quantile function (robust to heavy-tailed labs; tsmoe.data.irregular)
+    unknown_parameters: UnknownPolicy = "error"  # skip: rows naming a parameter the set lacks are skipped,
+    # counted and reported (rows with an empty Parameter field are always skipped and counted)
 
     def __post_init__(self) -> None:
         check_split_fractions(self.split_fractions)
@@ -308,7 +345,7 @@ class PhysioNet2012(IrregularAdapter):
     folder = "physionet2012"
 
     def load(self, params: PhysioNetParams) -> IrregularSet:
-        return load_physionet2012(params.root, params.sets, params.label)
+        return load_physionet2012(params.root, params.sets, params.label, params.unknown_parameters)
 
     def split(self, params: PhysioNetParams) -> IdSplit | None:
         if not params.split_file:
