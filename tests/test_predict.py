@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -241,3 +242,31 @@ def test_predict_after_data_forecasts_what_follows_the_data_set(time_mmd_run, wi
     assert "needs a run folder and an input" in capsys.readouterr().err
     assert main(["predict", str(window_folder), "--after-data", "-o", str(out)]) == 2
     assert "holds fixed windows, not series, so nothing follows it" in capsys.readouterr().err
+
+
+def test_a_run_on_its_own_column_names_predicts_a_file_in_its_own_layout(tmp_path):
+    from tsmoe.cli import main
+
+    days = pd.date_range("2022-01-01", periods=150, freq="D")
+    frame = pd.concat([
+        pd.DataFrame({"store": name, "date": days, "sales": np.sin(np.arange(150) / 7 + shift) + 3})
+        for name, shift in (("north", 0.0), ("south", 1.5))
+    ])  # fmt: skip
+    frame.to_csv(tmp_path / "sales.csv", index=False)
+    run = tmp_path / "run"
+    assert main(["train", "configs/dlinear-etth1.yaml", "--out", str(run), "--set", "data.name=csv",
+                 "--set", f"data.root={tmp_path / 'sales.csv'}", "--set", "data.id_col=store",
+                 "--set", "data.time_col=date", "--set", "data.target_col=sales", "--set", "data.lookback=21",
+                 "--set", "data.horizon=7", "--set", "data.split_lengths=null", "--set", "data.metrics_scale=original",
+                 "--set", "training.max_epochs=1", "--set", "trainer.accelerator=cpu"]) == 0  # fmt: skip
+    assert main(["predict", str(run), str(tmp_path / "sales.csv"), "-o", str(tmp_path / "next.csv")]) == 0
+    forecast = pd.read_csv(tmp_path / "next.csv")
+    assert list(forecast.columns) == ["store", "step", "date", "sales"]
+    assert sorted(forecast["store"].unique()) == ["north", "south"] and len(forecast) == 14  # two series, not one
+    assert forecast["date"].iloc[0] == "2022-05-31"
+    other = tmp_path / "run-seed1"
+    shutil.copytree(run, other)  # a second member: the same run saved again stands for another seed's
+    assert main(["predict", str(run), str(other), str(tmp_path / "sales.csv"), "-o", str(tmp_path / "mean.csv")]) == 0
+    mean = pd.read_csv(tmp_path / "mean.csv")
+    assert list(mean.columns) == list(forecast.columns) and mean["store"].tolist() == forecast["store"].tolist()
+    np.testing.assert_allclose(mean["sales"], forecast["sales"], rtol=1e-6)

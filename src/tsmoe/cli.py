@@ -202,6 +202,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from tsmoe import io as run_io
     from tsmoe.ensemble import Ensemble
     from tsmoe.estimator import Estimator
+    from tsmoe.forecast import key_columns
     from tsmoe.predict import mean_prediction, predict_file, predict_file_ensemble
 
     *runs, last = args.paths
@@ -210,7 +211,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.after_data:  # every path is a run: forecast what follows each run's own data set
         estimators = Ensemble.load(args.paths).members if len(args.paths) > 1 else [Estimator.load(last)]
         frames = [estimator.forecast() for estimator in estimators]
-        frame = mean_prediction(frames, estimators[0].meta_["task"], "--after-data")
+        frame = mean_prediction(frames, estimators[0].meta_["task"], "--after-data", key_columns(estimators[0]))
     elif not runs:
         raise ConfigError("tsmoe predict needs a run folder and an input (RUN INPUT), or --after-data")
     elif len(runs) > 1:

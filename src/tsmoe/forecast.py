@@ -93,19 +93,34 @@ def _text_cells(frame: pd.DataFrame, column: str, where: str) -> list[str | None
     return [v if isinstance(v, str) else None for v in cells]
 
 
+def key_columns(estimator) -> tuple[str, str]:
+    """The names a run gives a series' id and time columns: its ``data.id_col`` and ``data.time_col`` (a run
+    on a CSV of the user's), else ``unique_id`` and ``ds``. Tables it reads and writes use these."""
+    params = estimator.data_params()
+    return getattr(params, "id_col", "unique_id"), getattr(params, "time_col", "ds")
+
+
 def _read_series(
-    frame: pd.DataFrame, where: str, path: Path | None, channel_names: list[str], text_col: str | None
+    frame: pd.DataFrame,
+    where: str,
+    path: Path | None,
+    channel_names: list[str],
+    text_col: str | None,
+    keys: tuple[str, str] = ("unique_id", "ds"),
 ) -> SeriesSet:
     """The table's series, with each series' dated texts (``SeriesSet.texts``) when ``text_col`` is named.
-    Wide tables are read from files (``path``) only: a frame names its series in long format."""
-    if {"unique_id", "ds"} <= set(frame.columns):
+    Long format names each series in ``keys`` (id and time columns, the run's own names); wide tables are
+    read from files (``path``) only: a frame names its series in long format."""
+    id_col, time_col = keys
+    if {id_col, time_col} <= set(frame.columns):
         return from_long_dataframe(
-            frame, target_col=channel_names[0], covariates=tuple(channel_names[1:]), text_col=text_col, source=where
-        )
+            frame, id_col=id_col, time_col=time_col, target_col=channel_names[0],
+            covariates=tuple(channel_names[1:]), text_col=text_col, source=where,
+        )  # fmt: skip
     if path is None:
         raise DataError(
-            f"{where}: give series in long format (columns unique_id, ds, {', '.join(channel_names)}) or windows "
-            f"(a column '{WINDOW_COLUMN}'); it has {list(frame.columns)}"
+            f"{where}: give series in long format (columns {id_col}, {time_col}, {', '.join(channel_names)}) or "
+            f"windows (a column '{WINDOW_COLUMN}'); it has {list(frame.columns)}"
         )
     time_col = "date" if "date" in frame.columns else None
     missing = [c for c in channel_names if c not in frame.columns]
@@ -172,7 +187,7 @@ def forecast_series(estimator, frame: pd.DataFrame, where: str, path: Path | Non
         )
     if not text and TEXT_COLUMN in frame.columns:
         log.warning("%s: column '%s' is not used: this run reads no text", where, TEXT_COLUMN)
-    data = _read_series(frame, where, path, estimator.meta_["channel_names"], text_col)
+    data = _read_series(frame, where, path, estimator.meta_["channel_names"], text_col, key_columns(estimator))
     return forecast_after(estimator, data, where, text)
 
 
@@ -194,8 +209,8 @@ def forecast_after(estimator, data: SeriesSet, where: str, text: TextSetting | N
     """Forecast the ``horizon`` steps after the last ``lookback`` rows of each series of ``data``. With a
     ``text`` setting, each forecast sees, as in training, the ``text.k`` most recent texts of its series
     (``data.texts``) dated strictly before its first step (before or at the last row when no frequency
-    can be inferred), in the run's order. Returns ``unique_id, step, ds`` (when known) and one column per
-    target."""
+    can be inferred), in the run's order. Returns ``unique_id, step, ds`` (the run's own id and time column
+    names; ``ds`` when known) and one column per target."""
     meta = estimator.meta_
     lookback, horizon = meta["dims"]["lookback"], meta["dims"]["horizon"]
     scaler = StandardScaler.from_state(estimator.state_)
@@ -220,13 +235,14 @@ def forecast_after(estimator, data: SeriesSet, where: str, text: TextSetting | N
         collate = collate_text_windows
     channels = meta["target_channels"]
     forecasts = estimator.predict_dataset(items, collate)
+    id_col, time_col = key_columns(estimator)
     rows = []
     for series, forecast, future in zip(data.series, forecasts, futures, strict=True):
         values = scaler.inverse(forecast[:, channels], channels).numpy()
         for step in range(horizon):
-            row = {"unique_id": series.name, "step": step + 1}
+            row = {id_col: series.name, "step": step + 1}
             if future is not None:
-                row["ds"] = future[step]
+                row[time_col] = future[step]
             row.update({meta["channel_names"][c]: float(values[step, j]) for j, c in enumerate(channels)})
             rows.append(row)
     return pd.DataFrame(rows)

@@ -23,7 +23,7 @@ from tsmoe.data.csv_files import read_csv_checked
 from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, IrregularSet, collate_irregular
 from tsmoe.data.sources.physionet2012 import STATIC, VARIABLES, load_physionet2012, parse_stay
 from tsmoe.errors import DataError
-from tsmoe.forecast import TEXT_COLUMN, forecast_table, text_column
+from tsmoe.forecast import TEXT_COLUMN, forecast_table, key_columns, text_column
 from tsmoe.tasks import get_task
 
 log = logging.getLogger(__name__)
@@ -77,14 +77,16 @@ def predict_file_ensemble(estimators: list, path: Path) -> pd.DataFrame:
     """The table of :func:`predict_file` for an ensemble: each member predicts, then probabilities (or
     regression values, or forecasts) are averaged row by row; classes come from the mean probabilities."""
     return mean_prediction([predict_file(estimator, path) for estimator in estimators],
-                           estimators[0].meta_["task"], f"input '{path}'")  # fmt: skip
+                           estimators[0].meta_["task"], f"input '{path}'", key_columns(estimators[0]))  # fmt: skip
 
 
-def mean_prediction(frames: list[pd.DataFrame], task: str, where: str) -> pd.DataFrame:
+def mean_prediction(
+    frames: list[pd.DataFrame], task: str, where: str, extra_keys: tuple[str, ...] = ()
+) -> pd.DataFrame:
     """The members' tables (same rows, same columns) as one, by the ``task``'s rule: probabilities,
     regression values or forecasts averaged row by row, and classes taken from the mean probabilities."""
     first = frames[0]
-    keys = [c for c in first.columns if c in KEYS]
+    keys = [c for c in first.columns if c in (*KEYS, *extra_keys)]
     for number, frame in enumerate(frames[1:], start=1):
         if list(frame.columns) != list(first.columns) or not frame[keys].equals(first[keys]):
             raise DataError(
