@@ -35,7 +35,6 @@ from tsmoe.estimator import Estimator
 from tsmoe.experiments.results import runs_of
 from tsmoe.experiments.spec import read_experiment
 from tsmoe.metrics import error_metrics
-from tsmoe.tasks import get_task
 
 DOMAINS = ("HealthUS", "HealthAFR", "SocialGood", "Energy", "Environment")
 
@@ -70,7 +69,7 @@ def fit(recipe: str, overrides: list[str], keep: Path | None = None) -> dict:
         result["refit_epochs"] = meta["refit"]["epochs"]
     else:  # the kept model's every metric on validation (MAPE included)
         prepared = estimator.prepare_data()
-        result["validation"] = get_task(prepared.task).metrics(*estimator.scored_outputs(prepared, prepared.val))
+        result["validation"] = estimator.score_part(prepared, prepared.val)
     return result
 
 

@@ -136,8 +136,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from tsmoe import io as run_io
     from tsmoe.analysis.plots import write_interpretation_plots
     from tsmoe.estimator import Estimator
-    from tsmoe.tasks import get_task
-
     overrides = _data_overrides(args.set)
     split = args.split or ("all" if "root" in overrides else "default")
     if split == "all" and args.part == "validation":
@@ -151,7 +149,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     estimator.check_part_unseen(args.part, f"run '{run_dir}'")
     prepared = estimator.prepare_data(split=split, data_overrides=overrides)
     dataset = prepared.test if args.part == "test" else prepared.val
-    metrics = get_task(prepared.task).metrics(*estimator.scored_outputs(prepared, dataset))
+    metrics = estimator.score_part(prepared, dataset)
     where = overrides.get("root") or "the training data"
     # the training data's own test split rewrites metrics.json in the form `tsmoe train` wrote it (the same
     # numbers); any other split, part or data goes beside it, recording what was scored

@@ -145,11 +145,12 @@ class Ensemble:
         """``{"ensemble": metrics of the combined outputs, "members": [metrics of each output]}``; any
         subset of :meth:`member_outputs`' list may be passed (the ensemble of those members)."""
         task, combined = self.task, self.combine(outputs)
+        original = self.members[0].original_scale()
         if isinstance(task, ClassificationTask):
             ensemble = task.score_probabilities(combined, target)
         else:
-            ensemble = task.metrics(combined, target)
-        return {"ensemble": ensemble, "members": [task.metrics(output, target) for output in outputs]}
+            ensemble = task.metrics(combined, target, original)
+        return {"ensemble": ensemble, "members": [task.metrics(output, target, original) for output in outputs]}
 
     def evaluate(
         self,

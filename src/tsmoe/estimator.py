@@ -390,7 +390,15 @@ class Estimator:
         return torch.cat(outputs), {k: torch.cat(v) for k, v in targets.items()}
 
     def _score(self, prepared: PreparedData, dataset: Dataset) -> dict[str, float]:
-        return get_task(prepared.task).metrics(*self.scored_outputs(prepared, dataset))
+        return self.score_part(prepared, dataset)
+
+    def score_part(self, prepared: PreparedData, dataset: Dataset) -> dict[str, float]:
+        """Metrics of this model over ``dataset``, a part of ``prepared`` (MAPE only on the original scale)."""
+        return get_task(prepared.task).metrics(*self.scored_outputs(prepared, dataset), self.original_scale())
+
+    def original_scale(self) -> bool:
+        """Whether this run's outputs are scored on the data's own scale (not for ``metrics_scale: scaled``)."""
+        return getattr(self._data_params()[0], "metrics_scale", "original") == "original"
 
     def scored_outputs(self, prepared: PreparedData, dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
         """``(output, target)`` over ``dataset`` (a part of ``prepared``) as the metrics read them:
@@ -399,8 +407,7 @@ class Estimator:
         original scale where ``data.metrics_scale`` is ``original``."""
         self._check_fitted()
         output, targets = self._outputs(dataset, prepared.collate)
-        original = getattr(self._data_params()[0], "metrics_scale", None) == "original"
-        return get_task(prepared.task).scored(output, targets, prepared, self.state_, original)
+        return get_task(prepared.task).scored(output, targets, prepared, self.state_, self.original_scale())
 
     def to_target_scale(self, scaled: torch.Tensor) -> torch.Tensor:
         """Undo the training z-score of a regression target."""

@@ -5,7 +5,9 @@
 - binary classification: ``auroc``, ``auprc`` (average precision), ``accuracy`` (threshold 0.5);
 - multiclass: ``accuracy``, ``auroc`` (macro, one-vs-rest).
 
-Which of them a run reports, and from which outputs, is its task's business (:mod:`tsmoe.tasks`).
+Which of them a run reports, and from which outputs, is its task's business (:mod:`tsmoe.tasks`): MAPE
+only where forecasts are scored on the data's own scale (``data.metrics_scale: original``); a percentage
+error of z-scored values, which lie near zero by construction, means nothing.
 """
 
 from __future__ import annotations

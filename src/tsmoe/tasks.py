@@ -62,8 +62,10 @@ class Task:
     ) -> None:
         raise NotImplementedError
 
-    def metrics(self, output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-        """Score whole arrays of outputs (as :meth:`scored` gives them) against their targets."""
+    def metrics(self, output: torch.Tensor, target: torch.Tensor, original_scale: bool = True) -> dict[str, float]:
+        """Score whole arrays of outputs (as :meth:`scored` gives them) against their targets;
+        ``original_scale`` says whether they are on the data's own scale (a percentage error of z-scores,
+        values near zero by construction, means nothing, so MAPE is left out on any other)."""
         raise NotImplementedError
 
     def scored(
@@ -126,7 +128,7 @@ class ClassificationTask(Task):
         """Metrics from class probabilities (what :meth:`probabilities` gives, or an ensemble's mean)."""
         raise NotImplementedError
 
-    def metrics(self, output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    def metrics(self, output: torch.Tensor, target: torch.Tensor, original_scale: bool = True) -> dict[str, float]:
         return self.score_probabilities(self.probabilities(output.detach().float().cpu()), target)
 
     def scored(self, output, targets, prepared, state, original) -> tuple[torch.Tensor, torch.Tensor]:
@@ -237,8 +239,11 @@ class ValueTask(Task):
             {"mse": torchmetrics.MeanSquaredError(), "mae": torchmetrics.MeanAbsoluteError()}
         )
 
-    def metrics(self, output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-        return error_metrics(output, target)
+    def metrics(self, output: torch.Tensor, target: torch.Tensor, original_scale: bool = True) -> dict[str, float]:
+        scores = error_metrics(output, target)
+        if not original_scale:
+            del scores["mape"]
+        return scores
 
 
 class RegressionTask(ValueTask):

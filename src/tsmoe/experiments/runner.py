@@ -19,7 +19,6 @@ from tsmoe.errors import ConfigError
 from tsmoe.estimator import Estimator
 from tsmoe.experiments.results import add_run, machine, read_results, runs_of
 from tsmoe.experiments.spec import Experiment, PlannedRun
-from tsmoe.tasks import get_task
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ def validation_metrics(estimator: Estimator) -> dict[str, float]:
     if "refit" in estimator.meta_:
         return estimator.meta_["refit"]["validation_before_refit"]
     prepared = estimator.prepare_data()
-    return get_task(prepared.task).metrics(*estimator.scored_outputs(prepared, prepared.val))
+    return estimator.score_part(prepared, prepared.val)
 
 
 def run_experiment(
