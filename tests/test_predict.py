@@ -270,3 +270,38 @@ def test_a_run_on_its_own_column_names_predicts_a_file_in_its_own_layout(tmp_pat
     mean = pd.read_csv(tmp_path / "mean.csv")
     assert list(mean.columns) == list(forecast.columns) and mean["store"].tolist() == forecast["store"].tolist()
     np.testing.assert_allclose(mean["sales"], forecast["sales"], rtol=1e-6)
+
+
+def daily_sales(days: pd.DatetimeIndex, shift: float = 0.0) -> pd.DataFrame:
+    return pd.DataFrame({"unique_id": "shop", "ds": days, "y": np.sin(np.arange(len(days)) / 7 + shift) + 3})
+
+
+def test_series_with_a_hole_are_reported_and_another_sampling_step_is_refused(tmp_path, caplog):
+    from tsmoe.cli import main
+
+    daily_sales(pd.date_range("2022-01-01", periods=150, freq="D")).to_csv(tmp_path / "train.csv", index=False)
+    run = tmp_path / "run"
+    assert main(["train", "configs/dlinear-etth1.yaml", "--out", str(run), "--set", "data.name=csv",
+                 "--set", f"data.root={tmp_path / 'train.csv'}", "--set", "data.lookback=21", "--set",
+                 "data.horizon=7", "--set", "data.split_lengths=null", "--set", "training.max_epochs=1",
+                 "--set", "trainer.accelerator=cpu"]) == 0  # fmt: skip
+    assert json.loads((run / "meta.json").read_text())["time_step"] == str(pd.Timedelta(days=1))
+    days = pd.date_range("2022-06-01", periods=60, freq="D")
+    holed = daily_sales(days.delete(slice(20, 50)))  # a 30-day hole
+    holed.to_csv(tmp_path / "holed.csv", index=False)
+    with caplog.at_level("WARNING"):
+        assert main(["predict", str(run), str(tmp_path / "holed.csv"), "-o", str(tmp_path / "a.csv")]) == 0
+    assert "series 'shop': a gap of 31 days after 2022-06-20" in caplog.text
+    daily_sales(pd.date_range("2022-06-01", periods=60, freq="h")).to_csv(tmp_path / "hourly.csv", index=False)
+    assert main(["predict", str(run), str(tmp_path / "hourly.csv"), "-o", str(tmp_path / "b.csv")]) == 2
+    assert not (tmp_path / "b.csv").exists()
+
+
+def test_a_training_table_with_a_hole_is_reported(tmp_path, caplog):
+    from tsmoe import Estimator
+
+    frame = daily_sales(pd.date_range("2022-01-01", periods=200, freq="D").delete(slice(100, 130)))
+    with caplog.at_level("WARNING"):
+        Estimator("dlinear", "csv", data_params={"lookback": 14, "horizon": 7}, training={"max_epochs": 1},
+                  trainer={"accelerator": "cpu"}).fit(frame)  # fmt: skip
+    assert "the frame, series 'shop': a gap of 31 days after 2022-04-10" in caplog.text

@@ -31,6 +31,7 @@ from tsmoe.data.fixed_windows import TextWindowSplits
 from tsmoe.data.irregular import IrregularSet
 from tsmoe.data.prepared import PreparedData, SplitChoice
 from tsmoe.data.registry import get_dataset
+from tsmoe.data.sampling import data_step
 from tsmoe.data.series import SeriesSet
 from tsmoe.errors import ConfigError, DataError, TrainingError, TrainingInterrupted
 from tsmoe.forecast import forecast_data_set, forecast_table
@@ -205,7 +206,8 @@ class Estimator:
         if run_dir is not None and not resume and launch_rank() == 0:
             check_run_folder(Path(run_dir), overwrite)  # before any data is read
         params, entry = self._data_params()
-        prepared = entry.prepare(params, self._load_source(data, params, entry), self.config.seed)
+        source = self._load_source(data, params, entry)
+        prepared = entry.prepare(params, source, self.config.seed)
         if len(prepared.train) == 0 or len(prepared.val) == 0:
             raise DataError(
                 f"the training or validation split is empty ({len(prepared.train)} / {len(prepared.val)} items)"
@@ -280,6 +282,8 @@ class Estimator:
         }
         if refit is not None:
             self.meta_["refit"] = refit
+        if isinstance(source, SeriesSet):  # forecasts from new series check that they are sampled alike
+            self.meta_["time_step"] = data_step(source)
         if prepared.notes:  # what reading the data skipped by its stated policy, with the counts
             self.meta_["data_notes"] = prepared.notes
         # the test split is scored once, by process 0 (the others of a DDP run stop here)

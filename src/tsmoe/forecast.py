@@ -33,6 +33,7 @@ from tsmoe.data.csv_files import wide_frame_to_series
 from tsmoe.data.fixed_windows import parse_number_lists
 from tsmoe.data.long_format import from_long_dataframe
 from tsmoe.data.parsing import check_texts_column
+from tsmoe.data.sampling import parse_step, step_text, usual_step, warn_of_gaps
 from tsmoe.data.series import SeriesSet
 from tsmoe.data.text_windows import (
     TREND_CLASSES,
@@ -205,6 +206,22 @@ def forecast_data_set(estimator, data: object, where: str) -> pd.DataFrame:
     return forecast_after(estimator, data, where, text)
 
 
+def check_sampling(data: SeriesSet, trained: str | None, where: str) -> None:
+    """Refuse series sampled at another step than the run was trained on; warn of each series' first hole
+    (rows further apart than 1.5 steps), which the model reads as if its two sides were consecutive."""
+    if trained is None:  # a run from before the step was stored, or trained on windows
+        return
+    step = parse_step(trained)
+    for series in data.series:
+        own = usual_step(series)
+        if own is not None and type(own) is type(step) and own != step:
+            raise DataError(
+                f"{where}, series '{series.name}': sampled every {step_text(own)}, but the run was trained on "
+                f"data sampled every {step_text(step)}; resample the series to that step first"
+            )
+    warn_of_gaps(data, where, step)
+
+
 def forecast_after(estimator, data: SeriesSet, where: str, text: TextSetting | None = None) -> pd.DataFrame:
     """Forecast the ``horizon`` steps after the last ``lookback`` rows of each series of ``data``. With a
     ``text`` setting, each forecast sees, as in training, the ``text.k`` most recent texts of its series
@@ -213,6 +230,7 @@ def forecast_after(estimator, data: SeriesSet, where: str, text: TextSetting | N
     names; ``ds`` when known) and one column per target."""
     meta = estimator.meta_
     lookback, horizon = meta["dims"]["lookback"], meta["dims"]["horizon"]
+    check_sampling(data, meta.get("time_step"), where)
     scaler = StandardScaler.from_state(estimator.state_)
     tables = dated_tables(data) if text else {}
     items, facts, futures = [], [], []

@@ -35,6 +35,7 @@ from tsmoe.data.prepared import (
     prepare_irregular,
     prepare_text_windows,
 )
+from tsmoe.data.sampling import warn_of_gaps
 from tsmoe.data.series import SeriesSet
 from tsmoe.data.splits import IdSplit
 from tsmoe.errors import DataError
@@ -168,8 +169,9 @@ class SeriesAdapter(DataAdapter):
         )
 
     def from_frame(self, frame: pd.DataFrame, params: Any) -> SeriesSet:
-        """A long-format frame: ``unique_id, ds, y`` (or the column names the params set) and covariates."""
-        return from_long_dataframe(
+        """A long-format frame: ``unique_id, ds, y`` (or the column names the params set) and covariates; each
+        series' first hole is reported (:func:`tsmoe.data.sampling.warn_of_gaps`)."""
+        data = from_long_dataframe(
             frame,
             id_col=getattr(params, "id_col", "unique_id"),
             time_col=getattr(params, "time_col", "ds"),
@@ -177,6 +179,8 @@ class SeriesAdapter(DataAdapter):
             covariates=tuple(getattr(params, "covariates", ())),
             text_col=getattr(params, "text_col", None),
         )
+        warn_of_gaps(data, "the frame")
+        return data
 
 
 class FixedWindowsAdapter(DataAdapter):

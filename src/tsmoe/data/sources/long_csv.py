@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from tsmoe.data.adapter import ForecastParams, SeriesAdapter
 from tsmoe.data.long_format import read_long_csv
+from tsmoe.data.sampling import warn_of_gaps
 from tsmoe.data.series import SeriesSet
 from tsmoe.errors import ConfigError
 
@@ -30,7 +31,7 @@ class LongCsv(SeriesAdapter):
     def load(self, params: CsvParams) -> SeriesSet:
         if params.root is None:
             raise ConfigError("data set 'csv' needs data.root: the path of a long-format CSV (unique_id, ds, y)")
-        return read_long_csv(
+        data = read_long_csv(
             params.root,
             id_col=params.id_col,
             time_col=params.time_col,
@@ -38,3 +39,5 @@ class LongCsv(SeriesAdapter):
             covariates=tuple(params.covariates),
             text_col=params.text_col,
         )
+        warn_of_gaps(data, f"file '{params.root}'")
+        return data

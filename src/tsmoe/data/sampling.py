@@ -1,0 +1,94 @@
+"""The sampling step of regular series, and the gaps where a series skips it.
+
+A model on windows reads rows as consecutive steps: a series sampled at another step than the run was
+trained on is a different problem, and a hole in a series joins its two sides as if nothing were between.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from tsmoe.data.series import Series, SeriesSet
+
+log = logging.getLogger(__name__)
+
+
+def step_text(step: object) -> str:
+    """A step as people read it: ``1 day``, ``1 hour``, ``15 minutes`` or ``7 (index steps)``."""
+    if isinstance(step, int | np.integer) and not isinstance(step, np.timedelta64):  # timedelta64 is an integer
+        return f"{int(step)} (index steps)"
+    delta = pd.Timedelta(step)
+    for unit, seconds in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        count = delta.total_seconds() / seconds
+        if count >= 1 and float(count).is_integer():
+            return f"{int(count)} {unit}{'s' if count != 1 else ''}"
+    return str(delta)
+
+
+def when(stamp: object) -> str:
+    """A timestamp as people read it (a date, or an index)."""
+    return str(pd.Timestamp(stamp)) if isinstance(stamp, np.datetime64) else str(stamp)
+
+
+def usual_step(series: Series) -> object | None:
+    """The step most of a series' rows are apart by (a ``pd.Timedelta`` or an int), or ``None`` for fewer
+    than two rows."""
+    if len(series.timestamps) < 2:
+        return None
+    steps = pd.Series(np.diff(series.timestamps)).value_counts()
+    step = steps.index[0]
+    return int(step) if np.issubdtype(series.timestamps.dtype, np.integer) else pd.Timedelta(step)
+
+
+def data_step(data: SeriesSet) -> str | None:
+    """The usual step over every series of ``data`` as stored in a run's ``meta.json`` (``None``: unknown)."""
+    steps = [s for s in (usual_step(series) for series in data.series) if s is not None]
+    if not steps:
+        return None
+    step = pd.Series([str(s) for s in steps]).value_counts().index[0]
+    return step
+
+
+def parse_step(stored: str) -> object:
+    """A step as :func:`data_step` stored it."""
+    return int(stored) if stored.lstrip("-").isdigit() else pd.Timedelta(stored)
+
+
+@dataclass(frozen=True)
+class Gap:
+    series: str
+    after: object  # the timestamp before the hole
+    length: object  # the time from that row to the next
+
+
+def gaps(data: SeriesSet, step: object) -> list[Gap]:
+    """Each series' first hole: two consecutive rows further apart than 1.5 steps."""
+    found = []
+    for series in data.series:
+        differences = np.diff(series.timestamps)
+        if not len(differences):
+            continue
+        limit = step * 1.5 if isinstance(step, int) else np.timedelta64(pd.Timedelta(step) * 1.5)
+        holes = np.flatnonzero(differences > limit)
+        if len(holes):
+            i = int(holes[0])
+            found.append(Gap(series.name, series.timestamps[i], differences[i]))
+    return found
+
+
+def warn_of_gaps(data: SeriesSet, where: str, step: object | None = None) -> None:
+    """Log each series' first hole (at ``step``, default the data's own usual step)."""
+    if step is None:
+        stored = data_step(data)
+        if stored is None:
+            return
+        step = parse_step(stored)
+    for gap in gaps(data, step):
+        log.warning(
+            "%s, series '%s': a gap of %s after %s (the usual step is %s); a model reads the rows on either "
+            "side as consecutive", where, gap.series, step_text(gap.length), when(gap.after), step_text(step),
+        )  # fmt: skip
