@@ -230,20 +230,20 @@ class Estimator:
         if self.config.training.monitor:
             monitor = self.config.training.monitor
             mode = monitor_mode(monitor)
-        if run_dir is not None and not resume and launch_rank() == 0:
-            # data, teachers and model are known good now: a start that failed before left nothing behind,
-            # and from here a run killed at any moment resumes
-            start_run_folder(Path(run_dir), self.config.to_yaml(), overwrite)
         folder = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="tsmoe-run-"))
+        module = self._module(prepared, monitor, mode)
+        trainer, best = build_trainer(self.config, folder, monitor, mode, callbacks)  # refuses bad trainer settings
+        if trainer.world_size > 1 and run_dir is None:
+            raise ConfigError("a run on several processes needs run_dir: a folder every process can read")
+        if run_dir is not None and not resume and launch_rank() == 0:
+            # data, teachers, model and trainer are known good now: a start that failed before left nothing
+            # behind, and from here a run killed at any moment resumes
+            start_run_folder(Path(run_dir), self.config.to_yaml(), overwrite)
         folder.mkdir(parents=True, exist_ok=True)
         checkpoint = checkpoint_path(folder)
         resume_from = checkpoint if resume and checkpoint.exists() else None
         if resume:
             keep_previous_logs(folder)
-        module = self._module(prepared, monitor, mode)
-        trainer, best = build_trainer(self.config, folder, monitor, mode, callbacks)
-        if trainer.world_size > 1 and run_dir is None:
-            raise ConfigError("a run on several processes needs run_dir: a folder every process can read")
         train_loader = self._loader(train_set, train_collate, True, training.batch_size)
         module.shuffle_generator = train_loader.generator
         started = time.perf_counter()

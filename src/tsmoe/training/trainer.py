@@ -9,10 +9,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import lightning.pytorch as pl
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from tsmoe.config import RunConfig
+from tsmoe.errors import ConfigError
 from tsmoe.training.callbacks import AveragedWeights, BestWeights, ElapsedTime, StopState
 from tsmoe.training.checkpoint_io import SafetensorsCheckpointIO
 
@@ -100,15 +102,18 @@ def _lightning_trainer(
     ``logging.progress_bar`` says), safetensors checkpoints, no sanity validation, and the user's
     ``trainer:`` settings (devices, strategy, precision, ...) passed through."""
     progress = config.logging.progress_bar
-    return pl.Trainer(
-        max_epochs=max_epochs,
-        gradient_clip_val=config.training.gradient_clip_val,
-        callbacks=callbacks,
-        logger=loggers or False,
-        enable_progress_bar=sys.stderr.isatty() if progress is None else progress,
-        plugins=[SafetensorsCheckpointIO()],
-        default_root_dir=run_dir,
-        num_sanity_val_steps=0,
-        **switches,
-        **config.trainer,
-    )
+    try:
+        return pl.Trainer(
+            max_epochs=max_epochs,
+            gradient_clip_val=config.training.gradient_clip_val,
+            callbacks=callbacks,
+            logger=loggers or False,
+            enable_progress_bar=sys.stderr.isatty() if progress is None else progress,
+            plugins=[SafetensorsCheckpointIO()],
+            default_root_dir=run_dir,
+            num_sanity_val_steps=0,
+            **switches,
+            **config.trainer,
+        )
+    except (ValueError, TypeError, MisconfigurationException) as error:  # Lightning refused a trainer setting
+        raise ConfigError(f"trainer: Lightning refuses these settings ({config.trainer}): {error}") from None

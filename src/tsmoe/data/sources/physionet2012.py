@@ -161,8 +161,9 @@ def parse_stay(
     Rows whose ``Parameter`` field is empty (as some distributed copies of the set hold) carry no
     measurement: they are skipped and counted in ``skipped["empty parameter"]``. A parameter name that is
     not one of the set's is an error, or, with ``unknown="skip"``, skipped and counted in
-    ``skipped["unknown parameter"]``."""
-    lines = text.splitlines()
+    ``skipped["unknown parameter"]``. A byte-order mark and Windows line ends are read as any editor
+    reads them."""
+    lines = text.removeprefix("\ufeff").splitlines()
     if not lines or lines[0].strip() != "Time,Parameter,Value":
         raise DataError(f"file '{name}', row 0: expected the header 'Time,Parameter,Value'")
     static = np.full(len(STATIC), np.nan)
