@@ -221,3 +221,9 @@ def test_a_config_that_is_not_a_mapping_of_sections_is_a_tsmoe_error(tmp_path, c
     (tmp_path / "recipe.yaml").write_bytes(content)
     assert main(["train", str(tmp_path / "recipe.yaml"), "--out", str(tmp_path / "run")]) == 2
     assert "tsmoe: error: config file" in capsys.readouterr().err
+
+
+def test_an_output_folder_that_cannot_be_made_is_a_tsmoe_error(capsys):
+    assert train(Path("/proc/tsmoe-cannot-write/run")) == 2  # /proc takes no new folders, even from root
+    err = capsys.readouterr().err
+    assert err.strip().startswith("tsmoe: error: cannot write '/proc/tsmoe-cannot-write") and "Traceback" not in err

@@ -362,6 +362,10 @@ def main(argv: list[str] | None = None) -> int:
     except TsmoeError as error:
         print(f"tsmoe: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a folder that cannot be made or written (permissions, a read-only disk, ...)
+        where = f"'{error.filename}'" if error.filename else "a file"
+        print(f"tsmoe: error: cannot write {where}: {error.strerror or error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
