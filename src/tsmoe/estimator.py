@@ -3,9 +3,9 @@
 One object wraps one run config (data set, model, training, trainer). It is the single path every
 model trains through; the ``tsmoe`` command is a thin layer over it.
 
->>> est = Estimator("dlinear", "etth1", data={"horizon": 96}, training={"max_epochs": 10})
+>>> est = Estimator("dlinear", "etth1", data_params={"horizon": 96}, training={"max_epochs": 10})
 >>> est.fit(run_dir="runs/dlinear")          # trains, picks the best validation epoch, scores the test split
->>> est.metrics_                              # {'mse': ..., 'mae': ..., 'mape': ...}
+>>> est.metrics_                              # {'mse': ..., 'mae': ...} (z-scored, as P4 reports: no MAPE)
 >>> Estimator.load("runs/dlinear").evaluate() # the same numbers, from the saved files
 """
 
