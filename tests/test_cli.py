@@ -227,3 +227,12 @@ def test_an_output_folder_that_cannot_be_made_is_a_tsmoe_error(capsys):
     assert train(Path("/proc/tsmoe-cannot-write/run")) == 2  # /proc takes no new folders, even from root
     err = capsys.readouterr().err
     assert err.strip().startswith("tsmoe: error: cannot write '/proc/tsmoe-cannot-write") and "Traceback" not in err
+
+
+def test_a_run_whose_output_is_no_terminal_prints_a_line_per_epoch(tmp_path, capsys):
+    assert train(tmp_path / "run", "--set", "training.max_epochs=2") == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    assert "train_loss" in lines[0] and "val_loss" in lines[0] and lines[0].endswith(" s)")
+    assert train(tmp_path / "quiet", "--set", "training.max_epochs=2", "--set", "logging.epoch_lines=false") == 0
+    assert "epoch 1/2" not in capsys.readouterr().err

@@ -108,6 +108,8 @@ class LoggingConfig:
     csv: bool = True
     tensorboard: bool = False
     progress_bar: bool | None = None  # None: on when stderr is a terminal
+    epoch_lines: bool | None = None  # a line per epoch on stderr (epoch, losses, monitored metric, seconds);
+    # None: when no progress bar is shown, so a run in a log file or a pipe is visibly alive
     verbose: bool = False  # Lightning's own info messages
 
 

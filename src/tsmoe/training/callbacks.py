@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -110,3 +111,25 @@ class ElapsedTime(pl.Callback):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking:
             pl_module.log("elapsed_seconds", time.perf_counter() - self.started, on_epoch=True, sync_dist=False)
+
+
+class EpochLines(pl.Callback):
+    """One line per epoch on stderr, ``epoch 3/40: train_loss 0.412, val_loss 0.398, val_auroc 0.841 (37 s)``:
+    what a progress bar shows on a terminal, for output that goes to a file or a pipe."""
+
+    def __init__(self, monitor: str) -> None:
+        self.monitor = monitor
+        self.started = time.perf_counter()
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:  # after this epoch's validation: its losses and metric are all logged
+            return
+        logged = trainer.callback_metrics
+        shown = [f"{name} {float(logged[name]):.4g}" for name in dict.fromkeys(("train_loss", "val_loss", self.monitor))
+                 if name in logged]  # fmt: skip
+        seconds = time.perf_counter() - self.started
+        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {', '.join(shown)} ({seconds:.0f} s)",
+              file=sys.stderr, flush=True)  # fmt: skip

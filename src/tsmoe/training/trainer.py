@@ -15,7 +15,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from tsmoe.config import RunConfig
 from tsmoe.errors import ConfigError
-from tsmoe.training.callbacks import AveragedWeights, BestWeights, ElapsedTime, StopState
+from tsmoe.training.callbacks import AveragedWeights, BestWeights, ElapsedTime, EpochLines, StopState
 from tsmoe.training.checkpoint_io import SafetensorsCheckpointIO
 
 CHECKPOINT_DIR, CHECKPOINT_NAME = "checkpoints", "last"
@@ -67,6 +67,8 @@ def build_trainer(
         ElapsedTime(),
         *extra_callbacks,
     ]
+    if _epoch_lines(config):
+        callbacks.append(EpochLines(monitor))
     if config.training.ema_decay is not None:  # after the callbacks that read the validated weights, before `last`
         callbacks.append(AveragedWeights(config.training.ema_decay))
     callbacks.append(last)
@@ -80,6 +82,14 @@ def build_trainer(
         enable_model_summary=config.logging.verbose, enable_checkpointing=True,
     )  # fmt: skip
     return trainer, best
+
+
+def _epoch_lines(config: RunConfig) -> bool:
+    """Print a line per epoch: as set, else when no progress bar is shown."""
+    if config.logging.epoch_lines is not None:
+        return config.logging.epoch_lines
+    progress = config.logging.progress_bar
+    return not (sys.stderr.isatty() if progress is None else progress)
 
 
 def build_refit_trainer(config: RunConfig, run_dir: Path, epochs: int) -> pl.Trainer:
