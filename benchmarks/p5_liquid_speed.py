@@ -41,6 +41,7 @@ from tsmoe.layers.liquid import CfCCell, LiquidCell
 from tsmoe.models.mrmoe import MRMoE
 from tsmoe.models.output import unpack
 from tsmoe.models.registry import build_model
+from tsmoe.training.numerics import flushed_subnormals
 
 N_FEATURES, N_STATIC, D_MODEL = 37, 5, 32
 Batch = dict[str, torch.Tensor]
@@ -282,6 +283,8 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=64, help="CfC backbone width")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--quick", action="store_true", help="one small setting (a smoke test)")
+    parser.add_argument("--subnormals", choices=["flush", "keep"], default="flush",
+                        help="flush subnormal floats to zero, as tsmoe trains (default), or keep them")  # fmt: skip
     args = parser.parse_args()
     if args.table:
         print(markdown_table(json.loads(Path(args.out).read_text())))
@@ -302,7 +305,8 @@ def main() -> None:
         difference = check_same_function(k, hidden, args.units)
         if difference > 1e-4:
             raise SystemExit(f"K={k} H={hidden}: the ncps mixture differs from MR-MoE by {difference:.2e}")
-        row = measure(k, hidden, steps, args.batch, args.units, args.repeats)
+        with flushed_subnormals(args.subnormals == "flush"):
+            row = measure(k, hidden, steps, args.batch, args.units, args.repeats)
         for entry in row.values():
             counted = entry["gflop_per_step"] > 0  # FlopCounterMode cannot see inside torch's fused LSTM kernel
             entry["fraction_of_matmul_peak"] = (
@@ -335,7 +339,7 @@ def main() -> None:
     write_json(
         Path(args.out),
         {"command": f"python benchmarks/p5_liquid_speed.py {command}", "matmul_gflops": peak / 1e9,
-         "machine": machine(), "results": results},
+         "machine": machine(), "subnormals": args.subnormals, "results": results},
     )  # fmt: skip
 
 

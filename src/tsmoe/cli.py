@@ -136,6 +136,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from tsmoe import io as run_io
     from tsmoe.analysis.plots import write_interpretation_plots
     from tsmoe.estimator import Estimator
+
     overrides = _data_overrides(args.set)
     split = args.split or ("all" if "root" in overrides else "default")
     if split == "all" and args.part == "validation":

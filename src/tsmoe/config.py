@@ -67,6 +67,9 @@ class TrainingConfig:
     # validation items together for that many epochs (best epoch + 1), and keep it; the validation
     # metrics of the chosen model, before the refit, are kept in meta.json (the refit model has seen them)
     refit: bool = False
+    # flush subnormal floats to zero while training and predicting (tsmoe.training.numerics): a gradient
+    # carried back through many steps decays into them, which many CPUs compute far more slowly
+    flush_subnormals: bool = True
 
     def __post_init__(self) -> None:
         for name in ("max_epochs", "batch_size", "eval_batch_size"):

@@ -40,17 +40,22 @@ from tsmoe.models.registry import build_model
 from tsmoe.params import build_dataclass
 from tsmoe.paths import launch_rank
 from tsmoe.tasks import RegressionTask, classification_task, get_task, monitor_mode
+from tsmoe.training.numerics import flushed_subnormals
 from tsmoe.version import __version__
 
 
-def fit_or_report_interruption(trainer: Any, run_dir: Path | None, module: Any, **fit_args: Any) -> None:
-    """``trainer.fit``, with Ctrl-C reported as :class:`TrainingInterrupted` (saying how to resume).
+def fit_or_report_interruption(
+    trainer: Any, run_dir: Path | None, module: Any, flush: bool = True, **fit_args: Any
+) -> None:
+    """``trainer.fit`` (with subnormal floats flushed to zero, ``flush``), with Ctrl-C reported as
+    :class:`TrainingInterrupted` (saying how to resume).
 
     Lightning answers a KeyboardInterrupt by shutting the trainer down and exiting the process with status 1
     (and ignoring further Ctrl-C); this turns that exit into an error the caller can catch, and gives
     Ctrl-C back its default meaning."""
     try:
-        trainer.fit(module, **fit_args)
+        with flushed_subnormals(flush):
+            trainer.fit(module, **fit_args)
     except SystemExit:
         if not trainer.interrupted:
             raise
@@ -251,6 +256,7 @@ class Estimator:
             trainer,
             folder if run_dir is not None else None,
             module,
+            training.flush_subnormals,
             train_dataloaders=train_loader,
             val_dataloaders=self._loader(prepared.val, prepared.collate, False, self.config.training.eval_batch_size),
             ckpt_path=resume_from,
@@ -336,7 +342,9 @@ class Estimator:
         module.shuffle_generator = loader.generator
         trainer = build_refit_trainer(self.config, folder, epochs)
         started = time.perf_counter()
-        fit_or_report_interruption(trainer, None, module, train_dataloaders=loader)
+        fit_or_report_interruption(
+            trainer, None, module, self.config.training.flush_subnormals, train_dataloaders=loader
+        )
         self.model_ = self.model_.cpu()
         return {
             "epochs": epochs,
@@ -384,11 +392,12 @@ class Estimator:
         """Raw model outputs over a dataset, with the batches' targets concatenated."""
         self.model_.eval()
         outputs, targets = [], {}
-        for batch in self._loader(dataset, collate, False, self.config.training.eval_batch_size):
-            outputs.append(unpack(self.model_(batch))[0])
-            for key in ("target", "y"):
-                if key in batch:
-                    targets.setdefault(key, []).append(batch[key])
+        with flushed_subnormals(self.config.training.flush_subnormals):
+            for batch in self._loader(dataset, collate, False, self.config.training.eval_batch_size):
+                outputs.append(unpack(self.model_(batch))[0])
+                for key in ("target", "y"):
+                    if key in batch:
+                        targets.setdefault(key, []).append(batch[key])
         if not outputs:
             raise DataError("no items to predict")
         return torch.cat(outputs), {k: torch.cat(v) for k, v in targets.items()}
