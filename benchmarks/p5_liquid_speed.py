@@ -183,6 +183,22 @@ def make_batch(batch: int, steps: int, seed: int = 0) -> Batch:
     }  # fmt: skip
 
 
+def real_batch(batch: int, steps: int) -> Batch:
+    """``batch`` real PhysioNet 2012 stays (the first in record order with at least ``steps`` observation
+    times), each cut to its first ``steps`` steps, z-scored with statistics of every stay."""
+    from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, collate_irregular
+    from tsmoe.data.sources.physionet2012 import load_physionet2012
+
+    data = load_physionet2012()
+    dataset = IrregularDataset(data, IrregularNormalizer.fit(data))
+    chosen = [int(i) for i in (data.lengths() >= steps).nonzero()[0][:batch]]
+    if len(chosen) < batch:
+        raise SystemExit(f"only {len(chosen)} stays have {steps} steps; real batches go up to T = 100")
+    timed = ("values", "mask", "times")
+    items = [{k: (v[:steps] if k in timed else v) for k, v in dataset[i].items()} for i in chosen]
+    return {**collate_irregular(items), "target": torch.stack([item["target"] for item in items]).float()}
+
+
 def check_same_function(k: int, hidden: int, units: int) -> float:
     """The largest difference between MR-MoE's output and the ncps mixture's given MR-MoE's weights."""
     torch.manual_seed(0)
@@ -231,8 +247,10 @@ def matmul_rate() -> float:
     return 2 * 2048**3 / seconds
 
 
-def measure(k: int, hidden: int, steps: int, batch_size: int, units: int, repeats: int) -> dict[str, dict]:
-    batch = make_batch(batch_size, steps)
+def measure(
+    k: int, hidden: int, steps: int, batch_size: int, units: int, repeats: int, real: bool = False
+) -> dict[str, dict]:
+    batch = real_batch(batch_size, steps) if real else make_batch(batch_size, steps)
     models = {}
     for name, cls in VARIANTS.items():
         torch.manual_seed(0)
@@ -283,6 +301,8 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=64, help="CfC backbone width")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--quick", action="store_true", help="one small setting (a smoke test)")
+    parser.add_argument("--batches", choices=["synthetic", "real"], default="synthetic",
+                        help="synthetic sequences, or real PhysioNet 2012 stays (T up to 100)")  # fmt: skip
     parser.add_argument("--subnormals", choices=["flush", "keep"], default="flush",
                         help="flush subnormal floats to zero, as tsmoe trains (default), or keep them")  # fmt: skip
     args = parser.parse_args()
@@ -297,7 +317,7 @@ def main() -> None:
         else (
             [(k, 32, 100) for k in (2, 4, 8)]  # experts grow
             + [(4, h, 100) for h in (16, 64)]  # hidden size grows (32 is above)
-            + [(4, 32, t) for t in (50, 200)]  # sequence length grows (100 is above)
+            + [(4, 32, t) for t in ((50,) if args.batches == "real" else (50, 200))]  # length grows (100 is above)
         )
     )
     results = []
@@ -306,7 +326,7 @@ def main() -> None:
         if difference > 1e-4:
             raise SystemExit(f"K={k} H={hidden}: the ncps mixture differs from MR-MoE by {difference:.2e}")
         with flushed_subnormals(args.subnormals == "flush"):
-            row = measure(k, hidden, steps, args.batch, args.units, args.repeats)
+            row = measure(k, hidden, steps, args.batch, args.units, args.repeats, args.batches == "real")
         for entry in row.values():
             counted = entry["gflop_per_step"] > 0  # FlopCounterMode cannot see inside torch's fused LSTM kernel
             entry["fraction_of_matmul_peak"] = (
@@ -339,7 +359,7 @@ def main() -> None:
     write_json(
         Path(args.out),
         {"command": f"python benchmarks/p5_liquid_speed.py {command}", "matmul_gflops": peak / 1e9,
-         "machine": machine(), "subnormals": args.subnormals, "results": results},
+         "machine": machine(), "subnormals": args.subnormals, "batches": args.batches, "results": results},
     )  # fmt: skip
 
 
