@@ -34,7 +34,7 @@ def test_the_refit_trains_the_chosen_epochs_on_training_and_validation_items(run
     prepared = plain.prepare_data()
     # the choice is the plain run's (same seed, same first phase), and so are its validation metrics
     assert refit.meta_["best_epoch"] == plain.meta_["best_epoch"]
-    assert refit.meta_["refit"]["validation_before_refit"] == pytest.approx(plain._score(prepared, prepared.val))
+    assert refit.meta_["refit"]["validation_before_refit"] == pytest.approx(plain.score_part(prepared, prepared.val))
     epochs, items = plain.meta_["best_epoch"] + 1, len(prepared.train) + len(prepared.val)
     assert refit.meta_["refit"]["epochs"] == epochs and refit.meta_["refit"]["items"] == items
     logged = pd.read_csv(root / "refit" / "logs" / "refit" / "metrics.csv")

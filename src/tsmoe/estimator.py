@@ -39,7 +39,7 @@ from tsmoe.models.output import unpack
 from tsmoe.models.registry import build_model
 from tsmoe.params import build_dataclass
 from tsmoe.paths import launch_rank
-from tsmoe.tasks import RegressionTask, classification_task, get_task, monitor_mode
+from tsmoe.tasks import classification_task, get_task, monitor_mode
 from tsmoe.training.numerics import flushed_subnormals
 from tsmoe.version import __version__
 
@@ -293,7 +293,7 @@ class Estimator:
         if prepared.notes:  # what reading the data skipped by its stated policy, with the counts
             self.meta_["data_notes"] = prepared.notes
         # the test split is scored once, by process 0 (the others of a DDP run stop here)
-        self.metrics_ = self._score(prepared, prepared.test) if self.is_global_zero_ else None
+        self.metrics_ = self.score_part(prepared, prepared.test) if self.is_global_zero_ else None
         if run_dir is None:  # the weights are in memory now; the scratch folder goes
             shutil.rmtree(folder, ignore_errors=True)
         elif self.is_global_zero_:
@@ -333,7 +333,7 @@ class Estimator:
         from tsmoe.training.seed import seed_everything
         from tsmoe.training.trainer import build_refit_trainer
 
-        chosen_validation = self._score(prepared, prepared.val)  # before the refit model sees these items
+        chosen_validation = self.score_part(prepared, prepared.val)  # before the refit model sees these items
         seed_everything(self.config.seed)
         self.model_ = build_model(self.config.model, prepared.dims, prepared.task, prepared.input_kind)
         module = self._module(prepared, monitor, mode)
@@ -402,9 +402,6 @@ class Estimator:
             raise DataError("no items to predict")
         return torch.cat(outputs), {k: torch.cat(v) for k, v in targets.items()}
 
-    def _score(self, prepared: PreparedData, dataset: Dataset) -> dict[str, float]:
-        return self.score_part(prepared, dataset)
-
     def score_part(self, prepared: PreparedData, dataset: Dataset) -> dict[str, float]:
         """Metrics of this model over ``dataset``, a part of ``prepared`` (MAPE only on the original scale)."""
         return get_task(prepared.task).metrics(*self.scored_outputs(prepared, dataset), self.original_scale())
@@ -421,10 +418,6 @@ class Estimator:
         self._check_fitted()
         output, targets = self._outputs(dataset, prepared.collate)
         return get_task(prepared.task).scored(output, targets, prepared, self.state_, self.original_scale())
-
-    def to_target_scale(self, scaled: torch.Tensor) -> torch.Tensor:
-        """Undo the training z-score of a regression target."""
-        return RegressionTask.to_target_scale(scaled, self.state_)
 
     def _prepare_for_inference(
         self, data: Any, split: SplitChoice, data_overrides: dict[str, Any] | None
@@ -448,7 +441,7 @@ class Estimator:
 
     def score(self, prepared: PreparedData) -> dict[str, float]:
         """Metrics of this model on the ``test`` part of data from :meth:`prepare_data`."""
-        return self._score(prepared, prepared.test)
+        return self.score_part(prepared, prepared.test)
 
     def evaluate(
         self, data: Any = None, split: SplitChoice = "default", data_overrides: dict[str, Any] | None = None

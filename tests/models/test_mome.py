@@ -198,4 +198,4 @@ def test_the_mape_loss_is_the_mape_metric_as_a_fraction():
     prepared = run.prepare_data()
     assert len(prepared.val) <= run.config.training.eval_batch_size  # one validation batch: no averaging of batches
     # the kept epoch is the one with the lowest validation MAPE
-    assert run.meta_["best_score"] == pytest.approx(run._score(prepared, prepared.val)["mape"] / 100, rel=1e-4)
+    assert run.meta_["best_score"] == pytest.approx(run.score_part(prepared, prepared.val)["mape"] / 100, rel=1e-4)
