@@ -4,7 +4,7 @@ tsmoe train CONFIG --out RUN_DIR [--set key=value ...]
 tsmoe train --resume RUN_DIR
 tsmoe evaluate RUN_DIR [--set data.root=DIR ...] [--split default|all] [--part test|validation]
 tsmoe evaluate RUN_DIR RUN_DIR ... [--out ENSEMBLE.json]   (a deep ensemble: mean probabilities or forecasts)
-tsmoe predict RUN_DIR [RUN_DIR ...] INPUT -o OUTPUT.csv
+tsmoe predict RUN_DIR [RUN_DIR ...] INPUT -o OUTPUT.csv [--set data.KEY=VALUE ...] [--per-step]
 tsmoe report RUN_DIR
 tsmoe datasets
 tsmoe models
@@ -122,7 +122,7 @@ def cmd_evaluate_ensemble(args: argparse.Namespace, overrides: dict, split: str)
         log.info("an ensemble writes no plots; evaluate one run for its gate and attention plots")
     ensemble = Ensemble.load(args.run_dir)
     result = ensemble.evaluate(split=split, data_overrides=overrides, part=args.part)
-    where = overrides.get("root") or "the training data"
+    where = overrides.get("root") or overrides.get("observations") or "the training data"
     print(f"ensemble of {len(args.run_dir)} runs on {where} (split '{split}', {args.part} part):")
     print(_ensemble_table(args.run_dir, result))
     if args.out:
@@ -138,7 +138,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from tsmoe.estimator import Estimator
 
     overrides = _data_overrides(args.set)
-    split = args.split or ("all" if "root" in overrides else "default")
+    # other data (another root, another table of observations) is scored whole unless --split says otherwise
+    split = args.split or ("all" if {"root", "observations"} & set(overrides) else "default")
     if split == "all" and args.part == "validation":
         raise TsmoeError("with split 'all' every item is scored as test; there is no validation part to score")
     if len(args.run_dir) > 1:
@@ -151,7 +152,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     prepared = estimator.prepare_data(split=split, data_overrides=overrides)
     dataset = prepared.test if args.part == "test" else prepared.val
     metrics = estimator.score_part(prepared, dataset)
-    where = overrides.get("root") or "the training data"
+    where = overrides.get("root") or overrides.get("observations") or "the training data"
     # the training data's own test split rewrites metrics.json in the form `tsmoe train` wrote it (the same
     # numbers); any other split, part or data goes beside it, recording what was scored
     on_training_test = not overrides and split == "default" and args.part == "test"
@@ -207,6 +208,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     *runs, last = args.paths
     out = Path(args.output)
     check_output_file(out, [Path(p) for p in args.paths])  # before anything is read
+    overrides = _data_overrides(args.set)
+    if args.per_step and (len(runs) != 1 or args.after_data):
+        raise ConfigError("--per-step takes one run and an input table (RUN INPUT)")
     if args.after_data:  # every path is a run: forecast what follows each run's own data set
         estimators = Ensemble.load(args.paths).members if len(args.paths) > 1 else [Estimator.load(last)]
         frames = [estimator.forecast() for estimator in estimators]
@@ -214,9 +218,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     elif not runs:
         raise ConfigError("tsmoe predict needs a run folder and an input (RUN INPUT), or --after-data")
     elif len(runs) > 1:
-        frame = predict_file_ensemble(Ensemble.load(runs).members, Path(last))
+        frame = predict_file_ensemble(Ensemble.load(runs).members, Path(last), overrides)
     else:
-        frame = predict_file(Estimator.load(runs[0]), Path(last))
+        frame = predict_file(Estimator.load(runs[0]), Path(last), overrides, every_step=args.per_step)
     run_io.write_text(out, frame.to_csv(index=False))  # atomic: a killed predict leaves no half file
     print(f"wrote {len(frame)} rows to {out}")
     return 0
@@ -229,7 +233,12 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     print(f"shipped data in {shipped_data_dir()}:")
     for name, description, size in shipped_summary():
         print(f"  {name:<15} {size / 2**20:6.1f} MiB  {description}")
-    print("  csv             (yours)     a long-format CSV: --set data.name=csv --set data.root=FILE")
+    print("  csv             (yours)     a long-format CSV of series: --set data.name=csv --set data.root=FILE")
+    print("  irregular       (yours)     a table of irregular observations (id, time, variable, value) and labels:")
+    print(
+        "                              tsmoe train configs/mrmoe-irregular.yaml --set data.observations=FILE "
+        "--set data.labels=FILE"
+    )
     return 0
 
 
@@ -310,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--split",
         choices=["default", "all"],
         default=None,
-        help="default: the run's test split; all: every item (the default when data.root is set)",
+        help="default: the run's test split; all: every item (the default when data.root or data.observations is set)",
     )
     evaluate.add_argument("--no-plots", action="store_true", help="skip the gate/attention plots")
     evaluate.set_defaults(func=cmd_evaluate)
@@ -320,9 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
         "paths",
         nargs="+",
         metavar="RUN [RUN ...] INPUT",
-        help="one run folder, or several (their mean prediction), then the input: a PhysioNet-format folder "
-        "(classifiers); a CSV of series, long or wide, with a 'text' column for a model that reads text; or a "
-        "CSV of windows, 'input_seq' (+ 'text'), one per row (forecasters). With --after-data, runs only",
+        help="one run folder, or several (their mean prediction), then the input: a table of observations (a run "
+        "on data set 'irregular'); a PhysioNet-format folder (a run on PhysioNet 2012); a CSV of series, long or "
+        "wide, with a 'text' column for a model that reads text; or a CSV of windows, 'input_seq' (+ 'text'), one "
+        "per row (forecasters). With --after-data, runs only",
     )
     predict.add_argument(
         "--after-data",
@@ -330,6 +340,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="forecast the horizon after each series of the run's own data set (raw Time-MMD: with its reports)",
     )
     predict.add_argument("-o", "--output", required=True, help="CSV to write")
+    predict.add_argument(
+        "--per-step",
+        action="store_true",
+        help="irregular data: the prediction after every step of every record (what was known then)",
+    )
+    predict.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="data.KEY=VALUE",
+        help="runs on a table of observations: how to read INPUT (e.g. data.static=FILE, data.until=6)",
+    )
     predict.set_defaults(func=cmd_predict)
 
     report = sub.add_parser("report", help="write report.html: training, experts, routing, attention")

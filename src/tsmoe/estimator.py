@@ -148,6 +148,10 @@ class Estimator:
     def _data_params(self, overrides: dict[str, Any] | None = None) -> Any:
         values = dict(self.config.data)
         entry = get_dataset(values.pop("name"))
+        for key, companions in entry.companions.items():  # new data brings its own labels, descriptors, split
+            if key in (overrides or {}):
+                for companion in companions:
+                    values.pop(companion, None)
         values.update(overrides or {})
         return build_dataclass(entry.params, values, "data"), entry
 
@@ -277,6 +281,7 @@ class Estimator:
             "dims": prepared.dims,
             "target_channels": prepared.target_channels,
             "channel_names": list(prepared.channel_names),
+            "static_names": list(prepared.static_names),
             "monitor": monitor,
             "best_epoch": best.best_epoch,
             "best_score": best.best_score,
@@ -389,15 +394,20 @@ class Estimator:
 
     @torch.no_grad()
     def _outputs(self, dataset: Dataset, collate: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Raw model outputs over a dataset, with the batches' targets concatenated."""
+        """Raw model outputs over a dataset, with the batches' targets concatenated: one row per item, or
+        for a per-step task one per labelled step, with its ``record`` (position in ``dataset``) and ``time``."""
         self.model_.eval()
-        outputs, targets = [], {}
+        task = get_task(self.meta_["task"])
+        outputs, targets, seen = [], {}, 0
         with flushed_subnormals(self.config.training.flush_subnormals):
             for batch in self._loader(dataset, collate, False, self.config.training.eval_batch_size):
-                outputs.append(unpack(self.model_(batch))[0])
-                for key in ("target", "y"):
-                    if key in batch:
-                        targets.setdefault(key, []).append(batch[key])
+                output, batch_targets = task.rows(unpack(self.model_(batch))[0], batch)
+                if "record" in batch_targets:  # per step: the record's place in the dataset, not the batch
+                    batch_targets["record"] = batch_targets["record"] + seen
+                seen += len(batch["target"]) if "target" in batch else len(output)
+                outputs.append(output)
+                for key, value in batch_targets.items():
+                    targets.setdefault(key, []).append(value)
         if not outputs:
             raise DataError("no items to predict")
         return torch.cat(outputs), {k: torch.cat(v) for k, v in targets.items()}
@@ -424,6 +434,7 @@ class Estimator:
     ) -> PreparedData:
         self._check_fitted()
         params, entry = self._data_params(data_overrides)
+        params = entry.for_run(params, self.meta_)
         source = self._load_source(data, params, entry)
         prepared = entry.prepare(params, source, self.config.seed, fitted=self.state_, which=split)
         if prepared.task != self.meta_["task"] or prepared.dims != self.meta_["dims"]:
@@ -487,6 +498,39 @@ class Estimator:
         task = classification_task(prepared.task, "predict_proba", "use predict")
         output, _ = self._outputs(prepared.test, prepared.collate)
         return task.proba_table(task.probabilities(output)).numpy()
+
+    def stream(self) -> Any:
+        """A :class:`tsmoe.stream.StreamingPredictor`: predictions updated one observation at a time, for
+        many entities at once (MR-MoE and its rungs)."""
+        from tsmoe.stream import StreamingPredictor
+
+        self._check_fitted()
+        return StreamingPredictor(self)
+
+    @torch.no_grad()
+    def predict_every_step(self, dataset: Dataset, collate: Any) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+        """Raw outputs after every step of every record of an irregular ``dataset``: ``(outputs (n, ...),
+        record (n,) positions in the dataset, times (n,))``, one row per valid step. The output after step
+        ``t`` is the model's answer for the record cut there (its causal per-step form; a model trained
+        per step gives the same in one pass)."""
+        self._check_fitted()
+        if not hasattr(self.model_, "per_step"):
+            raise ConfigError(f"model '{self.config.model['name']}' gives no output per step")
+        self.model_.eval()
+        trained_per_step = self.model_.per_step
+        outputs, records, times, seen = [], [], [], 0
+        try:
+            self.model_.per_step = True
+            with flushed_subnormals(self.config.training.flush_subnormals):
+                for batch in self._loader(dataset, collate, False, self.config.training.eval_batch_size):
+                    valid = batch["step_mask"].bool()
+                    outputs.append(unpack(self.model_(batch))[0][valid])
+                    records.append((torch.arange(valid.shape[0])[:, None].expand_as(valid)[valid] + seen).numpy())
+                    times.append(batch["times"][valid].numpy())
+                    seen += valid.shape[0]
+        finally:
+            self.model_.per_step = trained_per_step
+        return torch.cat(outputs), np.concatenate(records), np.concatenate(times)
 
     def predict_dataset(self, dataset: Dataset, collate: Any) -> torch.Tensor:
         """Raw outputs (logits or scaled forecasts) for an already prepared dataset."""

@@ -1,7 +1,10 @@
 """Predicting from files with a saved run: ``tsmoe predict RUN INPUT -o OUTPUT``.
 
-- Classifiers read a PhysioNet-format folder (``set-<x>/`` or ``.tar.gz`` beside outcomes, or a folder of
-  stay files with no outcomes) and write ``record_id, probability, prediction`` per stay.
+- Runs on a table of observations (data set ``irregular``) read another such table (a file or a folder,
+  with the run's column names and its variables matched by name) and write one row per entity: its ID
+  (under the run's ``id_col``) and the prediction columns (``probability, prediction`` for a binary task).
+- Runs on PhysioNet 2012 read a PhysioNet-format folder (``set-<x>/`` or ``.tar.gz`` beside outcomes, or a
+  folder of stay files with no outcomes) and write ``record_id, probability, prediction`` per stay.
 - Forecasters read a CSV of series or of windows (:mod:`tsmoe.forecast`, which says what each holds and
   gives back): the next ``horizon`` steps of each series, or one forecast per window; a model that reads
   text reads it from the file's text column.
@@ -21,7 +24,8 @@ import pandas as pd
 
 from tsmoe.data.csv_files import read_csv_checked
 from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, IrregularSet, collate_irregular
-from tsmoe.data.sources.physionet2012 import STATIC, VARIABLES, load_physionet2012, parse_stay
+from tsmoe.data.sources.irregular_table import load_irregular_table
+from tsmoe.data.sources.physionet2012 import STATIC, VARIABLES, load_physionet2012, stay_rows, stays_to_steps
 from tsmoe.errors import DataError
 from tsmoe.forecast import TEXT_COLUMN, forecast_table, key_columns, text_column
 from tsmoe.tasks import get_task
@@ -34,38 +38,62 @@ def _stays_without_labels(folder: Path) -> IrregularSet:
     if not files:
         raise DataError(f"'{folder}' holds no stay files (*.txt) and no PhysioNet set")
     skipped: Counter[str] = Counter()
-    parsed = [parse_stay(str(f), f.read_text(), skipped) for f in files]
+    stays = [stay_rows(str(f), f.read_text(), skipped) for f in files]
     if skipped["empty parameter"]:  # the loader's stated policy, reported the same way
         log.warning("%s: skipped %d row(s) with an empty parameter field", folder, skipped["empty parameter"])
-    lengths = [len(p[1]) for p in parsed]
+    steps = stays_to_steps(stays)
     return IrregularSet(
-        record_ids=np.array([p[0] for p in parsed], dtype=np.int64),
-        offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-        times=np.concatenate([p[1] for p in parsed]).astype(np.float32),
-        values=np.concatenate([p[2] for p in parsed]).astype(np.float32),
-        static=np.stack([p[3] for p in parsed]),
-        labels=np.full(len(parsed), -1, dtype=np.int64),
+        record_ids=np.array([stay.record_id for stay in stays], dtype=np.int64),
+        offsets=steps.offsets,
+        times=steps.times,
+        values=steps.values,
+        static=np.stack([stay.static for stay in stays]),
+        labels=np.full(len(stays), -1, dtype=np.int64),
         variables=VARIABLES,
         static_names=STATIC,
     )
 
 
-def _predict_stays(estimator, path: Path) -> pd.DataFrame:
-    data = load_physionet2012(path) if list(path.glob("set-*")) else _stays_without_labels(path)
+def _irregular_table(estimator, path: Path, overrides: dict) -> IrregularSet:
+    """A table of observations read as the run read its own (column names, layout, time unit, its
+    variables matched by name), with ``overrides`` (e.g. another static table, ``until``); no labels."""
+    params, entry = estimator._data_params({**overrides, "observations": str(path)})
+    return load_irregular_table(entry.for_run(params, estimator.meta_), with_labels=False)
+
+
+def _predict_irregular(estimator, data: IrregularSet, id_column: str, every_step: bool = False) -> pd.DataFrame:
+    """One row per record (its prediction from all its steps), or with ``every_step`` one per step of
+    each record (its prediction from the steps up to there), with the step's time since the start."""
     dataset = IrregularDataset(data, IrregularNormalizer.from_state(estimator.state_))
+    task = get_task(estimator.meta_["task"])
+    if every_step:
+        outputs, records, times = estimator.predict_every_step(dataset, collate_irregular)
+        columns = task.table_columns(outputs, estimator.state_)
+        clock = f"{getattr(estimator.data_params(), 'time_unit', 'hours')}_since_start"
+        return pd.DataFrame({id_column: data.record_ids[records], clock: times, **columns})
     logits = estimator.predict_dataset(dataset, collate_irregular)
-    columns = get_task(estimator.meta_["task"]).table_columns(logits, estimator.state_)
-    return pd.DataFrame({"record_id": data.record_ids, **columns})
+    columns = task.table_columns(logits, estimator.state_)
+    return pd.DataFrame({id_column: data.record_ids, **columns})
 
 
-def predict_file(estimator, path: Path) -> pd.DataFrame:
-    """Predictions of a loaded :class:`~tsmoe.estimator.Estimator` for the file or folder at ``path``."""
+def predict_file(estimator, path: Path, overrides: dict | None = None, every_step: bool = False) -> pd.DataFrame:
+    """Predictions of a loaded :class:`~tsmoe.estimator.Estimator` for the file or folder at ``path``
+    (``overrides``: ``data`` settings for reading it, for a run on a table of observations); with
+    ``every_step`` (irregular data) the prediction after every step of every record."""
     if not path.exists():
         raise DataError(f"input '{path}' does not exist")
+    if every_step and estimator.meta_["input_kind"] != "irregular":
+        raise DataError("--per-step is for runs on irregular observations: a forecaster predicts per window")
+    if estimator.config.data["name"] == "irregular":
+        data = _irregular_table(estimator, path, overrides or {})
+        return _predict_irregular(estimator, data, estimator.data_params().id_col, every_step)
+    if overrides:
+        raise DataError(f"--set data.* is for runs on a table of observations (data set 'irregular'), got {overrides}")
     if estimator.meta_["input_kind"] == "irregular":
         if not path.is_dir():
-            raise DataError(f"input '{path}': a classifier of irregular series reads a PhysioNet-format folder")
-        return _predict_stays(estimator, path)
+            raise DataError(f"input '{path}': a classifier of PhysioNet stays reads a PhysioNet-format folder")
+        data = load_physionet2012(path) if list(path.glob("set-*")) else _stays_without_labels(path)
+        return _predict_irregular(estimator, data, "record_id", every_step)
     frame = read_csv_checked(path, text_columns=(TEXT_COLUMN, text_column(estimator)))
     return forecast_table(estimator, frame, f"file '{path}'", path)
 
@@ -73,10 +101,10 @@ def predict_file(estimator, path: Path) -> pd.DataFrame:
 KEYS = ("record_id", "unique_id", "row", "step", "ds")  # the columns that name what a row predicts
 
 
-def predict_file_ensemble(estimators: list, path: Path) -> pd.DataFrame:
+def predict_file_ensemble(estimators: list, path: Path, overrides: dict | None = None) -> pd.DataFrame:
     """The table of :func:`predict_file` for an ensemble: each member predicts, then probabilities (or
     regression values, or forecasts) are averaged row by row; classes come from the mean probabilities."""
-    return mean_prediction([predict_file(estimator, path) for estimator in estimators],
+    return mean_prediction([predict_file(estimator, path, overrides) for estimator in estimators],
                            estimators[0].meta_["task"], f"input '{path}'", key_columns(estimators[0]))  # fmt: skip
 
 

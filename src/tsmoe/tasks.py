@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from tsmoe.data.prepared import PreparedData
 from tsmoe.errors import ConfigError
-from tsmoe.metrics import binary_metrics, error_metrics, multiclass_metrics
+from tsmoe.metrics import binary_metrics, error_metrics, multiclass_metrics, normalized_utility
 
 Arrays = dict[str, np.ndarray]  # a run's fitted statistics (preprocessing.safetensors)
 
@@ -91,6 +91,11 @@ class Task:
     ) -> dict[str, np.ndarray]:
         """The columns of a prediction table (``tsmoe predict``) for raw outputs of one item per row."""
         raise ConfigError(f"a {self.name} model has no per-item prediction table")
+
+    def rows(self, output: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        """A batch's raw output and targets as the rows that get scored: the items themselves (a per-step
+        task: its labelled steps, with their record in the batch and time)."""
+        return output, {key: batch[key] for key in ("target", "y") if key in batch}
 
     def mean_table(self, frames: list[pd.DataFrame], keys: list[str]) -> pd.DataFrame:
         """Ensemble members' prediction tables (same rows and columns) as one: every column but the
@@ -308,8 +313,112 @@ class ForecastTask(ValueTask):
         return prepared.scaler.inverse(output[..., channels], channels)
 
 
-TASKS: dict[str, Task] = {
-    task.name: task for task in (BinaryTask(), MulticlassTask(), RegressionTask(), ForecastTask())
+PREFIXES = (6.0, 12.0, 24.0, 36.0, 48.0)  # early-prediction metrics at these times after the start (clock units)
+
+
+class PerStepTask(Task):
+    """Early prediction: the base task (binary, multiclass, regression) at every labelled step.
+
+    A model's raw output is ``(B, T)`` (or ``(B, T, K)``), one prediction per step from the steps seen so
+    far. The loss is the base task's over every labelled step, ``step_mask * step_labelled`` (each step
+    weighs alike). Scored outputs are the labelled steps' rows; their targets a table ``(n, 3)`` of
+    ``[label, record, time]``, so :meth:`metrics` reports the base metrics over all steps and, at each
+    time ``H`` of :data:`PREFIXES`, over the records' last step at or before ``H`` (``auroc_at_24``: what
+    was known 24 h after the start), and over their last step (``auroc_last``, the whole-record score).
+    A binary task whose labels turn from 0 to 1 within records (an onset, as the PhysioNet 2019 sepsis
+    labels) also reports the challenge's normalised ``utility``
+    (:func:`tsmoe.metrics.normalized_utility`)."""
+
+    def __init__(self, base: Task) -> None:
+        self.base = base
+        self.name = f"{base.name}_per_step"  # type: ignore[misc]
+        self.monitor = base.monitor  # type: ignore[misc]
+        self.is_classifier = base.is_classifier  # type: ignore[misc]
+
+    def __getattr__(self, name: str):  # probabilities, labels, proba_table, ...: the base task's
+        return getattr(self.base, name)
+
+    @staticmethod
+    def labelled(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``(B, T)`` bool: the steps that carry a label."""
+        return (batch["step_mask"] * batch["step_labelled"]).bool()
+
+    def _step_batch(self, output, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        where = self.labelled(batch)
+        target = batch["step_target"][where]
+        return output[where], {"target": target.long() if self.base.is_classifier else target}
+
+    def loss(self, output, batch, target_channels, forecast_loss) -> torch.Tensor:
+        return self.base.loss(*self._step_batch(output, batch), target_channels, forecast_loss)
+
+    def validation_metrics(self, n_classes: int) -> torchmetrics.MetricCollection:
+        return self.base.validation_metrics(n_classes)
+
+    def update_validation(self, metrics, output, batch, target_channels) -> None:
+        self.base.update_validation(metrics, *self._step_batch(output, batch), target_channels)
+
+    def rows(self, output: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        """The labelled steps' rows; for data without step labels (predicting), each record's last step:
+        its answer from everything it holds."""
+        if "step_labelled" not in batch:
+            last = (batch["lengths"] - 1).clamp(min=0)
+            return output[torch.arange(len(last)), last], {"target": batch["target"]}
+        where = self.labelled(batch)
+        record = torch.arange(where.shape[0])[:, None].expand_as(where)
+        return output[where], {"target": batch["step_target"][where], "record": record[where],
+                               "time": batch["times"][where]}  # fmt: skip
+
+    def scored(self, output, targets, prepared, state, original) -> tuple[torch.Tensor, torch.Tensor]:
+        target = targets["target"]
+        if isinstance(self.base, RegressionTask):
+            output, target = self.base.to_target_scale(output, state), self.base.to_target_scale(target, state)
+        table = torch.stack([target.double(), targets["record"].double(), targets["time"].double()], dim=-1)
+        return output, table
+
+    def metrics(self, output: torch.Tensor, target: torch.Tensor, original_scale: bool = True) -> dict[str, float]:
+        label, record, time = target[:, 0], target[:, 1].long(), target[:, 2]
+        label = label.long() if self.base.is_classifier else label.float()
+        scores = self.base.metrics(output, label, original_scale)
+        for prefix in (*PREFIXES, None):
+            rows = last_rows(record, time, prefix)
+            if len(rows):
+                suffix = "last" if prefix is None else f"at_{prefix:g}"
+                scores |= {f"{k}_{suffix}": v for k, v in self.base.metrics(output[rows], label[rows]).items()}
+        if isinstance(self.base, BinaryTask) and has_onsets(label, record):
+            predicted = (self.base.probabilities(output.float()) >= 0.5).long()
+            scores["utility"] = normalized_utility(label.numpy(), predicted.numpy(), record.numpy(), time.numpy())
+        return scores
+
+    def predictions(self, output: torch.Tensor, prepared: PreparedData, state: Arrays) -> torch.Tensor:
+        return self.base.predictions(output, prepared, state)
+
+    def table_columns(self, output, state, class_names=None) -> dict[str, np.ndarray]:
+        return self.base.table_columns(output, state, class_names)
+
+
+def last_rows(record: torch.Tensor, time: torch.Tensor, until: float | None) -> torch.Tensor:
+    """Indices of each record's last row at or before ``until`` (every record's last row for ``None``);
+    rows are in record order, time order within a record."""
+    keep = torch.ones_like(time, dtype=torch.bool) if until is None else time <= until
+    index = torch.arange(len(record))[keep]
+    kept = record[keep]
+    last = torch.ones(len(kept), dtype=torch.bool)
+    if len(kept) > 1:
+        last[:-1] = kept[1:] != kept[:-1]
+    return index[last]
+
+
+def has_onsets(label: torch.Tensor, record: torch.Tensor) -> bool:
+    """Whether some record's labels change over its steps (an onset), as opposed to one outcome per record."""
+    if len(label) < 2:
+        return False
+    same_record = record[1:] == record[:-1]
+    return bool(((label[1:] != label[:-1]) & same_record).any())
+
+
+BASE_TASKS: tuple[Task, ...] = (BinaryTask(), MulticlassTask(), RegressionTask(), ForecastTask())
+TASKS: dict[str, Task] = {task.name: task for task in BASE_TASKS} | {
+    f"{task.name}_per_step": PerStepTask(task) for task in BASE_TASKS if task.name != "forecast"
 }
 
 
@@ -320,10 +429,10 @@ def get_task(name: str) -> Task:
     return TASKS[name]
 
 
-def classification_task(name: str, what: str, instead: str = "") -> ClassificationTask:
+def classification_task(name: str, what: str, instead: str = "") -> ClassificationTask:  # or a per-step one
     """The task object of ``name``, refusing a task that is not a classifier's (``what`` says who asked,
     ``instead`` what to use instead)."""
     task = get_task(name)
-    if not isinstance(task, ClassificationTask):
+    if not task.is_classifier:
         raise ConfigError(f"{what} is for classifiers; this run's task is {name}" + (f": {instead}" if instead else ""))
     return task

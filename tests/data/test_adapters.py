@@ -25,6 +25,18 @@ def long_csv(path, rows: int = 60):
     return path
 
 
+def observations_table(folder) -> dict:
+    """30 entities of two variables observed at irregular times, labelled 0 and 1 in turn."""
+    rng = np.random.default_rng(0)
+    rows = [(f"e{i}", t, name, rng.normal()) for i in range(30) for t in np.sort(rng.uniform(0, 9, 5))
+            for name in ("x", "y")]  # fmt: skip
+    pd.DataFrame(rows, columns=["id", "time", "variable", "value"]).to_csv(folder / "obs.csv", index=False)
+    pd.DataFrame({"id": [f"e{i}" for i in range(30)], "label": [i % 2 for i in range(30)]}).to_csv(
+        folder / "labels.csv", index=False
+    )
+    return {"observations": str(folder / "obs.csv"), "labels": str(folder / "labels.csv")}
+
+
 @pytest.mark.parametrize("name", sorted(DATASETS))
 def test_each_adapter_loads_the_source_type_it_declares(name, small_physionet, tmp_path):
     adapter = get_dataset(name)
@@ -33,6 +45,8 @@ def test_each_adapter_loads_the_source_type_it_declares(name, small_physionet, t
         "physionet2012": {"root": str(small_physionet), "split_file": None},
         "csv": {"root": str(long_csv(tmp_path / "series.csv")), "lookback": 8, "horizon": 4},
     }.get(name, SMALL.get(name, {}))
+    if name == "irregular":
+        values = observations_table(tmp_path)
     params = build_dataclass(adapter.params, values, "data")
     source = adapter.load(params)
     assert isinstance(source, adapter.source_type)

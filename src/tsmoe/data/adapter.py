@@ -54,6 +54,9 @@ class DataAdapter:
     description: ClassVar[str]
     folder: ClassVar[str | None] = None
     source_type: ClassVar[type]
+    # keys that belong to another: overriding the key (new data) resets these to their defaults unless they
+    # are overridden too (a new table of observations does not take the run's labels or descriptors)
+    companions: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def load(self, params: Any) -> Source:
         """The source object the ``params`` describe (files read as they come, by the source's rules)."""
@@ -65,6 +68,11 @@ class DataAdapter:
         """Split ``source``, fit the preprocessing on its training part (or apply ``fitted``), and make
         the torch datasets; ``which="all"`` puts every item in the test part."""
         raise NotImplementedError
+
+    def for_run(self, params: Any, meta: dict) -> Any:
+        """The ``params`` a trained run (its ``meta.json``) reads new data with; by default as they are
+        (a data set whose columns are matched by name sets the run's own here)."""
+        return params
 
     def check_source(self, source: object) -> None:
         if not isinstance(source, self.source_type):
@@ -98,10 +106,21 @@ class IrregularAdapter(DataAdapter):
 
     def prepare(self, params, source, seed, fitted=None, which="default") -> PreparedData:
         self.check_source(source)
+        source = early_prediction(source, getattr(params, "until", None), getattr(params, "per_step", False))
         split = self.split(params) if which == "default" else None
         fractions = tuple(getattr(params, "split_fractions", (0.8, 0.1, 0.1)))
         scaling: Scaling = getattr(params, "value_scaling", "zscore")
         return prepare_irregular(source, split, seed, fitted, which, fractions, scaling)  # type: ignore[arg-type]
+
+
+def early_prediction(data: IrregularSet, until: float | None, per_step: bool) -> IrregularSet:
+    """``data`` cut to each record's first ``until`` time units, and with ``per_step`` its outcome the target
+    of every step (where the data give no per-step labels of their own)."""
+    if until is not None:
+        data = data.until(until)
+    if per_step and data.step_labels is None:
+        data = data.with_outcome_at_every_step()
+    return data
 
 
 @dataclass

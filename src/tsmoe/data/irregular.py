@@ -12,6 +12,7 @@ series instead of a length-0 sequence.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -39,6 +40,7 @@ class IrregularSet:
     variables: tuple[str, ...]
     static_names: tuple[str, ...]
     notes: dict = field(default_factory=dict)  # what reading the source did (rows skipped by a stated policy)
+    step_labels: np.ndarray | None = None  # (S,) a label per step (early prediction), NaN where a step has none
 
     def __post_init__(self) -> None:
         n = len(self.record_ids)
@@ -52,6 +54,8 @@ class IrregularSet:
             )
         if self.static.shape != (n, len(self.static_names)) or self.labels.shape != (n,):
             raise DataError("IrregularSet: static must be (N, P) and labels (N,)")
+        if self.step_labels is not None and self.step_labels.shape != (steps,):
+            raise DataError(f"IrregularSet: step_labels must be (S,) = ({steps},), got {self.step_labels.shape}")
         gaps = np.diff(self.times)
         # a gap may be <= 0 only where a new record starts
         starts = np.zeros(max(steps - 1, 0), dtype=bool)
@@ -91,11 +95,42 @@ class IrregularSet:
             labels=self.labels[indices],
             variables=self.variables,
             static_names=self.static_names,
+            notes=self.notes,
+            step_labels=None if self.step_labels is None else self.step_labels[steps],
         )
+
+    def until(self, hours: float) -> IrregularSet:
+        """Each record's steps up to ``hours`` after its start (its first ``hours`` time units): what was
+        known then. A record keeps its label (and its static descriptors)."""
+        keep = self.times <= hours
+        kept_before = np.concatenate([[0], np.cumsum(keep)])
+        counts = kept_before[self.offsets[1:]] - kept_before[self.offsets[:-1]]
+        dropped = int((~keep).sum())
+        notes = (
+            {**self.notes, f"steps after {hours:g} time units dropped (data.until)": dropped} if dropped else self.notes
+        )
+        return IrregularSet(
+            record_ids=self.record_ids,
+            offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+            times=self.times[keep],
+            values=self.values[keep],
+            static=self.static,
+            labels=self.labels,
+            variables=self.variables,
+            static_names=self.static_names,
+            notes=notes,
+            step_labels=None if self.step_labels is None else self.step_labels[keep],
+        )
+
+    def with_outcome_at_every_step(self) -> IrregularSet:
+        """Every step labelled with its record's outcome: trained at each step, a model learns to predict
+        the outcome from what it has seen so far (early prediction)."""
+        return dataclasses.replace(self, step_labels=np.repeat(self.labels, self.lengths()).astype(np.float32))
 
 
 Scaling = Literal["zscore", "quantile"]
 QUANTILES = 1001  # levels of each quantile table (0, 0.001, ..., 1)
+_LEVELS = np.linspace(0.0, 1.0, QUANTILES)
 
 
 @dataclass(frozen=True)
@@ -170,8 +205,11 @@ class IrregularNormalizer:
     @staticmethod
     def _scale(x: np.ndarray, mean: np.ndarray, std: np.ndarray, table: np.ndarray) -> np.ndarray:
         observed = ~np.isnan(x)
-        if table.size:
-            scaled = np.stack([_quantile_map(x[:, j], table[j]) for j in range(x.shape[1])], axis=1)
+        if table.size:  # only the columns with an observed value: a step observes a few of many variables
+            scaled = np.zeros(x.shape, dtype=np.float64)
+            for j in np.flatnonzero(observed.any(axis=0)):
+                rows = observed[:, j]
+                scaled[rows, j] = _quantile_map(x[rows, j], table[j])
         else:
             scaled = (x - mean) / std
         return np.where(observed, scaled, 0.0).astype(np.float32)
@@ -209,7 +247,7 @@ def _quantile_map(x: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
     QuantileTransformer does."""
     if np.isnan(quantiles).any():
         return np.zeros_like(x, dtype=np.float64)
-    levels = np.linspace(0.0, 1.0, len(quantiles))
+    levels = _LEVELS if len(quantiles) == QUANTILES else np.linspace(0.0, 1.0, len(quantiles))
     x, q = x.astype(np.float64), quantiles.astype(np.float64)
     upward = np.interp(x, q, levels)
     downward = 1.0 - np.interp(-x, -q[::-1], levels)
@@ -236,10 +274,15 @@ class IrregularDataset(Dataset):
         self.mask = (~np.isnan(data.values)).astype(np.float32)
         self.static = normalizer.scale_static(data.static)
         self.static_mask = (~np.isnan(data.static)).astype(np.float32)
-        if is_regression(data.labels):  # z-scored with the training statistics; classes stay as they are
-            self.targets = ((data.labels - normalizer.target_mean[0]) / normalizer.target_std[0]).astype(np.float32)
-        else:
-            self.targets = data.labels
+        self.targets = self._scaled_targets(data.labels, normalizer)
+        # early prediction: a target per step, and whether the step has one
+        self.step_targets = None if data.step_labels is None else self._scaled_targets(data.step_labels, normalizer)
+
+    def _scaled_targets(self, labels: np.ndarray, normalizer: IrregularNormalizer) -> np.ndarray:
+        """Regression targets z-scored with the training statistics; classes as they are."""
+        if is_regression(self.data.labels):
+            return ((labels - normalizer.target_mean[0]) / normalizer.target_std[0]).astype(np.float32)
+        return labels
 
     def __len__(self) -> int:
         return len(self.data)
@@ -252,7 +295,7 @@ class IrregularDataset(Dataset):
         else:
             values, mask = self.values[start:end], self.mask[start:end]
             times = self.data.times[start:end].astype(np.float32)
-        return {
+        item = {
             "values": torch.from_numpy(values),
             "mask": torch.from_numpy(mask),
             "times": torch.from_numpy(times),
@@ -260,14 +303,23 @@ class IrregularDataset(Dataset):
             "static_mask": torch.from_numpy(self.static_mask[index]),
             "target": torch.tensor(self.targets[index]),
         }
+        if self.step_targets is not None:
+            if end == start:  # the masked step of a record with no measurement predicts from its descriptors
+                step_target = np.array([self.targets[index]], dtype=np.float32)
+            else:
+                step_target = self.step_targets[start:end].astype(np.float32)
+            item["step_target"] = torch.from_numpy(np.nan_to_num(step_target, nan=0.0))
+            item["step_labelled"] = torch.from_numpy((~np.isnan(step_target)).astype(np.float32))
+        return item
 
 
 def collate_irregular(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """Pad a list of records to the longest one.
 
     Returns ``values, mask (B, T, F)``, ``times, dt, step_mask (B, T)``, ``lengths (B,)``,
-    ``static, static_mask (B, P)``, ``target (B,)``. ``dt`` is the time since the previous step
-    (the first step's is its time since the start); padded steps have ``dt = 0`` and ``step_mask = 0``.
+    ``static, static_mask (B, P)``, ``target (B,)`` and, for early prediction, ``step_target,
+    step_labelled (B, T)`` (0 on padding). ``dt`` is the time since the previous step (the first step's is
+    its time since the start); padded steps have ``dt = 0`` and ``step_mask = 0``.
     """
     lengths = torch.tensor([len(item["times"]) for item in items], dtype=torch.long)
     batch, steps = len(items), int(lengths.max())
@@ -280,7 +332,14 @@ def collate_irregular(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.T
         values[row, :n], mask[row, :n], times[row, :n] = item["values"], item["mask"], item["times"]
     step_mask = (torch.arange(steps)[None, :] < lengths[:, None]).float()
     dt = torch.diff(times, dim=1, prepend=torch.zeros(batch, 1)) * step_mask
+    per_step = {}
+    if "step_target" in items[0]:
+        for key in ("step_target", "step_labelled"):
+            per_step[key] = torch.zeros(batch, steps)
+            for row, item in enumerate(items):
+                per_step[key][row, : len(item[key])] = item[key]
     return {
+        **per_step,
         "values": values,
         "mask": mask,
         "times": times,

@@ -40,7 +40,9 @@ from tsmoe.data.text_windows import (
 from tsmoe.data.windows import StandardScaler, WindowDataset, check_window_fits
 from tsmoe.errors import DataError
 
-Task = Literal["binary", "multiclass", "regression", "forecast"]
+Task = Literal[
+    "binary", "multiclass", "regression", "forecast", "binary_per_step", "multiclass_per_step", "regression_per_step"
+]
 InputKind = Literal["irregular", "window"]
 SplitChoice = Literal["default", "all"]
 log = logging.getLogger(__name__)
@@ -66,6 +68,7 @@ class PreparedData:
     target_channels: list[int] = field(default_factory=list)
     scaler: StandardScaler | None = None  # forecasting: maps model outputs back to the original scale
     channel_names: tuple[str, ...] = ()
+    static_names: tuple[str, ...] = ()  # irregular data: the static descriptors, in the model's order
     notes: dict = field(default_factory=dict)  # what reading the source did (e.g. rows skipped, counted)
 
 
@@ -83,7 +86,8 @@ def prepare_irregular(
     their own).
 
     Integer labels make a classification task (binary or multiclass); float labels a regression task,
-    whose records without a target (NaN) are left out of every part, with a logged count.
+    whose records without a target (NaN) are left out of every part, with a logged count. Data with a
+    label per step (``step_labels``) make the task's per-step form (``binary_per_step``, ...).
     ``which="all"`` puts every record in the test part (evaluating a trained model on other data);
     it needs ``fitted`` statistics.
     """
@@ -123,6 +127,8 @@ def prepare_irregular(
     else:
         n_classes = int(max(2, data.labels.max() + 1)) if len(data) else 2
         task, dims_extra = ("binary" if n_classes == 2 else "multiclass"), {"n_classes": n_classes}
+    if data.step_labels is not None:  # early prediction: an output, a target and a loss at every step
+        task = f"{task}_per_step"
     return PreparedData(
         task=task,
         input_kind="irregular",
@@ -134,6 +140,7 @@ def prepare_irregular(
         state=normalizer.state(),
         collate=collate_irregular,
         channel_names=data.variables,
+        static_names=data.static_names,
         notes=data.notes,
     )
 

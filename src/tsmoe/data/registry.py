@@ -6,6 +6,7 @@ from __future__ import annotations
 from tsmoe.data.adapter import DataAdapter
 from tsmoe.data.sources.ett import ETTh1
 from tsmoe.data.sources.exchange_rate import ExchangeRate
+from tsmoe.data.sources.irregular_table import IrregularTable
 from tsmoe.data.sources.long_csv import LongCsv
 from tsmoe.data.sources.mome_windows import MomeTimeMMD
 from tsmoe.data.sources.physionet2012 import PhysioNet2012
@@ -13,7 +14,8 @@ from tsmoe.data.sources.time_mmd import TimeMMD
 from tsmoe.errors import ConfigError
 
 DATASETS: dict[str, DataAdapter] = {
-    adapter.name: adapter for adapter in (PhysioNet2012(), ETTh1(), ExchangeRate(), TimeMMD(), MomeTimeMMD(), LongCsv())
+    adapter.name: adapter
+    for adapter in (PhysioNet2012(), ETTh1(), ExchangeRate(), TimeMMD(), MomeTimeMMD(), LongCsv(), IrregularTable())
 }
 
 

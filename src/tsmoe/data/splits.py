@@ -11,9 +11,22 @@ import numpy as np
 from tsmoe.errors import DataError
 
 
+def id_array(ids: list) -> np.ndarray:
+    """Record IDs as an array: whole numbers (PhysioNet's RecordIDs) as int64, any other as text."""
+    if all(isinstance(i, int | np.integer) for i in ids):
+        return np.array(ids, dtype=np.int64)
+    return np.array([str(i) for i in ids])
+
+
+def id_key(record: object) -> int | str:
+    """One record ID as a dictionary key: ``7`` and ``np.int64(7)`` alike, text as text."""
+    return int(record) if isinstance(record, int | np.integer) else str(record)
+
+
 @dataclass(frozen=True)
 class IdSplit:
-    """Record IDs of each part. Written to and read from a JSON file so every model sees the same one."""
+    """Record IDs of each part (whole numbers or text). Written to and read from a JSON file so every
+    model sees the same one."""
 
     train: np.ndarray
     val: np.ndarray
@@ -33,9 +46,9 @@ class IdSplit:
         try:
             raw = json.loads(Path(path).read_text())
             return cls(
-                train=np.array(raw["train"], dtype=np.int64),
-                val=np.array(raw["val"], dtype=np.int64),
-                test=np.array(raw["test"], dtype=np.int64),
+                train=id_array(raw["train"]),
+                val=id_array(raw["val"]),
+                test=id_array(raw["test"]),
                 seed=raw.get("seed"),
             )
         except FileNotFoundError:
@@ -45,16 +58,16 @@ class IdSplit:
 
     def indices_in(self, ids: np.ndarray, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Positions of this split's IDs within ``ids``; every ID must be present."""
-        position = {int(record): i for i, record in enumerate(ids)}
+        position = {id_key(record): i for i, record in enumerate(ids)}
         parts = []
         for part_name, part in (("train", self.train), ("val", self.val), ("test", self.test)):
-            missing = [int(r) for r in part if int(r) not in position]
+            missing = [id_key(r) for r in part if id_key(r) not in position]
             if missing:
                 raise DataError(
                     f"{len(missing)} {part_name} ID(s) of the split are not in {source}, e.g. {missing[:5]}: "
                     "use the split made for that data, or evaluate with split 'all'"
                 )
-            parts.append(np.array([position[int(r)] for r in part], dtype=np.int64))
+            parts.append(np.array([position[id_key(r)] for r in part], dtype=np.int64))
         return parts[0], parts[1], parts[2]
 
 
@@ -63,7 +76,7 @@ def stratified_split(ids: np.ndarray, labels: np.ndarray, fractions: tuple[float
     if abs(sum(fractions) - 1.0) > 1e-9 or min(fractions) < 0:
         raise DataError(f"split fractions must be >= 0 and sum to 1, got {fractions}")
     rng = np.random.default_rng(seed)
-    parts: list[list[int]] = [[], [], []]
+    parts: list[list] = [[], [], []]
     for label in np.unique(labels):
         members = ids[labels == label].copy()
         rng.shuffle(members)
@@ -72,7 +85,7 @@ def stratified_split(ids: np.ndarray, labels: np.ndarray, fractions: tuple[float
         parts[0] += members[:n_train].tolist()
         parts[1] += members[n_train : n_train + n_val].tolist()
         parts[2] += members[n_train + n_val :].tolist()
-    return IdSplit(*(np.array(sorted(p), dtype=np.int64) for p in parts), seed=seed)
+    return IdSplit(*(id_array(sorted(p)) if p else ids[:0] for p in parts), seed=seed)
 
 
 def chronological_borders(length: int, fractions: tuple[float, float, float], lookback: int) -> list[tuple[int, int]]:

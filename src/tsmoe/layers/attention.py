@@ -51,3 +51,46 @@ class TemporalAttention(nn.Module):
         scores = torch.einsum("bd,btd->bt", self.query(last), self.key(states)) * self.scale
         weights = torch.softmax(scores.masked_fill(step_mask == 0, float("-inf")), dim=-1)
         return torch.einsum("bt,btd->bd", weights, self.value(states)), weights
+
+    def causal(self, states: torch.Tensor, step_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same attention from every step at once (early prediction): step ``t`` queries with its own
+        state over the valid states ``s <= t``. ``states (B, T, D)``, ``step_mask (B, T)`` ->
+        ``(context (B, T, D), weights (B, T, T))``; row ``t`` equals :meth:`forward` on the first ``t + 1``
+        steps."""
+        steps = states.shape[1]
+        scores = torch.einsum("btd,bsd->bts", self.query(states), self.key(states)) * self.scale
+        past = torch.ones(steps, steps, dtype=torch.bool, device=states.device).tril()
+        allowed = past[None] & step_mask.bool()[:, None, :]
+        weights = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1).nan_to_num(0.0)
+        return torch.einsum("bts,bsd->btd", weights, self.value(states)), weights
+
+    def step(self, new: torch.Tensor, caches: list[KeyValueCache], lengths: list[int]) -> torch.Tensor:
+        """:meth:`forward` for the newest step of ``B`` sequences, from their caches: ``new (B, D)`` is
+        each sequence's newest state (the query), whose key and value are written into its cache at
+        ``lengths[b]`` (the steps before it); -> ``context (B, D)``. Each step costs one key and value,
+        and a product with the ``lengths[b] + 1`` cached keys: no pass over the history's states."""
+        query, key, value = self.query(new), self.key(new), self.value(new)
+        contexts = []
+        for b, cache in enumerate(caches):
+            keys, values = cache.put(lengths[b], key[b], value[b])
+            weights = torch.softmax(keys @ query[b] * self.scale, dim=0)
+            contexts.append(weights @ values)
+        return torch.stack(contexts)
+
+
+class KeyValueCache:
+    """One sequence's keys and values for :meth:`TemporalAttention.step`: ``(capacity, D)`` buffers that
+    double when full, so appending costs O(1) on average. :meth:`put` writes step ``n`` (overwriting a
+    step being redone) and returns the views of steps ``0..n``."""
+
+    def __init__(self, width: int, capacity: int = 16) -> None:
+        self.keys = torch.empty(capacity, width)
+        self.values = torch.empty(capacity, width)
+
+    def put(self, n: int, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if n >= len(self.keys):
+            grown = max(2 * len(self.keys), n + 1)
+            self.keys = torch.cat([self.keys, torch.empty(grown - len(self.keys), self.keys.shape[1])])
+            self.values = torch.cat([self.values, torch.empty(grown - len(self.values), self.values.shape[1])])
+        self.keys[n], self.values[n] = key, value
+        return self.keys[: n + 1], self.values[: n + 1]

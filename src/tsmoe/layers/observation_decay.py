@@ -14,6 +14,8 @@ so an unobserved variable is its last value, fading towards the mean as it ages.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -50,3 +52,35 @@ class ObservationDecay(nn.Module):
         gamma = torch.exp(-torch.relu(self.w * delta + self.b))
         x_hat = mask * values + (1 - mask) * gamma * last_value
         return x_hat, torch.log1p(delta)
+
+    def step(
+        self, values: torch.Tensor, mask: torch.Tensor, time: torch.Tensor, last: DecayState
+    ) -> tuple[torch.Tensor, torch.Tensor, DecayState]:
+        """One step of :meth:`forward` for ``B`` sequences, given what each has seen before (``last``):
+        ``values, mask (B, F)``, ``time (B,)`` -> ``x_hat, log1p(delta) (B, F)`` and the state after it."""
+        clock = time.unsqueeze(-1).expand_as(values)
+        delta = torch.where(last.seen, clock - last.time, clock).clamp(min=0)
+        gamma = torch.exp(-torch.relu(self.w * delta + self.b))
+        x_hat = mask * values + (1 - mask) * gamma * last.value * last.seen
+        observed = mask > 0
+        after = DecayState(
+            value=torch.where(observed, values, last.value),
+            time=torch.where(observed, clock, last.time),
+            seen=last.seen | observed,
+        )
+        return x_hat, torch.log1p(delta), after
+
+
+@dataclass
+class DecayState:
+    """What :meth:`ObservationDecay.step` carries from step to step: each variable's last observed value,
+    its time, and whether it was observed yet, ``(B, F)`` each."""
+
+    value: torch.Tensor
+    time: torch.Tensor
+    seen: torch.Tensor
+
+    @classmethod
+    def empty(cls, batch: int, n_features: int) -> DecayState:
+        zeros = torch.zeros(batch, n_features)
+        return cls(zeros, zeros.clone(), torch.zeros(batch, n_features, dtype=torch.bool))

@@ -21,3 +21,11 @@ def observation_summary(values: torch.Tensor, mask: torch.Tensor) -> torch.Tenso
     count = mask.sum(dim=1)  # (B, F)
     mean = (values * mask).sum(dim=1) / count.clamp(min=1.0)
     return torch.cat([mean, torch.log1p(count)], dim=-1)
+
+
+def running_observation_summary(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """:func:`observation_summary` of every prefix at once (early prediction): ``values, mask (B, T, F)`` ->
+    ``(B, T, 2F)``, row ``t`` over steps ``0..t``."""
+    count = mask.cumsum(dim=1)
+    mean = (values * mask).cumsum(dim=1) / count.clamp(min=1.0)
+    return torch.cat([mean, torch.log1p(count)], dim=-1)

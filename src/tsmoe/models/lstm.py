@@ -16,13 +16,13 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from tsmoe.layers.observation_decay import ObservationDecay
 from tsmoe.layers.observation_dropout import check_observation_dropout, drop_observations
-from tsmoe.layers.observation_summary import observation_summary
+from tsmoe.layers.observation_summary import observation_summary, running_observation_summary
 from tsmoe.models.entry import ModelEntry
-from tsmoe.models.heads import StaticHead, n_outputs
+from tsmoe.models.heads import RECORD_TASKS, StaticHead, is_per_step, n_outputs, static_per_step
 
 
 @dataclass
@@ -42,7 +42,8 @@ def irregular_step_inputs(batch: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 class LSTMClassifier(nn.Module):
-    """``batch`` (see :func:`tsmoe.data.irregular.collate_irregular`) -> logits ``(B,)`` or ``(B, K)``."""
+    """``batch`` (see :func:`tsmoe.data.irregular.collate_irregular`) -> logits ``(B,)`` or ``(B, K)``; for a
+    per-step task ``(B, T)`` or ``(B, T, K)``, the head on every step's hidden state."""
 
     recurrent = nn.LSTM
 
@@ -51,6 +52,7 @@ class LSTMClassifier(nn.Module):
         check_observation_dropout(params.observation_dropout)
         self.observation_dropout = params.observation_dropout
         self.observation_summary = params.observation_summary
+        self.per_step = is_per_step(task)
         n_features = dims["n_features"]
         self.decay = ObservationDecay(n_features) if params.observation_decay else None
         self.rnn = self.recurrent(
@@ -70,7 +72,12 @@ class LSTMClassifier(nn.Module):
         if self.decay is not None:
             inputs = torch.cat([inputs, *self.decay(batch["values"], batch["mask"], batch["times"])], dim=-1)
         packed = pack_padded_sequence(inputs, batch["lengths"].cpu(), batch_first=True, enforce_sorted=False)
-        _, hidden = self.rnn(packed)
+        every, hidden = self.rnn(packed)
+        if self.per_step:  # early prediction: the head on the hidden state of every step
+            states, _ = pad_packed_sequence(every, batch_first=True, total_length=inputs.shape[1])
+            if self.observation_summary:
+                states = torch.cat([states, running_observation_summary(batch["values"], batch["mask"])], dim=-1)
+            return self.head(states, *static_per_step(batch, inputs.shape[1]))
         if isinstance(hidden, tuple):  # the LSTM's (h, c)
             hidden = hidden[0]
         summary = hidden[-1]
@@ -85,7 +92,7 @@ class GRUClassifier(LSTMClassifier):
     recurrent = nn.GRU
 
 
-_TASKS = frozenset({"binary", "multiclass", "regression"})
+_TASKS = RECORD_TASKS
 ENTRIES = (
     ModelEntry("lstm", LSTMClassifier, LSTMParams, "irregular", _TASKS, "LSTM over irregular steps (values, mask, dt)"),
     ModelEntry("gru", GRUClassifier, LSTMParams, "irregular", _TASKS, "GRU over irregular steps (values, mask, dt)"),

@@ -19,26 +19,29 @@ Per step ``t`` of an irregular series (elapsed time ``dt_t`` per sample):
    ``[context, m(T)]`` (or ``m(T)``) with the static descriptors (and, with ``observation_summary``, each
    variable's mean observed value and log count over the stay, :mod:`tsmoe.layers.observation_summary`).
 
+For early prediction (a ``*_per_step`` task) step 4 runs at every step ``t`` on what was seen up to ``t``
+(causal attention, running summaries), so output ``t`` is the model's answer for the first ``t + 1`` steps.
+
 The single liquid networks (``cfc``, ``ltc``, ``ctrnn``) are the case K = 1 with no gate or attention.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal
 
 import torch
 from torch import nn
 
-from tsmoe.layers.attention import FeatureAttention, TemporalAttention
+from tsmoe.layers.attention import FeatureAttention, KeyValueCache, TemporalAttention
 from tsmoe.layers.gate import StepGate, gated_readout, load_balancing_loss
 from tsmoe.layers.input_rate import expert_moving_average
 from tsmoe.layers.liquid import CfCCell, CTRNNCell, LiquidExperts, LTCCell
-from tsmoe.layers.observation_decay import ObservationDecay
+from tsmoe.layers.observation_decay import DecayState, ObservationDecay
 from tsmoe.layers.observation_dropout import check_observation_dropout, drop_observations
-from tsmoe.layers.observation_summary import observation_summary
+from tsmoe.layers.observation_summary import observation_summary, running_observation_summary
 from tsmoe.models.entry import ModelEntry
-from tsmoe.models.heads import StaticHead, n_outputs
+from tsmoe.models.heads import RECORD_TASKS, StaticHead, is_per_step, n_outputs, static_per_step
 
 
 @dataclass
@@ -109,7 +112,13 @@ class MRMoE(nn.Module):
         if params.fast_expert == "quasi_steady" and params.experts < 2:
             raise ValueError("fast_expert=quasi_steady needs at least 2 experts")
         self.params = params
+        self.per_step = is_per_step(task)
+        if self.per_step and params.expert_stride is not None:
+            raise ValueError(
+                "expert_stride reads each sequence's last step whatever its stride: not for per-step tasks"
+            )
         n_features = dims["n_features"]
+        self.n_features = n_features
         step_input = 2 * n_features  # [weighted values, mask]
         self.decay = ObservationDecay(n_features) if params.observation_decay else None
         if self.decay is not None:
@@ -178,6 +187,8 @@ class MRMoE(nn.Module):
                 extras["aux_loss"] = self.params.balance_weight * load_balancing_loss(probs, weights, step_mask)
         else:
             mixed = states[:, :, 0] @ self.readout[0] + self.readout_bias[0]
+        if self.per_step:  # early prediction: the head at every step, from the steps seen so far
+            return {"output": self._every_step(mixed, batch, mask, step_mask), **extras}
         last_index = (batch["lengths"] - 1).clamp(min=0).to(mixed.device)
         last = mixed[torch.arange(mixed.shape[0], device=mixed.device), last_index]  # (B, D)
         summary = last
@@ -190,6 +201,110 @@ class MRMoE(nn.Module):
         if alpha is not None:
             extras["feature_attention"] = alpha
         return {"output": self.head(summary, batch["static"], batch["static_mask"]), **extras}
+
+    def _every_step(
+        self, mixed: torch.Tensor, batch: dict[str, torch.Tensor], mask: torch.Tensor, step_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """``mixed (B, T, D)`` -> outputs ``(B, T)`` or ``(B, T, K)``: at step ``t`` what :meth:`forward`
+        gives for the sequence's first ``t + 1`` steps (causal attention, running summaries)."""
+        summary = mixed
+        if self.temporal is not None:
+            context, _ = self.temporal.causal(mixed, step_mask)
+            summary = torch.cat([context, mixed], dim=-1)
+        if self.params.observation_summary:
+            summary = torch.cat([summary, running_observation_summary(batch["values"], mask)], dim=-1)
+        return self.head(summary, *static_per_step(batch, mixed.shape[1]))
+
+    # ---- one step at a time (streaming) -------------------------------------------------------------
+
+    def start_state(self, batch: int) -> StepState:
+        """What :meth:`step` carries for ``batch`` sequences that have seen nothing yet."""
+        if self.params.input_rate != "shared" or self.experts.strides is not None:
+            raise ValueError("input_rate moving_average and expert_stride read ahead of a step: no streaming")
+        n_features, hidden = self.n_features, self.params.hidden_size
+        return StepState(
+            h=torch.zeros(batch, self.experts.cell.experts, hidden),
+            decay=DecayState.empty(batch, n_features) if self.decay is not None else None,
+            sums=torch.zeros(batch, n_features),
+            counts=torch.zeros(batch, n_features),
+            caches=[KeyValueCache(self.params.d_model) for _ in range(batch)] if self.temporal is not None else [],
+            lengths=[0] * batch,
+        )
+
+    def step(self, step: dict[str, torch.Tensor], state: StepState) -> tuple[torch.Tensor, StepState]:
+        """One new step of ``B`` sequences: ``values, mask (B, F)`` (scaled as in training, 0 where
+        unobserved), ``times, dt (B,)`` (time since the start, and since the previous step), ``static,
+        static_mask (B, P)``, and the ``state`` after their previous steps -> the outputs ``(B,)`` or
+        ``(B, K)`` and the state after this step. The output equals :meth:`forward` on the whole sequence
+        so far (every part of the model is causal); the state holds the liquid states, each variable's last
+        observation (observation decay), running sums (observation summary) and the mixed states that
+        temporal attention reads."""
+        values, mask = step["values"].unsqueeze(1), step["mask"].unsqueeze(1)  # (B, 1, F)
+        weighted = values
+        if self.features is not None:
+            weighted, _ = self.features(values, mask)
+        history: tuple[torch.Tensor, ...] = ()
+        decay = state.decay
+        if self.decay is not None:
+            x_hat, staleness, decay = self.decay.step(step["values"], step["mask"], step["times"], state.decay)
+            history = (x_hat.unsqueeze(1), staleness.unsqueeze(1))
+        u = torch.cat([weighted, mask, *history], dim=-1)
+        dt = step["dt"].clamp(min=self.params.min_dt)
+        h = self.experts.cell(u[:, 0], state.h, dt, self.experts.tau)  # one step of the cell: (B, K', H)
+        states = h.unsqueeze(1)  # (B, 1, K', H)
+        if self.quasi_steady:
+            fast = torch.tanh(self.fast_map(torch.cat([u, states[:, :, -1]], dim=-1)))
+            states = torch.cat([fast.unsqueeze(2), states], dim=2)
+        if self.gate is not None:
+            weights, _ = self.gate(u, states.flatten(2))
+            mixed = gated_readout(weights, states, self.readout, self.readout_bias)
+        else:
+            mixed = states[:, :, 0] @ self.readout[0] + self.readout_bias[0]
+        summary = mixed[:, 0]
+        if self.temporal is not None:  # the new state's key and value join each sequence's cache
+            context = self.temporal.step(summary, state.caches, state.lengths)
+            summary = torch.cat([context, summary], dim=-1)
+        sums, counts = state.sums + step["values"] * step["mask"], state.counts + step["mask"]
+        if self.params.observation_summary:
+            summary = torch.cat([summary, sums / counts.clamp(min=1.0), torch.log1p(counts)], dim=-1)
+        output = self.head(summary, step["static"], step["static_mask"])
+        return output, StepState(h, decay, sums, counts, state.caches, [n + 1 for n in state.lengths])
+
+
+@dataclass
+class StepState:
+    """What :meth:`MRMoE.step` carries for ``B`` sequences: ``h (B, K', H)`` the integrated experts'
+    states, ``decay`` (observation decay's last values), ``sums, counts (B, F)`` of the observed values,
+    and for temporal attention each sequence's key/value cache with the number of steps it holds
+    (``lengths``; a step redone from an earlier state overwrites its place)."""
+
+    h: torch.Tensor
+    decay: DecayState | None
+    sums: torch.Tensor
+    counts: torch.Tensor
+    caches: list[KeyValueCache]
+    lengths: list[int]
+
+    def row(self, i: int) -> StepState:
+        """Sequence ``i``'s state alone (a batch of one)."""
+        decay = None if self.decay is None else DecayState(*(getattr(self.decay, f.name)[i : i + 1]
+                                                              for f in fields(DecayState)))  # fmt: skip
+        return StepState(self.h[i : i + 1], decay, self.sums[i : i + 1], self.counts[i : i + 1],
+                         self.caches[i : i + 1], self.lengths[i : i + 1])  # fmt: skip
+
+    @staticmethod
+    def stack(states: list[StepState]) -> StepState:
+        """Several states as one batch (the caches are shared, not copied)."""
+        if len(states) == 1:
+            return states[0]
+        decay = None
+        if states[0].decay is not None:
+            decay = DecayState(*(torch.cat([getattr(s.decay, f.name) for s in states]) for f in fields(DecayState)))
+        return StepState(
+            torch.cat([s.h for s in states]), decay, torch.cat([s.sums for s in states]),
+            torch.cat([s.counts for s in states]), [c for s in states for c in s.caches],
+            [n for s in states for n in s.lengths],
+        )  # fmt: skip
 
 
 # ---- the ladder: the same module under each rung's defaults ----------------------------------------
@@ -226,7 +341,7 @@ class CTRNNParams(CfCParams):
     cell: Literal["cfc", "ltc", "ctrnn"] = "ctrnn"
 
 
-_TASKS = frozenset({"binary", "multiclass", "regression"})
+_TASKS = RECORD_TASKS
 ENTRIES = tuple(
     ModelEntry(name, MRMoE, params, "irregular", _TASKS, description)
     for name, params, description in (

@@ -9,7 +9,8 @@ Parsing rules (see also ``docs/DATA.md``):
 - Rows at ``00:00`` named ``RecordID, Age, Gender, Height, ICUType, Weight`` are static descriptors.
   ``Weight`` at ``00:00`` is the static admission weight; later ``Weight`` rows are time-varying.
 - ``-1`` in a static descriptor means missing (NaN).
-- Time-varying rows sharing a timestamp form one step; repeated measurements of one variable at one
+- The rows become steps by the path every irregular source takes (:mod:`tsmoe.data.observations`):
+  time-varying rows sharing a timestamp form one step; repeated measurements of one variable at one
   timestamp are averaged.
 - A stay with no time-varying measurement is kept (static descriptors only) and counted in the log.
 - An unknown parameter name, a malformed time or a non-numeric value raises :class:`DataError`
@@ -32,6 +33,7 @@ import numpy as np
 from tsmoe.data.adapter import IrregularAdapter, check_split_fractions
 from tsmoe.data.cache import cached_arrays, hash_files
 from tsmoe.data.irregular import IrregularSet, Scaling
+from tsmoe.data.observations import ObservationRows, Steps, rows_to_steps
 from tsmoe.data.parsing import FLOAT32_MAX
 from tsmoe.data.splits import IdSplit
 from tsmoe.errors import DataError
@@ -153,10 +155,20 @@ def _parse_hours(text: str, name: str, row: int) -> float:
     return int(hours) + int(minutes) / 60.0
 
 
-def parse_stay(
-    name: str, text: str, skipped: Counter[str] | None = None, unknown: UnknownPolicy = "error"
-) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
-    """Parse one stay file into ``(record_id, times (T,), values (T, F) with NaN, static (P,))``.
+@dataclass
+class StayRows:
+    """One stay file's time-varying rows (hours since admission, variable index, value) and its static
+    descriptors ``(P,)``."""
+
+    record_id: int
+    hours: list[float]
+    variables: list[int]
+    values: list[float]
+    static: np.ndarray
+
+
+def stay_rows(name: str, text: str, skipped: Counter[str] | None = None, unknown: UnknownPolicy = "error") -> StayRows:
+    """Read one stay file's rows (the module's rules).
 
     Rows whose ``Parameter`` field is empty (as some distributed copies of the set hold) carry no
     measurement: they are skipped and counted in ``skipped["empty parameter"]``. A parameter name that is
@@ -168,8 +180,9 @@ def parse_stay(
         raise DataError(f"file '{name}', row 0: expected the header 'Time,Parameter,Value'")
     static = np.full(len(STATIC), np.nan)
     record_id: int | None = None
-    sums: dict[float, np.ndarray] = {}
-    counts: dict[float, np.ndarray] = {}
+    hours_of_rows: list[float] = []
+    variables: list[int] = []
+    values: list[float] = []
     for row, line in enumerate(lines[1:], start=1):
         if not line.strip():
             continue
@@ -189,16 +202,15 @@ def parse_stay(
             raise DataError(f"file '{name}', column 'Value', row {row}: '{value_text}' is NaN, infinite or too large")
         hours = _parse_hours(time_text, name, row)
         if parameter == "RecordID":
-            if value != int(value):
-                raise DataError(f"file '{name}', row {row}: RecordID '{value_text}' is not a whole number")
+            if value != int(value) or not -(2**63) <= int(value) < 2**63:
+                raise DataError(f"file '{name}', row {row}: RecordID '{value_text}' is not a whole number (64-bit)")
             record_id = int(value)
         elif parameter in _STATIC_INDEX and hours == 0.0:
             static[_STATIC_INDEX[parameter]] = np.nan if value == -1 else value
         elif parameter in _VARIABLE_INDEX:
-            if hours not in sums:
-                sums[hours], counts[hours] = np.zeros(len(VARIABLES)), np.zeros(len(VARIABLES))
-            sums[hours][_VARIABLE_INDEX[parameter]] += value
-            counts[hours][_VARIABLE_INDEX[parameter]] += 1
+            hours_of_rows.append(hours)
+            variables.append(_VARIABLE_INDEX[parameter])
+            values.append(value)
         elif unknown == "skip":
             if skipped is not None:
                 skipped["unknown parameter"] += 1
@@ -209,49 +221,71 @@ def parse_stay(
             )
     if record_id is None:
         raise DataError(f"file '{name}': no RecordID row")
-    times = np.array(sorted(sums), dtype=np.float32)
-    values = np.full((len(times), len(VARIABLES)), np.nan, dtype=np.float32)
-    for step, hours in enumerate(sorted(sums)):
-        observed = counts[hours] > 0
-        values[step, observed] = sums[hours][observed] / counts[hours][observed]
-    return record_id, times, values, static.astype(np.float32)
+    return StayRows(record_id, hours_of_rows, variables, values, static.astype(np.float32))
+
+
+def stays_to_steps(stays: list[StayRows]) -> Steps:
+    """The stays' steps, by the one path every irregular source takes
+    (:func:`tsmoe.data.observations.rows_to_steps`): rows at one time form a step, and repeated
+    measurements of a variable at one time are averaged (PhysioNet's files repeat some)."""
+    ids = np.array([stay.record_id for stay in stays], dtype=np.int64)
+    entity = np.repeat(np.arange(len(stays)), [len(stay.hours) for stay in stays])
+    rows = ObservationRows(
+        entity_ids=ids,
+        entity=entity,
+        time=np.fromiter((h for stay in stays for h in stay.hours), np.float64, len(entity)),
+        variable=np.fromiter((v for stay in stays for v in stay.variables), np.int64, len(entity)),
+        value=np.fromiter((x for stay in stays for x in stay.values), np.float64, len(entity)),
+        variables=VARIABLES,
+        where=lambda row: f"stay {ids[entity[row]]}",
+    )
+    return rows_to_steps(rows, starts=np.zeros(len(stays)), duplicates="mean")  # the clock starts at admission
+
+
+def parse_stay(
+    name: str, text: str, skipped: Counter[str] | None = None, unknown: UnknownPolicy = "error"
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """Parse one stay file into ``(record_id, times (T,), values (T, F) with NaN, static (P,))``
+    (:func:`stay_rows`, then :func:`stays_to_steps`)."""
+    stay = stay_rows(name, text, skipped, unknown)
+    steps = stays_to_steps([stay])
+    return stay.record_id, steps.times, steps.values, stay.static
 
 
 def _parse_sets(sets: dict[str, tuple[Path, Path]], label: str, unknown: UnknownPolicy) -> dict[str, np.ndarray]:
-    ids, offsets, times, values, static, labels, set_names = [], [0], [], [], [], [], []
+    stays: list[StayRows] = []
+    labels, set_names = [], []
     skipped_counts = []  # per set: rows skipped for an empty parameter, for an unknown one
-    for set_name, (stays, outcomes_path) in sets.items():
+    for set_name, (stays_path, outcomes_path) in sets.items():
         outcomes = _parse_outcomes(outcomes_path, label)
         seen = set()
         skipped: Counter[str] = Counter()
-        for name, text in _stay_files(stays):
-            record_id, t, v, s = parse_stay(name, text, skipped, unknown)
-            if record_id not in outcomes:
-                raise DataError(f"file '{name}': RecordID {record_id} has no row in '{outcomes_path}'")
-            if record_id in seen:
-                raise DataError(f"file '{name}': RecordID {record_id} appears twice in '{stays}'")
-            seen.add(record_id)
-            ids.append(record_id)
-            times.append(t)
-            values.append(v)
-            static.append(s)
-            labels.append(outcomes[record_id])
+        for name, text in _stay_files(stays_path):
+            stay = stay_rows(name, text, skipped, unknown)
+            if stay.record_id not in outcomes:
+                raise DataError(f"file '{name}': RecordID {stay.record_id} has no row in '{outcomes_path}'")
+            if stay.record_id in seen:
+                raise DataError(f"file '{name}': RecordID {stay.record_id} appears twice in '{stays_path}'")
+            seen.add(stay.record_id)
+            stays.append(stay)
+            labels.append(outcomes[stay.record_id])
             set_names.append(set_name)
-            offsets.append(offsets[-1] + len(t))
         skipped_counts.append([skipped["empty parameter"], skipped["unknown parameter"]])
         missing = sorted(set(outcomes) - seen)
         if missing:
             raise DataError(
-                f"'{outcomes_path}' lists {len(missing)} RecordID(s) with no stay file in '{stays}', e.g. {missing[:5]}"
+                f"'{outcomes_path}' lists {len(missing)} RecordID(s) with no stay file in '{stays_path}', "
+                f"e.g. {missing[:5]}"
             )
-    if not ids:
+    if not stays:
         raise DataError(f"no stay files found in {[str(s) for s, _ in sets.values()]}")
+    steps = stays_to_steps(stays)
     return {
-        "record_ids": np.array(ids, dtype=np.int64),
-        "offsets": np.array(offsets, dtype=np.int64),
-        "times": np.concatenate(times).astype(np.float32),
-        "values": np.concatenate(values).astype(np.float32),
-        "static": np.stack(static).astype(np.float32),
+        "record_ids": np.array([stay.record_id for stay in stays], dtype=np.int64),
+        "offsets": steps.offsets,
+        "times": steps.times,
+        "values": steps.values,
+        "static": np.stack([stay.static for stay in stays]).astype(np.float32),
         # the binary outcome stays integer (a class); every other outcome is a float target
         "labels": np.array(labels, dtype=np.int64 if label == LABEL else np.float32),
         "sets": np.array(set_names),
@@ -329,9 +363,13 @@ class PhysioNetParams:
     # CDF and the normal quantile function (robust to heavy-tailed labs; tsmoe.data.irregular)
     unknown_parameters: UnknownPolicy = "error"  # skip: rows naming a parameter the set lacks are skipped,
     # counted and reported (rows with an empty Parameter field are always skipped and counted)
+    until: float | None = None  # keep each stay's first `until` hours only (early prediction, P6)
+    per_step: bool = False  # train and score at every step, each step's target the stay's outcome (P6)
 
     def __post_init__(self) -> None:
         check_split_fractions(self.split_fractions)
+        if self.until is not None and not self.until > 0:
+            raise ValueError(f"until must be a positive number of hours, got {self.until}")
 
 
 def shipped_split_file() -> Path:

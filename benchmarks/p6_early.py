@@ -1,0 +1,221 @@
+"""P6: early prediction on PhysioNet 2012. How well is in-hospital death predicted from a stay's first
+6, 12, 24, 36 and 48 hours?
+
+Rows (the committed P1 split; each neural row 5 seeds, one thread per run):
+
+- ``mrmoe per step``, ``gru per step``, ``lstm per step``: the P1 recipe (``configs/<model>-physionet2012.yaml``)
+  trained once with per-step supervision (``data.per_step: true``: every step's target is the stay's
+  outcome; early stopping on validation AUROC over all steps), then scored at each prefix ``H``: each test
+  stay's output at its last step at or before ``H`` (``auroc_at_H`` of ``metrics.json``);
+- ``mrmoe whole stay``: the P1 recipe as it is (one label per stay), scored on the test stays cut to their
+  first ``H`` hours (``Estimator.evaluate(data_overrides={"until": H})``);
+- ``gbm``: gradient boosting on per-variable summaries (``p1_features.py``), trained on snapshots of every
+  training stay at 6, 12, ..., 48 hours (the per-step supervision a summary model can take; learning rate
+  and rounds chosen on the validation snapshots' AUROC), scored on the test stays' snapshots at each ``H``;
+  deterministic, so one run.
+
+    python benchmarks/p6_early.py --out benchmarks/results/p6-early.json --runs runs/p6 --workers 2
+    python benchmarks/p6_early.py --out benchmarks/results/p6-early.json --report benchmarks/results/p6-early.png
+
+Runs already in ``--out`` are kept (a killed benchmark resumes). ``--report`` prints the table (mean and
+standard deviation over seeds) and draws AUROC against hours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+HOURS = (6, 12, 24, 36, 48)
+ROWS = {  # row -> (recipe, --set overrides)
+    "mrmoe per step": ("configs/mrmoe-physionet2012.yaml", ["data.per_step=true"]),
+    "mrmoe whole stay": ("configs/mrmoe-physionet2012.yaml", []),
+    "gru per step": ("configs/gru-physionet2012.yaml", ["data.per_step=true"]),
+    "lstm per step": ("configs/lstm-physionet2012.yaml", ["data.per_step=true"]),
+}
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_neural(row: str, seed: int, runs: Path) -> dict:
+    """Train one row's recipe with one seed and score its test stays at every prefix."""
+    import torch
+
+    from tsmoe import Estimator
+    from tsmoe.config import load_config
+
+    torch.set_num_threads(1)
+    recipe, overrides = ROWS[row]
+    config = load_config(ROOT / recipe, [*overrides, f"seed={seed}", "trainer.accelerator=cpu"])
+    estimator = Estimator.from_config(config)
+    estimator.fit(run_dir=runs / f"{row.replace(' ', '_')}-s{seed}", overwrite=True)
+    result = {"seconds_per_epoch": estimator.meta_["seconds_per_epoch"], "best_epoch": estimator.meta_["best_epoch"]}
+    for hours in HOURS:
+        if row.endswith("per step"):
+            scores = {k: estimator.metrics_[f"{k}_at_{hours}"] for k in ("auroc", "auprc")}
+        else:
+            scores = estimator.evaluate(data_overrides={"until": float(hours)})
+        result |= {f"auroc_at_{hours}": scores["auroc"], f"auprc_at_{hours}": scores["auprc"]}
+    if row.endswith("whole stay"):
+        result |= {"auroc": estimator.metrics_["auroc"], "auprc": estimator.metrics_["auprc"]}
+    else:
+        result |= {"auroc_all_steps": estimator.metrics_["auroc"], "auroc": estimator.metrics_["auroc_last"],
+                   "auprc": estimator.metrics_["auprc_last"]}  # fmt: skip
+    return result
+
+
+def run_gbm() -> dict:
+    """Boosting on summaries of hourly snapshots (module docstring)."""
+    from p1_features import LEARNING_RATES, boosting, fit_on_validation, stay_summaries
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from tsmoe.data.sources.physionet2012 import load_physionet2012, shipped_split_file
+    from tsmoe.data.splits import IdSplit
+
+    data = load_physionet2012()
+    parts = IdSplit.read(shipped_split_file()).indices_in(data.record_ids, "PhysioNet 2012")
+    snapshot_hours = tuple(range(6, 49, 6))
+    features = {h: stay_summaries(data.until(float(h)))[0] for h in snapshot_hours}
+
+    def stacked(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return (np.concatenate([features[h][indices] for h in snapshot_hours]),
+                np.concatenate([data.labels[indices]] * len(snapshot_hours)))  # fmt: skip
+
+    train_x, train_y = stacked(parts[0])
+    val_x, val_y = stacked(parts[1])
+    x, y = np.concatenate([train_x, val_x]), np.concatenate([train_y, val_y])
+    train, val = np.arange(len(train_x)), np.arange(len(train_x), len(x))
+    trials = [(lr, *fit_on_validation(x, y, train, val, lr)) for lr in LEARNING_RATES]
+    lr, rounds, val_auroc = max(trials, key=lambda t: t[2])
+    model = boosting(lr, rounds).fit(train_x, train_y)
+    result = {"learning_rate": lr, "rounds": rounds, "val_auroc_snapshots": val_auroc}
+    test = parts[2]
+    for hours in HOURS:
+        probability = model.predict_proba(features[hours][test])[:, 1]
+        result[f"auroc_at_{hours}"] = float(roc_auc_score(data.labels[test], probability))
+        result[f"auprc_at_{hours}"] = float(average_precision_score(data.labels[test], probability))
+    return result
+
+
+def job(key: str, runs: Path) -> dict:
+    if key == "gbm":
+        return run_gbm()
+    row, seed = key.rsplit("/", 1)
+    return run_neural(row, int(seed), runs)
+
+
+def run_all(out: Path, runs: Path, seeds: list[int], rows: list[str], workers: int) -> None:
+    stored = json.loads(out.read_text()) if out.exists() else {"protocol": "P6", "runs": {}}
+    keys = [f"{row}/{seed}" for seed in seeds for row in rows if row != "gbm"] + (["gbm"] if "gbm" in rows else [])
+    todo = [key for key in keys if key not in stored["runs"]]
+    print(f"{len(todo)} run(s) to do: {todo}", flush=True)
+
+    def one(key: str) -> None:
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        done = subprocess.run([sys.executable, __file__, "--job", key, "--runs", str(runs)], env=env,
+                              capture_output=True, text=True)  # fmt: skip
+        if done.returncode != 0:
+            print(f"{key} failed:\n{done.stderr[-3000:]}", flush=True)
+            return
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        latest = json.loads(out.read_text()) if out.exists() else stored  # another worker may have written
+        latest["runs"][key] = result
+        latest["command"] = "python benchmarks/p6_early.py --out " + str(out)
+        out.write_text(json.dumps(latest, indent=1, sort_keys=True) + "\n")
+        print(f"{key}: " + ", ".join(f"{h} h {result[f'auroc_at_{h}']:.3f}" for h in HOURS), flush=True)
+
+    with ThreadPoolExecutor(workers) as pool:  # each run is its own process; the threads only wait
+        list(pool.map(one, todo))
+
+
+def summary(stored: dict) -> dict[str, dict[str, tuple[float, float, int]]]:
+    """row -> metric -> (mean, std over seeds, seeds)."""
+    by_row: dict[str, list[dict]] = {}
+    for key, result in stored["runs"].items():
+        by_row.setdefault(key.rsplit("/", 1)[0] if "/" in key else key, []).append(result)
+    table = {}
+    for row, results in by_row.items():
+        metrics = sorted(set.intersection(*(set(r) for r in results)))
+        table[row] = {m: (float(np.mean([r[m] for r in results])),
+                          float(np.std([r[m] for r in results], ddof=1)) if len(results) > 1 else 0.0,
+                          len(results)) for m in metrics}  # fmt: skip
+    return table
+
+
+def report(stored: dict, plot: Path | None) -> None:
+    table = summary(stored)
+    print("| row | seeds | " + " | ".join(f"AUROC at {h} h" for h in HOURS) + " |")
+    print("|---|---|" + "---|" * len(HOURS))
+    for row, metrics in table.items():
+        cells = [f"{metrics[f'auroc_at_{h}'][0]:.3f} ± {metrics[f'auroc_at_{h}'][1]:.3f}" for h in HOURS]
+        print(f"| {row} | {metrics[f'auroc_at_{HOURS[0]}'][2]} | " + " | ".join(cells) + " |")
+    paired = paired_differences(stored)
+    for hours, (mean, low, high, n) in paired.items():
+        print(
+            f"per-step mrmoe - whole-stay mrmoe at {hours} h: {mean:+.4f} (seed range {low:+.4f} .. {high:+.4f}, "
+            f"{n} seeds)"
+        )
+    if plot is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        figure, axis = plt.subplots(figsize=(6, 4))
+        for row, metrics in table.items():
+            means = [metrics[f"auroc_at_{h}"][0] for h in HOURS]
+            stds = [metrics[f"auroc_at_{h}"][1] for h in HOURS]
+            axis.errorbar(HOURS, means, yerr=stds, marker="o", capsize=3, label=row)
+        axis.set_xlabel("hours of the stay seen")
+        axis.set_ylabel("test AUROC (in-hospital death)")
+        axis.set_xticks(HOURS)
+        axis.grid(alpha=0.3)
+        axis.legend()
+        axis.set_title("P6: early prediction on PhysioNet 2012")
+        figure.tight_layout()
+        figure.savefig(plot, dpi=120)
+        print(f"wrote {plot}")
+
+
+def paired_differences(stored: dict) -> dict[int, tuple[float, float, float, int]]:
+    """Per-step minus whole-stay MR-MoE AUROC at each prefix, paired by seed: (mean, min, max, seeds)."""
+    runs = stored["runs"]
+    seeds = [k.rsplit("/", 1)[1] for k in runs if k.startswith("mrmoe per step/")]
+    seeds = [s for s in seeds if f"mrmoe whole stay/{s}" in runs]
+    out = {}
+    for hours in HOURS:
+        diff = [runs[f"mrmoe per step/{s}"][f"auroc_at_{hours}"] - runs[f"mrmoe whole stay/{s}"][f"auroc_at_{hours}"]
+                for s in seeds]  # fmt: skip
+        if diff:
+            out[hours] = (float(np.mean(diff)), float(min(diff)), float(max(diff)), len(diff))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="benchmarks/results/p6-early.json")
+    parser.add_argument("--runs", default="runs/p6", help="run folders (kept: score them again with tsmoe evaluate)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--rows", nargs="+", default=[*ROWS, "gbm"], choices=[*ROWS, "gbm"])
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--report", nargs="?", const="", default=None, help="print the table; a path: also plot")
+    parser.add_argument("--job", help=argparse.SUPPRESS)  # one run, in its own process
+    args = parser.parse_args()
+    if args.job:
+        print(json.dumps(job(args.job, Path(args.runs))))
+        return
+    out = Path(args.out)
+    if args.report is not None:
+        report(json.loads(out.read_text()), Path(args.report) if args.report else None)
+        return
+    run_all(out, Path(args.runs), args.seeds, args.rows, args.workers)
+
+
+if __name__ == "__main__":
+    main()

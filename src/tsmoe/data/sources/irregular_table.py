@@ -1,0 +1,505 @@
+"""Data set ``irregular``: any table of irregular observations (an EHR extract, a sensor log, market ticks).
+
+Files (CSV, gzipped CSV or Parquet; each a file or a folder of files, read by :mod:`tsmoe.data.table_files`):
+
+- ``data.observations``: one row per observation, ``id, time, variable, value`` (names set by ``id_col``,
+  ``time_col``, ``variable_col``, ``value_col``); or with ``layout: wide`` one row per (id, time) and one
+  column per variable, empty where unobserved;
+- ``data.labels``: ``id`` and ``label_col``: integer classes ``0..C-1`` (binary or multiclass) or numbers
+  (regression; ``label_type`` overrides what the column's type says); not needed to predict;
+- ``data.static`` (optional): ``id`` and descriptors (numbers), and the entity's clock start (``start_col``).
+
+Times are numbers in ``time_unit`` or timestamps (converted to it); an entity's clock starts at its first
+observation unless ``start_col`` gives it. Steps are made by :func:`tsmoe.data.observations.rows_to_steps`.
+
+Variables are matched by name: a run keeps its variables and static columns, and a table scored later may
+hold them in any order, lack some (unobserved) or hold others (counted, reported and ignored).
+
+Stated policies (each counted in the data notes a run keeps in ``meta.json``): rows with an empty value are
+skipped; entities without a label are an error, or skipped (``unlabelled: skip``); labelled entities
+without observations are an error, kept with no steps (``unobserved: keep``) or skipped; repeated cells
+are merged as ``duplicates`` says. A non-numeric value, a missing ID, time or variable name, an ID
+labelled twice with different labels: errors naming the file and row.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+
+from tsmoe.data.adapter import IrregularAdapter, check_split_fractions
+from tsmoe.data.cache import cached_arrays, hash_files
+from tsmoe.data.irregular import IrregularSet, Scaling
+from tsmoe.data.observations import DuplicatePolicy, ObservationRows, labels_at_steps, rows_to_steps
+from tsmoe.data.splits import IdSplit
+from tsmoe.data.table_files import codes_and_names, file_columns, numbers, read_table, table_files
+from tsmoe.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+TimeUnit = Literal["seconds", "minutes", "hours", "days"]
+NANOSECONDS = {"seconds": 1e9, "minutes": 60e9, "hours": 3600e9, "days": 86400e9}
+
+
+@dataclass
+class IrregularTableParams:
+    """``data`` keys of the ``irregular`` data set (module docstring)."""
+
+    observations: str | None = None  # a file or a folder of files
+    labels: str | None = None
+    static: str | None = None
+    layout: Literal["long", "wide"] = "long"
+    id_col: str = "id"
+    time_col: str = "time"
+    variable_col: str = "variable"  # long layout
+    value_col: str = "value"  # long layout
+    label_col: str = "label"
+    label_type: Literal["auto", "class", "number"] = "auto"  # auto: integer column -> classes, else numbers
+    label_time_col: str | None = None  # labels at times (id, time, label: one per hour, say): a label per step
+    start_col: str | None = None  # in the static table: each entity's clock start (else its first observation)
+    time_unit: TimeUnit = "hours"  # the unit of numeric times, and of the model's clock
+    variables: list[str] | None = None  # None: every variable in the table (by name); a run keeps its own
+    static_columns: list[str] | None = None  # None: every column of the static table but id and start
+    duplicates: DuplicatePolicy = "error"  # a cell given different values in several rows
+    unlabelled: Literal["error", "skip"] = "error"  # entities with observations and no label
+    unobserved: Literal["error", "keep", "skip"] = "error"  # labelled entities with no observation
+    until: float | None = None  # keep each entity's first `until` time units only (early prediction)
+    per_step: bool = False  # train and score at every step, each step's target the entity's outcome
+    split_file: str | None = None  # JSON of IDs per part; None: stratified by label with the run's seed
+    split_fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    value_scaling: Scaling = "zscore"
+
+    def __post_init__(self) -> None:
+        check_split_fractions(self.split_fractions)
+        if self.until is not None and not self.until > 0:
+            raise ValueError(f"until must be a positive time, got {self.until}")
+        for name in ("variables", "static_columns"):
+            names = getattr(self, name)
+            if names is not None and len(set(names)) != len(names):
+                raise ValueError(f"{name} lists a name twice: {names}")
+
+
+class IrregularTable(IrregularAdapter):
+    name = "irregular"
+    params = IrregularTableParams
+    description = "a table of irregular observations of yours (id, time, variable, value): set data.observations"
+    companions = {"observations": ("labels", "static", "split_file")}
+
+    def load(self, params: IrregularTableParams) -> IrregularSet:
+        if params.observations is None:
+            raise ConfigError("data set 'irregular' needs data.observations: a table (or folder) of observations")
+        return load_irregular_table(params)
+
+    def split(self, params: IrregularTableParams) -> IdSplit | None:
+        return IdSplit.read(params.split_file) if params.split_file else None
+
+    def for_run(self, params: IrregularTableParams, meta: dict) -> IrregularTableParams:
+        """A trained run reads tables by its own variables and static columns, matched by name."""
+        params.variables = list(meta["channel_names"])
+        params.static_columns = list(meta.get("static_names", params.static_columns or []))
+        return params
+
+
+def load_irregular_table(params: IrregularTableParams, with_labels: bool = True) -> IrregularSet:
+    """The observations (and labels, unless ``with_labels`` is false: labels -1) the ``params`` name, as
+    an :class:`IrregularSet`; the arrays are cached on disk, keyed by the files' bytes and the params."""
+    files = table_files(params.observations, "data.observations")
+    label_files = table_files(params.labels, "data.labels") if with_labels and params.labels else []
+    if with_labels and not label_files:
+        raise ConfigError("data set 'irregular' needs data.labels to train or evaluate: a table of id and label")
+    static_files = table_files(params.static, "data.static") if params.static else []
+    key = hash_files(
+        [*files, *label_files, *static_files],
+        extra=json.dumps({**params.__dict__, "with_labels": with_labels}, sort_keys=True, default=str),
+    )
+    arrays = cached_arrays("irregular", key, lambda: _read(params, files, label_files, static_files))
+    notes = json.loads(str(arrays["notes"]))
+    for reason, count in notes.items():
+        log.warning("data.observations: %s: %s", reason, count)
+    return IrregularSet(
+        record_ids=arrays["record_ids"],
+        offsets=arrays["offsets"],
+        times=arrays["times"],
+        values=arrays["values"],
+        static=arrays["static"],
+        labels=arrays["labels"],
+        variables=tuple(arrays["variables"].tolist()),
+        static_names=tuple(arrays["static_names"].tolist()),
+        notes=notes,
+        step_labels=arrays.get("step_labels"),
+    )
+
+
+def _read(params: IrregularTableParams, files: list[Path], label_files: list[Path], static_files: list[Path]) -> dict:
+    rows, notes = _observation_rows(params, files)
+    entity_ids = rows.entity_ids
+    labels, timed = _labels(params, label_files) if label_files else (None, None)
+    if labels is not None:
+        entity_ids, labels, rows = _match_labels(params, rows, labels, notes)
+    static, static_names, starts = _static(params, static_files, entity_ids, notes)
+    steps = rows_to_steps(rows, starts, params.duplicates)
+    notes.update(steps.notes)
+    extra = {}
+    if timed is not None:  # labels at times: each to its step
+        names, times, values = timed
+        position = np.searchsorted(entity_ids, names)
+        known = (position < len(entity_ids)) & (entity_ids[np.minimum(position, len(entity_ids) - 1)] == names)
+        extra["step_labels"] = labels_at_steps(steps, position[known], times[known], values[known], notes)
+    if labels is None:
+        labels = np.full(len(entity_ids), -1, dtype=np.int64)
+    return {
+        **extra,
+        "record_ids": entity_ids,
+        "offsets": steps.offsets,
+        "times": steps.times,
+        "values": steps.values,
+        "static": static,
+        "labels": labels,
+        "variables": np.array(rows.variables, dtype=str),
+        "static_names": np.array(static_names, dtype=str),
+        "notes": np.array(json.dumps(notes)),
+    }
+
+
+# ---- observations ------------------------------------------------------------------------------------
+
+
+def _observation_rows(params: IrregularTableParams, files: list[Path]) -> tuple[ObservationRows, dict]:
+    """Every file's rows as one :class:`ObservationRows`: entities sorted by ID, variables by name (or
+    as the params list them), rows of variables not listed dropped and counted."""
+    entity_index: dict[str, int] = {}
+    variable_index: dict[str, int] = {name: i for i, name in enumerate(params.variables or [])}
+    fixed = params.variables is not None
+    entity, time, variable, value, source_row, file_starts = [], [], [], [], [], [0]
+    ignored: dict[str, int] = {}
+    empty_values = 0
+    for path in files:
+        table, extra = _read_observation_file(params, path, fixed)
+        for column in extra:
+            ignored[column] = ignored.get(column, 0) + table.num_rows
+        n = table.num_rows
+        ids, id_names = codes_and_names(table[params.id_col])
+        _refuse_missing(ids < 0, path, params.id_col, "an ID")
+        entity_of_code = np.array([entity_index.setdefault(name, len(entity_index)) for name in id_names], np.int64)
+        clock = _clock(table[params.time_col], path, params.time_col, params.time_unit)
+        _refuse_missing(np.isnan(clock), path, params.time_col, "a time")
+        if params.layout == "long":
+            codes, names = codes_and_names(table[params.variable_col])
+            _refuse_missing(codes < 0, path, params.variable_col, "a variable name")
+            var_of_code = _variable_codes(names, variable_index, fixed)
+            row_var = var_of_code[codes]
+            row_value = numbers(table[params.value_col])
+            row_in_file = np.arange(n, dtype=np.int64)
+            for code in np.unique(codes[row_var < 0]):
+                ignored[names[code]] = ignored.get(names[code], 0) + int((codes == code).sum())
+        else:
+            columns = [c for c in table.column_names if c not in (params.id_col, params.time_col)]
+            var_of_column = _variable_codes(columns, variable_index, fixed)
+            grid = np.stack([numbers(table[c]) for c in columns], axis=1) if columns else np.zeros((n, 0))
+            row_in_file, column = np.nonzero(~np.isnan(grid))
+            row_var, row_value = var_of_column[column], grid[row_in_file, column]
+        keep = row_var >= 0
+        if params.layout == "long":
+            empty = np.isnan(row_value) & keep
+            empty_values += int(empty.sum())
+            keep &= ~empty
+        entity.append(entity_of_code[ids[row_in_file[keep]]])
+        time.append(clock[row_in_file[keep]])
+        variable.append(row_var[keep])
+        value.append(row_value[keep])
+        source_row.append(row_in_file[keep])
+        file_starts.append(file_starts[-1] + int(keep.sum()))
+    notes: dict = {}
+    if empty_values:
+        notes["rows with an empty value (skipped)"] = empty_values
+    if ignored:
+        notes["rows of variables the run does not know (ignored)"] = ignored
+    variables = list(variable_index)
+    entity_all, variable_all = np.concatenate(entity), np.concatenate(variable)
+    if not fixed:  # variables in name order, so a table's column order never changes a model
+        by_name = np.argsort(np.array(variables, dtype=object), kind="stable")
+        rank = np.empty(len(variables), dtype=np.int64)
+        rank[by_name] = np.arange(len(variables))
+        variable_all, variables = rank[variable_all], [variables[i] for i in by_name]
+    ids, entity_all = _sorted_ids(list(entity_index), entity_all)
+    rows_at = np.concatenate(source_row)
+    starts = np.array(file_starts)
+
+    def where(row: int) -> str:
+        part = int(np.searchsorted(starts, row, side="right") - 1)
+        return f"file '{files[part]}', row {int(rows_at[row]) + 1}"
+
+    rows = ObservationRows(ids, entity_all, np.concatenate(time), variable_all, np.concatenate(value),
+                           tuple(variables), where)  # fmt: skip
+    return rows, notes
+
+
+def _read_observation_file(params: IrregularTableParams, path: Path, fixed: bool) -> tuple[pa.Table, list[str]]:
+    """One file's columns, and (wide layout) the columns that are not variables of a run: not read."""
+    if params.layout == "long":
+        columns = [params.id_col, params.time_col, params.variable_col, params.value_col]
+        return read_table(path, columns, text=(params.id_col, params.variable_col), numbers=(params.value_col,)), []
+    present = file_columns(path)
+    others = [c for c in present if c not in (params.id_col, params.time_col)]
+    if fixed:  # a run's variables: read those the file has; the others are reported, not read
+        wanted = [c for c in others if c in set(params.variables or [])]
+        extra = [c for c in others if c not in set(params.variables or [])]
+    else:
+        wanted, extra = others, []
+    table = read_table(path, [params.id_col, params.time_col, *wanted], text=(params.id_col,), numbers=tuple(wanted))
+    return table, extra
+
+
+def _variable_codes(names: list[str], index: dict[str, int], fixed: bool) -> np.ndarray:
+    """Each name's variable index (-1: not a variable of a run's fixed list), adding new ones if not fixed."""
+    if fixed:
+        return np.array([index.get(name, -1) for name in names], dtype=np.int64)
+    return np.array([index.setdefault(name, len(index)) for name in names], dtype=np.int64)
+
+
+def _sorted_ids(names: list[str], codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Entity IDs sorted (so the order of files and rows never changes a split) and the codes renumbered."""
+    ids = np.array(names, dtype=str)
+    order = np.argsort(ids, kind="stable")
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[order] = np.arange(len(ids))
+    return ids[order], rank[codes] if len(codes) else codes
+
+
+def _clock(column: pa.ChunkedArray, path: Path, name: str, unit: TimeUnit) -> np.ndarray:
+    """A time column -> ``(R,)`` float64 in ``unit``: numbers are taken as in it, timestamps (or text
+    that parses as ISO 8601 dates) converted; NaN where missing."""
+    kind = column.type
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind):
+        return numbers(column.cast(pa.float64()))
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_dictionary(kind):
+        column = _parse_times(column.cast(pa.string()), path, name)
+    elif pa.types.is_date(kind):
+        column = column.cast(pa.timestamp("s"))
+    if not pa.types.is_timestamp(column.type):
+        raise DataError(f"file '{path}', column '{name}': times must be numbers or timestamps, not {kind}")
+    if column.type.tz is not None:  # an instant: its UTC reading
+        column = column.cast(pa.timestamp(column.type.unit, tz="UTC"))
+    nanoseconds = column.cast(pa.timestamp("ns", tz=column.type.tz)).cast(pa.int64())
+    missing = nanoseconds.is_null().to_numpy(zero_copy_only=False)
+    values = nanoseconds.fill_null(0).to_numpy().astype(np.float64) / NANOSECONDS[unit]
+    values[missing] = np.nan
+    return values
+
+
+def _parse_times(text: pa.ChunkedArray, path: Path, name: str) -> pa.ChunkedArray:
+    """Text times as timestamps (ISO 8601, as pandas reads them); a cell that is no date is an error."""
+    import pandas as pd
+
+    raw = pd.Series(text.to_numpy(zero_copy_only=False))
+    try:
+        parsed = pd.to_datetime(raw, format="ISO8601", utc=True)
+    except (ValueError, TypeError):
+        given = raw.notna().to_numpy()
+        is_number = pd.to_numeric(raw, errors="coerce").notna().to_numpy()
+        mostly_numbers = is_number[given].mean() >= 0.5
+        for row, cell in enumerate(raw):
+            odd = (not is_number[row]) if mostly_numbers else not _is_date(cell)
+            if given[row] and odd:
+                kind = "a number" if mostly_numbers else "an ISO 8601 date"
+                raise DataError(
+                    f"file '{path}', column '{name}', row {row + 1}: '{cell}' is not {kind}, as most of the column's "
+                    "times are (times are all numbers or all dates)"
+                ) from None
+        raise DataError(f"file '{path}', column '{name}': times are not ISO 8601 dates") from None
+    return pa.chunked_array([pa.Array.from_pandas(parsed)])
+
+
+def _is_date(cell: str) -> bool:
+    import pandas as pd
+
+    try:
+        pd.to_datetime(cell, format="ISO8601")
+        return True
+    except (ValueError, TypeError):
+        return False
+
+
+def _refuse_missing(missing: np.ndarray, path: Path, column: str, what: str) -> None:
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0]) + 1
+        raise DataError(f"file '{path}', column '{column}', row {row}: {what} is missing")
+
+
+# ---- labels and static descriptors ------------------------------------------------------------------
+
+
+def _labels(params: IrregularTableParams, files: list[Path]) -> tuple[dict[str, object], tuple | None]:
+    """ID -> label from the label table(s), typed as classes or numbers; with ``label_time_col`` also
+    the labels at times, ``(ids (L,), times (L,) in the clock's unit, labels (L,))``, and each entity's
+    label the largest class it reaches (ever positive) or its last number."""
+    if params.label_time_col:
+        return _timed_labels(params, files)
+    by_id: dict[str, object] = {}
+    for path in files:
+        table = read_table(path, [params.id_col, params.label_col], text=(params.id_col,))
+        ids, names = codes_and_names(table[params.id_col])
+        _refuse_missing(ids < 0, path, params.id_col, "an ID")
+        values, kind = _label_values(params, table, path)
+        for row, (code, label) in enumerate(zip(ids.tolist(), values.tolist(), strict=True)):
+            entity = names[code]
+            label = int(label) if kind == "class" else label
+            if entity in by_id and not _same(by_id[entity], label):
+                raise DataError(
+                    f"file '{path}', row {row + 1}: ID '{entity}' is labelled {label} here and {by_id[entity]} before"
+                )
+            by_id[entity] = label
+    return by_id, None
+
+
+def _label_values(params: IrregularTableParams, table: pa.Table, path: Path) -> tuple[np.ndarray, str]:
+    """A label column as float64 numbers and its kind (``class`` or ``number``); a class that is not a
+    whole number >= 0 is an error naming its row."""
+    column = table[params.label_col]
+    kind = _label_kind(params.label_type, column.type, path)
+    values = numbers(_as_label_numbers(column, path, params.label_col))
+    if kind == "class":
+        bad = np.isnan(values) | (values < 0) | (values != np.round(values))
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"file '{path}', column '{params.label_col}', row {row + 1}: a class must be a whole number "
+                f"0, 1, ..., got {values[row]:g} (numbers to regress: set data.label_type: number)"
+            )
+    return values, kind
+
+
+def _timed_labels(params: IrregularTableParams, files: list[Path]) -> tuple[dict[str, object], tuple]:
+    names, times, values, kinds = [], [], [], set()
+    for path in files:
+        table = read_table(path, [params.id_col, params.label_time_col, params.label_col], text=(params.id_col,))
+        ids, id_names = codes_and_names(table[params.id_col])
+        _refuse_missing(ids < 0, path, params.id_col, "an ID")
+        clock = _clock(table[params.label_time_col], path, params.label_time_col, params.time_unit)
+        _refuse_missing(np.isnan(clock), path, params.label_time_col, "a time")
+        label, kind = _label_values(params, table, path)
+        kinds.add(kind)
+        names.append(np.array(id_names, dtype=str)[ids])
+        times.append(clock)
+        values.append(label)
+    all_names, all_times, all_values = np.concatenate(names), np.concatenate(times), np.concatenate(values)
+    classes = kinds == {"class"}
+    by_id: dict[str, object] = {}
+    order = np.lexsort((all_times, all_names))
+    for name, value in zip(all_names[order].tolist(), all_values[order].tolist(), strict=True):
+        by_id[name] = max(int(value), by_id.get(name, 0)) if classes else value  # type: ignore[call-overload]
+    return by_id, (all_names, all_times, all_values.astype(np.float32))
+
+
+def _as_label_numbers(column: pa.ChunkedArray, path: Path, name: str) -> pa.ChunkedArray:
+    if pa.types.is_boolean(column.type):
+        column = column.cast(pa.int8())
+    try:
+        if pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_null(column.type):
+            return column.cast(pa.float64())
+        return column.cast(pa.string()).cast(pa.float64())
+    except pa.ArrowInvalid as error:
+        raise DataError(
+            f"file '{path}', column '{name}': labels must be numbers ({str(error).splitlines()[0]})"
+        ) from None
+
+
+def _label_kind(choice: str, kind: pa.DataType, path: Path) -> str:
+    if choice != "auto":
+        return choice
+    if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+        return "class"
+    if pa.types.is_floating(kind):
+        return "number"
+    raise DataError(
+        f"file '{path}': labels must be integer classes 0..C-1 or numbers, got a column of {kind}; "
+        "set data.label_type if the column is numbers stored as text"
+    )
+
+
+def _same(a: object, b: object) -> bool:
+    return a == b or (isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b))
+
+
+def _match_labels(
+    params: IrregularTableParams, rows: ObservationRows, labels: dict[str, object], notes: dict
+) -> tuple[np.ndarray, np.ndarray, ObservationRows]:
+    """The labelled entities, by the ``unlabelled`` and ``unobserved`` policies; labels as an array."""
+    observed = set(rows.entity_ids.tolist())
+    unlabelled = sorted(observed - set(labels))
+    unobserved = sorted(set(labels) - observed)
+    if unlabelled and params.unlabelled == "error":
+        raise DataError(
+            f"{len(unlabelled)} entit(ies) in data.observations have no label in data.labels, e.g. {unlabelled[:5]} "
+            "(data.unlabelled: skip leaves them out)"
+        )
+    if unobserved and params.unobserved == "error":
+        raise DataError(
+            f"{len(unobserved)} ID(s) in data.labels have no observation, e.g. {unobserved[:5]} "
+            "(data.unobserved: keep keeps them with no steps; skip leaves them out)"
+        )
+    if unlabelled:
+        notes["entities without a label (skipped)"] = len(unlabelled)
+    if unobserved:
+        notes[f"labelled entities without observations ({params.unobserved})"] = len(unobserved)
+    kept = sorted(observed - set(unlabelled)) + (unobserved if params.unobserved == "keep" else [])
+    ids = np.array(sorted(kept), dtype=str)
+    if not len(ids):
+        raise DataError("no entity has both observations and a label: do the ID columns of the tables match?")
+    new_code = np.full(len(rows.entity_ids), -1, dtype=np.int64)
+    positions = np.searchsorted(ids, rows.entity_ids)
+    found = (positions < len(ids)) & (ids[np.minimum(positions, len(ids) - 1)] == rows.entity_ids)
+    new_code[found] = positions[found]
+    row_code = new_code[rows.entity]
+    keep = row_code >= 0
+    where = rows.where
+    kept_rows = np.flatnonzero(keep)
+    rows = ObservationRows(ids, row_code[keep], rows.time[keep], rows.variable[keep], rows.value[keep],
+                           rows.variables, lambda r: where(int(kept_rows[r])))  # fmt: skip
+    values = [labels[i] for i in ids.tolist()]
+    dtype = np.int64 if all(isinstance(v, int) for v in values) else np.float32
+    return ids, np.array(values, dtype=dtype), rows
+
+
+def _static(
+    params: IrregularTableParams, files: list[Path], entity_ids: np.ndarray, notes: dict
+) -> tuple[np.ndarray, list[str], np.ndarray | None]:
+    """``static (E, P)`` (NaN where missing), the static names, and the clock starts ``(E,)`` (NaN: none)."""
+    names = list(params.static_columns or [])
+    if not files:
+        if params.start_col:
+            raise ConfigError("data.start_col names a column of the static table: set data.static too")
+        if names:  # a run with descriptors, scoring a table given without them
+            notes["entities without descriptors (no data.static given): static columns missing"] = len(entity_ids)
+        return np.full((len(entity_ids), len(names)), np.nan, np.float32), names, None
+    present = file_columns(files[0])
+    if params.static_columns is None:
+        names = [c for c in present if c not in (params.id_col, params.start_col)]
+    static = np.full((len(entity_ids), len(names)), np.nan, dtype=np.float32)
+    starts = np.full(len(entity_ids), np.nan) if params.start_col else None
+    index = {name: i for i, name in enumerate(entity_ids.tolist())}
+    unknown, seen = 0, np.zeros(len(entity_ids), dtype=bool)
+    for path in files:
+        columns = [c for c in names if c in file_columns(path)]
+        wanted = [params.id_col, *columns, *([params.start_col] if params.start_col else [])]
+        table = read_table(path, wanted, text=(params.id_col,), numbers=tuple(columns))
+        codes, ids = codes_and_names(table[params.id_col])
+        _refuse_missing(codes < 0, path, params.id_col, "an ID")
+        position = np.array([index.get(name, -1) for name in ids], dtype=np.int64)[codes]
+        unknown += int((position < 0).sum())
+        rows = position >= 0
+        seen[position[rows]] = True
+        for column in columns:
+            static[position[rows], names.index(column)] = numbers(table[column])[rows]
+        if starts is not None:
+            starts[position[rows]] = _clock(table[params.start_col], path, params.start_col, params.time_unit)[rows]
+    if unknown:
+        notes["static rows of unknown entities (ignored)"] = unknown
+    if not seen.all():
+        notes["entities without a static row (descriptors missing)"] = int((~seen).sum())
+    return static, names, starts

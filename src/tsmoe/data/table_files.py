@@ -1,0 +1,130 @@
+"""Reading a user's tables with Arrow: a CSV (optionally gzipped) or Parquet file, or a folder of them.
+
+Only the columns asked for are read, each file in one pass, with text columns dictionary-encoded (a name
+repeated over millions of rows is stored once), so a large table costs near its numeric payload. Policies:
+
+- a folder is read as the files in it ending ``.csv``, ``.csv.gz``, ``.parquet`` or ``.pq``, sorted by name;
+- a column asked for that a file lacks is an error naming the file and the columns it has;
+- IDs are read as text, so ``007`` stays ``007`` and IDs match across tables whatever their type;
+- a number column holding text (``abc`` where a value belongs) is an error naming the file, row and text;
+- empty cells and Arrow's NA spellings (``NA``, ``NaN``, ``null``, ...) are missing values.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from tsmoe.errors import DataError
+
+SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+TEXT = pa.dictionary(pa.int32(), pa.string())
+
+
+def table_files(path: str | Path, role: str) -> list[Path]:
+    """The files of a table given as a file or a folder (``role`` names the setting, for errors)."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(SUFFIXES))
+        if not files:
+            raise DataError(f"{role} '{path}' is a folder with no {', '.join(SUFFIXES)} file")
+        return files
+    if not path.is_file():
+        raise DataError(f"{role} '{path}' does not exist")
+    if not path.name.lower().endswith(SUFFIXES):
+        raise DataError(f"{role} '{path}': expected a file ending {', '.join(SUFFIXES)}")
+    return [path]
+
+
+def file_columns(path: Path) -> list[str]:
+    """The column names of one table file (its header, or its Parquet schema)."""
+    try:
+        if _is_parquet(path):
+            return list(pq.read_schema(path).names)
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:  # the header only
+            return next(csv.reader(handle), [])
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError, csv.Error) as error:
+        raise DataError(f"file '{path}': not a readable table ({_short(error)})") from None
+
+
+def read_table(path: Path, columns: list[str], text: tuple[str, ...] = (), numbers: tuple[str, ...] = ()) -> pa.Table:
+    """The ``columns`` of one file; ``text`` columns as dictionary-encoded strings, ``numbers`` as float64.
+    Other columns keep the type Arrow infers (times: numbers, timestamps or text)."""
+    present = file_columns(path)
+    missing = [c for c in columns if c not in present]
+    if missing:
+        raise DataError(f"file '{path}' has no column(s) {missing}; its columns are {present}")
+    try:
+        if _is_parquet(path):
+            table = pq.read_table(path, columns=columns)
+        else:
+            types = {c: TEXT for c in text} | {c: pa.float64() for c in numbers}
+            table = pa_csv.read_csv(
+                path,
+                # an empty cell is missing in every column, text ones too (an empty ID is no ID)
+                convert_options=pa_csv.ConvertOptions(
+                    include_columns=columns, column_types=types, strings_can_be_null=True
+                ),
+            )
+    except pa.ArrowInvalid as error:
+        raise DataError(f"file '{path}': {_short(error)}") from None
+    except OSError as error:
+        raise DataError(f"file '{path}': not a readable table ({_short(error)})") from None
+    if table.num_rows == 0:
+        raise DataError(f"file '{path}' has a header but no rows")
+    for name in text:
+        if not pa.types.is_dictionary(table[name].type):
+            table = table.set_column(table.schema.get_field_index(name), name, _as_text(table[name]))
+    for name in numbers:
+        table = table.set_column(table.schema.get_field_index(name), name, _as_numbers(table[name], path, name))
+    return table.combine_chunks()
+
+
+def codes_and_names(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[str]]:
+    """A dictionary-encoded text column -> ``(codes (R,) int64, names)``; a missing cell has code -1."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    codes = array.indices.to_numpy(zero_copy_only=False)
+    codes = np.where(array.is_null().to_numpy(zero_copy_only=False), -1, codes).astype(np.int64)
+    return codes, [str(name) for name in array.dictionary.to_pylist()]
+
+
+def numbers(column: pa.ChunkedArray) -> np.ndarray:
+    """A float64 column -> ``(R,)`` float64, NaN where missing."""
+    return column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+
+
+def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    return pc.dictionary_encode(column.cast(pa.string()))
+
+
+def _as_numbers(column: pa.ChunkedArray, path: Path, name: str) -> pa.ChunkedArray:
+    """``column`` as float64; text that is no number is an error naming its row."""
+    if pa.types.is_floating(column.type) or pa.types.is_integer(column.type) or pa.types.is_null(column.type):
+        return column.cast(pa.float64())
+    if pa.types.is_boolean(column.type):
+        return column.cast(pa.int8()).cast(pa.float64())
+    text = column.cast(pa.string()).to_numpy(zero_copy_only=False)
+    for row, cell in enumerate(text):
+        if cell is None:
+            continue
+        try:
+            float(cell)
+        except ValueError:
+            raise DataError(f"file '{path}', column '{name}', row {row + 1}: '{cell}' is not a number") from None
+    return column.cast(pa.string()).cast(pa.float64())
+
+
+def _is_parquet(path: Path) -> bool:
+    return path.name.lower().endswith((".parquet", ".pq"))
+
+
+def _short(error: Exception) -> str:
+    return str(error).strip().splitlines()[0]

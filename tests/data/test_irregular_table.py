@@ -1,0 +1,182 @@
+"""Data set ``irregular``: a user's table of observations read by stated rules, in any of its forms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tsmoe.data.registry import get_dataset
+from tsmoe.data.sources.irregular_table import IrregularTableParams, load_irregular_table
+from tsmoe.data.sources.physionet2012 import VARIABLES, load_physionet2012, stay_rows
+from tsmoe.errors import DataError
+
+OBSERVATIONS = """id,time,variable,value
+a,0,hr,80
+a,1.5,hr,82
+a,1.5,temp,37
+b,3,hr,90
+a,0.5,temp,36.5
+b,2,temp,38
+c,1,hr,70
+"""
+LABELS = "id,label\na,1\nb,0\nc,0\n"
+
+
+def write(folder, name, text):
+    path = folder / name
+    path.write_text(text)
+    return str(path)
+
+
+def params(tmp_path, observations=OBSERVATIONS, labels=LABELS, **settings) -> IrregularTableParams:
+    return IrregularTableParams(
+        observations=write(tmp_path, "obs.csv", observations), labels=write(tmp_path, "labels.csv", labels), **settings
+    )
+
+
+def test_a_long_table_becomes_steps_counted_from_each_entitys_first_observation(tmp_path):
+    data = load_irregular_table(params(tmp_path))
+    assert data.record_ids.tolist() == ["a", "b", "c"]
+    assert data.variables == ("hr", "temp")
+    assert data.offsets.tolist() == [0, 3, 5, 6]
+    np.testing.assert_allclose(data.times, [0, 0.5, 1.5, 0, 1, 0])
+    expected = [[80, np.nan], [np.nan, 36.5], [82, 37], [np.nan, 38], [90, np.nan], [70, np.nan]]
+    np.testing.assert_array_equal(data.values, np.array(expected, dtype=np.float32))
+    assert data.labels.tolist() == [1, 0, 0] and data.labels.dtype == np.int64
+    assert data.notes == {"entities with rows out of time order (sorted)": 2}  # a (0.5 h last) and b
+
+
+def test_the_wide_layout_parquet_and_a_folder_of_files_read_as_the_long_csv(tmp_path):
+    long = load_irregular_table(params(tmp_path))
+    frame = pd.read_csv(tmp_path / "obs.csv")
+    wide = frame.pivot_table(index=["id", "time"], columns="variable", values="value").reset_index()
+    (tmp_path / "wide").mkdir()
+    wide.to_csv(tmp_path / "wide" / "w.csv", index=False)
+    (tmp_path / "parts").mkdir()
+    frame[frame.id == "a"].to_parquet(tmp_path / "parts" / "1.parquet")
+    frame[frame.id != "a"].to_csv(tmp_path / "parts" / "2.csv.gz", index=False)
+    for settings in ({"observations": str(tmp_path / "wide" / "w.csv"), "layout": "wide"},
+                     {"observations": str(tmp_path / "parts")}):  # fmt: skip
+        other = load_irregular_table(IrregularTableParams(labels=str(tmp_path / "labels.csv"), **settings))
+        for name in ("record_ids", "offsets", "times", "values", "labels"):
+            np.testing.assert_array_equal(getattr(other, name), getattr(long, name))
+        assert other.variables == long.variables
+
+
+def test_timestamps_are_read_in_the_time_unit_and_a_start_column_sets_the_clock(tmp_path):
+    table = "id,time,variable,value\nx,2026-03-01T10:00:00,hr,1\nx,2026-03-01T10:30:00,hr,2\ny,2026-03-02 08:00,hr,3\n"
+    static = write(tmp_path, "static.csv", "id,age,admitted\nx,70,2026-03-01T09:00:00\ny,,\n")
+    minutes = load_irregular_table(
+        params(tmp_path, table, "id,label\nx,1\ny,0\n", time_unit="minutes", static=static, start_col="admitted")
+    )
+    np.testing.assert_allclose(minutes.times, [60, 90, 0])  # x from its admission, y from its first observation
+    assert minutes.static_names == ("age",)
+    np.testing.assert_array_equal(minutes.static, np.array([[70], [np.nan]], dtype=np.float32))
+    hours = load_irregular_table(params(tmp_path, table, "id,label\nx,1\ny,0\n"))
+    np.testing.assert_allclose(hours.times, [0, 0.5, 0])
+
+
+def test_numeric_labels_regress_and_until_keeps_the_first_hours(tmp_path):
+    data = load_irregular_table(params(tmp_path, labels="id,label\na,2.5\nb,1\nc,0.25\n")).until(1.0)
+    assert data.labels.dtype == np.float32
+    assert data.offsets.tolist() == [0, 2, 4, 5]  # a keeps 0 and 0.5 h; b and c their first hour
+    assert data.notes["steps after 1 time units dropped (data.until)"] == 1
+
+
+@pytest.mark.parametrize(
+    ("observations", "labels", "message"),
+    [
+        (OBSERVATIONS + "c,2,hr,abc\n", LABELS, "abc"),
+        (OBSERVATIONS + ",2,hr,1\n", LABELS, "row 8: an ID is missing"),
+        (OBSERVATIONS + "c,,hr,1\n", LABELS, "row 8: a time is missing"),
+        (OBSERVATIONS + "c,1,hr,71\n", LABELS, "row 8 gives hr = 71 for entity 'c' at time 1, where"),
+        (OBSERVATIONS + "c,x1,hr,71\n", LABELS, "row 8: 'x1' is not a number, as most of the column's times are"),
+        (
+            "id,time,variable,value\na,2026-01-01T00:00,hr,1\na,2026-01-01T01:00,hr,2\na,x1,hr,3\n",
+            "id,label\na,1\n",
+            "row 3: 'x1' is not an ISO 8601 date",
+        ),
+        (OBSERVATIONS, "id,label\na,1\nb,0\n", "1 entit(ies) in data.observations have no label"),
+        (OBSERVATIONS, LABELS + "d,1\n", "1 ID(s) in data.labels have no observation, e.g. ['d']"),
+        (OBSERVATIONS, LABELS + "a,0\n", "ID 'a' is labelled 0 here and 1 before"),
+        (OBSERVATIONS, "id,label\na,yes\nb,no\nc,no\n", "labels must be integer classes"),
+        (OBSERVATIONS, "id,label\na,0.5\nb,0\nc,0\n", None),  # numbers: a regression target, not an error
+    ],
+)
+def test_bad_tables_are_refused_naming_the_file_and_row(tmp_path, observations, labels, message):
+    if message is None:
+        assert load_irregular_table(params(tmp_path, observations, labels)).labels.dtype == np.float32
+        return
+    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        load_irregular_table(params(tmp_path, observations, labels))
+
+
+def test_each_policy_is_stated_and_counted(tmp_path):
+    table = OBSERVATIONS + "c,1,hr,72\nc,1,hr,70\nb,5,hr,\n"
+    merged = load_irregular_table(
+        params(tmp_path, table, "id,label\na,1\nb,0\nd,1\n", duplicates="mean", unlabelled="skip", unobserved="keep")
+    )
+    assert merged.record_ids.tolist() == ["a", "b", "d"]  # c has no label (skipped); d no observation (kept)
+    assert merged.lengths().tolist() == [3, 2, 0]
+    assert merged.notes["rows with an empty value (skipped)"] == 1
+    assert merged.notes["entities without a label (skipped)"] == 1
+    assert merged.notes["labelled entities without observations (keep)"] == 1
+    last = load_irregular_table(params(tmp_path, table, LABELS, duplicates="last"))
+    assert last.values[-1, 0] == 70 and last.notes["cells given different values in several rows (last taken)"] == 1
+    mean = load_irregular_table(params(tmp_path, table, LABELS, duplicates="mean"))
+    assert mean.values[-1, 0] == pytest.approx((70 + 72 + 70) / 3)
+
+
+def test_a_runs_variables_are_matched_by_name_whatever_the_table_holds(tmp_path):
+    trained = load_irregular_table(params(tmp_path))
+    shuffled = (
+        "value,variable,time,id\n"
+        + "".join(
+            f"{v},{n},{t},{i}\n"
+            for i, t, n, v in (row.split(",") for row in OBSERVATIONS.strip().splitlines()[1:])
+            if n != "temp"
+        )
+        + "97,spo2,0,a\n"
+    )
+    adapter = get_dataset("irregular")
+    meta = {"channel_names": list(trained.variables), "static_names": []}
+    scored = load_irregular_table(adapter.for_run(params(tmp_path, shuffled), meta), with_labels=False)
+    assert scored.variables == ("hr", "temp")
+    assert np.isnan(scored.values[:, 1]).all()  # temp: missing, so unobserved
+    np.testing.assert_array_equal(scored.values[:, 0][~np.isnan(scored.values[:, 0])], [80, 82, 90, 70])
+    assert scored.notes["rows of variables the run does not know (ignored)"] == {"spo2": 1}
+    assert (scored.labels == -1).all()
+
+
+def test_physionet_stays_as_a_long_table_give_the_physionet_loaders_arrays(small_physionet, tmp_path):
+    """One path: the stay files and the same observations as a user's long table make the same steps."""
+    loaded = load_physionet2012(small_physionet)
+    rows, starts = [], []
+    for path in sorted((small_physionet / "set-x").glob("*.txt")):
+        stay = stay_rows(str(path), path.read_text())
+        steps = zip(stay.hours, stay.variables, stay.values, strict=True)
+        rows += [(stay.record_id, h, VARIABLES[v], x) for h, v, x in steps]
+        starts.append((stay.record_id, 0.0))
+    pd.DataFrame(rows, columns=["id", "time", "variable", "value"]).to_csv(tmp_path / "obs.csv", index=False)
+    pd.DataFrame(starts, columns=["id", "admitted"]).to_csv(tmp_path / "static.csv", index=False)
+    labels = pd.DataFrame({"id": loaded.record_ids, "label": loaded.labels})
+    labels.to_csv(tmp_path / "labels.csv", index=False)
+    table = load_irregular_table(
+        IrregularTableParams(
+            observations=str(tmp_path / "obs.csv"),
+            labels=str(tmp_path / "labels.csv"),
+            static=str(tmp_path / "static.csv"),
+            start_col="admitted",
+            variables=list(VARIABLES),
+            duplicates="mean",
+            unobserved="keep",
+        )  # fmt: skip
+    )
+    order = np.argsort(loaded.record_ids.astype(str))  # the table's entities are in ID order
+    again = loaded.subset(order)
+    assert table.record_ids.tolist() == again.record_ids.astype(str).tolist()
+    np.testing.assert_array_equal(table.offsets, again.offsets)
+    np.testing.assert_array_equal(table.times, again.times)
+    np.testing.assert_allclose(table.values, again.values, rtol=1e-6)  # CSV text round trip of float64
+    np.testing.assert_array_equal(table.labels, again.labels)

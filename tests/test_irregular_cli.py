@@ -1,0 +1,91 @@
+"""A user's own irregular table from the command line: train the recipe, score another table, predict."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tsmoe import Estimator
+from tsmoe.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+COLUMNS = ["--set", "data.id_col=pump", "--set", "data.variable_col=sensor", "--set", "data.value_col=reading",
+           "--set", "data.label_col=failed", "--set", "data.duplicates=mean"]  # fmt: skip
+TINY = ["--set", "model.hidden_size=8", "--set", "training.max_epochs=1", "--set", "trainer.accelerator=cpu"]
+
+
+def sensor_log(folder: Path, pumps: int, seed: int) -> Path:
+    """The made-up sensor log of the docs' worked example, written by its own script."""
+    script = ROOT / "benchmarks" / "make_sensor_log.py"
+    subprocess.run([sys.executable, str(script), "--pumps", str(pumps), "--seed", str(seed), "--out", str(folder)],
+                   check=True, capture_output=True)  # fmt: skip
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sensor_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("sensors")
+    logs, other = sensor_log(base / "log", 120, 0), sensor_log(base / "other", 40, 1)
+    run = base / "run"
+    tables = [f"data.{name}={logs / name}.csv" for name in ("observations", "labels", "static")]
+    code = main(["train", "mrmoe-irregular", "--out", str(run), *[a for t in tables for a in ("--set", t)],
+                 *COLUMNS, *TINY])  # fmt: skip
+    assert code == 0
+    return run, logs, other
+
+
+def test_the_recipe_trains_on_a_users_table_and_keeps_its_variables_and_split(sensor_run):
+    run, _, _ = sensor_run
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["channel_names"] == ["oil_quality", "pressure", "temperature", "vibration"]
+    assert meta["static_names"] == ["model", "age_years"]
+    split = json.loads((run / "split.json").read_text())
+    parts = [set(split[p]) for p in ("train", "val", "test")]
+    assert sum(map(len, parts)) == 120 and not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert all(pump.startswith("pump-") for pump in parts[2])  # the table's own IDs, as text
+    assert "cells given different values in several rows (mean taken)" in meta["data_notes"]
+
+
+def test_another_table_is_scored_whole_and_predicted_per_entity(sensor_run, tmp_path):
+    run, _, other = sensor_run
+    observations, labels, static = (str(other / f"{name}.csv") for name in ("observations", "labels", "static"))
+    assert main(["evaluate", str(run), "--no-plots", "--set", f"data.observations={observations}",
+                 "--set", f"data.labels={labels}", "--set", f"data.static={static}"]) == 0  # fmt: skip
+    scored = json.loads((run / "metrics-eval.json").read_text())
+    assert scored["split"] == "all" and 0.0 <= scored["auroc"] <= 1.0
+    out = tmp_path / "risks.csv"
+    assert main(["predict", str(run), observations, "-o", str(out), "--set", f"data.static={static}"]) == 0
+    risks = pd.read_csv(out)
+    assert list(risks.columns) == ["pump", "probability", "prediction"] and len(risks) == 40
+    estimator = Estimator.load(run)
+    expected = estimator.predict_proba(split="all", data_overrides={"observations": observations, "labels": labels,
+                                                                     "static": static})[:, 1]  # fmt: skip
+    np.testing.assert_allclose(risks["probability"], expected, rtol=1e-5)
+
+
+def test_a_table_with_other_sensors_in_another_order_is_matched_by_name(sensor_run, tmp_path, caplog):
+    run, _, other = sensor_run
+    frame = pd.read_csv(other / "observations.csv")
+    same = tmp_path / "same.csv"
+    frame.to_csv(same, index=False)
+    extra = frame[frame.sensor == "vibration"].assign(sensor="humidity")
+    shuffled = pd.concat([frame, extra]).sample(frac=1.0, random_state=0)[["reading", "sensor", "pump", "time"]]
+    mixed = tmp_path / "mixed.csv"
+    shuffled.to_csv(mixed, index=False)
+    outputs = []
+    for table in (same, mixed):
+        out = tmp_path / f"{table.stem}-risks.csv"
+        assert main(["predict", str(run), str(table), "-o", str(out)]) == 0
+        outputs.append(pd.read_csv(out))
+    pd.testing.assert_frame_equal(outputs[0], outputs[1])  # the extra sensor is ignored, the order irrelevant
+    assert "'humidity'" in caplog.text and "static columns missing" in caplog.text
+    without_pressure = tmp_path / "no-pressure.csv"
+    frame[frame.sensor != "pressure"].to_csv(without_pressure, index=False)
+    assert main(["predict", str(run), str(without_pressure), "-o", str(tmp_path / "np.csv")]) == 0
+    assert len(pd.read_csv(tmp_path / "np.csv")) == 40  # a sensor the table lacks stays unobserved

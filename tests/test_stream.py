@@ -1,0 +1,107 @@
+"""Streaming updates: a trained MR-MoE fed one observation at a time gives what predict gives for the
+same stay cut at that time, for real stays, at every prefix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tsmoe import Estimator
+from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, collate_irregular
+from tsmoe.data.sources.physionet2012 import load_physionet2012
+from tsmoe.errors import ConfigError, DataError
+
+TINY = {"hidden_size": 8, "d_model": 8, "observation_decay": True, "observation_summary": True,
+        "fast_expert": "quasi_steady"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def run(small_physionet):
+    estimator = Estimator(
+        "mrmoe", "physionet2012", model_params=TINY, training={"max_epochs": 1, "batch_size": 32},
+        data_params={"root": str(small_physionet), "split_file": None, "value_scaling": "quantile"},
+        trainer={"accelerator": "cpu"},
+    )  # fmt: skip
+    return estimator.fit()
+
+
+def observations(data, step: int) -> dict[str, float]:
+    return {name: float(data.values[step, j]) for j, name in enumerate(data.variables)
+            if not np.isnan(data.values[step, j])}  # fmt: skip
+
+
+def stay_static(data, i: int) -> dict[str, float]:
+    return {name: float(v) for name, v in zip(data.static_names, data.static[i], strict=True) if not np.isnan(v)}
+
+
+def test_every_update_equals_predict_on_the_stay_cut_there(run, small_physionet):
+    data = load_physionet2012(small_physionet).subset(np.arange(20))
+    dataset = IrregularDataset(data, IrregularNormalizer.from_state(run.state_))
+    outputs, records, _ = run.predict_every_step(dataset, collate_irregular)
+    expected = torch.sigmoid(outputs).numpy()
+    stream = run.stream()
+    streamed = []
+    for i, stay in enumerate(data.record_ids):
+        stream.open(stay, start=0.0, static=stay_static(data, i))  # PhysioNet's clock starts at admission
+        for step in range(data.offsets[i], data.offsets[i + 1]):
+            streamed.append(stream.update(stay, float(data.times[step]), observations(data, step)))
+    has_steps = data.lengths()[records] > 0
+    np.testing.assert_allclose(streamed, expected[has_steps], atol=1e-5)
+    # and literally: predict on the stay cut at a few of its times
+    i = int(np.argmax(data.lengths()))
+    for steps in (1, 5, int(data.lengths()[i])):
+        cut = data.subset(np.array([i])).until(float(data.times[data.offsets[i] + steps - 1]))
+        whole = run.predict_proba(cut, split="all")[0, 1]
+        assert streamed[int(data.offsets[i]) + steps - 1] == pytest.approx(whole, abs=1e-5)
+
+
+def test_updates_at_one_time_merge_into_one_step_and_batches_equal_one_by_one(run, small_physionet):
+    data = load_physionet2012(small_physionet).subset(np.arange(4))
+    one, split, batched = run.stream(), run.stream(), run.stream()
+    for i, stay in enumerate(data.record_ids):
+        for stream in (one, split, batched):
+            stream.open(stay, start=0.0, static=stay_static(data, i))
+    singles, halves, queue = {}, {}, []
+    for i, stay in enumerate(data.record_ids):
+        for step in range(data.offsets[i], data.offsets[i + 1]):
+            seen = observations(data, step)
+            time = float(data.times[step])
+            singles[stay, step] = one.update(stay, time, seen)
+            names = list(seen)
+            split.update(stay, time, {n: seen[n] for n in names[: len(names) // 2]})
+            halves[stay, step] = split.update(stay, time, {n: seen[n] for n in names[len(names) // 2 :]})
+            queue.append((stay, time, seen, step))
+    queue.sort(key=lambda q: q[1])  # the stays interleaved in time, as a monitor receives them
+    answers = batched.update_many([(stay, time, seen) for stay, time, seen, _ in queue])
+    for (stay, _, _, step), answer in zip(queue, answers, strict=True):
+        assert answer == pytest.approx(singles[stay, step], abs=1e-6)
+        assert halves[stay, step] == pytest.approx(singles[stay, step], abs=1e-6)
+
+
+def test_bad_updates_are_refused_and_closing_frees_an_entity(run, small_physionet):
+    stream = run.stream()
+    stream.update("a", 2.0, {"HR": 80.0})
+    stream.update("a", 3.0, {"HR": 80.0})
+    with pytest.raises(DataError, match="goes back before its last update"):
+        stream.update("a", 2.5, {"HR": 81.0})
+    with pytest.raises(DataError, match="is before its start"):
+        stream.update("a", 1.0, {"HR": 81.0})
+    with pytest.raises(DataError, match="variable 'Pulse' is not one of the run's"):
+        stream.update("a", 4.0, {"Pulse": 81.0})
+    with pytest.raises(DataError, match="not a finite number"):
+        stream.update("a", 4.0, {"HR": float("nan")})
+    assert stream.update("a", 3.0, {}) == pytest.approx(stream.update("a", 3.0, {"HR": 80.0}))  # nothing changed
+    assert len(stream) == 1
+    stream.close("a")
+    assert len(stream) == 0
+    with pytest.raises(DataError, match="is not open"):
+        stream.close("a")
+
+
+def test_a_model_without_a_step_form_is_refused(small_physionet):
+    lstm = Estimator("lstm", "physionet2012", model_params={"hidden_size": 4, "head_hidden": 4},
+                     training={"max_epochs": 1}, data_params={"root": str(small_physionet), "split_file": None},
+                     trainer={"accelerator": "cpu"}).fit()  # fmt: skip
+    with pytest.raises(ConfigError, match="streaming updates are for MR-MoE"):
+        lstm.stream()
