@@ -65,6 +65,24 @@ def measure(kind: str, path: Path, cache: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def markdown_table(result: dict) -> str:
+    """Load time and peak memory of each way of reading the table."""
+    runs = result["results"]
+    lines = [
+        f"{result['rows']:,} rows ({runs['csv size (MiB)']:.0f} MiB as CSV, {runs['parquet size (MiB)']:.0f} MiB as "
+        f"Parquet); numeric payload {result['numeric_payload_mib']:.0f} MiB; one thread",
+        "",
+        "| reader | gives | seconds | peak memory above imports (MiB) |",
+        "|---|---|---|---|",
+    ]
+    gives = {"pandas read_csv": "rows"}
+    for name in ("tsmoe csv", "tsmoe csv, cached", "tsmoe parquet", "tsmoe parquet, cached", "pandas read_csv"):
+        run = runs[name]
+        what = gives.get(name, f"{run.get('steps', 0):,} steps of {run.get('entities', 0):,} entities")
+        lines.append(f"| {name} | {what} | {run['seconds']:.1f} | {run['peak_mib']:.0f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pumps", type=int, default=46000)

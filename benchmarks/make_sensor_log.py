@@ -3,10 +3,10 @@
 Pumps run for 24 to 96 hours each. Four sensors report at their own irregular rates (temperature about
 once an hour, vibration twice, pressure every two hours, an oil-quality reading every 8 hours, each at
 random moments), and two readings of one sensor now and then carry the same second. About a quarter of
-the pumps fail at the end of their run; in their
-last 12 hours vibration and temperature creep up and pressure and oil quality down, slowly and under
-noise, so the risk grows as the signs appear; three in ten healthy pumps show the same signs for a while
-mid-run, and recover. Descriptors per pump: its model (0, 1, 2) and age in years (which raises the failure risk).
+the pumps fail at the end of their run. A pump that will fail wears from its start: vibration and
+temperature creep up and pressure and oil quality down, slowly and under noise, then faster over its last
+12 hours, so the risk grows as the signs appear; three in ten healthy pumps show the same signs for a
+while mid-run, and recover. Descriptors per pump: its model (0, 1, 2) and age in years (which raises the failure risk).
 
     python benchmarks/make_sensor_log.py --pumps 600 --out sensors/
     python benchmarks/make_sensor_log.py --pumps 46000 --out big/ --format parquet   # about 10 M rows
@@ -51,8 +51,10 @@ def make_log(pumps: int, seed: int) -> tuple[pa.Table, pa.Table, pa.Table]:
         pump = np.repeat(np.arange(pumps), counts)
         t = rng.uniform(0.0, 1.0, len(pump)) * hours[pump]
         to_end = hours[pump] - t
-        # the sign of a coming failure: 0 until WARNING_HOURS before the end, then up to 1 (smooth)
-        sign = failed[pump] * np.clip(1.0 - to_end / WARNING_HOURS, 0.0, 1.0) ** 2
+        # wear of a pump that will fail: creeping up from its start (a tenth of the full sign by the middle of
+        # its run, 0.4 at its end), and the rest over its last WARNING_HOURS
+        wear = 0.4 * (t / hours[pump]) ** 2 + 0.6 * np.clip(1.0 - to_end / WARNING_HOURS, 0.0, 1.0) ** 2
+        sign = failed[pump] * wear
         sign += scare[pump] * np.clip(1.0 - np.abs(t - scare_at[pump]) / WARNING_HOURS, 0.0, 1.0) ** 2
         reading = base * (1 + 0.05 * model[pump]) + rise * sign + noise * rng.standard_normal(len(pump))
         reading += 0.3 * noise * np.sin(t / 24.0 * 2 * np.pi)  # a daily cycle

@@ -7,14 +7,16 @@ Rows (the committed P1 split; each neural row 5 seeds, one thread per run):
   trained once with per-step supervision (``data.per_step: true``: every step's target is the stay's
   outcome; early stopping on validation AUROC over all steps), then scored at each prefix ``H``: each test
   stay's output at its last step at or before ``H`` (``auroc_at_H`` of ``metrics.json``);
-- ``mrmoe whole stay``: the P1 recipe as it is (one label per stay), scored on the test stays cut to their
-  first ``H`` hours (``Estimator.evaluate(data_overrides={"until": H})``);
+- ``mrmoe whole stay``, ``gru whole stay``, ``lstm whole stay``: the P1 recipe as it is (one label per
+  stay), scored on the test stays cut to their first ``H`` hours
+  (``Estimator.evaluate(data_overrides={"until": H})``);
 - ``gbm``: gradient boosting on per-variable summaries (``p1_features.py``), trained on snapshots of every
   training stay at 6, 12, ..., 48 hours (the per-step supervision a summary model can take; learning rate
   and rounds chosen on the validation snapshots' AUROC), scored on the test stays' snapshots at each ``H``;
-  deterministic, so one run.
+  ``gbm whole stay``: the same trained on whole stays only (P1's reference); deterministic, one run each.
 
     python benchmarks/p6_early.py --out benchmarks/results/p6-early.json --runs runs/p6 --workers 2
+    python benchmarks/p6_early.py --out benchmarks/results/p6-early.json --paired     # the runs in --runs, again
     python benchmarks/p6_early.py --out benchmarks/results/p6-early.json --report benchmarks/results/p6-early.png
 
 Runs already in ``--out`` are kept (a killed benchmark resumes). ``--report`` prints the table (mean and
@@ -38,8 +40,11 @@ ROWS = {  # row -> (recipe, --set overrides)
     "mrmoe per step": ("configs/mrmoe-physionet2012.yaml", ["data.per_step=true"]),
     "mrmoe whole stay": ("configs/mrmoe-physionet2012.yaml", []),
     "gru per step": ("configs/gru-physionet2012.yaml", ["data.per_step=true"]),
+    "gru whole stay": ("configs/gru-physionet2012.yaml", []),
     "lstm per step": ("configs/lstm-physionet2012.yaml", ["data.per_step=true"]),
+    "lstm whole stay": ("configs/lstm-physionet2012.yaml", []),
 }
+GBM = ("gbm", "gbm whole stay")  # deterministic: one run each
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -70,8 +75,9 @@ def run_neural(row: str, seed: int, runs: Path) -> dict:
     return result
 
 
-def run_gbm() -> dict:
-    """Boosting on summaries of hourly snapshots (module docstring)."""
+def run_gbm(whole_stay: bool = False) -> dict:
+    """Boosting on summaries of snapshots every 6 hours (module docstring); ``whole_stay``: on whole
+    stays only (P1's reference), scored on the snapshots all the same."""
     from p1_features import LEARNING_RATES, boosting, fit_on_validation, stay_summaries
     from sklearn.metrics import average_precision_score, roc_auc_score
 
@@ -82,10 +88,11 @@ def run_gbm() -> dict:
     parts = IdSplit.read(shipped_split_file()).indices_in(data.record_ids, "PhysioNet 2012")
     snapshot_hours = tuple(range(6, 49, 6))
     features = {h: stay_summaries(data.until(float(h)))[0] for h in snapshot_hours}
+    trained_on = (48,) if whole_stay else snapshot_hours  # every stay ends by 48 h: its snapshot is the stay
 
     def stacked(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return (np.concatenate([features[h][indices] for h in snapshot_hours]),
-                np.concatenate([data.labels[indices]] * len(snapshot_hours)))  # fmt: skip
+        return (np.concatenate([features[h][indices] for h in trained_on]),
+                np.concatenate([data.labels[indices]] * len(trained_on)))  # fmt: skip
 
     train_x, train_y = stacked(parts[0])
     val_x, val_y = stacked(parts[1])
@@ -104,15 +111,15 @@ def run_gbm() -> dict:
 
 
 def job(key: str, runs: Path) -> dict:
-    if key == "gbm":
-        return run_gbm()
+    if key in ("gbm", "gbm whole stay"):
+        return run_gbm(whole_stay=key == "gbm whole stay")
     row, seed = key.rsplit("/", 1)
     return run_neural(row, int(seed), runs)
 
 
 def run_all(out: Path, runs: Path, seeds: list[int], rows: list[str], workers: int) -> None:
     stored = json.loads(out.read_text()) if out.exists() else {"protocol": "P6", "runs": {}}
-    keys = [f"{row}/{seed}" for seed in seeds for row in rows if row != "gbm"] + (["gbm"] if "gbm" in rows else [])
+    keys = [f"{row}/{seed}" for seed in seeds for row in rows if row in ROWS] + [r for r in rows if r not in ROWS]
     todo = [key for key in keys if key not in stored["runs"]]
     print(f"{len(todo)} run(s) to do: {todo}", flush=True)
 
@@ -148,19 +155,53 @@ def summary(stored: dict) -> dict[str, dict[str, tuple[float, float, int]]]:
     return table
 
 
+ORDER = ("mrmoe per step", "mrmoe whole stay", "gru per step", "gru whole stay", "lstm per step", "lstm whole stay",
+         "gbm", "gbm whole stay")
+
+
+def markdown_table(stored: dict) -> str:
+    """Test AUROC at each prefix and AUPRC at three (mean ± standard deviation over seeds), and the
+    paired difference of the two MR-MoE rows by seed."""
+    table = summary(stored)
+    auprc_hours = (12, 24, 48)
+    header = [f"AUROC at {h} h" for h in HOURS] + [f"AUPRC at {h} h" for h in auprc_hours]
+    lines = ["| row | seeds | " + " | ".join(header) + " |", "|---|---|" + "---|" * len(header)]
+    for row in [r for r in ORDER if r in table]:
+        metrics = table[row]
+
+        def cell(name: str, metrics: dict = metrics) -> str:
+            mean, std, seeds = metrics[name]
+            return f"{mean:.3f}" if seeds == 1 else f"{mean:.3f} ± {std:.3f}"
+
+        cells = [cell(f"auroc_at_{h}") for h in HOURS] + [cell(f"auprc_at_{h}") for h in auprc_hours]
+        lines.append(f"| {row} | {metrics[f'auroc_at_{HOURS[0]}'][2]} | " + " | ".join(cells) + " |")
+    paired = paired_differences(stored)
+    if paired:
+        seeds = next(iter(paired.values()))[3]
+        parts = "; ".join(f"{h} h {m:+.3f} ({lo:+.3f} to {hi:+.3f})" for h, (m, lo, hi, _) in paired.items())
+        lines += ["", f"Per-step MR-MoE minus whole-stay MR-MoE, test AUROC paired by seed ({seeds} seeds; mean, and "
+                  f"the range over seeds): {parts}."]  # fmt: skip
+    if "paired" in stored:
+        test = stored["paired"]
+        floor = 1.0 / test["resamples"]
+
+        def p_value(p: float) -> str:
+            return f"p < {floor:g}" if p < floor else f"p = {p:.3f}"
+
+        parts = "; ".join(
+            f"{h} h {v['seed_mean']['difference']:+.3f} [{v['seed_mean']['interval'][0]:+.3f}, "
+            f"{v['seed_mean']['interval'][1]:+.3f}], {p_value(v['seed_mean']['p_value'])}"
+            for h, v in sorted(test["by_hours"].items(), key=lambda item: int(item[0]))
+        )
+        lines += ["", f"The same difference for the two rows' probabilities averaged over their {len(test['seeds'])} "
+                  f"seeds, with a paired bootstrap over the {test['test_stays']} test stays (stratified, "
+                  f"{test['resamples']:,} resamples; 95 % interval, two-sided p): {parts}."]  # fmt: skip
+    return "\n".join(lines)
+
+
 def report(stored: dict, plot: Path | None) -> None:
     table = summary(stored)
-    print("| row | seeds | " + " | ".join(f"AUROC at {h} h" for h in HOURS) + " |")
-    print("|---|---|" + "---|" * len(HOURS))
-    for row, metrics in table.items():
-        cells = [f"{metrics[f'auroc_at_{h}'][0]:.3f} ± {metrics[f'auroc_at_{h}'][1]:.3f}" for h in HOURS]
-        print(f"| {row} | {metrics[f'auroc_at_{HOURS[0]}'][2]} | " + " | ".join(cells) + " |")
-    paired = paired_differences(stored)
-    for hours, (mean, low, high, n) in paired.items():
-        print(
-            f"per-step mrmoe - whole-stay mrmoe at {hours} h: {mean:+.4f} (seed range {low:+.4f} .. {high:+.4f}, "
-            f"{n} seeds)"
-        )
+    print(markdown_table(stored))
     if plot is not None:
         import matplotlib
 
@@ -197,20 +238,71 @@ def paired_differences(stored: dict) -> dict[int, tuple[float, float, float, int
     return out
 
 
+def paired_bootstrap(runs: Path, seeds: list[int], resamples: int = 1000) -> dict:
+    """Per-step against whole-stay MR-MoE on the same test stays at each prefix: the AUROC difference of
+    the seed-averaged probabilities, with a paired, stratified bootstrap over stays (``resamples``,
+    seeded): its 95 % interval and two-sided p-value; and the same per seed."""
+    from sklearn.metrics import roc_auc_score
+
+    from tsmoe import Estimator
+
+    def probabilities(row: str, seed: int, hours: int) -> tuple[np.ndarray, np.ndarray]:
+        estimator = Estimator.load(runs / f"{row.replace(' ', '_')}-s{seed}")
+        prepared = estimator.prepare_data(data_overrides={"until": float(hours)})
+        outputs, records, _ = estimator.predict_every_step(prepared.test, prepared.collate)
+        last = np.r_[np.flatnonzero(np.diff(records)), len(records) - 1]  # each stay's last step by then
+        labels = np.array([int(prepared.test[i]["target"]) for i in range(len(prepared.test))])
+        return torch_sigmoid(outputs[last]), labels
+
+    rng = np.random.default_rng(0)
+    result = {}
+    for hours in HOURS:
+        per_step, whole, labels = [], [], None
+        for seed in seeds:
+            p, labels = probabilities("mrmoe per step", seed, hours)
+            q, _ = probabilities("mrmoe whole stay", seed, hours)
+            per_step.append(p)
+            whole.append(q)
+        positives, negatives = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+        draws = [np.concatenate([rng.choice(positives, len(positives)), rng.choice(negatives, len(negatives))])
+                 for _ in range(resamples)]  # fmt: skip
+
+        def compare(p: np.ndarray, q: np.ndarray, labels: np.ndarray = labels, draws: list = draws) -> dict:
+            diffs = np.array([roc_auc_score(labels[d], p[d]) - roc_auc_score(labels[d], q[d]) for d in draws])
+            return {"difference": float(roc_auc_score(labels, p) - roc_auc_score(labels, q)),
+                    "interval": [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))],
+                    "p_value": float(min(1.0, 2 * min((diffs <= 0).mean(), (diffs >= 0).mean())))}  # fmt: skip
+
+        result[str(hours)] = {"seed_mean": compare(np.mean(per_step, 0), np.mean(whole, 0)),
+                              "by_seed": [compare(p, q) for p, q in zip(per_step, whole, strict=True)]}  # fmt: skip
+    return {"resamples": resamples, "seeds": seeds, "test_stays": len(labels), "by_hours": result}
+
+
+def torch_sigmoid(logits) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logits.double().numpy()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="benchmarks/results/p6-early.json")
     parser.add_argument("--runs", default="runs/p6", help="run folders (kept: score them again with tsmoe evaluate)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--rows", nargs="+", default=[*ROWS, "gbm"], choices=[*ROWS, "gbm"])
+    parser.add_argument("--rows", nargs="+", default=[*ROWS, *GBM], choices=[*ROWS, *GBM])
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--report", nargs="?", const="", default=None, help="print the table; a path: also plot")
+    parser.add_argument("--paired", action="store_true", help="the paired bootstrap of the two MR-MoE rows")
     parser.add_argument("--job", help=argparse.SUPPRESS)  # one run, in its own process
     args = parser.parse_args()
     if args.job:
         print(json.dumps(job(args.job, Path(args.runs))))
         return
     out = Path(args.out)
+    if args.paired:
+        stored = json.loads(out.read_text())
+        stored["paired"] = paired_bootstrap(Path(args.runs), args.seeds)
+        out.write_text(json.dumps(stored, indent=1, sort_keys=True) + "\n")
+        print(json.dumps(stored["paired"], indent=1))
+        return
     if args.report is not None:
         report(json.loads(out.read_text()), Path(args.report) if args.report else None)
         return

@@ -134,6 +134,22 @@ def measure(estimator, data, history: int, entities: int, repeats: int) -> dict:
     }
 
 
+def markdown_table(result: dict) -> str:
+    """Milliseconds per update and the ratio of recomputing to updating, per history length."""
+    lines = [
+        f"| history (steps) | update, 1 entity (ms) | recompute, 1 entity (ms) | recompute / update | update, "
+        f"{result['entities']:,} entities (ms each) | recompute, {result['entities']:,} entities (ms each) | "
+        "recompute / update |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        lines.append(
+            f"| {row['history']:,} | {row['update_ms']:.2f} | {row['recompute_ms']:.2f} | {row['speedup']:.1f}x | "
+            f"{row['update_batched_ms']:.3f} | {row['recompute_batched_ms']:.3f} | {row['speedup_batched']:.1f}x |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True)

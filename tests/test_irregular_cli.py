@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,15 +34,22 @@ def sensor_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("sensors")
     logs, other = sensor_log(base / "log", 120, 0), sensor_log(base / "other", 40, 1)
     run = base / "run"
-    tables = [f"data.{name}={logs / name}.csv" for name in ("observations", "labels", "static")]
-    code = main(["train", "mrmoe-irregular", "--out", str(run), *[a for t in tables for a in ("--set", t)],
-                 *COLUMNS, *TINY])  # fmt: skip
+    tables = [f"data.{name}=log/{name}.csv" for name in ("observations", "labels", "static")]  # relative
+    here = os.getcwd()
+    os.chdir(base)
+    try:
+        code = main(["train", "mrmoe-irregular", "--out", str(run), *[a for t in tables for a in ("--set", t)],
+                     *COLUMNS, *TINY])  # fmt: skip
+    finally:
+        os.chdir(here)
     assert code == 0
     return run, logs, other
 
 
 def test_the_recipe_trains_on_a_users_table_and_keeps_its_variables_and_split(sensor_run):
-    run, _, _ = sensor_run
+    run, logs, _ = sensor_run
+    config = (run / "config.yaml").read_text()
+    assert f"observations: {logs / 'observations.csv'}" in config  # absolute: read again from any folder
     meta = json.loads((run / "meta.json").read_text())
     assert meta["channel_names"] == ["oil_quality", "pressure", "temperature", "vibration"]
     assert meta["static_names"] == ["model", "age_years"]

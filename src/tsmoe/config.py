@@ -202,17 +202,22 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
     )
 
 
+DATA_PATHS = ("root", "observations", "labels", "static")  # data keys that name files or folders
+
+
 def with_absolute_paths(config: RunConfig) -> RunConfig:
-    """``config`` with its relative paths (``data.root``, a ``data.split_file``, ``training.distill_from``
-    entries) made absolute against the current folder, as a run folder stores them: a run trained from
-    one folder is evaluated, resumed and predicted from any other."""
+    """``config`` with its relative paths (``data.root``, the tables of ``data.observations``, ``labels``
+    and ``static``, a ``data.split_file``, ``training.distill_from`` entries) made absolute against the
+    current folder, as a run folder stores them: a run trained from one folder is evaluated, resumed and
+    predicted from any other."""
 
     def absolute(value: str | None) -> str | None:
         return str(Path(value).resolve()) if value else value
 
     data = dict(config.data)
-    if data.get("root"):
-        data["root"] = absolute(data["root"])
+    for key in DATA_PATHS:
+        if isinstance(data.get(key), str):
+            data[key] = absolute(data[key])
     if data.get("split_file") not in (None, "shipped"):
         data["split_file"] = absolute(data["split_file"])
     training = dataclasses.replace(config.training, distill_from=[absolute(p) for p in config.training.distill_from])

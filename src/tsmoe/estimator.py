@@ -393,11 +393,14 @@ class Estimator:
             raise ConfigError("this estimator is not fitted: call fit() or Estimator.load(run_dir) first")
 
     @torch.no_grad()
-    def _outputs(self, dataset: Dataset, collate: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _outputs(
+        self, dataset: Dataset, collate: Any, task_name: str | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Raw model outputs over a dataset, with the batches' targets concatenated: one row per item, or
-        for a per-step task one per labelled step, with its ``record`` (position in ``dataset``) and ``time``."""
+        for a per-step task one per labelled step, with its ``record`` (position in ``dataset``) and ``time``.
+        ``task_name``: the data's task (default: the fitted run's)."""
         self.model_.eval()
-        task = get_task(self.meta_["task"])
+        task = get_task(task_name or self.meta_["task"])
         outputs, targets, seen = [], {}, 0
         with flushed_subnormals(self.config.training.flush_subnormals):
             for batch in self._loader(dataset, collate, False, self.config.training.eval_batch_size):
@@ -426,7 +429,7 @@ class Estimator:
         own scale for regression; forecasts ``(N, horizon, n_targets)`` of the target channels, on the
         original scale where ``data.metrics_scale`` is ``original``."""
         self._check_fitted()
-        output, targets = self._outputs(dataset, prepared.collate)
+        output, targets = self._outputs(dataset, prepared.collate, prepared.task)
         return get_task(prepared.task).scored(output, targets, prepared, self.state_, self.original_scale())
 
     def _prepare_for_inference(
@@ -467,7 +470,7 @@ class Estimator:
         """Class labels ``(N,)`` for classifiers, values ``(N,)`` for regression, forecasts
         ``(N, horizon, n_targets)``; values and forecasts on the original scale."""
         prepared = self._prepare_for_inference(data, split, data_overrides)
-        output, _ = self._outputs(prepared.test, prepared.collate)
+        output, _ = self._outputs(prepared.test, prepared.collate, prepared.task)
         return get_task(prepared.task).predictions(output, prepared, self.state_).numpy()
 
     def forecast(self, frame: pd.DataFrame | None = None, data_overrides: dict[str, Any] | None = None) -> pd.DataFrame:
@@ -496,7 +499,7 @@ class Estimator:
         """Class probabilities ``(N, n_classes)`` (classifiers only)."""
         prepared = self._prepare_for_inference(data, split, data_overrides)
         task = classification_task(prepared.task, "predict_proba", "use predict")
-        output, _ = self._outputs(prepared.test, prepared.collate)
+        output, _ = self._outputs(prepared.test, prepared.collate, prepared.task)
         return task.proba_table(task.probabilities(output)).numpy()
 
     def stream(self) -> Any:

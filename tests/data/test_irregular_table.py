@@ -90,7 +90,7 @@ def test_numeric_labels_regress_and_until_keeps_the_first_hours(tmp_path):
         (OBSERVATIONS + "c,2,hr,abc\n", LABELS, "abc"),
         (OBSERVATIONS + ",2,hr,1\n", LABELS, "row 8: an ID is missing"),
         (OBSERVATIONS + "c,,hr,1\n", LABELS, "row 8: a time is missing"),
-        (OBSERVATIONS + "c,1,hr,71\n", LABELS, "row 8 gives hr = 71 for entity 'c' at time 1, where"),
+        (OBSERVATIONS + "c,1,hr,71\n", LABELS, "row 8 gives hr = 71 for entity 'c' at the time"),
         (OBSERVATIONS + "c,x1,hr,71\n", LABELS, "row 8: 'x1' is not a number, as most of the column's times are"),
         (
             "id,time,variable,value\na,2026-01-01T00:00,hr,1\na,2026-01-01T01:00,hr,2\na,x1,hr,3\n",
@@ -180,3 +180,24 @@ def test_physionet_stays_as_a_long_table_give_the_physionet_loaders_arrays(small
     np.testing.assert_array_equal(table.times, again.times)
     np.testing.assert_allclose(table.values, again.values, rtol=1e-6)  # CSV text round trip of float64
     np.testing.assert_array_equal(table.labels, again.labels)
+
+
+def test_a_large_csv_is_read_in_pieces_whose_types_agree(tmp_path, monkeypatch):
+    """Times written as whole numbers at first and with fractions later, dates with seconds and then
+    fractions of seconds: read in pieces as they would be whole."""
+    import tsmoe.data.table_files
+
+    rows = [f"e{i % 7},{i},x,{i % 5}" for i in range(3000)] + [f"e{i % 7},{3000 + i + 0.5},x,1" for i in range(50)]
+    whole = load_irregular_table(params(tmp_path, "id,time,variable,value\n" + "\n".join(rows) + "\n",
+                                        "id,label\n" + "".join(f"e{i},{i % 2}\n" for i in range(7))))  # fmt: skip
+    monkeypatch.setattr(tsmoe.data.table_files, "BLOCK_BYTES", 4096)
+    (tmp_path / "more").mkdir()
+    pieces = load_irregular_table(params(tmp_path / "more", "id,time,variable,value\n" + "\n".join(rows) + "\n",
+                                         "id,label\n" + "".join(f"e{i},{i % 2}\n" for i in range(7))))  # fmt: skip
+    np.testing.assert_array_equal(pieces.times, whole.times)
+    np.testing.assert_array_equal(pieces.values, whole.values)
+    stamps = [f"a,2026-01-01T00:{i // 60:02d}:{i % 60:02d},x,1" for i in range(2000)] + ["a,2026-01-01T09:00:00.5,x,2"]
+    (tmp_path / "dates").mkdir()
+    dated = load_irregular_table(params(tmp_path / "dates", "id,time,variable,value\n" + "\n".join(stamps) + "\n",
+                                        "id,label\na,1\n"))  # fmt: skip
+    assert dated.times[-1] == pytest.approx(9.0 + 0.5 / 3600)

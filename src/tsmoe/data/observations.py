@@ -61,43 +61,66 @@ def rows_to_steps(
     """Group ``rows`` into steps (module docstring). ``starts (E,)`` are the entities' clock origins in
     the rows' time (NaN or ``None``: the entity's first observation)."""
     n_entities, n_variables = len(rows.entity_ids), len(rows.variables)
-    entity, time = rows.entity.astype(np.int64), rows.time.astype(np.float64)
+    entity, time = rows.entity, rows.time.astype(np.float64, copy=False)
     notes: dict = {}
     if len(entity) and np.any(~np.isfinite(time)):
         raise DataError(f"{rows.where(int(np.flatnonzero(~np.isfinite(time))[0]))}: the time is missing or not finite")
     if len(entity) and np.any(~np.isfinite(rows.value)):
         raise DataError(f"{rows.where(int(np.flatnonzero(~np.isfinite(rows.value))[0]))}: the value is not finite")
-    order = np.lexsort((time, entity))  # stable: rows at one time keep their file order
-    entity, time = entity[order], time[order]
-    # an entity whose rows were not in time order in the file: in sorted order its rows go back in the file
-    backwards = (np.diff(entity) == 0) & (np.diff(order) < 0)
-    if backwards.any():
-        notes["entities with rows out of time order (sorted)"] = int(len(np.unique(entity[1:][backwards])))
-    first_of_step = np.ones(len(order), dtype=bool)
+    # a table written in (entity, time) order needs no sort and no copy (``order`` None: the identity)
+    order = None if _in_order(entity, time) else np.lexsort((time, entity))  # stable: file order within a time
+    if order is not None:
+        entity, time = entity[order], time[order]
+        # an entity whose rows were not in time order in the file: in sorted order its rows go back in the file
+        backwards = (np.diff(entity) == 0) & (np.diff(order) < 0)
+        if backwards.any():
+            notes["entities with rows out of time order (sorted)"] = int(len(np.unique(entity[1:][backwards])))
+    first_of_step = np.ones(len(entity), dtype=bool)
     first_of_step[1:] = (np.diff(entity) != 0) | (np.diff(time) != 0)
-    step_of_row = np.cumsum(first_of_step) - 1
     step_entity, step_time = entity[first_of_step], time[first_of_step]
+    del entity, time  # the sorted copies, if any
+    cell = np.cumsum(first_of_step, dtype=np.int64)  # each row's step + 1, then its cell: step * F + variable
+    cell -= 1
+    cell *= n_variables
+    cell += rows.variable if order is None else rows.variable[order]
 
     origin = _origins(step_entity, step_time, n_entities, starts)
     since_start = step_time - origin[step_entity]
+    del step_time
     if np.any(since_start < 0):
         step = int(np.flatnonzero(since_start < 0)[0])
-        row = int(order[np.flatnonzero(first_of_step)[step]])
-        raise DataError(f"{rows.where(row)}: the observation is before its entity's start time")
+        row = int(np.flatnonzero(first_of_step)[step])
+        raise DataError(f"{rows.where(row if order is None else int(order[row]))}: the observation is before its "
+                        "entity's start time")  # fmt: skip
+    del first_of_step
 
-    cell = step_of_row * n_variables + rows.variable[order].astype(np.int64)
-    by_cell = np.argsort(cell, kind="stable")  # rows of one cell stay in file order
-    cell, values, file_rows = cell[by_cell], rows.value[order][by_cell], order[by_cell]
+    if np.all(np.diff(cell) > 0):  # every cell once, in order: no sort, no merge
+        file_rows = order
+    else:
+        by_cell = np.argsort(cell, kind="stable")  # rows of one cell stay in file order
+        cell = cell[by_cell]
+        file_rows = by_cell if order is None else order[by_cell]
+        del by_cell
+    values = rows.value if file_rows is None else rows.value[file_rows]
     first_of_cell = np.ones(len(cell), dtype=bool)
     first_of_cell[1:] = np.diff(cell) != 0
     merged = _merge_cells(values, first_of_cell, file_rows, duplicates, rows, notes)
 
-    grid = np.full((len(step_time), n_variables), np.nan, dtype=np.float32)
-    grid.reshape(-1)[cell[first_of_cell]] = merged.astype(np.float32)
+    grid = np.full((len(since_start), n_variables), np.nan, dtype=np.float32)
+    grid.reshape(-1)[cell if merged is values else cell[first_of_cell]] = merged
+    del cell, values, merged
     counts = np.bincount(step_entity, minlength=n_entities)
     times = since_start.astype(np.float32)
     _check_float32_times(times, counts, rows)
     return Steps(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), times, grid, notes, origin)
+
+
+def _in_order(entity: np.ndarray, time: np.ndarray) -> bool:
+    """Whether the rows are sorted by entity, then time (ties in any order)."""
+    if len(entity) < 2:
+        return True
+    step = np.diff(entity)
+    return bool(np.all((step > 0) | ((step == 0) & (np.diff(time) >= 0))))
 
 
 def _origins(step_entity: np.ndarray, step_time: np.ndarray, n_entities: int, starts: np.ndarray | None) -> np.ndarray:
@@ -115,15 +138,17 @@ def _origins(step_entity: np.ndarray, step_time: np.ndarray, n_entities: int, st
 def _merge_cells(
     values: np.ndarray,
     first_of_cell: np.ndarray,
-    file_rows: np.ndarray,
+    file_rows: np.ndarray | None,
     policy: DuplicatePolicy,
     rows: ObservationRows,
     notes: dict,
 ) -> np.ndarray:
-    """One value per cell: the cell's value, or its repeats merged by ``policy`` (module docstring)."""
-    starts = np.flatnonzero(first_of_cell)
-    if len(starts) == len(values):  # no cell given twice
+    """One value per cell: the cell's value (``values`` itself where no cell is given twice), or its
+    repeats merged by ``policy`` (module docstring). ``file_rows`` maps each value to its row (None: the
+    identity)."""
+    if first_of_cell.all():  # no cell given twice
         return values
+    starts = np.flatnonzero(first_of_cell)
     sizes = np.diff(np.append(starts, len(values)))
     low, high = np.minimum.reduceat(values, starts), np.maximum.reduceat(values, starts)
     conflicting = (sizes > 1) & (low != high)
@@ -133,11 +158,13 @@ def _merge_cells(
     if conflicting.any():
         if policy == "error":
             cell = int(np.flatnonzero(conflicting)[0])
-            a, b = int(file_rows[starts[cell]]), int(file_rows[starts[cell] + 1])
+            a, b = int(starts[cell]), int(starts[cell] + 1)
+            if file_rows is not None:
+                a, b = int(file_rows[a]), int(file_rows[b])
             raise DataError(
                 f"{rows.where(b)} gives {rows.variables[rows.variable[b]]} = {rows.value[b]:g} for entity "
-                f"'{rows.entity_ids[rows.entity[b]]}' at time {rows.time[b]:g}, where {rows.where(a)} gives "
-                f"{rows.value[a]:g}: set data.duplicates to mean, first or last to merge such rows"
+                f"'{rows.entity_ids[rows.entity[b]]}' at the time {rows.where(a)} gives it {rows.value[a]:g}: set "
+                "data.duplicates to mean, first or last to merge such rows"
             )
         notes[f"cells given different values in several rows ({policy} taken)"] = int(conflicting.sum())
     if policy == "first":

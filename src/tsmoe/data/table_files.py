@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from tsmoe.errors import DataError
 
 SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 TEXT = pa.dictionary(pa.int32(), pa.string())
+BLOCK_BYTES = 1 << 20  # a CSV is read and converted 1 MiB at a time: Arrow reads a few blocks ahead
 
 
 def table_files(path: str | Path, role: str) -> list[Path]:
@@ -55,44 +57,93 @@ def file_columns(path: Path) -> list[str]:
         raise DataError(f"file '{path}': not a readable table ({_short(error)})") from None
 
 
-def read_table(path: Path, columns: list[str], text: tuple[str, ...] = (), numbers: tuple[str, ...] = ()) -> pa.Table:
-    """The ``columns`` of one file; ``text`` columns as dictionary-encoded strings, ``numbers`` as float64.
-    Other columns keep the type Arrow infers (times: numbers, timestamps or text)."""
+def read_batches(
+    path: Path, columns: list[str], text: tuple[str, ...] = (), numbers: tuple[str, ...] = (), rows: int = 1 << 18
+) -> Iterator[tuple[int, pa.Table]]:
+    """The ``columns`` of one file in pieces of about ``rows`` rows, as ``(first row, table)`` (rows counted
+    from 0), typed as :func:`read_table` types them: a large file is never held whole in Arrow's memory."""
+    _check_columns(path, columns)
+    try:
+        if _is_parquet(path):
+            pieces = pq.ParquetFile(path).iter_batches(batch_size=rows, columns=columns)
+        else:  # every column's type fixed from the first block, so a later block cannot be read otherwise
+            read_options = pa_csv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False)
+            options = _csv_options(columns, text, numbers)
+            with pa_csv.open_csv(path, read_options=read_options, convert_options=options) as sniff:
+                inferred = sniff.schema
+            options.column_types = {**options.column_types, **{
+                f.name: _widened(f.type) for f in inferred if f.name not in options.column_types}}  # fmt: skip
+            pieces = pa_csv.open_csv(path, read_options=read_options, convert_options=options)
+        offset = 0
+        for piece in pieces:
+            table = _typed(pa.Table.from_batches([piece]), path, text, numbers, offset)
+            yield offset, table
+            offset += table.num_rows
+    except pa.ArrowInvalid as error:
+        raise DataError(f"file '{path}': {_short(error)}") from None
+    except OSError as error:
+        raise DataError(f"file '{path}': not a readable table ({_short(error)})") from None
+    if offset == 0:
+        raise DataError(f"file '{path}' has a header but no rows")
+
+
+def _widened(kind: pa.DataType) -> pa.DataType:
+    """The type a whole column is read as, from its first block's: any number as float64 (``1`` first,
+    ``1.5`` later), a timestamp in nanoseconds (whole seconds first, fractions later), else text."""
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind):
+        return pa.float64()
+    if pa.types.is_timestamp(kind):
+        return pa.timestamp("ns", tz=kind.tz)
+    return pa.string()
+
+
+def _check_columns(path: Path, columns: list[str]) -> None:
     present = file_columns(path)
     missing = [c for c in columns if c not in present]
     if missing:
         raise DataError(f"file '{path}' has no column(s) {missing}; its columns are {present}")
+
+
+def _csv_options(columns: list[str], text: tuple[str, ...], numbers: tuple[str, ...]) -> pa_csv.ConvertOptions:
+    # an empty cell is missing in every column, text ones too (an empty ID is no ID)
+    types = {c: TEXT for c in text} | {c: pa.float64() for c in numbers}
+    return pa_csv.ConvertOptions(include_columns=columns, column_types=types, strings_can_be_null=True)
+
+
+def _typed(table: pa.Table, path: Path, text: tuple[str, ...], numbers: tuple[str, ...], offset: int = 0) -> pa.Table:
+    for name in text:
+        if not pa.types.is_dictionary(table[name].type):
+            table = table.set_column(table.schema.get_field_index(name), name, _as_text(table[name]))
+    for name in numbers:
+        column = _as_numbers(table[name], path, name, offset)
+        table = table.set_column(table.schema.get_field_index(name), name, column)
+    return table.combine_chunks()
+
+
+def read_table(path: Path, columns: list[str], text: tuple[str, ...] = (), numbers: tuple[str, ...] = ()) -> pa.Table:
+    """The ``columns`` of one file; ``text`` columns as dictionary-encoded strings, ``numbers`` as float64.
+    Other columns keep the type Arrow infers (times: numbers, timestamps or text)."""
+    _check_columns(path, columns)
     try:
         if _is_parquet(path):
             table = pq.read_table(path, columns=columns)
         else:
-            types = {c: TEXT for c in text} | {c: pa.float64() for c in numbers}
-            table = pa_csv.read_csv(
-                path,
-                # an empty cell is missing in every column, text ones too (an empty ID is no ID)
-                convert_options=pa_csv.ConvertOptions(
-                    include_columns=columns, column_types=types, strings_can_be_null=True
-                ),
-            )
+            table = pa_csv.read_csv(path, convert_options=_csv_options(columns, text, numbers))
     except pa.ArrowInvalid as error:
         raise DataError(f"file '{path}': {_short(error)}") from None
     except OSError as error:
         raise DataError(f"file '{path}': not a readable table ({_short(error)})") from None
     if table.num_rows == 0:
         raise DataError(f"file '{path}' has a header but no rows")
-    for name in text:
-        if not pa.types.is_dictionary(table[name].type):
-            table = table.set_column(table.schema.get_field_index(name), name, _as_text(table[name]))
-    for name in numbers:
-        table = table.set_column(table.schema.get_field_index(name), name, _as_numbers(table[name], path, name))
-    return table.combine_chunks()
+    return _typed(table, path, text, numbers)
 
 
 def codes_and_names(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[str]]:
-    """A dictionary-encoded text column -> ``(codes (R,) int64, names)``; a missing cell has code -1."""
+    """A dictionary-encoded text column -> ``(codes (R,) int32, names)``; a missing cell has code -1."""
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    codes = array.indices.to_numpy(zero_copy_only=False)
-    codes = np.where(array.is_null().to_numpy(zero_copy_only=False), -1, codes).astype(np.int64)
+    codes = array.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+    if array.null_count:
+        codes = np.where(array.is_null().to_numpy(zero_copy_only=False), -1, codes).astype(np.int32)
     return codes, [str(name) for name in array.dictionary.to_pylist()]
 
 
@@ -105,8 +156,9 @@ def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.dictionary_encode(column.cast(pa.string()))
 
 
-def _as_numbers(column: pa.ChunkedArray, path: Path, name: str) -> pa.ChunkedArray:
-    """``column`` as float64; text that is no number is an error naming its row."""
+def _as_numbers(column: pa.ChunkedArray, path: Path, name: str, offset: int = 0) -> pa.ChunkedArray:
+    """``column`` as float64; text that is no number is an error naming its row (``offset``: the rows
+    before this piece of the file)."""
     if pa.types.is_floating(column.type) or pa.types.is_integer(column.type) or pa.types.is_null(column.type):
         return column.cast(pa.float64())
     if pa.types.is_boolean(column.type):
@@ -118,7 +170,8 @@ def _as_numbers(column: pa.ChunkedArray, path: Path, name: str) -> pa.ChunkedArr
         try:
             float(cell)
         except ValueError:
-            raise DataError(f"file '{path}', column '{name}', row {row + 1}: '{cell}' is not a number") from None
+            where = f"file '{path}', column '{name}', row {offset + row + 1}"
+            raise DataError(f"{where}: '{cell}' is not a number") from None
     return column.cast(pa.string()).cast(pa.float64())
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -38,7 +39,7 @@ from tsmoe.data.cache import cached_arrays, hash_files
 from tsmoe.data.irregular import IrregularSet, Scaling
 from tsmoe.data.observations import DuplicatePolicy, ObservationRows, labels_at_steps, rows_to_steps
 from tsmoe.data.splits import IdSplit
-from tsmoe.data.table_files import codes_and_names, file_columns, numbers, read_table, table_files
+from tsmoe.data.table_files import codes_and_names, file_columns, numbers, read_batches, read_table, table_files
 from tsmoe.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -171,79 +172,92 @@ def _read(params: IrregularTableParams, files: list[Path], label_files: list[Pat
 
 def _observation_rows(params: IrregularTableParams, files: list[Path]) -> tuple[ObservationRows, dict]:
     """Every file's rows as one :class:`ObservationRows`: entities sorted by ID, variables by name (or
-    as the params list them), rows of variables not listed dropped and counted."""
+    as the params list them), rows of variables not listed dropped and counted. Each file is read in
+    pieces turned into int32 codes and float64 numbers at once, so the rows cost about 24 bytes each."""
     entity_index: dict[str, int] = {}
     variable_index: dict[str, int] = {name: i for i, name in enumerate(params.variables or [])}
     fixed = params.variables is not None
-    entity, time, variable, value, source_row, file_starts = [], [], [], [], [], [0]
+    entity, time, variable, value = [], [], [], []
+    pieces: list[tuple[Path, int, np.ndarray | None]] = []  # (file, its first row, kept rows or None: all)
+    starts = [0]
     ignored: dict[str, int] = {}
     empty_values = 0
     for path in files:
-        table, extra = _read_observation_file(params, path, fixed)
-        for column in extra:
-            ignored[column] = ignored.get(column, 0) + table.num_rows
-        n = table.num_rows
-        ids, id_names = codes_and_names(table[params.id_col])
-        _refuse_missing(ids < 0, path, params.id_col, "an ID")
-        entity_of_code = np.array([entity_index.setdefault(name, len(entity_index)) for name in id_names], np.int64)
-        clock = _clock(table[params.time_col], path, params.time_col, params.time_unit)
-        _refuse_missing(np.isnan(clock), path, params.time_col, "a time")
-        if params.layout == "long":
-            codes, names = codes_and_names(table[params.variable_col])
-            _refuse_missing(codes < 0, path, params.variable_col, "a variable name")
-            var_of_code = _variable_codes(names, variable_index, fixed)
-            row_var = var_of_code[codes]
-            row_value = numbers(table[params.value_col])
-            row_in_file = np.arange(n, dtype=np.int64)
-            for code in np.unique(codes[row_var < 0]):
-                ignored[names[code]] = ignored.get(names[code], 0) + int((codes == code).sum())
-        else:
-            columns = [c for c in table.column_names if c not in (params.id_col, params.time_col)]
-            var_of_column = _variable_codes(columns, variable_index, fixed)
-            grid = np.stack([numbers(table[c]) for c in columns], axis=1) if columns else np.zeros((n, 0))
-            row_in_file, column = np.nonzero(~np.isnan(grid))
-            row_var, row_value = var_of_column[column], grid[row_in_file, column]
-        keep = row_var >= 0
-        if params.layout == "long":
-            empty = np.isnan(row_value) & keep
-            empty_values += int(empty.sum())
-            keep &= ~empty
-        entity.append(entity_of_code[ids[row_in_file[keep]]])
-        time.append(clock[row_in_file[keep]])
-        variable.append(row_var[keep])
-        value.append(row_value[keep])
-        source_row.append(row_in_file[keep])
-        file_starts.append(file_starts[-1] + int(keep.sum()))
+        batches, extra = _observation_batches(params, path, fixed)
+        read = 0
+        for offset, table in batches:
+            n = table.num_rows
+            read += n
+            ids, id_names = codes_and_names(table[params.id_col])
+            _refuse_missing(ids < 0, path, params.id_col, "an ID", offset)
+            to_entity = np.array([entity_index.setdefault(name, len(entity_index)) for name in id_names], np.int32)
+            clock = _clock(table[params.time_col], path, params.time_col, params.time_unit)
+            _refuse_missing(np.isnan(clock), path, params.time_col, "a time", offset)
+            kept: np.ndarray | None = None  # None: every row of the piece is kept, in order
+            if params.layout == "long":
+                codes, names = codes_and_names(table[params.variable_col])
+                _refuse_missing(codes < 0, path, params.variable_col, "a variable name", offset)
+                row_var = _variable_codes(names, variable_index, fixed)[codes]
+                row_value = numbers(table[params.value_col])
+                unknown = row_var < 0
+                if unknown.any():
+                    counts = np.bincount(codes[unknown], minlength=len(names))
+                    for code in np.flatnonzero(counts):
+                        ignored[names[code]] = ignored.get(names[code], 0) + int(counts[code])
+                keep = ~unknown & ~np.isnan(row_value)
+                empty_values += int((~unknown & np.isnan(row_value)).sum())
+                if not keep.all():
+                    kept = np.flatnonzero(keep)
+                    row_var, row_value = row_var[kept], row_value[kept]
+            else:
+                columns = [c for c in table.column_names if c not in (params.id_col, params.time_col)]
+                var_of_column = _variable_codes(columns, variable_index, fixed)
+                grid = np.stack([numbers(table[c]) for c in columns], axis=1) if columns else np.zeros((n, 0))
+                kept, column = np.nonzero(~np.isnan(grid))
+                row_var, row_value = var_of_column[column], grid[kept, column]
+            del table
+            entity.append(to_entity[ids if kept is None else ids[kept]])
+            time.append(clock if kept is None else clock[kept])
+            variable.append(row_var)
+            value.append(row_value)
+            pieces.append((path, offset, kept))
+            starts.append(starts[-1] + (n if kept is None else len(kept)))
+        for column in extra:  # wide layout: columns that are not variables of the run
+            ignored[column] = ignored.get(column, 0) + read
     notes: dict = {}
     if empty_values:
         notes["rows with an empty value (skipped)"] = empty_values
     if ignored:
         notes["rows of variables the run does not know (ignored)"] = ignored
     variables = list(variable_index)
-    entity_all, variable_all = np.concatenate(entity), np.concatenate(variable)
+    entity_all, variable_all = _joined(entity), _joined(variable)
+    del entity, variable
     if not fixed:  # variables in name order, so a table's column order never changes a model
         by_name = np.argsort(np.array(variables, dtype=object), kind="stable")
-        rank = np.empty(len(variables), dtype=np.int64)
+        rank = np.empty(len(variables), dtype=np.int32)
         rank[by_name] = np.arange(len(variables))
         variable_all, variables = rank[variable_all], [variables[i] for i in by_name]
     ids, entity_all = _sorted_ids(list(entity_index), entity_all)
-    rows_at = np.concatenate(source_row)
-    starts = np.array(file_starts)
+    time_all, value_all = _joined(time), _joined(value)
+    del time, value
+    bounds = np.array(starts)
 
     def where(row: int) -> str:
-        part = int(np.searchsorted(starts, row, side="right") - 1)
-        return f"file '{files[part]}', row {int(rows_at[row]) + 1}"
+        part = int(np.searchsorted(bounds, row, side="right") - 1)
+        path, offset, kept = pieces[part]
+        in_piece = row - int(bounds[part])
+        return f"file '{path}', row {offset + (in_piece if kept is None else int(kept[in_piece])) + 1}"
 
-    rows = ObservationRows(ids, entity_all, np.concatenate(time), variable_all, np.concatenate(value),
-                           tuple(variables), where)  # fmt: skip
+    rows = ObservationRows(ids, entity_all, time_all, variable_all, value_all, tuple(variables), where)
     return rows, notes
 
 
-def _read_observation_file(params: IrregularTableParams, path: Path, fixed: bool) -> tuple[pa.Table, list[str]]:
-    """One file's columns, and (wide layout) the columns that are not variables of a run: not read."""
+def _observation_batches(params: IrregularTableParams, path: Path, fixed: bool) -> tuple[Iterator, list[str]]:
+    """One file's pieces, and (wide layout) the columns that are not variables of a run: not read."""
     if params.layout == "long":
         columns = [params.id_col, params.time_col, params.variable_col, params.value_col]
-        return read_table(path, columns, text=(params.id_col, params.variable_col), numbers=(params.value_col,)), []
+        text = (params.id_col, params.variable_col)
+        return read_batches(path, columns, text=text, numbers=(params.value_col,)), []
     present = file_columns(path)
     others = [c for c in present if c not in (params.id_col, params.time_col)]
     if fixed:  # a run's variables: read those the file has; the others are reported, not read
@@ -251,22 +265,29 @@ def _read_observation_file(params: IrregularTableParams, path: Path, fixed: bool
         extra = [c for c in others if c not in set(params.variables or [])]
     else:
         wanted, extra = others, []
-    table = read_table(path, [params.id_col, params.time_col, *wanted], text=(params.id_col,), numbers=tuple(wanted))
-    return table, extra
+    columns = [params.id_col, params.time_col, *wanted]
+    return read_batches(path, columns, text=(params.id_col,), numbers=tuple(wanted)), extra
 
 
 def _variable_codes(names: list[str], index: dict[str, int], fixed: bool) -> np.ndarray:
     """Each name's variable index (-1: not a variable of a run's fixed list), adding new ones if not fixed."""
     if fixed:
-        return np.array([index.get(name, -1) for name in names], dtype=np.int64)
-    return np.array([index.setdefault(name, len(index)) for name in names], dtype=np.int64)
+        return np.array([index.get(name, -1) for name in names], dtype=np.int32)
+    return np.array([index.setdefault(name, len(index)) for name in names], dtype=np.int32)
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """The files' arrays as one (the array itself for one file: no copy)."""
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _sorted_ids(names: list[str], codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Entity IDs sorted (so the order of files and rows never changes a split) and the codes renumbered."""
     ids = np.array(names, dtype=str)
     order = np.argsort(ids, kind="stable")
-    rank = np.empty(len(ids), dtype=np.int64)
+    if np.array_equal(order, np.arange(len(ids))):  # already in ID order (a log sorted by ID)
+        return ids, codes
+    rank = np.empty(len(ids), dtype=np.int32)
     rank[order] = np.arange(len(ids))
     return ids[order], rank[codes] if len(codes) else codes
 
@@ -325,9 +346,9 @@ def _is_date(cell: str) -> bool:
         return False
 
 
-def _refuse_missing(missing: np.ndarray, path: Path, column: str, what: str) -> None:
+def _refuse_missing(missing: np.ndarray, path: Path, column: str, what: str, offset: int = 0) -> None:
     if missing.any():
-        row = int(np.flatnonzero(missing)[0]) + 1
+        row = offset + int(np.flatnonzero(missing)[0]) + 1
         raise DataError(f"file '{path}', column '{column}', row {row}: {what} is missing")
 
 
@@ -451,16 +472,19 @@ def _match_labels(
     ids = np.array(sorted(kept), dtype=str)
     if not len(ids):
         raise DataError("no entity has both observations and a label: do the ID columns of the tables match?")
-    new_code = np.full(len(rows.entity_ids), -1, dtype=np.int64)
+    new_code = np.full(len(rows.entity_ids), -1, dtype=np.int32)
     positions = np.searchsorted(ids, rows.entity_ids)
     found = (positions < len(ids)) & (ids[np.minimum(positions, len(ids) - 1)] == rows.entity_ids)
     new_code[found] = positions[found]
-    row_code = new_code[rows.entity]
-    keep = row_code >= 0
-    where = rows.where
-    kept_rows = np.flatnonzero(keep)
-    rows = ObservationRows(ids, row_code[keep], rows.time[keep], rows.variable[keep], rows.value[keep],
-                           rows.variables, lambda r: where(int(kept_rows[r])))  # fmt: skip
+    if np.array_equal(ids, rows.entity_ids):  # every observed entity is labelled: the rows stay as they are
+        rows.entity_ids = ids
+    else:
+        row_code = new_code[rows.entity]
+        keep = row_code >= 0
+        where = rows.where
+        kept_rows = np.flatnonzero(keep)
+        rows = ObservationRows(ids, row_code[keep], rows.time[keep], rows.variable[keep], rows.value[keep],
+                               rows.variables, lambda r: where(int(kept_rows[r])))  # fmt: skip
     values = [labels[i] for i in ids.tolist()]
     dtype = np.int64 if all(isinstance(v, int) for v in values) else np.float32
     return ids, np.array(values, dtype=dtype), rows
