@@ -22,16 +22,15 @@ import argparse
 import copy
 import json
 import platform
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from timing import median_seconds
 
 from tsmoe import Estimator
 from tsmoe.config import load_config
-from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, collate_irregular
+from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, IrregularSet, collate_irregular
 from tsmoe.data.sources.physionet2012 import load_physionet2012
 from tsmoe.models.registry import build_model
 from tsmoe.training.numerics import flushed_subnormals
@@ -67,15 +66,6 @@ def real_steps(data, count: int) -> tuple[list[float], list[dict[str, float]]]:
     return times, observed
 
 
-def median_seconds(run, repeats: int) -> float:
-    timings = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        timings.append(time.perf_counter() - started)
-    return statistics.median(timings)
-
-
 def measure(estimator, data, history: int, entities: int, repeats: int) -> dict:
     times, observed = real_steps(data, history + repeats + 1)
     stream = estimator.stream()
@@ -89,7 +79,7 @@ def measure(estimator, data, history: int, entities: int, repeats: int) -> dict:
         i = next(position)
         stream.update("e", times[i], observed[i])
 
-    single = median_seconds(one_update, repeats)
+    single = median_seconds(one_update, repeats, warmup=0)
     many = estimator.stream()
     for e in range(entities):
         many.entities[e] = copy.deepcopy(saved)
@@ -101,28 +91,25 @@ def measure(estimator, data, history: int, entities: int, repeats: int) -> dict:
         step[0] += 1
 
     batch_repeats = max(1, min(repeats, 3))
-    many_seconds = median_seconds(batched, batch_repeats) / entities
+    many_seconds = median_seconds(batched, batch_repeats, warmup=0) / entities
 
-    # recompute: the whole history through the model's forward
-    sequence = data.subset(np.arange(len(data)))  # reuse the normaliser on a synthetic stay of L + 1 steps
+    # recompute: the whole history (L + 1 steps, as one stay) through the model's forward
     values = np.full((history + 1, len(data.variables)), np.nan, dtype=np.float32)
     for k, obs in enumerate(observed[: history + 1]):
         for name, value in obs.items():
             values[k, data.variables.index(name)] = value
-    from tsmoe.data.irregular import IrregularSet
-
     one = IrregularSet(
         record_ids=np.array([0]), offsets=np.array([0, history + 1]), times=np.array(times[: history + 1], np.float32),
-        values=values, static=sequence.static[:1], labels=np.array([0]), variables=data.variables,
+        values=values, static=data.static[:1], labels=np.array([0]), variables=data.variables,
         static_names=data.static_names,
     )  # fmt: skip
     item = IrregularDataset(one, IrregularNormalizer.from_state(estimator.state_))[0]
     model = estimator.model_
     with torch.no_grad():
         single_batch = collate_irregular([item])
-        recompute = median_seconds(lambda: model(single_batch), repeats)
+        recompute = median_seconds(lambda: model(single_batch), repeats, warmup=0)
         big = collate_irregular([item] * entities)
-        recompute_many = median_seconds(lambda: model(big), 1 if history >= 200 else batch_repeats) / entities
+        recompute_many = median_seconds(lambda: model(big), 1 if history >= 200 else batch_repeats, warmup=0) / entities
     return {
         "history": history,
         "update_ms": single * 1e3,
