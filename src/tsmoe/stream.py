@@ -49,7 +49,6 @@ class EntityStream:
     last_time: float | None = None  # the latest step's time since the origin
     previous_time: float = 0.0  # the step before it (0: the origin)
     observed: dict[str, list[float]] = field(default_factory=dict)
-    output: torch.Tensor | None = None
 
 
 class StreamingPredictor:
@@ -225,7 +224,6 @@ class StreamingPredictor:
         results = []
         for i, stream in enumerate(streams):
             stream.after = after if len(streams) == 1 else after.row(i)
-            stream.output = output[i : i + 1]
             results.append(self._answer(output[i : i + 1]))
         return results
 
