@@ -5,7 +5,7 @@
 
 A page marks each generated table with ``<!-- table: PATH -->`` ... ``<!-- end table -->``. PATH is an
 experiment file (``benchmarks/experiments/*.yaml``: a table of its rows, :mod:`tsmoe.experiments.tables`)
-or a result file of a script (P5, P6, streaming, reading large tables: the table its script prints).
+or a result file of a script (P5, P6, streaming, reading large tables, tuning: the table its script prints).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ sys.path.insert(0, str(HERE))  # the P5 scripts beside this one
 from tsmoe.experiments.spec import read_experiment  # noqa: E402
 from tsmoe.experiments.tables import MARKED, chosen, rooted, table  # noqa: E402
 
-PAGES = (ROOT / "README.md", HERE / "README.md", ROOT / "docs" / "IRREGULAR.md")
+PAGES = (ROOT / "README.md", HERE / "README.md", ROOT / "docs" / "IRREGULAR.md", ROOT / "docs" / "TUNING.md")
 
 
 def generated(path: str, rows: str | None = None, columns: str | None = None) -> str:
@@ -33,11 +33,16 @@ def generated(path: str, rows: str | None = None, columns: str | None = None) ->
         return table(chosen(experiment, rows, columns)) + "\n" + note
     result = json.loads((ROOT / path).read_text())
     protocol = result.get("protocol")
-    if protocol in ("P6", "stream-speed", "irregular-scale"):  # each script renders its own table
+    scripts = {"P6": "p6_early", "stream-speed": "stream_speed", "irregular-scale": "irregular_scale",
+               "P1-tune": "tune_study"}  # fmt: skip
+    if protocol in scripts:  # each script renders its own table
         from importlib import import_module
 
-        script = {"P6": "p6_early", "stream-speed": "stream_speed", "irregular-scale": "irregular_scale"}[protocol]
-        return import_module(script).markdown_table(result) + "\n"
+        return import_module(scripts[protocol]).markdown_table(result) + "\n"
+    if protocol == "tune-workers":
+        from tune_study import workers_table
+
+        return workers_table(result) + "\n"
     if "rows" in result:  # the sparse MoE layer
         from p5_sparse_moe import table as sparse_table
 

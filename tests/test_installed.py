@@ -45,6 +45,10 @@ def test_the_installed_package_lists_trains_and_demos_from_its_shipped_files(ins
     trained = tsmoe(installed, tmp_path, "train", "configs/dlinear-etth1.yaml", "--out", "run", *sets)
     assert trained.returncode == 0, trained.stderr
     assert (tmp_path / "run" / "metrics.json").exists()
+    tuned = tsmoe(installed, tmp_path, "tune", "dlinear-etth1", "--space", "configs/spaces/dlinear-etth1.yaml",
+                  "--trials", "1", "--out", "study", *sets)  # fmt: skip
+    assert tuned.returncode == 0, tuned.stderr
+    assert (tmp_path / "study" / "best.yaml").exists()
     demo = tsmoe(installed, tmp_path, "demo", "--out", "demo", "--set", "training.max_epochs=1",
                  "--set", "trainer.accelerator=cpu")  # fmt: skip
     assert demo.returncode == 0, demo.stderr[-3000:]

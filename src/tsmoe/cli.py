@@ -6,6 +6,7 @@ tsmoe evaluate RUN_DIR [--set data.root=DIR ...] [--split default|all] [--part t
 tsmoe evaluate RUN_DIR RUN_DIR ... [--out ENSEMBLE.json]   (a deep ensemble: mean probabilities or forecasts)
 tsmoe predict RUN_DIR [RUN_DIR ...] INPUT -o OUTPUT.csv [--set data.KEY=VALUE ...] [--per-step]
 tsmoe report RUN_DIR
+tsmoe tune CONFIG --space SPACE --trials N --out DIR [--workers K] [--storage URL] [--study NAME] [--set ...]
 tsmoe datasets
 tsmoe models
 tsmoe demo [--out RUN_DIR]
@@ -226,6 +227,25 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    """A hyperparameter search on Optuna over a YAML space; the same command continues a stopped study."""
+    from tsmoe.tuning import check_installed
+
+    check_installed()
+    from tsmoe.tuning.tune import run_study, settings_for, summary
+
+    command = "tsmoe " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["tune"] else "tsmoe tune (from Python)"
+    settings = settings_for(
+        args.config, args.space, args.trials, args.out, study=args.study, storage=args.storage,
+        workers=args.workers, objectives=args.objectives, overrides=args.set, heartbeat=args.heartbeat,
+        command=command,
+    )  # fmt: skip
+    print(f"study '{settings.study_name}' in {settings.storage_url}: {settings.trials} trials, "
+          f"{settings.workers} worker(s), objective(s) {', '.join(settings.objectives)} (validation)")  # fmt: skip
+    print(summary(run_study(settings)))
+    return 0
+
+
 def cmd_datasets(args: argparse.Namespace) -> int:
     from tsmoe.data.registry import shipped_summary
     from tsmoe.paths import shipped_data_dir
@@ -357,6 +377,22 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write report.html: training, experts, routing, attention")
     report.add_argument("run_dir")
     report.set_defaults(func=cmd_report)
+
+    tune = sub.add_parser("tune", help="search hyperparameters on Optuna over a YAML space (validation only)")
+    tune.add_argument("config", help="the recipe to tune (a YAML file or a shipped recipe's name)")
+    tune.add_argument("--space", required=True, help="the search space (YAML; configs/spaces/ has examples)")
+    tune.add_argument("--trials", type=int, required=True, help="trials to complete or prune, over all sittings")
+    tune.add_argument("--out", required=True, help="the study's folder: trials/, study.db, best.yaml, tune.html")
+    tune.add_argument("--study", help="the study's name (default: the --out folder's name)")
+    tune.add_argument("--storage", help="an Optuna database URL shared by several machines (default: DIR/study.db)")
+    tune.add_argument("--workers", type=int, default=1, help="local worker processes on the study (default 1)")
+    tune.add_argument(
+        "--objectives", nargs="+", metavar="NAME",
+        help="several objectives (a Pareto front), e.g. val_auroc seconds_per_epoch; default: the run's monitor",
+    )  # fmt: skip
+    tune.add_argument("--heartbeat", type=int, default=60, help="seconds; a silent trial is redrawn after two")
+    tune.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key")
+    tune.set_defaults(func=cmd_tune)
 
     sub.add_parser("datasets", help="list the shipped data sets").set_defaults(func=cmd_datasets)
     sub.add_parser("models", help="list the registered models").set_defaults(func=cmd_models)

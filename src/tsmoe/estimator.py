@@ -194,6 +194,8 @@ class Estimator:
         resume: bool = False,
         callbacks: Sequence[Any] = (),
         overwrite: bool = False,
+        score_test: bool = True,
+        meta: dict[str, Any] | None = None,
     ) -> Estimator:
         """Train on ``data`` (default: the configured data set), choosing the epoch on validation only;
         then score the test split once and, if ``run_dir`` is given, save the run there. ``callbacks``
@@ -203,6 +205,8 @@ class Estimator:
 
         A run with a ``run_dir`` writes a checkpoint after every epoch. ``resume=True`` continues from
         it (see :meth:`resume`): the same seed then gives the same weights as a run never interrupted.
+        ``score_test=False`` leaves the test split unscored (a tuning trial: ``tsmoe evaluate`` scores it
+        later); ``meta`` adds entries to ``meta.json`` (a trial's study, number and values).
         """
         from torch.utils.data import default_collate
 
@@ -235,10 +239,7 @@ class Estimator:
             train_collate = with_soft_targets(prepared.collate or default_collate)
         seed_everything(self.config.seed)
         self.model_ = build_model(self.config.model, prepared.dims, prepared.task, prepared.input_kind)
-        monitor, mode = get_task(prepared.task).monitor
-        if self.config.training.monitor:
-            monitor = self.config.training.monitor
-            mode = monitor_mode(monitor)
+        monitor, mode = self._selection_metric(prepared.task)
         folder = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="tsmoe-run-"))
         module = self._module(prepared, monitor, mode)
         trainer, best = build_trainer(self.config, folder, monitor, mode, callbacks)  # refuses bad trainer settings
@@ -297,13 +298,28 @@ class Estimator:
             self.meta_["time_step"] = data_step(source)
         if prepared.notes:  # what reading the data skipped by its stated policy, with the counts
             self.meta_["data_notes"] = prepared.notes
+        self.meta_.update(meta or {})
         # the test split is scored once, by process 0 (the others of a DDP run stop here)
-        self.metrics_ = self.score_part(prepared, prepared.test) if self.is_global_zero_ else None
+        self.metrics_ = self.score_part(prepared, prepared.test) if self.is_global_zero_ and score_test else None
         if run_dir is None:  # the weights are in memory now; the scratch folder goes
             shutil.rmtree(folder, ignore_errors=True)
         elif self.is_global_zero_:
             self.save(folder)
         return self
+
+    def _selection_metric(self, task: str) -> tuple[str, str]:
+        """(metric, "min" | "max") that early stopping and the kept epoch watch: ``training.monitor``, else
+        the task's own (``val_auroc`` for a binary classifier, ``val_loss`` for a forecaster)."""
+        if self.config.training.monitor:
+            return self.config.training.monitor, monitor_mode(self.config.training.monitor)
+        return get_task(task).monitor
+
+    def selection_metric(self) -> tuple[str, str]:
+        """The metric this config's runs are selected on, and its direction; reads the data to learn the task
+        (so a bad data setting is reported here, before any training)."""
+        params, entry = self._data_params()
+        prepared = entry.prepare(params, self._load_source(None, params, entry), self.config.seed)
+        return self._selection_metric(prepared.task)
 
     def _module(self, prepared: PreparedData, monitor: str, mode: str) -> Any:
         """The Lightning module that trains ``self.model_`` by the config's training section."""

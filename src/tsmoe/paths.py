@@ -38,6 +38,14 @@ def shipped_recipe(name: str | Path) -> Path | None:
     return path if path.is_file() else None
 
 
+def shipped_space(name: str | Path) -> Path | None:
+    """The shipped search space a name means (``mrmoe-physionet2012``, or ``configs/spaces/...yaml``), or
+    ``None`` where no shipped space has that file name."""
+    stem = Path(name).name.removesuffix(".yaml")
+    path = SHIPPED_CONFIGS / "spaces" / f"{stem}.yaml"
+    return path if path.is_file() else None
+
+
 def shipped_recipes() -> list[str]:
     """The names of the shipped recipes."""
     return sorted(p.stem for p in SHIPPED_CONFIGS.glob("*.yaml"))

@@ -1,0 +1,22 @@
+"""Hyperparameter search on Optuna (``tsmoe tune``): a study over a YAML search space (:mod:`.space`),
+trials trained by the one training path and pruned from their per-epoch validation scores
+(:mod:`.study`), and the study's outputs: ``trials.csv``, ``best.yaml`` and ``tune.html``
+(:mod:`.outputs`, :mod:`.page`). Needs the ``tune`` extra (``pip install 'tsmoe[tune]'``)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from tsmoe.errors import ConfigError
+
+NEEDED = ("optuna", "optuna_integration", "sklearn", "filelock")  # sklearn: Optuna's fANOVA parameter importances
+
+
+def check_installed() -> None:
+    """A clear error, before anything is read, where the ``tune`` extra is not installed."""
+    missing = [name for name in NEEDED if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(
+            f"tsmoe tune needs {', '.join(missing)}: install the extra with pip install 'tsmoe[tune]' "
+            "(optuna, optuna-integration, scikit-learn)"
+        )
