@@ -106,7 +106,13 @@ def test_objectives_on_the_test_split_and_a_missing_space_are_refused(tmp_path: 
     assert "search space" in error and "does not exist" in error
     assert main([*common, "--space", str(space), "--workers", "0"]) == 2
     assert "--workers must be at least 1" in capsys.readouterr().err
-    assert not (tmp_path / "study").exists()  # nothing was started
+    assert main([*common, "--space", str(space), "--storage", "nosuch://server/db"]) == 2
+    assert "--storage nosuch://server/db: cannot open the database" in capsys.readouterr().err
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "notes.txt").write_text("mine")
+    assert main([*common, "--space", str(space)]) == 2  # a folder of the user's own files is not taken over
+    assert "holds no tsmoe study" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "study").iterdir()) == ["notes.txt"]
 
 
 def tune_command(recipe: Path, space: Path, out: Path, trials: int, *extra: str) -> list[str]:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import socket
 import time
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,17 +77,34 @@ def objective_direction(name: str, monitor: str) -> str:
 
 def open_storage(url: str, heartbeat: int) -> RDBStorage:
     """The study's database, with heartbeats: a trial whose process died (killed, machine lost) is failed
-    after two silent heartbeats, and :class:`RetryHeartbeatStaleTrialCallback` queues its values again."""
+    after two silent heartbeats, and :class:`RetryHeartbeatStaleTrialCallback` queues its values again. A URL
+    that cannot be opened (no driver, no server, a typo) is a ConfigError naming it."""
+    import sqlalchemy.exc
+
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}  # waits for a busy SQLite file
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RDBStorage(
-            url,
-            engine_kwargs=engine,
-            heartbeat_interval=heartbeat,
-            grace_period=2 * heartbeat,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
-        )
+    for attempt in range(4):  # machines starting together on a new database race to create its tables
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(
+                    url,
+                    engine_kwargs=engine,
+                    heartbeat_interval=heartbeat,
+                    grace_period=2 * heartbeat,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+                )
+        except ImportError as error:
+            cause = f" ({error.__cause__})" if error.__cause__ else ""
+            raise ConfigError(f"--storage {url}: its database driver is not installed{cause}; for PostgreSQL "
+                              "pip install 'psycopg[binary]', for MySQL pip install PyMySQL") from None  # fmt: skip
+        except (sqlalchemy.exc.SQLAlchemyError, ValueError) as error:
+            refused = isinstance(error, sqlalchemy.exc.IntegrityError | sqlalchemy.exc.ProgrammingError)
+            if refused and attempt < 3:
+                time.sleep(1.0 + attempt)
+                continue
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ConfigError(f"--storage {url}: cannot open the database: {first}") from None
+    raise AssertionError("unreachable")
 
 
 def fingerprint(settings: TuneSettings) -> dict[str, Any]:
@@ -115,6 +134,9 @@ def sampler(settings: TuneSettings, worker: int, existing: int = 0) -> optuna.sa
     neither two workers nor two sittings draw the same random sequence."""
     spec = settings.space.sampler
     seed = spec.seed + 1000 * existing + worker
+    if not settings.storage_url.startswith("sqlite"):  # a shared server: machines must not draw alike either
+        seed += zlib.crc32(f"{socket.gethostname()}:{settings.out}".encode()) * 100_000
+    seed %= 2**32  # what NumPy's generators take
     if spec.name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     with warnings.catch_warnings():  # multivariate/group TPE is marked experimental by Optuna
@@ -240,8 +262,12 @@ def _finish_folder(folder: Path, record: dict[str, Any]) -> None:
     run_io.write_json(folder / "trial.json", record)
 
 
-def counted(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=COUNTED))
+def counted(study: optuna.Study, out: Path | None = None) -> int:
+    """Trials completed or pruned: in the whole study, or those whose run folder lies in ``out``."""
+    trials = study.get_trials(deepcopy=False, states=COUNTED)
+    if out is not None:
+        trials = [t for t in trials if Path(t.user_attrs.get("run", "")).parent.parent == out]
+    return len(trials)
 
 
 def trial_line(study: optuna.Study, trial: optuna.trial.FrozenTrial, settings: TuneSettings, worker: int) -> str:

@@ -24,6 +24,7 @@ from tsmoe.tuning.study import (
     TuneSettings,
     counted,
     objective_direction,
+    open_storage,
     open_study,
     run_workers,
 )
@@ -38,7 +39,7 @@ class TuneResult:
     study: optuna.Study
     settings: TuneSettings
     seconds: float  # wall time of this sitting's trials
-    ran: int  # trials completed or pruned in this sitting
+    ran: int  # trials completed or pruned in this sitting, in this folder
     files: dict[str, Path]
 
 
@@ -74,6 +75,8 @@ def settings_for(
     name = study or folder.resolve().name
     url = storage or f"sqlite:///{(folder / STUDY_DB).resolve()}"
     _check_folder(folder, name, url)
+    if storage is not None:  # a server's URL is checked now (a SQLite file is made when the study starts)
+        open_storage(storage, heartbeat)
     return TuneSettings(
         recipe=recipe, space=searched, out=folder.resolve(), study_name=name, storage_url=url, trials=trials,
         objectives=objectives, directions=directions, monitor=monitor, heartbeat=heartbeat, workers=workers,
@@ -103,11 +106,11 @@ def run_study(settings: TuneSettings) -> TuneResult:
     (settings.out / TRIALS).mkdir(exist_ok=True)
     study = open_study(settings)  # creates the database and checks a continued study's recipe and space
     run_io.write_json(settings.out / FOLDER_RECORD, {"study": settings.study_name, "storage": settings.storage_url})
-    before = counted(study)
-    seconds = run_workers(settings) if before < settings.trials else 0.0
+    before = counted(study, settings.out)
+    seconds = run_workers(settings) if counted(study) < settings.trials else 0.0
     study = open_study(settings)  # the workers' trials, read back
     files = write_outputs(study, settings)
-    return TuneResult(study, settings, seconds, counted(study) - before, files)
+    return TuneResult(study, settings, seconds, counted(study, settings.out) - before, files)
 
 
 def summary(result: TuneResult) -> str:
