@@ -8,6 +8,7 @@ import torch
 from tests.tiny_runs import tiny_lstm as lstm
 from tsmoe.errors import ConfigError, DataError
 from tsmoe.estimator import Estimator
+from tsmoe.metrics import BINARY_METRICS
 from tsmoe.tasks import get_task
 from tsmoe.training.distillation import SoftTargets, teacher_probabilities, with_soft_targets
 
@@ -62,7 +63,7 @@ def test_a_student_trains_towards_its_teachers(teachers, small_physionet, tmp_pa
         2, small_physionet, split_file=str(teachers[0] / "split.json"), distill_from=list(map(str, teachers))
     )
     student.fit(run_dir=tmp_path / "student")
-    assert set(student.metrics_) == {"auroc", "auprc", "accuracy"}
+    assert set(student.metrics_) == set(BINARY_METRICS)
     assert Estimator.load(tmp_path / "student").config.training.distill_from == list(map(str, teachers))
     plain = lstm(2, small_physionet, split_file=str(teachers[0] / "split.json")).fit()  # the same run, hard labels
     assert plain.metrics_ != student.metrics_
@@ -107,7 +108,7 @@ def test_a_trend_classifier_distils_from_a_trend_teacher(tmp_path):
         )
     torch.testing.assert_close(mean.sum(1), torch.ones(len(prepared.train)))
     student = trend_run(distill_from=[str(tmp_path / "teacher")]).fit()
-    assert set(student.metrics_) == {"accuracy", "auroc"}
+    assert set(student.metrics_) == {"accuracy", "auroc", "brier", "log_loss"}
 
 
 def training_ids(teacher_folder) -> np.ndarray:

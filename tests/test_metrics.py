@@ -30,3 +30,52 @@ def test_multiclass_accuracy():
     logits = torch.tensor([[3.0, 0, 0], [0, 3.0, 0], [0, 0, 3.0], [3.0, 0, 0]])
     metrics = get_task("multiclass").metrics(logits, torch.tensor([0, 1, 2, 1]))
     assert metrics["accuracy"] == pytest.approx(0.75)
+
+
+def test_auroc_and_average_precision_with_ties_equal_scikit_learn_and_torchmetrics():
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from tsmoe.metrics import auroc_of, average_precision_of
+
+    rng = np.random.default_rng(3)
+    for n in (7, 60, 500):
+        target = (rng.random(n) < 0.2).astype(int)
+        target[:2] = [0, 1]
+        prob = np.round(rng.random(n) * 0.5 + 0.3 * target, 1)  # coarse: many tied scores
+        assert auroc_of(prob, target) == pytest.approx(roc_auc_score(target, prob), abs=1e-12)
+        assert average_precision_of(prob, target) == pytest.approx(average_precision_score(target, prob), abs=1e-12)
+
+
+def test_calibration_metrics_on_known_cases():
+    from sklearn.metrics import log_loss as sk_log_loss
+
+    from tsmoe.metrics import brier_score, expected_calibration_error, log_loss
+
+    target = np.array([0, 0, 1, 1, 0, 1, 0, 0, 1, 1])
+    assert brier_score(np.full(10, 0.5), target) == pytest.approx(0.25)
+    assert expected_calibration_error(np.full(10, 0.5), target) == pytest.approx(0.0)  # right on average
+    assert expected_calibration_error(target.astype(float), target) == 0.0
+    # two equal-mass bins, predicting 0.9 where half are positive and 0.1 where half are: |0.5 - 0.9| and |0.5 - 0.1|
+    prob, labels = np.array([0.1, 0.1, 0.9, 0.9]), np.array([0, 1, 0, 1])
+    assert expected_calibration_error(prob, labels, bins=2) == pytest.approx(0.4)
+    prob = np.linspace(0.05, 0.95, 10)
+    assert log_loss(prob, target) == pytest.approx(sk_log_loss(target, prob))
+
+
+def test_bootstrap_intervals_are_seeded_hold_the_estimate_and_narrow_with_more_items():
+    from tsmoe.metrics import auroc_of, bootstrap_intervals
+
+    rng = np.random.default_rng(0)
+
+    def sample(n: int) -> tuple[np.ndarray, np.ndarray]:
+        target = (rng.random(n) < 0.15).astype(int)
+        return np.clip(rng.normal(0.3 + 0.25 * target, 0.2), 0, 1), target
+
+    prob, target = sample(400)
+    first, again = bootstrap_intervals(prob, target), bootstrap_intervals(prob, target)
+    assert first == again
+    low, high = first["auroc_ci"]
+    assert low < auroc_of(prob, target) < high
+    big_prob, big_target = sample(4000)
+    big_low, big_high = bootstrap_intervals(big_prob, big_target, resamples=300)["auroc_ci"]
+    assert big_high - big_low < (high - low) / 2  # about 1 / sqrt(10) as wide

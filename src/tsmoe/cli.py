@@ -6,6 +6,7 @@ tsmoe evaluate RUN_DIR [--set data.root=DIR ...] [--split default|all] [--part t
 tsmoe evaluate RUN_DIR RUN_DIR ... [--out ENSEMBLE.json]   (a deep ensemble: mean probabilities or forecasts)
 tsmoe predict RUN_DIR [RUN_DIR ...] INPUT -o OUTPUT.csv [--set data.KEY=VALUE ...] [--per-step]
 tsmoe report RUN_DIR
+tsmoe compare RUN_A RUN_B [--part test|validation] [--json]
 tsmoe tune CONFIG --space SPACE --trials N --out DIR [--workers K] [--storage URL] [--study NAME] [--set ...]
 tsmoe datasets
 tsmoe models
@@ -26,11 +27,19 @@ from tsmoe.paths import SHIPPED_CONFIGS
 log = logging.getLogger("tsmoe")
 
 
-def _print_metrics(metrics: dict[str, float], title: str) -> None:
+def _number(value: float | None) -> str:
+    return "nan" if value is None else f"{value:.4f}"
+
+
+def _print_metrics(metrics: dict[str, float | list], title: str) -> None:
+    """One metric per line; a metric with an interval (``auroc_ci``) is shown beside it: ``0.8412 [0.80, 0.88]``."""
     print(title)
-    width = max(len(k) for k in metrics)
-    for key, value in metrics.items():
-        print(f"  {key:<{width}}  {value:.4f}")
+    shown = {k: v for k, v in metrics.items() if not isinstance(v, list)}
+    width = max(len(k) for k in shown)
+    for key, value in shown.items():
+        interval = metrics.get(f"{key}_ci")
+        extra = f"  [{_number(interval[0])}, {_number(interval[1])}] (95 % bootstrap)" if interval else ""
+        print(f"  {key:<{width}}  {_number(value)}{extra}")
 
 
 def _summary_table(estimator, metrics: dict[str, float], where: str, split: str) -> str:
@@ -41,7 +50,7 @@ def _summary_table(estimator, metrics: dict[str, float], where: str, split: str)
         "data": f"{estimator.config.data['name']} ({where}, split {split})",
         "params": f"{meta['n_parameters']:,}",
         "best epoch": str(meta["best_epoch"]),
-        **{name: f"{value:.4f}" for name, value in metrics.items()},
+        **{name: _number(value) for name, value in metrics.items() if not isinstance(value, list)},
     }
     widths = {k: max(len(k), len(v)) for k, v in cells.items()}
     line = "+" + "+".join("-" * (w + 2) for w in widths.values()) + "+"
@@ -100,7 +109,7 @@ def _ensemble_table(names: list[str], result: dict) -> str:
     """Members, their mean +- std, and the ensemble, one row each."""
     from statistics import fmean, stdev
 
-    keys = list(result["ensemble"])
+    keys = [key for key, value in result["ensemble"].items() if not isinstance(value, list)]
     rows = [[name, *(f"{m[k]:.4f}" for k in keys)] for name, m in zip(names, result["members"], strict=True)]
     columns = [[m[k] for m in result["members"]] for k in keys]
     rows.append(["members, mean +- std", *(f"{fmean(c):.4f} +- {stdev(c):.4f}" for c in columns)])
@@ -224,6 +233,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
         frame = predict_file(Estimator.load(runs[0]), Path(last), overrides, every_step=args.per_step)
     run_io.write_text(out, frame.to_csv(index=False))  # atomic: a killed predict leaves no half file
     print(f"wrote {len(frame)} rows to {out}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Two runs on the same items: each metric's difference, its interval and p-value (DeLong, paired
+    bootstrap, Diebold-Mariano)."""
+    import json
+
+    from tsmoe.analysis.compare import compare_runs, comparison_table
+
+    result = compare_runs(args.run_a, args.run_b, args.part)
+    print(json.dumps(result, indent=2) if args.json else comparison_table(result))
     return 0
 
 
@@ -377,6 +398,13 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write report.html: training, experts, routing, attention")
     report.add_argument("run_dir")
     report.set_defaults(func=cmd_report)
+
+    compare = sub.add_parser("compare", help="two runs on the same items: differences, intervals, p-values")
+    compare.add_argument("run_a")
+    compare.add_argument("run_b")
+    compare.add_argument("--part", choices=["test", "validation"], default="test")
+    compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    compare.set_defaults(func=cmd_compare)
 
     tune = sub.add_parser("tune", help="search hyperparameters on Optuna over a YAML space (validation only)")
     tune.add_argument("config", help="the recipe to tune (a YAML file or a shipped recipe's name)")

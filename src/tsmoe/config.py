@@ -70,6 +70,9 @@ class TrainingConfig:
     # flush subnormal floats to zero while training and predicting (tsmoe.training.numerics): a gradient
     # carried back through many steps decays into them, which many CPUs compute far more slowly
     flush_subnormals: bool = True
+    # classifiers: "temperature" fits one temperature T on the validation split after training (logits / T,
+    # tsmoe.training.calibration), saved in meta.json and applied wherever the run predicts; "none": raw
+    calibrate: Literal["none", "temperature"] = "none"
 
     def __post_init__(self) -> None:
         for name in ("max_epochs", "batch_size", "eval_batch_size"):
@@ -94,6 +97,8 @@ class TrainingConfig:
             raise ValueError(
                 "refit cannot replay lr_schedule 'plateau' (it reads validation); use 'constant' or 'cosine'"
             )
+        if self.refit and self.calibrate != "none":
+            raise ValueError("refit cannot calibrate: the refit model has trained on the validation items")
         if self.refit and self.distill_from:
             raise ValueError("refit cannot distil: the teachers give soft targets for the training items only")
         weights = self.distill_teacher_weights

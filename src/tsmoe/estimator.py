@@ -226,6 +226,8 @@ class Estimator:
                 f"the training or validation split is empty ({len(prepared.train)} / {len(prepared.val)} items)"
             )
         training = self.config.training
+        if training.calibrate != "none" and not get_task(prepared.task).is_classifier:
+            raise ConfigError(f"training.calibrate: temperature scaling is for classifiers, not task '{prepared.task}'")
         train_set, train_collate = prepared.train, prepared.collate
         if training.distill_from:  # soft targets from the teachers, computed once, before any model is built
             teacher = teacher_probabilities(
@@ -238,6 +240,7 @@ class Estimator:
             train_set = SoftTargets(prepared.train, teacher, training.distill_weight)
             train_collate = with_soft_targets(prepared.collate or default_collate)
         seed_everything(self.config.seed)
+        self.temperature_ = None  # fitted after training, where training.calibrate asks
         self.model_ = build_model(self.config.model, prepared.dims, prepared.task, prepared.input_kind)
         monitor, mode = self._selection_metric(prepared.task)
         folder = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="tsmoe-run-"))
@@ -274,6 +277,7 @@ class Estimator:
         run_io.load_weights_into(self.model_, best.path)
         self.state_ = prepared.state
         refit = self._refit(prepared, best.best_epoch + 1, folder, monitor, mode) if training.refit else None
+        calibration = self._calibrate(prepared) if training.calibrate != "none" and self.is_global_zero_ else None
         self.split_ = prepared.split
         self.meta_ = {
             "tsmoe_version": __version__,
@@ -294,6 +298,8 @@ class Estimator:
         }
         if refit is not None:
             self.meta_["refit"] = refit
+        if calibration is not None:
+            self.meta_["calibration"] = calibration
         if isinstance(source, SeriesSet):  # forecasts from new series check that they are sampled alike
             self.meta_["time_step"] = data_step(source)
         if prepared.notes:  # what reading the data skipped by its stated policy, with the counts
@@ -306,6 +312,29 @@ class Estimator:
         elif self.is_global_zero_:
             self.save(folder)
         return self
+
+    def _calibrate(self, prepared: PreparedData) -> dict[str, Any]:
+        """Fit the temperature on the validation split (the kept model's logits) and keep it; what it did to
+        the validation ECE and log loss, for ``meta.json``."""
+        from tsmoe.training.calibration import fit_temperature
+
+        task = get_task(prepared.task)
+        self.temperature_ = None
+        logits, targets = self._outputs(prepared.val, prepared.collate, prepared.task)
+        target = targets["target"]
+        temperature = fit_temperature(logits, target)
+        before = task.score_probabilities(task.probabilities(logits.float()), target)
+        after = task.score_probabilities(task.probabilities(logits.float() / temperature), target)
+        self.temperature_ = temperature
+        keys = [k for k in ("ece", "log_loss", "brier") if k in before]
+        return {"method": "temperature", "temperature": temperature,
+                **{f"validation_{k}_before": before[k] for k in keys},
+                **{f"validation_{k}_after": after[k] for k in keys}}  # fmt: skip
+
+    def calibrated(self, output: torch.Tensor) -> torch.Tensor:
+        """Raw outputs with the run's temperature applied (logits / T), or as they are without one."""
+        temperature = getattr(self, "temperature_", None)
+        return output / temperature if temperature else output
 
     def _selection_metric(self, task: str) -> tuple[str, str]:
         """(metric, "min" | "max") that early stopping and the kept epoch watch: ``training.monitor``, else
@@ -429,7 +458,7 @@ class Estimator:
                     targets.setdefault(key, []).append(value)
         if not outputs:
             raise DataError("no items to predict")
-        return torch.cat(outputs), {k: torch.cat(v) for k, v in targets.items()}
+        return self.calibrated(torch.cat(outputs)), {k: torch.cat(v) for k, v in targets.items()}
 
     def score_part(self, prepared: PreparedData, dataset: Dataset) -> dict[str, float]:
         """Metrics of this model over ``dataset``, a part of ``prepared`` (MAPE only on the original scale)."""
@@ -549,7 +578,7 @@ class Estimator:
                     seen += valid.shape[0]
         finally:
             self.model_.per_step = trained_per_step
-        return torch.cat(outputs), np.concatenate(records), np.concatenate(times)
+        return self.calibrated(torch.cat(outputs)), np.concatenate(records), np.concatenate(times)
 
     def predict_dataset(self, dataset: Dataset, collate: Any) -> torch.Tensor:
         """Raw outputs (logits or scaled forecasts) for an already prepared dataset."""
@@ -589,6 +618,7 @@ class Estimator:
             estimator.config.model, estimator.meta_["dims"], estimator.meta_["task"], estimator.meta_["input_kind"]
         )
         run_io.load_weights_into(estimator.model_, folder / run_io.WEIGHTS)
+        estimator.temperature_ = estimator.meta_.get("calibration", {}).get("temperature")
         metrics_path = folder / run_io.METRICS
         estimator.metrics_ = run_io.read_json(metrics_path) if metrics_path.exists() else None
         return estimator

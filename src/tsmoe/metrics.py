@@ -2,8 +2,11 @@
 
 - values (forecasting and regression): ``mse``, ``mae``, ``mape`` (mean absolute percentage error, in %,
   over targets != 0);
-- binary classification: ``auroc``, ``auprc`` (average precision), ``accuracy`` (threshold 0.5);
-- multiclass: ``accuracy``, ``auroc`` (macro, one-vs-rest);
+- binary classification: ``auroc``, ``auprc`` (average precision), ``accuracy`` (threshold 0.5), ``brier``
+  (mean squared error of the probability), ``ece`` (expected calibration error over equal-mass bins),
+  ``log_loss``; and stratified bootstrap 95 % intervals ``auroc_ci``, ``auprc_ci``, ``brier_ci`` (two
+  numbers each; :func:`bootstrap_intervals`);
+- multiclass: ``accuracy``, ``auroc`` (macro, one-vs-rest), ``brier`` (summed over classes), ``log_loss``;
 - early prediction of an onset: ``utility``, the PhysioNet/CinC 2019 challenge's normalised utility.
 
 Which of them a run reports, and from which outputs, is its task's business (:mod:`tsmoe.tasks`): MAPE
@@ -31,25 +34,117 @@ def error_metrics(output: torch.Tensor, target: torch.Tensor) -> dict[str, float
     }
 
 
-def binary_metrics(prob: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    """``auroc``, ``auprc`` and ``accuracy`` of P(positive) ``(N,)`` against labels ``(N,)`` (AUROC and
-    AUPRC are NaN when only one class is present)."""
+def binary_metrics(prob: torch.Tensor, target: torch.Tensor, intervals: bool = True) -> dict[str, float | list]:
+    """``auroc``, ``auprc``, ``accuracy``, ``brier``, ``ece`` and ``log_loss`` of P(positive) ``(N,)`` against
+    labels ``(N,)`` and, with ``intervals``, their bootstrap intervals ``auroc_ci``, ``auprc_ci``, ``brier_ci``
+    (AUROC, AUPRC and the intervals are NaN when only one class is present)."""
     prob, target = prob.detach().float().cpu(), target.detach().cpu().long()
     both_classes = bool(target.min() != target.max())
-    return {
+    p, y = prob.double().numpy(), target.numpy()
+    metrics: dict[str, float | list] = {
         "auroc": float(cls_fn.binary_auroc(prob, target)) if both_classes else float("nan"),
         "auprc": float(cls_fn.binary_average_precision(prob, target)) if both_classes else float("nan"),
         "accuracy": float(((prob >= 0.5).long() == target).float().mean()),
+        "brier": brier_score(p, y),
+        "ece": expected_calibration_error(p, y),
+        "log_loss": log_loss(p, y),
     }
+    if intervals:
+        metrics |= bootstrap_intervals(p, y) if both_classes else {k: [float("nan")] * 2 for k in INTERVAL_KEYS}
+    return metrics
+
+
+INTERVAL_KEYS = ("auroc_ci", "auprc_ci", "brier_ci")
+BINARY_METRICS = ("auroc", "auprc", "accuracy", "brier", "ece", "log_loss", *INTERVAL_KEYS)  # what a binary run reports
+
+
+def brier_score(prob: np.ndarray, target: np.ndarray) -> float:
+    """``mean((p - y)^2)`` of P(positive) ``(N,)`` against 0/1 labels ``(N,)``: 0 is perfect, 0.25 a coin."""
+    return float(np.mean((prob - target) ** 2))
+
+
+def log_loss(prob: np.ndarray, target: np.ndarray, eps: float = 1e-7) -> float:
+    """``-mean(y log p + (1 - y) log(1 - p))``, with ``p`` kept within ``[eps, 1 - eps]``."""
+    p = np.clip(prob, eps, 1 - eps)
+    return float(-np.mean(target * np.log(p) + (1 - target) * np.log(1 - p)))
+
+
+def equal_mass_bins(prob: np.ndarray, bins: int = 10) -> list[np.ndarray]:
+    """The items' indices in ``bins`` bins cut at the quantiles of ``prob`` (about N / bins items each, so
+    sparse high-risk regions are not left to one or two items); equal probabilities share a bin."""
+    edges = np.quantile(prob, np.linspace(0, 1, bins + 1)[1:-1])
+    which = np.searchsorted(edges, prob, side="right")
+    return [rows for b in range(bins) if len(rows := np.flatnonzero(which == b))]
+
+
+def expected_calibration_error(prob: np.ndarray, target: np.ndarray, bins: int = 10) -> float:
+    """``ECE = sum_b (n_b / N) |mean(y_b) - mean(p_b)|`` over :func:`equal_mass_bins`."""
+    groups = equal_mass_bins(prob, bins)
+    return float(sum(len(g) / len(prob) * abs(target[g].mean() - prob[g].mean()) for g in groups))
+
+
+def reliability_bins(prob: np.ndarray, target: np.ndarray, bins: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean p, observed rate)`` per equal-mass bin: the points of a reliability diagram, one per bin."""
+    groups = equal_mass_bins(prob, bins)
+    return np.array([prob[g].mean() for g in groups]), np.array([target[g].mean() for g in groups])
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks from 1, ties sharing their average rank."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    starts = np.cumsum(counts) - counts
+    return (starts + (counts + 1) / 2.0)[inverse]
+
+
+def auroc_of(prob: np.ndarray, target: np.ndarray) -> float:
+    """AUROC as the Mann-Whitney statistic, ties counted half: ``(R_pos - n_pos (n_pos + 1) / 2) / (n_pos n_neg)``."""
+    positive = target == 1
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    return float((average_ranks(prob)[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def average_precision_of(prob: np.ndarray, target: np.ndarray) -> float:
+    """Average precision, ``sum_n (R_n - R_{n-1}) P_n`` over the distinct thresholds from the highest score
+    down (tied scores enter together), as torchmetrics and scikit-learn define it."""
+    order = np.argsort(-prob, kind="stable")
+    p, y = prob[order], target[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(p)), len(p) - 1]
+    true_positives = np.cumsum(y)[last_of_tie]
+    precision = true_positives / (last_of_tie + 1)
+    recall_step = np.diff(np.r_[0, true_positives]) / max(int(y.sum()), 1)
+    return float(np.sum(recall_step * precision))
+
+
+def bootstrap_intervals(
+    prob: np.ndarray, target: np.ndarray, resamples: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict[str, list[float]]:
+    """Percentile intervals of AUROC, AUPRC and Brier over ``resamples`` stratified bootstrap samples (the
+    positives and the negatives each drawn with replacement, so every sample keeps the class counts),
+    from a seeded generator: ``{"auroc_ci": [low, high], "auprc_ci": ..., "brier_ci": ...}``."""
+    rng = np.random.default_rng(seed)
+    positives, negatives = np.flatnonzero(target == 1), np.flatnonzero(target != 1)
+    values = np.empty((resamples, 3))
+    for i in range(resamples):
+        rows = np.concatenate([rng.choice(positives, len(positives)), rng.choice(negatives, len(negatives))])
+        p, y = prob[rows], target[rows]
+        values[i] = auroc_of(p, y), average_precision_of(p, y), brier_score(p, y)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail], axis=0)
+    return {key: [float(lo), float(hi)] for key, lo, hi in zip(INTERVAL_KEYS, low, high, strict=True)}
 
 
 def multiclass_metrics(prob: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    """``accuracy`` and macro ``auroc`` of class probabilities ``(N, K)`` (rows summing to 1)."""
+    """``accuracy``, macro ``auroc``, ``brier`` (``mean_i sum_k (p_ik - [y_i = k])^2``) and ``log_loss`` of class
+    probabilities ``(N, K)`` (rows summing to 1)."""
     prob, target = prob.detach().float().cpu(), target.detach().cpu().long()
     classes = prob.shape[-1]
+    p, y = prob.double().numpy(), target.numpy()
+    onehot = np.eye(classes)[y]
     return {
         "accuracy": float(cls_fn.multiclass_accuracy(prob, target, num_classes=classes, average="micro")),
         "auroc": float(cls_fn.multiclass_auroc(prob, target, num_classes=classes)),
+        "brier": float(np.mean(np.sum((p - onehot) ** 2, axis=1))),
+        "log_loss": float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-7, 1.0)))),
     }
 
 

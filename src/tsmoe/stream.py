@@ -64,6 +64,7 @@ class StreamingPredictor:
         model.start_state(1)  # refuses the options that read ahead of a step
         self.model = model.eval()
         self.task = get_task(estimator.meta_["task"])
+        self.calibrated = estimator.calibrated  # the run's temperature, if it has one
         self.state = estimator.state_
         self.normalizer = IrregularNormalizer.from_state(estimator.state_)
         self.variables = list(estimator.meta_["channel_names"])
@@ -221,6 +222,7 @@ class StreamingPredictor:
         }
         with flushed_subnormals(self.flush):
             output, after = self.model.step(step, StepState.stack(states))
+        output = self.calibrated(output)
         results = []
         for i, stream in enumerate(streams):
             stream.after = after if len(streams) == 1 else after.row(i)

@@ -30,7 +30,8 @@ def mome_run(tmp_path_factory) -> Path:
 def mrmoe_run(small_physionet, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("report") / "mrmoe"
     sets = ["model.hidden_size=8", "model.d_model=8", "model.backbone_units=16", "training.max_epochs=1",
-            "trainer.accelerator=cpu", "data.split_file=null", f"data.root={small_physionet}"]  # fmt: skip
+            "trainer.accelerator=cpu", "data.split_file=null", f"data.root={small_physionet}",
+            "training.calibrate=temperature"]  # fmt: skip
     assert main(["train", "configs/mrmoe-physionet2012.yaml", "--out", str(run), *[f"--set={s}" for s in sets]]) == 0
     return run
 
@@ -61,7 +62,10 @@ def test_mome_report_has_every_section(mome_run, capsys):
 
 def test_mrmoe_report_has_its_sections(mrmoe_run):
     write_run_report(mrmoe_run)
-    assert report_section_ids(mrmoe_run) == ["summary", "training", "usage", "features", "stays", "liquid"]
+    assert report_section_ids(mrmoe_run) == ["summary", "training", "calibration", "usage", "features", "stays",
+                                             "liquid"]  # fmt: skip
+    page = (mrmoe_run / "report.html").read_text()
+    assert "<th>ECE</th>" in page and "<td>temperature " in page and "95 % bootstrap interval" in page
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed: `apt-get install chromium`")

@@ -51,7 +51,14 @@ def table_html(header: list[str], rows: list[list[object]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _interval(values: list | None) -> str:
+    if not values or any(v is None for v in values):
+        return ""
+    return f"[{values[0]:.4f}, {values[1]:.4f}]"
+
+
 def summary_section(config: RunConfig, meta: dict[str, Any], metrics: dict[str, float] | None) -> Section:
+    intervals = {k.removesuffix("_ci"): v for k, v in (metrics or {}).items() if isinstance(v, list) and len(v) == 2}
     metrics = {k: v for k, v in (metrics or {}).items() if isinstance(v, int | float)}
     facts = [
         ["model", config.model["name"]], ["data", config.data["name"]], ["task", meta["task"]],
@@ -64,7 +71,8 @@ def summary_section(config: RunConfig, meta: dict[str, Any], metrics: dict[str, 
         facts.append(["refit (the kept model)", f"{refit['epochs']} epochs on {refit['items']:,} training + "
                       f"validation items, {refit['seconds']:.1f} s"])  # fmt: skip
     body = table_html(["", ""], facts)
-    body += "<h3>Test metrics</h3>" + table_html(["metric", "value"], [[k, float(v)] for k, v in metrics.items()])
+    rows = [[k, float(v), _interval(intervals.get(k))] for k, v in metrics.items()]
+    body += "<h3>Test metrics</h3>" + table_html(["metric", "value", "95 % bootstrap interval"], rows)
     body += f"<h3>Resolved config</h3><pre>{html.escape(config.to_yaml())}</pre>"
     return "summary", "Summary", body
 
@@ -201,6 +209,47 @@ def mrmoe_sections(model, prepared, folder: Path) -> list[Section]:
     return sections
 
 
+@torch.no_grad()
+def _test_logits(model, prepared) -> tuple[np.ndarray, np.ndarray]:
+    """``(logits (N,), labels (N,))`` of a binary classifier over the test part."""
+    from torch.utils.data import DataLoader
+
+    from tsmoe.models.output import unpack
+
+    logits, labels = [], []
+    for batch in DataLoader(prepared.test, batch_size=256, collate_fn=prepared.collate):
+        logits.append(unpack(model(batch))[0].double().numpy())
+        labels.append(batch["target"].numpy())
+    return np.concatenate(logits), np.concatenate(labels)
+
+
+def calibration_section(model, prepared, meta: dict[str, Any]) -> Section:
+    """The reliability diagram on the test split (observed rate against mean predicted probability, per
+    equal-mass bin), before and after the run's temperature where it has one."""
+    from tsmoe.metrics import expected_calibration_error, reliability_bins
+
+    logits, labels = _test_logits(model, prepared)
+    temperature = meta.get("calibration", {}).get("temperature")
+    curves = [("raw", logits)] + ([(f"temperature {temperature:.2f}", logits / temperature)] if temperature else [])
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", label="perfectly calibrated")
+    rows = []
+    for name, z in curves:
+        prob = 1 / (1 + np.exp(-z))
+        mean, rate = reliability_bins(prob, labels)
+        ece = expected_calibration_error(prob, labels)
+        ax.plot(mean, rate, marker="o", label=f"{name} (ECE {ece:.3f})")
+        rows.append([name, ece, float(np.mean((prob - labels) ** 2))])
+    ax.set(xlabel="mean predicted probability (10 equal-mass bins)", ylabel="observed rate", xlim=(0, 1), ylim=(0, 1),
+           title="Reliability on the test split")  # fmt: skip
+    ax.legend(fontsize=7)
+    note = ("<p>Temperature fitted on the validation split (<code>training.calibrate: temperature</code>).</p>"
+            if temperature else "<p>No temperature: <code>training.calibrate: temperature</code> fits one on "
+            "the validation split.</p>")  # fmt: skip
+    body = note + table_html(["probabilities", "ECE", "Brier"], rows) + figure_html(fig, "reliability diagram")
+    return "calibration", "Calibration", body
+
+
 def liquid_section(model, prepared) -> Section:
     """Gershgorin discs of each liquid expert's one-step state Jacobian at its learned time constant."""
     from tsmoe.analysis.spectral import liquid_step_discs
@@ -266,6 +315,8 @@ def write_report(
     folder = Path(run_dir)
     sections = [summary_section(config, meta, metrics), curves_section(folder)]
     model = model.eval()
+    if meta["task"] == "binary":
+        sections.append(calibration_section(model, prepared, meta))
     if is_sparse_moe(model) or meta["input_kind"] == "irregular":
         extra = moe_sections if is_sparse_moe(model) else mrmoe_sections
         sections += extra(model, prepared, folder)

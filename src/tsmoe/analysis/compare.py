@@ -1,0 +1,96 @@
+"""``tsmoe compare RUN_A RUN_B``: two saved runs scored on the same items, and the difference between them
+with its interval and p-value: DeLong's test for AUROC and a paired bootstrap for AUPRC and Brier
+(binary classifiers), the Diebold-Mariano test on the per-window losses (forecasters and regressors).
+Runs scored on different items are refused: a difference between them would mean nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tsmoe.analysis.paired_tests import delong_test, diebold_mariano, paired_bootstrap
+from tsmoe.errors import ConfigError, DataError
+from tsmoe.estimator import Estimator
+from tsmoe.metrics import auroc_of, average_precision_of, brier_score
+from tsmoe.tasks import get_task
+
+
+def _same_items(a: Estimator, b: Estimator, names: tuple[str, str], part: str) -> None:
+    """Refuse two runs of other tasks, other data settings or other splits of the same data."""
+    if a.meta_["task"] != b.meta_["task"]:
+        raise ConfigError(f"{names[0]} is a {a.meta_['task']} run and {names[1]} a {b.meta_['task']} run: "
+                          "only runs of one task compare")  # fmt: skip
+    keys = (set(a.config.data) | set(b.config.data)) - {"split_file"}  # the splits themselves are compared below
+    differ = sorted(k for k in keys if a.config.data.get(k) != b.config.data.get(k))
+    if differ:
+        shown = ", ".join(f"data.{k}: {a.config.data.get(k)!r} against {b.config.data.get(k)!r}" for k in differ)
+        raise ConfigError(f"{names[0]} and {names[1]} were trained on other data ({shown}); they score other items")
+    key = "val" if part == "validation" else "test"
+    split_a, split_b = a.split_, b.split_
+    if split_a.get(key, split_a.get("rows")) != split_b.get(key, split_b.get("rows")):
+        raise ConfigError(f"{names[0]} and {names[1]} have other {part} splits (split.json): their {part} items "
+                          "differ; train both with the same data.split_file")  # fmt: skip
+
+
+def scored(estimator: Estimator, part: str) -> tuple[torch.Tensor, torch.Tensor]:
+    prepared = estimator.prepare_data()
+    return estimator.scored_outputs(prepared, prepared.test if part == "test" else prepared.val)
+
+
+def window_losses(output: torch.Tensor, target: torch.Tensor) -> dict[str, np.ndarray]:
+    """Per-item squared and absolute errors, averaged over each item's horizon and channels: ``(N,)`` each."""
+    error = (output.double() - target.double()).reshape(len(output), -1)
+    return {"mse": (error**2).mean(1).numpy(), "mae": error.abs().mean(1).numpy()}
+
+
+def compare_runs(run_a: str | Path, run_b: str | Path, part: str = "test") -> dict[str, Any]:
+    """The comparison as a mapping: the runs, the part, the number of items, and per metric ``a``, ``b``,
+    ``difference`` (a - b), its 95 % ``interval``, ``p_value`` and the ``test`` used."""
+    names = (str(run_a), str(run_b))
+    a, b = Estimator.load(run_a), Estimator.load(run_b)
+    for estimator, name in zip((a, b), names, strict=True):
+        estimator.check_part_unseen(part, f"run '{name}'")
+    _same_items(a, b, names, part)
+    (out_a, target_a), (out_b, target_b) = scored(a, part), scored(b, part)
+    if target_a.shape != target_b.shape or not torch.equal(target_a, target_b):
+        raise DataError(f"{names[0]} and {names[1]} score other {part} targets; they cannot be compared item by item")
+    task = get_task(a.meta_["task"])
+    result: dict[str, Any] = {"run_a": names[0], "run_b": names[1], "part": part, "task": task.name,
+                              "items": int(len(target_a)), "metrics": {}}  # fmt: skip
+    if task.name == "binary":
+        y = target_a.long().numpy()
+        if y.min() == y.max():
+            raise DataError(f"the {part} part holds one class only; AUROC and AUPRC are not defined")
+        p_a, p_b = (task.probabilities(o.float()).double().numpy() for o in (out_a, out_b))
+        bootstrap = "paired bootstrap"
+        tests = {"auroc": (auroc_of, delong_test(p_a, p_b, y), "DeLong"),
+                 "auprc": (average_precision_of, paired_bootstrap(average_precision_of, p_a, p_b, y), bootstrap),
+                 "brier": (brier_score, paired_bootstrap(brier_score, p_a, p_b, y), bootstrap)}  # fmt: skip
+        for metric, (function, test, name) in tests.items():
+            result["metrics"][metric] = {"a": function(p_a, y), "b": function(p_b, y), **test, "test": name}
+    elif task.name in ("forecast", "regression"):
+        losses_a, losses_b = window_losses(out_a, target_a), window_losses(out_b, target_b)
+        lag = max(int(out_a.shape[1]) - 1, 0) if task.name == "forecast" and out_a.dim() > 1 else 0
+        for metric in ("mse", "mae"):
+            test = diebold_mariano(losses_a[metric], losses_b[metric], lag)
+            result["metrics"][metric] = {"a": float(losses_a[metric].mean()), "b": float(losses_b[metric].mean()),
+                                         **test, "test": f"Diebold-Mariano (Newey-West lag {lag})"}  # fmt: skip
+    else:
+        raise ConfigError(f"tsmoe compare does not compare {task.name} runs yet (binary, forecast and regression)")
+    return result
+
+
+def comparison_table(result: dict[str, Any]) -> str:
+    """A readable table: each metric for A and B, A - B, its interval, the p-value and the test."""
+    header = ["metric", "A", "B", "A - B", "95 % interval", "p", "test"]
+    rows = [[name, f"{m['a']:.4f}", f"{m['b']:.4f}", f"{m['difference']:+.4f}",
+             f"[{m['interval'][0]:+.4f}, {m['interval'][1]:+.4f}]", f"{m['p_value']:.3g}", m["test"]]
+            for name, m in result["metrics"].items()]  # fmt: skip
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [f"A: {result['run_a']}", f"B: {result['run_b']}",
+             f"{result['items']:,} {result['part']} items, {result['task']}"]  # fmt: skip
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
+    return "\n".join(lines)

@@ -1,0 +1,112 @@
+"""``tsmoe compare``: DeLong's test against its definition, the Diebold-Mariano test on known cases, and
+two runs compared on the same items (runs on other items refused)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.tiny_runs import tiny_lstm
+from tsmoe.analysis.paired_tests import delong_test, diebold_mariano, paired_bootstrap
+from tsmoe.cli import main
+from tsmoe.metrics import auroc_of, brier_score
+
+
+def delong_by_definition(a: np.ndarray, b: np.ndarray, y: np.ndarray) -> float:
+    """The variance of AUROC_a - AUROC_b from the pairwise kernel psi(x, y) written out (O(m n))."""
+    def components(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        pos, neg = p[y == 1][:, None], p[y == 0][None, :]
+        psi = (pos > neg) + 0.5 * (pos == neg)
+        return psi.mean(1), psi.mean(0)
+
+    (a10, a01), (b10, b01) = components(a), components(b)
+    s10, s01 = np.cov([a10, b10]), np.cov([a01, b01])
+    c = np.array([1, -1])
+    return c @ s10 @ c / len(a10) + c @ s01 @ c / len(a01)
+
+
+def test_delong_matches_its_definition_and_a_paired_bootstrap():
+    rng = np.random.default_rng(0)
+    y = (rng.random(600) < 0.2).astype(int)
+    shared = rng.normal(size=600)
+    a = np.round(shared + 1.0 * y + rng.normal(0, 0.5, 600), 1)  # ties
+    b = np.round(shared + 0.7 * y + rng.normal(0, 0.5, 600), 1)
+    test = delong_test(a, b, y)
+    assert test["difference"] == pytest.approx(auroc_of(a, y) - auroc_of(b, y))
+    sd = (test["interval"][1] - test["interval"][0]) / (2 * 1.959963984540054)
+    assert sd**2 == pytest.approx(delong_by_definition(a, b, y), rel=1e-9)
+    boot = paired_bootstrap(auroc_of, a, b, y, resamples=2000)
+    width = test["interval"][1] - test["interval"][0]
+    assert boot["interval"][1] - boot["interval"][0] == pytest.approx(width, rel=0.2)
+    assert test["p_value"] < 0.05  # a is better by construction
+    same = delong_test(a, a, y)
+    assert same["difference"] == 0 and same["p_value"] == 1.0
+
+
+def test_diebold_mariano_finds_a_real_difference_and_not_a_shifted_copy_of_noise():
+    rng = np.random.default_rng(1)
+    noise = rng.normal(size=2000)
+    smoothed = np.convolve(noise, np.ones(10) / 10, mode="same")  # autocorrelated losses, as overlapping windows
+    base = 1 + smoothed**2
+    better = diebold_mariano(base, base + 0.05, lag=9)
+    assert better["difference"] == pytest.approx(-0.05) and better["p_value"] < 1e-6
+    equal = diebold_mariano(base, base[::-1], lag=9)
+    assert equal["p_value"] > 0.05
+    d = base - base[::-1]  # at lag 0 the statistic is the paired z of the differences
+    zero_lag = diebold_mariano(base, base[::-1], lag=0)
+    assert zero_lag["statistic"] == pytest.approx(d.mean() / (d.std() / np.sqrt(len(d))))
+
+
+@pytest.fixture(scope="module")
+def two_runs(small_physionet, tmp_path_factory):
+    root = tmp_path_factory.mktemp("compare")
+    tiny_lstm(0, small_physionet).fit(run_dir=root / "a")
+    tiny_lstm(1, small_physionet, split_file=str(root / "a" / "split.json")).fit(run_dir=root / "b")
+    tiny_lstm(2, small_physionet).fit(run_dir=root / "other-split")  # a split drawn by its own seed
+    return root
+
+
+@pytest.mark.slow
+def test_compare_two_runs_on_the_same_items(two_runs, capsys):
+    a, b = two_runs / "a", two_runs / "b"
+    assert main(["compare", str(a), str(b), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["metrics"]) == {"auroc", "auprc", "brier"} and result["items"] == 40
+    auroc = result["metrics"]["auroc"]
+    assert auroc["test"] == "DeLong" and auroc["interval"][0] <= auroc["difference"] <= auroc["interval"][1]
+    assert auroc["a"] == pytest.approx(json.loads((a / "metrics.json").read_text())["auroc"], abs=1e-6)
+    assert result["metrics"]["brier"]["a"] == pytest.approx(json.loads((a / "metrics.json").read_text())["brier"])
+    assert main(["compare", str(a), str(b)]) == 0
+    assert "DeLong" in capsys.readouterr().out
+    assert main(["compare", str(a), str(two_runs / "other-split")]) == 2
+    assert "other test splits" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_compare_refuses_runs_of_other_tasks_or_data_and_compares_forecasters(two_runs, tmp_path, capsys):
+    sets = ["--set", "training.max_epochs=1", "--set", "data.lookback=24", "--set", "data.horizon=6"]
+    for name, kernel in (("f1", 5), ("f2", 25)):
+        assert main(["train", "configs/dlinear-etth1.yaml", "--out", str(tmp_path / name), *sets,
+                     "--set", f"model.moving_avg={kernel}"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "f1"), str(tmp_path / "f2"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["metrics"]["mse"]["test"] == "Diebold-Mariano (Newey-West lag 5)"
+    stored = json.loads((tmp_path / "f1" / "metrics.json").read_text())
+    assert result["metrics"]["mse"]["a"] == pytest.approx(stored["mse"])
+    assert main(["compare", str(tmp_path / "f1"), str(two_runs / "a")]) == 2
+    assert "only runs of one task compare" in capsys.readouterr().err
+    assert main(["train", "configs/dlinear-etth1.yaml", "--out", str(tmp_path / "f3"), *sets[:4], "--set",
+                 "data.horizon=12"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "f1"), str(tmp_path / "f3")]) == 2
+    assert "data.horizon: 6 against 12" in capsys.readouterr().err
+
+
+def test_brier_and_paired_bootstrap_agree_on_identical_models():
+    y = np.array([0, 1] * 50)
+    p = np.linspace(0.1, 0.9, 100)
+    same = paired_bootstrap(brier_score, p, p, y)
+    assert same["difference"] == 0 and same["interval"] == [0.0, 0.0] and same["p_value"] == 1.0
