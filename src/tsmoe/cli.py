@@ -2,9 +2,9 @@
 
 tsmoe train CONFIG --out RUN_DIR [--set key=value ...]
 tsmoe train --resume RUN_DIR
-tsmoe evaluate RUN_DIR [--set data.root=DIR ...] [--split default|all] [--part test|validation]
+tsmoe evaluate RUN_DIR [--set data.root=DIR ...] [--split default|all] [--part test|validation] [--intervals 0.9]
 tsmoe evaluate RUN_DIR RUN_DIR ... [--out ENSEMBLE.json]   (a deep ensemble: mean probabilities or forecasts)
-tsmoe predict RUN_DIR [RUN_DIR ...] INPUT -o OUTPUT.csv [--set data.KEY=VALUE ...] [--per-step]
+tsmoe predict RUN_DIR [RUN_DIR ...] INPUT -o OUTPUT.csv [--set data.KEY=VALUE ...] [--per-step] [--intervals 0.9]
 tsmoe report RUN_DIR
 tsmoe compare RUN_A RUN_B [--part test|validation] [--json]
 tsmoe tune CONFIG --space SPACE --trials N --out DIR [--workers K] [--storage URL] [--study NAME] [--set ...]
@@ -95,6 +95,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interval_levels(levels: list[float] | None, runs: int) -> list[float]:
+    """The checked ``--intervals`` levels (none: ``[]``); one run only (an ensemble has no validation residuals
+    of its own)."""
+    if not levels:
+        return []
+    from tsmoe.intervals import check_levels
+
+    if runs > 1:
+        raise ConfigError("--intervals takes one run: conformal intervals come from that run's validation residuals")
+    return check_levels(levels)
+
+
 def _data_overrides(pairs: list[str]) -> dict:
     from tsmoe.config import apply_overrides
 
@@ -148,6 +160,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from tsmoe.estimator import Estimator
 
     overrides = _data_overrides(args.set)
+    levels = _interval_levels(args.intervals, len(args.run_dir))
     # other data (another root, another table of observations) is scored whole unless --split says otherwise
     split = args.split or ("all" if {"root", "observations"} & set(overrides) else "default")
     if split == "all" and args.part == "validation":
@@ -162,10 +175,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     prepared = estimator.prepare_data(split=split, data_overrides=overrides)
     dataset = prepared.test if args.part == "test" else prepared.val
     metrics = estimator.score_part(prepared, dataset)
+    if levels:  # conformal intervals from the run's own validation residuals
+        from tsmoe.intervals import interval_metrics
+
+        metrics |= interval_metrics(estimator, *estimator.scored_outputs(prepared, dataset), levels)
     where = overrides.get("root") or overrides.get("observations") or "the training data"
     # the training data's own test split rewrites metrics.json in the form `tsmoe train` wrote it (the same
     # numbers); any other split, part or data goes beside it, recording what was scored
-    on_training_test = not overrides and split == "default" and args.part == "test"
+    on_training_test = not overrides and split == "default" and args.part == "test" and not levels
     name = "metrics.json" if on_training_test else "metrics-eval.json"
     record = {"split": split, "part": args.part, "data": overrides, **metrics}
     run_io.write_json(run_dir / name, metrics if on_training_test else record)
@@ -219,6 +236,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     out = Path(args.output)
     check_output_file(out, [Path(p) for p in args.paths])  # before anything is read
     overrides = _data_overrides(args.set)
+    levels = _interval_levels(args.intervals, len(args.paths) if args.after_data else len(runs))
+    if levels and args.per_step:
+        raise ConfigError("--intervals are for forecasts; --per-step predicts records")
     if args.per_step and (len(runs) != 1 or args.after_data):
         raise ConfigError("--per-step takes one run and an input table (RUN INPUT)")
     if args.after_data:  # every path is a run: forecast what follows each run's own data set
@@ -231,6 +251,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         frame = predict_file_ensemble(Ensemble.load(runs).members, Path(last), overrides)
     else:
         frame = predict_file(Estimator.load(runs[0]), Path(last), overrides, every_step=args.per_step)
+    if levels:
+        from tsmoe.intervals import with_interval_columns
+
+        frame = with_interval_columns(frame, Estimator.load(args.paths[0] if args.after_data else runs[0]), levels)
     run_io.write_text(out, frame.to_csv(index=False))  # atomic: a killed predict leaves no half file
     print(f"wrote {len(frame)} rows to {out}")
     return 0
@@ -363,6 +387,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="default: the run's test split; all: every item (the default when data.root or data.observations is set)",
     )
     evaluate.add_argument("--no-plots", action="store_true", help="skip the gate/attention plots")
+    evaluate.add_argument(
+        "--intervals", type=float, nargs="+", metavar="LEVEL",
+        help="forecasters: conformal intervals at these levels (e.g. 0.8 0.9): coverage_80, width_80, crps, wql",
+    )  # fmt: skip
     evaluate.set_defaults(func=cmd_evaluate)
 
     predict = sub.add_parser("predict", help="predict from a file or folder with a saved run (or an ensemble)")
@@ -381,6 +409,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="forecast the horizon after each series of the run's own data set (raw Time-MMD: with its reports)",
     )
     predict.add_argument("-o", "--output", required=True, help="CSV to write")
+    predict.add_argument(
+        "--intervals", type=float, nargs="+", metavar="LEVEL",
+        help="forecasters: conformal intervals at these levels: columns <target>_lo_90, <target>_hi_90, ...",
+    )  # fmt: skip
     predict.add_argument(
         "--per-step",
         action="store_true",

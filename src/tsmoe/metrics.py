@@ -7,6 +7,8 @@
   ``log_loss``; and stratified bootstrap 95 % intervals ``auroc_ci``, ``auprc_ci``, ``brier_ci`` (two
   numbers each; :func:`bootstrap_intervals`);
 - multiclass: ``accuracy``, ``auroc`` (macro, one-vs-rest), ``brier`` (summed over classes), ``log_loss``;
+- intervals and quantiles of forecasts: ``coverage_<l>`` and ``width_<l>`` per level (:mod:`tsmoe.intervals`),
+  ``crps`` (approximated from the quantiles) and ``wql`` (weighted quantile loss);
 - early prediction of an onset: ``utility``, the PhysioNet/CinC 2019 challenge's normalised utility.
 
 Which of them a run reports, and from which outputs, is its task's business (:mod:`tsmoe.tasks`): MAPE
@@ -31,6 +33,26 @@ def error_metrics(output: torch.Tensor, target: torch.Tensor) -> dict[str, float
         "mse": float((error**2).mean()),
         "mae": float(error.abs().mean()),
         "mape": float(ape.mean() * 100) if ape.numel() else float("nan"),
+    }
+
+
+def pinball_loss(forecast: np.ndarray, target: np.ndarray, quantile: float) -> np.ndarray:
+    """``rho_q(y - f) = max(q (y - f), (q - 1) (y - f))``, elementwise: the loss a ``q``-quantile forecast
+    minimises in expectation."""
+    error = target - forecast
+    return np.maximum(quantile * error, (quantile - 1) * error)
+
+
+def quantile_metrics(forecasts: np.ndarray, quantiles: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """``crps`` and ``wql`` of quantile forecasts ``(Q, ...)`` at levels ``quantiles (Q,)`` against ``target
+    (...)``: CRPS approximated as ``(2 / Q) sum_q mean(rho_q)`` (the CRPS is twice the pinball loss
+    integrated over q), and the weighted quantile loss ``(1 / Q) sum_q 2 sum(rho_q) / sum|y|`` (GluonTS's
+    mean_wQuantileLoss)."""
+    losses = np.stack([pinball_loss(f, target, q) for f, q in zip(forecasts, quantiles, strict=True)])
+    scale = float(np.abs(target).sum())
+    return {
+        "crps": float(2 * losses.mean()),
+        "wql": float(np.mean([2 * loss.sum() / scale for loss in losses])) if scale > 0 else float("nan"),
     }
 
 

@@ -1,0 +1,95 @@
+"""Conformal intervals from validation residuals, and the metrics of intervals and quantiles."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tsmoe.cli import main
+from tsmoe.intervals import conformal_quantiles, level_name
+from tsmoe.metrics import pinball_loss, quantile_metrics
+from tsmoe.paths import shipped_data_dir
+
+SETS = ["--set", "training.max_epochs=1", "--set", "data.lookback=24", "--set", "data.horizon=6"]
+
+
+def test_the_conformal_half_width_is_the_right_order_statistic():
+    residuals = np.arange(1.0, 10.0).reshape(9, 1, 1)  # n = 9
+    widths = conformal_quantiles(residuals, [0.5, 0.9, 0.95])
+    assert widths[:, 0, 0].tolist() == [5.0, 9.0, np.inf]  # ceil(10 l)-th smallest; 10 > n: no finite width
+    assert level_name(0.9) == "90" and level_name(0.975) == "97.5"
+
+
+def test_conformal_intervals_cover_exchangeable_targets_at_their_level():
+    rng = np.random.default_rng(0)
+    calibration, new = rng.standard_t(3, size=(2000, 4, 2)), rng.standard_t(3, size=(20000, 4, 2))
+    for level in (0.8, 0.9):
+        width = conformal_quantiles(np.abs(calibration), [level])[0]
+        assert np.mean(np.abs(new) <= width) == pytest.approx(level, abs=0.015)
+
+
+def test_quantile_metrics_on_known_cases():
+    target = np.array([1.0, 2.0, 3.0])
+    perfect = quantile_metrics(np.stack([target, target]), np.array([0.1, 0.9]), target)
+    assert perfect == {"crps": 0.0, "wql": 0.0}
+    assert pinball_loss(np.array([0.0]), np.array([1.0]), 0.9).tolist() == pytest.approx([0.9])
+    assert pinball_loss(np.array([2.0]), np.array([1.0]), 0.9).tolist() == pytest.approx([0.1])
+    # the CRPS of a point forecast is its absolute error; quantiles all at the point give the same
+    point = np.array([1.5, 2.0, 2.0])
+    levels = np.linspace(0.01, 0.99, 99)
+    assert quantile_metrics(np.stack([point] * 99), levels, target)["crps"] == pytest.approx(
+        np.abs(point - target).mean(), rel=1e-9
+    )
+
+
+@pytest.fixture(scope="module")
+def forecaster(tmp_path_factory):
+    run = tmp_path_factory.mktemp("intervals") / "dl"
+    assert main(["train", "configs/dlinear-etth1.yaml", "--out", str(run), *SETS]) == 0
+    return run
+
+
+def test_evaluate_reports_coverage_and_width_per_level(forecaster, capsys):
+    before = (forecaster / "metrics.json").read_text()
+    assert main(["evaluate", str(forecaster), "--intervals", "0.8", "0.9", "--no-plots"]) == 0
+    record = json.loads((forecaster / "metrics-eval.json").read_text())
+    assert (forecaster / "metrics.json").read_text() == before  # the training's own record is untouched
+    assert 0.5 < record["coverage_80"] < record["coverage_90"] <= 1.0
+    assert 0 < record["width_80"] < record["width_90"]
+    assert record["crps"] > 0 and record["wql"] > 0
+    assert record["mse"] == pytest.approx(json.loads(before)["mse"])
+
+
+def test_predict_writes_interval_columns_around_the_forecast(forecaster, tmp_path):
+    frame = pd.read_csv(shipped_data_dir() / "ett" / "ETTh1.csv.gz").tail(100)
+    frame.to_csv(tmp_path / "recent.csv", index=False)
+    out = tmp_path / "fc.csv"
+    assert main(["predict", str(forecaster), str(tmp_path / "recent.csv"), "-o", str(out), "--intervals", "0.9"]) == 0
+    table = pd.read_csv(out)
+    assert len(table) == 6
+    for name in ("OT", "HUFL"):
+        assert (table[f"{name}_lo_90"] < table[name]).all() and (table[name] < table[f"{name}_hi_90"]).all()
+    plain = tmp_path / "plain.csv"
+    assert main(["predict", str(forecaster), str(tmp_path / "recent.csv"), "-o", str(plain)]) == 0
+    assert np.allclose(pd.read_csv(plain)["OT"], table["OT"])
+
+
+def test_bad_interval_requests_are_refused(forecaster, small_physionet, tmp_path, capsys):
+    assert main(["evaluate", str(forecaster), "--intervals", "90"]) == 2
+    assert "levels between 0 and 1" in capsys.readouterr().err
+    assert main(["evaluate", str(forecaster), "--intervals", "0.9", "0.9"]) == 2
+    assert "repeats a level" in capsys.readouterr().err
+    refit = tmp_path / "refit"
+    refit_sets = [*SETS, "--set", "training.refit=true"]
+    assert main(["train", "configs/dlinear-etth1.yaml", "--out", str(refit), *refit_sets]) == 0
+    assert main(["evaluate", str(refit), "--intervals", "0.9", "--no-plots"]) == 2
+    assert "no held-out validation split" in capsys.readouterr().err
+    classifier = tmp_path / "lstm"
+    sets = ["--set", "model.hidden_size=8", "--set", "training.max_epochs=1", "--set", f"data.root={small_physionet}",
+            "--set", "data.split_file=null"]  # fmt: skip
+    assert main(["train", "configs/lstm-physionet2012.yaml", "--out", str(classifier), *sets]) == 0
+    assert main(["evaluate", str(classifier), "--intervals", "0.9", "--no-plots"]) == 2
+    assert "conformal intervals are for forecasters" in capsys.readouterr().err
