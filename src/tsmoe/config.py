@@ -193,14 +193,25 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
     dataset = get_dataset(data_raw.pop("name"))
     model = get_model(model_raw.pop("name"))
     data_params = build_dataclass(dataset.params, data_raw, "data")
+    quantiles = model_raw.pop("quantiles", None)  # any forecaster's (tsmoe.models.quantiles), not one model's
     model_params = build_dataclass(model.params, model_raw, "model")
+    model_section = {"name": model.name, **dataclasses.asdict(model_params)}
+    if quantiles is not None:
+        from tsmoe.models.quantiles import check_quantiles
+
+        if "forecast" not in model.tasks:
+            raise ConfigError(f"model.quantiles is for forecasters; model '{model.name}' does not forecast")
+        if not isinstance(quantiles, list) or any(isinstance(q, bool) or not isinstance(q, int | float)
+                                                  for q in quantiles):  # fmt: skip
+            raise ConfigError(f"model.quantiles: expected a list of numbers such as [0.1, 0.5, 0.9], got {quantiles!r}")
+        model_section["quantiles"] = check_quantiles(quantiles)
     seed = raw.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"seed: expected an integer, got {seed!r}")
     return RunConfig(
         seed=seed,
         data={"name": dataset.name, **dataclasses.asdict(data_params)},
-        model={"name": model.name, **dataclasses.asdict(model_params)},
+        model=model_section,
         training=build_dataclass(TrainingConfig, raw.get("training"), "training"),
         trainer=_trainer_section(raw.get("trainer")),
         logging=build_dataclass(LoggingConfig, raw.get("logging"), "logging"),

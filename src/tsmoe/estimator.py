@@ -461,8 +461,42 @@ class Estimator:
         return self.calibrated(torch.cat(outputs)), {k: torch.cat(v) for k, v in targets.items()}
 
     def score_part(self, prepared: PreparedData, dataset: Dataset) -> dict[str, float]:
-        """Metrics of this model over ``dataset``, a part of ``prepared`` (MAPE only on the original scale)."""
-        return get_task(prepared.task).metrics(*self.scored_outputs(prepared, dataset), self.original_scale())
+        """Metrics of this model over ``dataset``, a part of ``prepared`` (MAPE only on the original scale);
+        for a quantile forecaster also ``crps``, ``wql`` and the coverage and width of its outermost
+        interval (levels 0.1 and 0.9: ``coverage_80``, ``width_80``)."""
+        metrics = get_task(prepared.task).metrics(*self.scored_outputs(prepared, dataset), self.original_scale())
+        if hasattr(self.model_, "levels"):
+            metrics |= self._quantile_scores(prepared, dataset)
+        return metrics
+
+    @torch.no_grad()
+    def quantile_forecasts(self, prepared: PreparedData, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+        """A quantile forecaster's ``(Q, N, H, C)`` forecasts over ``dataset`` and the targets ``(N, H, C)``, on
+        the scale the run's metrics use."""
+        task, levels = get_task(prepared.task), self.model_.levels
+        self.model_.eval()
+        slices, targets = [[] for _ in levels], []
+        with flushed_subnormals(self.config.training.flush_subnormals):
+            for batch in self._loader(dataset, prepared.collate, False, self.config.training.eval_batch_size):
+                quantiles = self.model_(batch)["quantiles"]
+                for q in range(len(levels)):
+                    output, target = task.scored(quantiles[..., q], batch, prepared, self.state_, self.original_scale())
+                    slices[q].append(output.double().numpy())
+                targets.append(target.double().numpy())
+        return np.stack([np.concatenate(s) for s in slices]), np.concatenate(targets)
+
+    def _quantile_scores(self, prepared: PreparedData, dataset: Dataset) -> dict[str, float]:
+        from tsmoe.intervals import level_name
+        from tsmoe.metrics import quantile_metrics
+
+        levels = self.model_.levels
+        forecasts, target = self.quantile_forecasts(prepared, dataset)
+        scores = quantile_metrics(forecasts, np.array(levels), target)
+        if len(levels) > 1:  # the outermost levels as a central interval
+            name = level_name(round(levels[-1] - levels[0], 10))
+            scores[f"coverage_{name}"] = float(((target >= forecasts[0]) & (target <= forecasts[-1])).mean())
+            scores[f"width_{name}"] = float((forecasts[-1] - forecasts[0]).mean())
+        return scores
 
     def original_scale(self) -> bool:
         """Whether this run's outputs are scored on the data's own scale (not for ``metrics_scale: scaled``)."""
@@ -579,6 +613,18 @@ class Estimator:
         finally:
             self.model_.per_step = trained_per_step
         return self.calibrated(torch.cat(outputs)), np.concatenate(records), np.concatenate(times)
+
+    @torch.no_grad()
+    def predict_quantiles(self, dataset: Dataset, collate: Any) -> torch.Tensor | None:
+        """A quantile forecaster's raw quantile forecasts ``(N, horizon, C, Q)`` for a prepared dataset (levels:
+        ``model_.levels``); ``None`` for any other model."""
+        self._check_fitted()
+        if not hasattr(self.model_, "levels"):
+            return None
+        self.model_.eval()
+        batches = self._loader(dataset, collate, False, self.config.training.eval_batch_size)
+        with flushed_subnormals(self.config.training.flush_subnormals):
+            return torch.cat([self.model_(batch)["quantiles"] for batch in batches])
 
     def predict_dataset(self, dataset: Dataset, collate: Any) -> torch.Tensor:
         """Raw outputs (logits or scaled forecasts) for an already prepared dataset."""

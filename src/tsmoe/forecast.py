@@ -253,15 +253,21 @@ def forecast_after(estimator, data: SeriesSet, where: str, text: TextSetting | N
         collate = collate_text_windows
     channels = meta["target_channels"]
     forecasts = estimator.predict_dataset(items, collate)
+    quantiles = estimator.predict_quantiles(items, collate)  # (N, H, C, Q) for a quantile forecaster
+    levels = getattr(estimator.model_, "levels", [])
     id_col, time_col = key_columns(estimator)
     rows = []
-    for series, forecast, future in zip(data.series, forecasts, futures, strict=True):
+    for number, (series, forecast, future) in enumerate(zip(data.series, forecasts, futures, strict=True)):
         values = scaler.inverse(forecast[:, channels], channels).numpy()
+        bands = [scaler.inverse(quantiles[number][:, channels, q], channels).numpy() for q in range(len(levels))]
         for step in range(horizon):
             row = {id_col: series.name, "step": step + 1}
             if future is not None:
                 row[time_col] = future[step]
             row.update({meta["channel_names"][c]: float(values[step, j]) for j, c in enumerate(channels)})
+            for level, band in zip(levels, bands, strict=True):  # <target>_q10, <target>_q90, ...
+                row.update({f"{meta['channel_names'][c]}_q{level * 100:.10g}": float(band[step, j])
+                            for j, c in enumerate(channels)})  # fmt: skip
             rows.append(row)
     return pd.DataFrame(rows)
 

@@ -298,6 +298,20 @@ class ForecastTask(ValueTask):
             return ((output - target) / batch["scale"][..., target_channels]).pow(2).mean()
         return F.mse_loss(output, target)
 
+    def quantile_loss(
+        self, quantiles: torch.Tensor, levels: list[float], batch: dict, target_channels: list[int], forecast_loss: str
+    ) -> torch.Tensor:
+        """The mean pinball loss of quantile forecasts ``(B, H, C, Q)`` at ``levels (Q,)``:
+        ``mean max(q (y - f_q), (q - 1) (y - f_q))`` over windows, steps, target channels and levels; errors
+        divided by the window's own ``scale`` where it has one and ``forecast_loss == "window"``, as
+        :meth:`loss` does."""
+        forecast, target = quantiles[..., target_channels, :], batch["y"][..., target_channels].unsqueeze(-1)
+        error = target - forecast
+        if "scale" in batch and forecast_loss == "window":
+            error = error / batch["scale"][..., target_channels].unsqueeze(-1)
+        q = torch.tensor(levels, dtype=error.dtype, device=error.device)
+        return torch.maximum(q * error, (q - 1) * error).mean()
+
     def update_validation(self, metrics, output, batch, target_channels) -> None:
         metrics.update(output[..., target_channels], batch["y"][..., target_channels])
 

@@ -131,3 +131,26 @@ def test_one_seed_builds_one_model(name):
     torch.testing.assert_close(unpack(first.eval()(batch))[0], unpack(second.eval()(batch))[0], rtol=0, atol=0)
     other = build(name, seed=4).parameters()
     assert any(not torch.equal(a, b) for a, b in zip(other, first.parameters(), strict=True)), "the seed is ignored"
+
+
+FORECASTERS = sorted(name for name, entry in MODELS.items() if "forecast" in entry.tasks)
+LEVELS = [0.1, 0.5, 0.9]
+
+
+@pytest.mark.parametrize("name", FORECASTERS)
+def test_every_forecaster_trains_for_quantiles(name):
+    """``model.quantiles``: the same model asked for one horizon per level, quantiles that never cross, the
+    median as the point forecast, and a pinball loss that reaches every parameter."""
+    config, dims, task_name, kind = setting(name)
+    torch.manual_seed(0)
+    model = build_model({**config, "quantiles": LEVELS}, dims, task_name, kind).train()
+    batch, task = batch_for(kind), get_task(task_name)
+    result = model(batch)
+    quantiles = result["quantiles"]
+    assert quantiles.shape == (4, dims["horizon"], dims["n_channels"], 3)
+    assert (quantiles.diff(dim=-1) >= 0).all()
+    torch.testing.assert_close(result["output"], quantiles[..., 1])
+    loss = task.quantile_loss(quantiles, LEVELS, batch, list(range(dims["n_channels"])), "window")
+    (loss + result.get("aux_loss", 0)).backward()
+    unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not unused, f"parameters the pinball loss does not reach: {unused}"

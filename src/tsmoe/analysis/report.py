@@ -71,8 +71,11 @@ def summary_section(config: RunConfig, meta: dict[str, Any], metrics: dict[str, 
         facts.append(["refit (the kept model)", f"{refit['epochs']} epochs on {refit['items']:,} training + "
                       f"validation items, {refit['seconds']:.1f} s"])  # fmt: skip
     body = table_html(["", ""], facts)
-    rows = [[k, float(v), _interval(intervals.get(k))] for k, v in metrics.items()]
-    body += "<h3>Test metrics</h3>" + table_html(["metric", "value", "95 % bootstrap interval"], rows)
+    if intervals:
+        rows = [[k, float(v), _interval(intervals.get(k))] for k, v in metrics.items()]
+        body += "<h3>Test metrics</h3>" + table_html(["metric", "value", "95 % bootstrap interval"], rows)
+    else:
+        body += "<h3>Test metrics</h3>" + table_html(["metric", "value"], [[k, float(v)] for k, v in metrics.items()])
     body += f"<h3>Resolved config</h3><pre>{html.escape(config.to_yaml())}</pre>"
     return "summary", "Summary", body
 
@@ -250,6 +253,35 @@ def calibration_section(model, prepared, meta: dict[str, Any]) -> Section:
     return "calibration", "Calibration", body
 
 
+@torch.no_grad()
+def fan_section(model, prepared, windows: int = 3) -> Section:
+    """Forecast fans of a quantile forecaster for a few test windows of its first target channel: the input,
+    the median, the bands between symmetric pairs of levels, and what happened (on the model's own scale)."""
+    from torch.utils.data import DataLoader
+
+    batch = next(iter(DataLoader(prepared.test, batch_size=256, collate_fn=prepared.collate)))
+    quantiles, levels = model(batch)["quantiles"], model.levels
+    channel = prepared.target_channels[0]
+    chosen = np.linspace(0, len(batch["x"]) - 1, windows).astype(int)
+    fig, axes = plt.subplots(1, windows, figsize=(4.2 * windows, 3.0), squeeze=False)
+    for ax, i in zip(axes[0], chosen, strict=True):
+        history = batch["x"][i, :, channel].numpy()
+        steps = np.arange(len(history), len(history) + quantiles.shape[1])
+        ax.plot(np.arange(len(history)), history, color="0.4", label="input")
+        for low in range(len(levels) // 2):  # the widest band first, lightest
+            ax.fill_between(steps, quantiles[i, :, channel, low].numpy(), quantiles[i, :, channel, -1 - low].numpy(),
+                            alpha=0.2 + 0.2 * low, color="tab:blue",
+                            label=f"{levels[low]:g} to {levels[-1 - low]:g}")  # fmt: skip
+        ax.plot(steps, quantiles[i, :, channel, levels.index(0.5)].numpy(), color="tab:blue", label="median")
+        ax.plot(steps, batch["y"][i, :, channel].numpy(), color="black", linestyle="--", label="actual")
+        ax.set(title=f"test window {int(i) + 1}", xlabel="step")
+    axes[0][0].legend(fontsize=7)
+    name = prepared.channel_names[channel]
+    return "fans", "Forecast fans", f"<p>Quantiles of '{html.escape(name)}' (levels {levels}).</p>" + figure_html(
+        fig, "forecast fans"
+    )
+
+
 def liquid_section(model, prepared) -> Section:
     """Gershgorin discs of each liquid expert's one-step state Jacobian at its learned time constant."""
     from tsmoe.analysis.spectral import liquid_step_discs
@@ -317,6 +349,8 @@ def write_report(
     model = model.eval()
     if meta["task"] == "binary":
         sections.append(calibration_section(model, prepared, meta))
+    if hasattr(model, "levels"):  # a quantile forecaster (model.quantiles)
+        sections.append(fan_section(model, prepared))
     if is_sparse_moe(model) or meta["input_kind"] == "irregular":
         extra = moe_sections if is_sparse_moe(model) else mrmoe_sections
         sections += extra(model, prepared, folder)

@@ -14,6 +14,7 @@ from torch import nn
 from tsmoe.errors import ConfigError
 from tsmoe.models import dlinear, itransformer, lstm, mome, mrmoe, patchtst
 from tsmoe.models.entry import ModelEntry
+from tsmoe.models.quantiles import QuantileForecaster, check_quantiles
 from tsmoe.params import build_dataclass
 
 MODELS: dict[str, ModelEntry] = {
@@ -39,6 +40,7 @@ def build_model(config: dict[str, Any], dims: dict[str, int], task: str, input_k
     """Build the model named in a resolved ``model`` config section for data of ``input_kind``/``task``."""
     values = dict(config)
     entry = get_model(values.pop("name"))
+    quantiles = values.pop("quantiles", None)
     if entry.input_kind != input_kind:
         raise ConfigError(
             f"model '{entry.name}' reads {entry.input_kind} input but the data gives {input_kind} input; "
@@ -47,7 +49,13 @@ def build_model(config: dict[str, Any], dims: dict[str, int], task: str, input_k
     if task not in entry.tasks:
         raise ConfigError(f"model '{entry.name}' does not do task '{task}' (it does {sorted(entry.tasks)})")
     params = build_dataclass(entry.params, values, "model")
+    if quantiles is not None and task != "forecast":
+        raise ConfigError(f"model.quantiles is for forecasting; this data's task is '{task}'")
     try:
+        if quantiles is not None:  # Q horizons, one per level (tsmoe.models.quantiles)
+            levels = check_quantiles(quantiles)
+            base = entry.cls(params, {**dims, "horizon": dims["horizon"] * len(levels)}, task)
+            return QuantileForecaster(base, levels, dims["horizon"])
         return entry.cls(params, dims, task)
     except ConfigError:
         raise

@@ -68,7 +68,7 @@ class TsmoeModule(pl.LightningModule):
         output, aux_loss = unpack(result)
         if isinstance(result, dict) and "dropped" in result:  # a capped MoE: share of assignments over capacity
             self.log("train_dropped_share", result["dropped"].float().mean(), on_step=False, on_epoch=True)
-        loss = self.task.loss(output, batch, self.target_channels, self.forecast_loss)
+        loss = self._loss(result, output, batch)
         if aux_loss is not None:  # e.g. a load-balancing loss, already weighted by the model
             self.log("train_aux_loss", aux_loss, on_step=False, on_epoch=True, sync_dist=True)
             loss = loss + aux_loss
@@ -83,10 +83,19 @@ class TsmoeModule(pl.LightningModule):
         self.log("train_loss", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=size)
         return loss
 
+    def _loss(self, result: Any, output: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The task's loss of ``output``; for a quantile forecaster, the pinball loss of its quantiles."""
+        if isinstance(result, dict) and "quantiles" in result:
+            return self.task.quantile_loss(
+                result["quantiles"], self.model.levels, batch, self.target_channels, self.forecast_loss
+            )
+        return self.task.loss(output, batch, self.target_channels, self.forecast_loss)
+
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        output = self(batch)
+        result = self.model(batch)
+        output = unpack(result)[0]
         size = len(next(iter(batch.values())))
-        loss = self.task.loss(output, batch, self.target_channels, self.forecast_loss)
+        loss = self._loss(result, output, batch)
         self.log("val_loss", loss, sync_dist=True, batch_size=size)
         self.task.update_validation(self.val_metrics, output, batch, self.target_channels)
         # logging the metric objects lets Lightning compute them once per epoch, synchronised across processes

@@ -1,0 +1,58 @@
+"""``model.quantiles``: any forecaster trained with the pinball loss, scored by CRPS, WQL and the coverage
+of its outer levels, predicting quantile columns; bad levels refused before training."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from tests.metric_dicts import flat
+from tsmoe.cli import main
+from tsmoe.config import load_config
+from tsmoe.errors import ConfigError
+from tsmoe.estimator import Estimator
+from tsmoe.paths import shipped_data_dir
+
+SETS = ["--set", "training.max_epochs=2", "--set", "data.lookback=24", "--set", "data.horizon=6",
+        "--set", "training.lr=0.01"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("levels", "message"),
+    [
+        ("[0.9, 0.5, 0.1]", "must increase without repeats"),
+        ("[0.1, 0.5, 0.5, 0.9]", "must increase without repeats"),
+        ("[0.0, 0.5, 1.0]", "must lie in (0, 1)"),
+        ("[0.1, 0.9]", "the median 0.5 must be among the levels"),
+        ("[]", "give the levels"),
+        ("[0.1, a, 0.9]", "a list of numbers"),
+    ],
+)
+def test_bad_quantile_levels_are_refused_before_training(levels, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_config("configs/dlinear-etth1.yaml", [f"model.quantiles={levels}"])
+
+
+def test_quantiles_are_for_forecasters():
+    with pytest.raises(ConfigError, match="model 'lstm' does not forecast"):
+        load_config("configs/lstm-physionet2012.yaml", ["model.quantiles=[0.1, 0.5, 0.9]"])
+
+
+def test_a_quantile_forecaster_trains_scores_reloads_and_predicts_its_quantiles(tmp_path):
+    run = tmp_path / "q"
+    assert main(["train", "configs/dlinear-etth1.yaml", "--out", str(run), *SETS,
+                 "--set", "model.quantiles=[0.1, 0.5, 0.9]"]) == 0  # fmt: skip
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert {"mse", "mae", "crps", "wql", "coverage_80", "width_80"} <= set(metrics)
+    assert 0.3 < metrics["coverage_80"] <= 1.0 and metrics["width_80"] > 0
+    assert flat(Estimator.load(run).evaluate()) == pytest.approx(flat(metrics), rel=1e-6)
+    frame = pd.read_csv(shipped_data_dir() / "ett" / "ETTh1.csv.gz").tail(60)
+    frame.to_csv(tmp_path / "recent.csv", index=False)
+    assert main(["predict", str(run), str(tmp_path / "recent.csv"), "-o", str(tmp_path / "fc.csv")]) == 0
+    table = pd.read_csv(tmp_path / "fc.csv")
+    assert (table["OT_q10"] <= table["OT_q50"]).all() and (table["OT_q50"] <= table["OT_q90"]).all()
+    assert table["OT"].tolist() == pytest.approx(table["OT_q50"].tolist())  # the median is the point forecast
+    assert main(["report", str(run)]) == 0
+    assert '<section id="fans">' in (run / "report.html").read_text()
