@@ -34,10 +34,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from timing import machine  # noqa: E402
-
 from tsmoe import Estimator  # noqa: E402
 from tsmoe.config import load_config  # noqa: E402
+from tsmoe.experiments.results import machine  # noqa: E402
 
 RECIPE = "configs/mrmoe-physionet2012.yaml"
 SCALING_SPACE = {  # values that change what is learnt, not how long an epoch takes

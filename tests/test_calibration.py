@@ -51,3 +51,17 @@ def test_calibration_is_refused_for_a_refit_and_for_forecasting(small_physionet)
     forecaster = Estimator("dlinear", "etth1", data_params={"lookback": 24, "horizon": 6}, training=training)
     with pytest.raises(ConfigError, match="temperature scaling is for classifiers"):
         forecaster.fit()
+
+
+@pytest.mark.slow
+def test_a_trained_run_is_calibrated_afterwards_as_if_trained_with_it(small_physionet, tmp_path, capsys):
+    from tsmoe.cli import main
+
+    raw = tiny_lstm(0, small_physionet).fit(run_dir=tmp_path / "raw")
+    trained = tiny_lstm(0, small_physionet, calibrate="temperature").fit(run_dir=tmp_path / "trained")
+    assert main(["calibrate", str(tmp_path / "raw")]) == 0
+    assert "fitted on the validation split" in capsys.readouterr().out
+    later = Estimator.load(tmp_path / "raw")
+    assert later.meta_["calibration"]["temperature"] == pytest.approx(trained.meta_["calibration"]["temperature"])
+    np.testing.assert_allclose(later.predict_proba(), trained.predict_proba(), rtol=1e-6)
+    assert raw.metrics_["auroc"] == pytest.approx(later.evaluate()["auroc"], abs=1e-9)

@@ -7,6 +7,7 @@ tsmoe evaluate RUN_DIR RUN_DIR ... [--out ENSEMBLE.json]   (a deep ensemble: mea
 tsmoe predict RUN_DIR [RUN_DIR ...] INPUT -o OUTPUT.csv [--set data.KEY=VALUE ...] [--per-step] [--intervals 0.9]
 tsmoe report RUN_DIR
 tsmoe compare RUN_A RUN_B [--part test|validation] [--json]
+tsmoe calibrate RUN_DIR
 tsmoe tune CONFIG --space SPACE --trials N --out DIR [--workers K] [--storage URL] [--study NAME] [--set ...]
 tsmoe datasets
 tsmoe models
@@ -260,6 +261,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Fit a temperature on a trained classifier's validation split and keep it in the run's meta.json."""
+    from tsmoe.estimator import Estimator
+
+    record = Estimator.load(args.run_dir).calibrate(args.run_dir)
+    print(f"temperature {record['temperature']:.4f} fitted on the validation split of {args.run_dir}: ECE "
+          f"{record['validation_ece_before']:.4f} -> {record['validation_ece_after']:.4f}, log loss "
+          f"{record['validation_log_loss_before']:.4f} -> {record['validation_log_loss_after']:.4f}")  # fmt: skip
+    print(f"tsmoe predict and tsmoe evaluate apply it from now on (tsmoe evaluate {args.run_dir} rescores the test)")
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     """Two runs on the same items: each metric's difference, its interval and p-value (DeLong, paired
     bootstrap, Diebold-Mariano)."""
@@ -430,6 +443,10 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write report.html: training, experts, routing, attention")
     report.add_argument("run_dir")
     report.set_defaults(func=cmd_report)
+
+    calibrate = sub.add_parser("calibrate", help="fit a temperature on a trained classifier's validation split")
+    calibrate.add_argument("run_dir")
+    calibrate.set_defaults(func=cmd_calibrate)
 
     compare = sub.add_parser("compare", help="two runs on the same items: differences, intervals, p-values")
     compare.add_argument("run_a")

@@ -331,6 +331,22 @@ class Estimator:
                 **{f"validation_{k}_before": before[k] for k in keys},
                 **{f"validation_{k}_after": after[k] for k in keys}}  # fmt: skip
 
+    def calibrate(self, run_dir: str | Path | None = None) -> dict[str, Any]:
+        """Fit a temperature on this fitted classifier's validation split now (a run trained without
+        ``training.calibrate``), keep it, and with ``run_dir`` write it into that run's ``meta.json``; returns
+        what it did to the validation ECE and log loss. The test split is not read."""
+        self._check_fitted()
+        if "refit" in self.meta_:
+            raise ConfigError("this run was refit on its validation items (training.refit): nothing is left to "
+                              "fit a temperature on")  # fmt: skip
+        if not get_task(self.meta_["task"]).is_classifier:
+            raise ConfigError(f"temperature scaling is for classifiers, not task '{self.meta_['task']}'")
+        record = self._calibrate(self.prepare_data())
+        self.meta_["calibration"] = record
+        if run_dir is not None:
+            run_io.write_json(Path(run_dir) / run_io.META, self.meta_)
+        return record
+
     def calibrated(self, output: torch.Tensor) -> torch.Tensor:
         """Raw outputs with the run's temperature applied (logits / T), or as they are without one."""
         temperature = getattr(self, "temperature_", None)

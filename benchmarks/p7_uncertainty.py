@@ -1,0 +1,162 @@
+"""Protocol P7: calibration of the P1 recipes, and conformal and quantile intervals of forecasters.
+
+    OMP_NUM_THREADS=1 python benchmarks/p7_uncertainty.py            # trains what it lacks into runs/p7
+    python benchmarks/p7_uncertainty.py --report                     # the tables from the results file
+
+1. **Calibration** of the P1 recipes' runs (MR-MoE, GRU and LSTM, 5 seeds each; the whole-stay runs of
+   P6, ``runs/p6``, which are P1's recipes): test Brier and ECE (10 equal-mass bins) as trained, and after
+   a temperature fitted on each run's validation split (``Estimator.calibrate``). Goal: MR-MoE's ECE after
+   scaling at most 0.02.
+2. **Conformal intervals** on ETTh1 (lookback 96, horizon 96; the P4 recipes of DLinear, PatchTST and
+   iTransformer, seed 0): test coverage and mean width of the 80 % and 90 % intervals from each run's
+   validation residuals. Goal: 90 % intervals covering 87 % to 93 % of the test targets.
+3. **Quantiles against conformal** on the five P2 domains: MoME's P2 recipe with conformal 80 % intervals
+   (its quantiles 0.1, 0.5, 0.9) against the same recipe trained for those quantiles (pinball loss), by
+   the CRPS approximated from the same three levels, on the original scale. Goal: the quantile model's CRPS
+   below the conformal one's on most domains. Seed 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+import numpy as np  # noqa: E402
+
+from tsmoe import Estimator  # noqa: E402
+from tsmoe.config import load_config  # noqa: E402
+from tsmoe.experiments.results import machine  # noqa: E402
+from tsmoe.intervals import interval_metrics  # noqa: E402
+from tsmoe.metrics import expected_calibration_error  # noqa: E402
+
+P1_ROWS = ("mrmoe", "gru", "lstm")
+ETTH1 = {"dlinear": "configs/dlinear-etth1.yaml", "patchtst": "configs/patchtst-etth1.yaml",
+         "itransformer": "configs/itransformer-etth1.yaml"}  # fmt: skip
+DOMAINS = ("HealthUS", "HealthAFR", "SocialGood", "Energy", "Environment")
+LEVELS = [0.8, 0.9]
+QUANTILES = [0.1, 0.5, 0.9]
+
+
+def trained(recipe: str, overrides: list[str], folder: Path) -> Estimator:
+    """The run in ``folder``, trained there first if it is not (its test split scored once, as any run)."""
+    if not (folder / "meta.json").exists():
+        Estimator.from_config(load_config(ROOT / recipe, overrides)).fit(run_dir=folder, overwrite=folder.exists())
+    return Estimator.load(folder)
+
+
+def ece_floor(prob: np.ndarray, draws: int = 1000) -> dict[str, float]:
+    """The ECE a perfectly calibrated model would show on this many items: labels drawn from the scaled
+    probabilities themselves (``y ~ Bernoulli(p)``, seeded), scored by the same 10-bin ECE. Its mean and
+    95th percentile say how low a measured ECE can be told apart from zero on one test split."""
+    rng = np.random.default_rng(0)
+    values = [expected_calibration_error(prob, (rng.random(len(prob)) < prob).astype(int)) for _ in range(draws)]
+    return {"ece_floor_mean": float(np.mean(values)), "ece_floor_p95": float(np.percentile(values, 95))}
+
+
+def calibration(p6_runs: Path, seeds: list[int]) -> dict:
+    rows = {}
+    for row in P1_ROWS:
+        for seed in seeds:
+            estimator = Estimator.load(p6_runs / f"{row}_whole_stay-s{seed}")
+            before = estimator.evaluate()
+            record = estimator.calibrate()  # in memory: the run folder is left as it is
+            after = estimator.evaluate()
+            rows[f"{row}/{seed}"] = {"temperature": record["temperature"], "auroc": before["auroc"],
+                                     "brier_before": before["brier"], "ece_before": before["ece"],
+                                     "brier_after": after["brier"], "ece_after": after["ece"],
+                                     "auroc_after": after["auroc"],
+                                     **ece_floor(estimator.predict_proba()[:, 1])}  # fmt: skip
+            print(row, seed, {k: round(v, 4) for k, v in rows[f"{row}/{seed}"].items()}, flush=True)
+    return rows
+
+
+def conformal_etth1(runs: Path) -> dict:
+    rows = {}
+    for name, recipe in ETTH1.items():
+        estimator = trained(recipe, ["seed=0"], runs / f"etth1-{name}")
+        prepared = estimator.prepare_data()
+        output, target = estimator.scored_outputs(prepared, prepared.test)
+        rows[name] = {"mse": estimator.metrics_["mse"], **interval_metrics(estimator, output, target, LEVELS)}
+        print(name, {k: round(v, 4) for k, v in rows[name].items()}, flush=True)
+    return rows
+
+
+def quantiles_p2(runs: Path) -> dict:
+    rows = {}
+    for domain in DOMAINS:
+        sets = [f"data.domain={domain}", "seed=0"]
+        point = trained("configs/mome-mome_timemmd.yaml", sets, runs / f"p2-mome-{domain}")
+        prepared = point.prepare_data()
+        output, target = point.scored_outputs(prepared, prepared.test)
+        conformal = interval_metrics(point, output, target, [0.8])
+        quantile = trained("configs/mome-mome_timemmd.yaml", [*sets, f"model.quantiles={QUANTILES}"],
+                           runs / f"p2-mome-quantiles-{domain}").metrics_  # fmt: skip
+        kept = ("mse", "crps", "wql", "coverage_80", "width_80")
+        rows[domain] = {"conformal": {"mse": point.metrics_["mse"], **conformal},
+                        "quantile": {k: quantile[k] for k in kept}}  # fmt: skip
+        print(domain, json.dumps(rows[domain]), flush=True)
+    return rows
+
+
+def markdown_table(result: dict) -> str:
+    """The three parts of P7, one table each, with the goals' verdicts."""
+    cal = result.get("calibration", {})
+    lines = ["| P1 recipe (5 seeds) | test AUROC | Brier | Brier, scaled | ECE | ECE, scaled | ECE of a calibrated "
+             "model (mean, 95th pct.) | temperature |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for row in (r for r in P1_ROWS if cal):
+        runs = [v for k, v in cal.items() if k.startswith(f"{row}/")]
+
+        def cell(key: str, runs: list = runs) -> str:
+            values = [r[key] for r in runs]
+            return f"{statistics.fmean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+        floor = (f"{statistics.fmean(r['ece_floor_mean'] for r in runs):.4f}, "
+                 f"{statistics.fmean(r['ece_floor_p95'] for r in runs):.4f}")
+        lines.append(f"| {row} | {cell('auroc')} | {cell('brier_before')} | {cell('brier_after')} | "
+                     f"{cell('ece_before')} | {cell('ece_after')} | {floor} | {cell('temperature')} |")  # fmt: skip
+    lines += ["", "| ETTh1, horizon 96 (seed 0) | test MSE | coverage 80 % | width 80 % | coverage 90 % | width 90 % | "
+              "CRPS |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, row in result.get("conformal_etth1", {}).items():
+        lines.append(f"| {name} | {row['mse']:.4f} | {row['coverage_80']:.3f} | {row['width_80']:.3f} | "
+                     f"{row['coverage_90']:.3f} | {row['width_90']:.3f} | {row['crps']:.4f} |")  # fmt: skip
+    lines += ["", "| P2 domain, MoME (seed 0) | conformal: MSE | coverage 80 % | CRPS | quantiles: MSE | "
+              "coverage 80 % | CRPS |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for domain, row in result.get("quantiles_p2", {}).items():
+        c, q = row["conformal"], row["quantile"]
+        lines.append(f"| {domain} | {c['mse']:.4g} | {c['coverage_80']:.3f} | {c['crps']:.4g} | {q['mse']:.4g} | "
+                     f"{q['coverage_80']:.3f} | {q['crps']:.4g} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="benchmarks/results/p7-uncertainty.json")
+    parser.add_argument("--p6-runs", default="runs/p6", help="P6's whole-stay runs (P1's recipes), 5 seeds each")
+    parser.add_argument("--runs", default="runs/p7")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--parts", nargs="+", default=["calibration", "conformal_etth1", "quantiles_p2"])
+    parser.add_argument("--report", action="store_true", help="print the tables of the stored results")
+    args = parser.parse_args()
+    out = Path(args.out)
+    result = json.loads(out.read_text()) if out.exists() else {"protocol": "P7"}
+    if not args.report:
+        runs = Path(args.runs)
+        for part in args.parts:
+            result[part] = {"calibration": lambda: calibration(Path(args.p6_runs), args.seeds),
+                            "conformal_etth1": lambda: conformal_etth1(runs),
+                            "quantiles_p2": lambda: quantiles_p2(runs)}[part]()  # fmt: skip
+            result["machine"] = machine()
+            result["command"] = "python benchmarks/p7_uncertainty.py " + " ".join(sys.argv[1:])
+            out.write_text(json.dumps(result, indent=2) + "\n")
+    print(markdown_table(result))
+
+
+if __name__ == "__main__":
+    main()
