@@ -22,7 +22,8 @@ sys.path.insert(0, str(HERE))  # the P5 scripts beside this one
 from tsmoe.experiments.spec import read_experiment  # noqa: E402
 from tsmoe.experiments.tables import MARKED, chosen, rooted, table  # noqa: E402
 
-PAGES = (ROOT / "README.md", HERE / "README.md", ROOT / "docs" / "IRREGULAR.md", ROOT / "docs" / "TUNING.md")
+PAGES = (ROOT / "README.md", HERE / "README.md", *(ROOT / "docs" / f"{name}.md" for name in ("IRREGULAR", "TUNING",
+                                                                                             "UNCERTAINTY")))
 
 
 def generated(path: str, rows: str | None = None, columns: str | None = None) -> str:
@@ -34,7 +35,7 @@ def generated(path: str, rows: str | None = None, columns: str | None = None) ->
     result = json.loads((ROOT / path).read_text())
     protocol = result.get("protocol")
     scripts = {"P6": "p6_early", "stream-speed": "stream_speed", "irregular-scale": "irregular_scale",
-               "P1-tune": "tune_study"}  # fmt: skip
+               "P1-tune": "tune_study", "P7": "p7_uncertainty"}  # fmt: skip
     if protocol in scripts:  # each script renders its own table
         from importlib import import_module
 

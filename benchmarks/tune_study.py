@@ -95,7 +95,7 @@ def train(recipe: Path, seed: int, out: Path) -> Path:
     return out
 
 
-def p1(study_dir: Path, seeds: list[int], out: Path, checks: Path) -> None:
+def p1(study_dir: Path, seeds: list[int], out: Path, checks: Path, train_only: bool = False) -> None:
     from optuna.trial import TrialState
 
     study = load_study(study_dir)
@@ -124,6 +124,8 @@ def p1(study_dir: Path, seeds: list[int], out: Path, checks: Path) -> None:
     for seed in seeds:  # fresh seeds: the validation comparison without the best-of-N selection
         rows["recipe"].append(train(ROOT / RECIPE, seed, checks / f"recipe-s{seed}"))
         rows["best"].append(train(best_recipe, seed, checks / f"best-s{seed}"))
+    if train_only:  # several processes train the seeds side by side; one last call scores them
+        return
     validation = {name: [json.loads((run / "meta.json").read_text())["best_score"] for run in runs]
                   for name, runs in rows.items()}  # fmt: skip
     result["validation_by_seed"] = validation
@@ -151,8 +153,9 @@ def workers(trials: int, counts: list[int], out: Path, runs: Path) -> None:
         folder = runs / f"tune-workers-{count}"
         if folder.exists():
             raise SystemExit(f"{folder} exists; remove it first (a study there would resume, not be timed)")
-        command = ["tsmoe", "tune", str(ROOT / RECIPE), "--space", str(space), "--trials", str(trials),
-                   "--workers", str(count), "--out", str(folder), "--set", "training.max_epochs=2"]  # fmt: skip
+        command = [sys.executable, "-m", "tsmoe.cli", "tune", str(ROOT / RECIPE), "--space", str(space),
+                   "--trials", str(trials), "--workers", str(count), "--out", str(folder),
+                   "--set", "training.max_epochs=2"]  # fmt: skip
         started = time.perf_counter()
         subprocess.run(command, check=True)
         seconds = time.perf_counter() - started
@@ -216,6 +219,7 @@ def main() -> None:
     first.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3, 4])
     first.add_argument("--checks", default="runs/tune-p1-check")
     first.add_argument("--out", default="benchmarks/results/p1-tune.json")
+    first.add_argument("--train-only", action="store_true", help="train the fresh seeds' runs, score nothing")
     second = sub.add_parser("workers")
     second.add_argument("--trials", type=int, default=8)
     second.add_argument("--counts", type=int, nargs="+", default=[1, 2])
@@ -223,7 +227,7 @@ def main() -> None:
     second.add_argument("--out", default="benchmarks/results/tune-workers.json")
     args = parser.parse_args()
     if args.mode == "p1":
-        p1(Path(args.study), args.seeds, Path(args.out), Path(args.checks))
+        p1(Path(args.study), args.seeds, Path(args.out), Path(args.checks), args.train_only)
     else:
         workers(args.trials, args.counts, Path(args.out), Path(args.runs))
 

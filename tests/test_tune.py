@@ -150,10 +150,10 @@ def test_two_workers_share_one_sqlite_study_and_best_yaml_reproduces_the_best_tr
 def test_a_killed_study_continues_with_the_same_command(tmp_path: Path) -> None:
     recipe, space = tiny_files(tmp_path)
     out = tmp_path / "study"
-    command = tune_command(recipe, space, out, 4, "--heartbeat", "1")
+    command = tune_command(recipe, space, out, 4, "--heartbeat", "1", "--workers", "2")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 240
-    while not (out / "trials" / "0001" / "config.yaml").exists():  # the first trial done, the second started
+    while not (out / "trials" / "0002" / "config.yaml").exists():  # two trials started, a third begun
         assert process.poll() is None and time.monotonic() < deadline, process.stdout.read().decode()
         time.sleep(0.1)
     os.killpg(process.pid, signal.SIGKILL)
@@ -170,3 +170,23 @@ def test_a_killed_study_continues_with_the_same_command(tmp_path: Path) -> None:
     other = write(tmp_path / "space.yaml", {"params": {"training.lr": {"type": "float", "low": 1e-3, "high": 1e-2}}})
     refused = subprocess.run(tune_command(recipe, other, out, 4), capture_output=True, text=True)
     assert refused.returncode == 2 and "was started with another space" in refused.stderr
+
+
+@pytest.mark.slow
+def test_a_multi_objective_study_marks_its_pareto_front(tmp_path: Path, capsys) -> None:
+    recipe, space = tiny_files(tmp_path)
+    out = tmp_path / "pareto"
+    args = ["tune", str(recipe), "--space", str(space), "--trials", "4", "--out", str(out),
+            "--objectives", "val_loss", "seconds_per_epoch"]  # fmt: skip
+    assert main(args) == 0
+    table = pd.read_csv(out / "trials.csv")
+    assert {"val_loss", "seconds_per_epoch", "pareto"} <= set(table.columns)
+    front = table[table["pareto"]]
+    assert len(front) >= 1 and (table["state"] == "complete").all()  # no pruning with several objectives
+    for _, row in table.iterrows():  # no trial of the front is beaten on both objectives by another trial
+        if row["pareto"]:
+            better = (table["val_loss"] <= row["val_loss"]) & (table["seconds_per_epoch"] <= row["seconds_per_epoch"])
+            strictly = (table["val_loss"] < row["val_loss"]) | (table["seconds_per_epoch"] < row["seconds_per_epoch"])
+            assert not (better & strictly).any()
+    assert '<section id="pareto">' in (out / "tune.html").read_text()
+    assert yaml.safe_load((out / "best.yaml").read_text())["model"]["name"] == "dlinear"

@@ -65,7 +65,7 @@ def _sections(study: optuna.Study, settings: TuneSettings, table: pd.DataFrame) 
     history = _plot(lambda: optuna_plots.plot_optimization_history(study, target=target, target_name=first),
                     f"{first} by trial")  # fmt: skip
     sections.append(("history", "Optimisation history", history))
-    if len(names) == 1:
+    if len(names) == 1 and any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
         curves = _plot(lambda: optuna_plots.plot_intermediate_values(study), f"{first} by epoch, every trial")
         sections.append(("epochs", "Validation by epoch (what pruning read)", curves))
     importance = _plot(lambda: optuna_plots.plot_param_importances(study, target=target, target_name=first),
