@@ -56,3 +56,13 @@ def test_a_quantile_forecaster_trains_scores_reloads_and_predicts_its_quantiles(
     assert table["OT"].tolist() == pytest.approx(table["OT_q50"].tolist())  # the median is the point forecast
     assert main(["report", str(run)]) == 0
     assert '<section id="fans">' in (run / "report.html").read_text()
+
+
+def test_the_report_of_a_quantile_mome_keeps_its_expert_read_outs(tmp_path):
+    run = tmp_path / "qm"
+    sets = ["data.domain=SocialGood", "data.text_encoder=hashing", "training.max_epochs=1",
+            "model.quantiles=[0.1, 0.5, 0.9]"]  # fmt: skip
+    assert main(["train", "configs/mome-mome_timemmd.yaml", "--out", str(run), *[f"--set={s}" for s in sets]]) == 0
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    assert all(f'<section id="{name}">' in page for name in ("fans", "usage", "bound"))

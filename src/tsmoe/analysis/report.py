@@ -351,9 +351,10 @@ def write_report(
         sections.append(calibration_section(model, prepared, meta))
     if hasattr(model, "levels"):  # a quantile forecaster (model.quantiles)
         sections.append(fan_section(model, prepared))
-    if is_sparse_moe(model) or meta["input_kind"] == "irregular":
-        extra = moe_sections if is_sparse_moe(model) else mrmoe_sections
-        sections += extra(model, prepared, folder)
+    body = getattr(model, "base", model)  # a quantile forecaster's own model: its experts and routing
+    if is_sparse_moe(body) or meta["input_kind"] == "irregular":
+        extra = moe_sections if is_sparse_moe(body) else mrmoe_sections
+        sections += extra(body, prepared, folder)
     title = f"tsmoe run: {config.model['name']} on {config.data['name']}"
     nav = " | ".join(f'<a href="#{sid}">{html.escape(name)}</a>' for sid, name, _ in sections)
     body = "\n".join(f'<section id="{sid}"><h2>{html.escape(name)}</h2>{content}</section>'
