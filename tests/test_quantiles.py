@@ -66,3 +66,9 @@ def test_the_report_of_a_quantile_mome_keeps_its_expert_read_outs(tmp_path):
     assert main(["report", str(run)]) == 0
     page = (run / "report.html").read_text()
     assert all(f'<section id="{name}">' in page for name in ("fans", "usage", "bound"))
+    windows = pd.DataFrame({"input_seq": ["[" + ", ".join(str(float(v)) for v in range(14)) + "]"], "text": [""]})
+    windows.to_csv(tmp_path / "windows.csv", index=False)  # a table of windows, as the MoME files hold them
+    assert main(["predict", str(run), str(tmp_path / "windows.csv"), "-o", str(tmp_path / "fc.csv")]) == 0
+    table = pd.read_csv(tmp_path / "fc.csv")
+    assert list(table.columns) == ["row", "step", "value", "value_q10", "value_q50", "value_q90"]
+    assert table["value"].tolist() == pytest.approx(table["value_q50"].tolist())

@@ -485,21 +485,14 @@ class Estimator:
             metrics |= self._quantile_scores(prepared, dataset)
         return metrics
 
-    @torch.no_grad()
     def quantile_forecasts(self, prepared: PreparedData, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
         """A quantile forecaster's ``(Q, N, H, C)`` forecasts over ``dataset`` and the targets ``(N, H, C)``, on
         the scale the run's metrics use."""
-        task, levels = get_task(prepared.task), self.model_.levels
-        self.model_.eval()
-        slices, targets = [[] for _ in levels], []
-        with flushed_subnormals(self.config.training.flush_subnormals):
-            for batch in self._loader(dataset, prepared.collate, False, self.config.training.eval_batch_size):
-                quantiles = self.model_(batch)["quantiles"]
-                for q in range(len(levels)):
-                    output, target = task.scored(quantiles[..., q], batch, prepared, self.state_, self.original_scale())
-                    slices[q].append(output.double().numpy())
-                targets.append(target.double().numpy())
-        return np.stack([np.concatenate(s) for s in slices]), np.concatenate(targets)
+        task = get_task(prepared.task)
+        quantiles, targets = self._quantiles(dataset, prepared.collate)
+        scored = [task.scored(quantiles[..., q], targets, prepared, self.state_, self.original_scale())
+                  for q in range(quantiles.shape[-1])]  # fmt: skip
+        return np.stack([output.double().numpy() for output, _ in scored]), scored[0][1].double().numpy()
 
     def _quantile_scores(self, prepared: PreparedData, dataset: Dataset) -> dict[str, float]:
         from tsmoe.intervals import level_name
@@ -518,14 +511,17 @@ class Estimator:
         """Whether this run's outputs are scored on the data's own scale (not for ``metrics_scale: scaled``)."""
         return getattr(self._data_params()[0], "metrics_scale", "original") == "original"
 
-    def scored_outputs(self, prepared: PreparedData, dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    def scored_outputs(
+        self, prepared: PreparedData, dataset: Dataset, original: bool | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(output, target)`` over ``dataset`` (a part of ``prepared``) as the metrics read them:
         logits ``(N,)`` or ``(N, K)`` and labels ``(N,)`` for classifiers; values ``(N,)`` on the target's
         own scale for regression; forecasts ``(N, horizon, n_targets)`` of the target channels, on the
-        original scale where ``data.metrics_scale`` is ``original``."""
+        original scale where ``data.metrics_scale`` is ``original`` (or where ``original`` says so)."""
         self._check_fitted()
         output, targets = self._outputs(dataset, prepared.collate, prepared.task)
-        return get_task(prepared.task).scored(output, targets, prepared, self.state_, self.original_scale())
+        scale = self.original_scale() if original is None else original
+        return get_task(prepared.task).scored(output, targets, prepared, self.state_, scale)
 
     def _prepare_for_inference(
         self, data: Any, split: SplitChoice, data_overrides: dict[str, Any] | None
@@ -631,16 +627,21 @@ class Estimator:
         return self.calibrated(torch.cat(outputs)), np.concatenate(records), np.concatenate(times)
 
     @torch.no_grad()
+    def _quantiles(self, dataset: Dataset, collate: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """A quantile forecaster's raw quantile forecasts ``(N, horizon, C, Q)`` and the batches' targets."""
+        self.model_.eval()
+        quantiles, targets = [], []
+        with flushed_subnormals(self.config.training.flush_subnormals):
+            for batch in self._loader(dataset, collate, False, self.config.training.eval_batch_size):
+                quantiles.append(self.model_(batch)["quantiles"])
+                targets.append(batch["y"])
+        return torch.cat(quantiles), {"y": torch.cat(targets)}
+
     def predict_quantiles(self, dataset: Dataset, collate: Any) -> torch.Tensor | None:
         """A quantile forecaster's raw quantile forecasts ``(N, horizon, C, Q)`` for a prepared dataset (levels:
         ``model_.levels``); ``None`` for any other model."""
         self._check_fitted()
-        if not hasattr(self.model_, "levels"):
-            return None
-        self.model_.eval()
-        batches = self._loader(dataset, collate, False, self.config.training.eval_batch_size)
-        with flushed_subnormals(self.config.training.flush_subnormals):
-            return torch.cat([self.model_(batch)["quantiles"] for batch in batches])
+        return self._quantiles(dataset, collate)[0] if hasattr(self.model_, "levels") else None
 
     def predict_dataset(self, dataset: Dataset, collate: Any) -> torch.Tensor:
         """Raw outputs (logits or scaled forecasts) for an already prepared dataset."""

@@ -46,6 +46,7 @@ from tsmoe.data.text_windows import (
 )
 from tsmoe.data.windows import StandardScaler
 from tsmoe.errors import DataError
+from tsmoe.intervals import level_name
 from tsmoe.tasks import get_task
 
 log = logging.getLogger(__name__)
@@ -266,7 +267,7 @@ def forecast_after(estimator, data: SeriesSet, where: str, text: TextSetting | N
                 row[time_col] = future[step]
             row.update({meta["channel_names"][c]: float(values[step, j]) for j, c in enumerate(channels)})
             for level, band in zip(levels, bands, strict=True):  # <target>_q10, <target>_q90, ...
-                row.update({f"{meta['channel_names'][c]}_q{level * 100:.10g}": float(band[step, j])
+                row.update({f"{meta['channel_names'][c]}_q{level_name(level)}": float(band[step, j])
                             for j, c in enumerate(channels)})  # fmt: skip
             rows.append(row)
     return pd.DataFrame(rows)
@@ -308,10 +309,13 @@ def forecast_windows(estimator, frame: pd.DataFrame, where: str) -> pd.DataFrame
     if task.is_classifier:  # trend: down / flat / up
         return pd.DataFrame({"row": numbers, **task.table_columns(output, estimator.state_, TREND_CLASSES)})
     values = scaler.inverse(output[..., :1], [0]).numpy()[..., 0]  # (N, horizon)
-    return pd.DataFrame(
-        {"row": np.repeat(numbers, horizon), "step": np.tile(np.arange(1, horizon + 1), len(numbers)),
-         meta["channel_names"][0]: values.reshape(-1)}
-    )  # fmt: skip
+    name = meta["channel_names"][0]
+    columns = {"row": np.repeat(numbers, horizon), "step": np.tile(np.arange(1, horizon + 1), len(numbers)),
+               name: values.reshape(-1)}  # fmt: skip
+    quantiles = estimator.predict_quantiles(dataset, collate_text_windows)  # (N, horizon, 1, Q), or None
+    for q, level in enumerate(getattr(estimator.model_, "levels", [])):
+        columns[f"{name}_q{level_name(level)}"] = scaler.inverse(quantiles[..., :1, q], [0]).numpy().reshape(-1)
+    return pd.DataFrame(columns)
 
 
 def forecast_table(estimator, frame: pd.DataFrame, where: str, path: Path | None = None) -> pd.DataFrame:

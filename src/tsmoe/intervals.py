@@ -34,7 +34,7 @@ def check_levels(levels: Sequence[float]) -> list[float]:
 
 
 def level_name(level: float) -> str:
-    """``0.9`` -> ``"90"``, ``0.975`` -> ``"97.5"`` (the suffix of ``coverage_90``, ``y_lo_90``)."""
+    """``0.9`` -> ``"90"``, ``0.975`` -> ``"97.5"`` (the suffix of ``coverage_90``, ``y_lo_90``, ``y_q10``)."""
     return f"{level * 100:.10g}"
 
 
@@ -64,8 +64,7 @@ def half_widths(estimator: Any, levels: Sequence[float], original: bool) -> np.n
     prepared = estimator.prepare_data()
     if len(prepared.val) == 0:
         raise ConfigError("this run's data has no validation split to take conformal residuals from")
-    raw, targets = estimator._outputs(prepared.val, prepared.collate, prepared.task)
-    output, target = task.scored(raw, targets, prepared, estimator.state_, original)
+    output, target = estimator.scored_outputs(prepared, prepared.val, original)
     residuals = (output.double() - target.double()).abs().numpy()
     return conformal_quantiles(residuals.reshape(len(residuals), residuals.shape[1], -1), levels)
 

@@ -15,7 +15,7 @@ import socket
 import time
 import warnings
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,6 @@ class TuneSettings:
     heartbeat: int = 60  # seconds; a trial silent for 2 heartbeats is failed and redrawn
     workers: int = 1
     command: str = ""
-    notes: dict[str, Any] = field(default_factory=dict)
 
 
 def objective_direction(name: str, monitor: str) -> str:
