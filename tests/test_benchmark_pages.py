@@ -28,3 +28,17 @@ def test_every_experiment_file_reads_and_every_table_has_rows():
 
 def test_the_benchmarks_page_is_a_results_page():
     assert (ROOT / "benchmarks" / "README.md").stat().st_size < 20_000
+
+
+def test_the_neuralforecast_comparison_installs_nothing_and_says_how_to():
+    import importlib.util
+
+    import pytest
+
+    if importlib.util.find_spec("neuralforecast") is not None:
+        pytest.skip("neuralforecast is installed here: the script would run the comparison")
+    script = ROOT / "benchmarks" / "p9_neuralforecast.py"
+    result = subprocess.run([sys.executable, str(script), "--out", "unused.json"], capture_output=True, text=True,
+                            timeout=120, cwd=ROOT)  # fmt: skip
+    assert result.returncode == 1 and 'pip install neuralforecast "ray[tune]"' in result.stderr
+    assert not (ROOT / "unused.json").exists()

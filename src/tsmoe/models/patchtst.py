@@ -2,18 +2,25 @@
 
 Each channel is handled alone (channel independence, shared weights): instance-normalised (RevIN without
 affine terms), cut into patches of ``patch_len`` every ``stride`` steps (the end padded by repeating the
-last value, one extra patch), embedded ``Linear(patch_len -> d) + learned position``, passed through a
-Transformer encoder (BatchNorm in the official code; LayerNorm here), flattened and mapped to the horizon.
+last value, one extra patch), embedded ``Linear(patch_len -> d) + learned position`` (uniform in +-0.02),
+passed through the official encoder (:mod:`tsmoe.layers.patch_encoder`: residual attention, BatchNorm,
+post-norm), flattened and mapped to the horizon by one linear layer shared by all channels (the "flatten
+head", its dropout after the linear map as in the official code). ``norm: layer`` and
+``residual_attention: false`` give PyTorch's standard encoder layer instead, for ablation
+(``benchmarks/results/p9-neuralforecast.json`` measures both).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
 
+from tsmoe.errors import ConfigError
 from tsmoe.layers.instance_norm import instance_normalize
+from tsmoe.layers.patch_encoder import PatchEncoder
 from tsmoe.models.entry import ModelEntry
 
 
@@ -27,6 +34,9 @@ class PatchTSTParams:
     layers: int = 3
     dropout: float = 0.3
     head_dropout: float = 0.0
+    attn_dropout: float = 0.0
+    norm: Literal["batch", "layer"] = "batch"
+    residual_attention: bool = True
 
 
 class PatchTST(nn.Module):
@@ -35,17 +45,27 @@ class PatchTST(nn.Module):
     def __init__(self, params: PatchTSTParams, dims: dict[str, int], task: str) -> None:
         super().__init__()
         lookback, self.horizon = dims["lookback"], dims["horizon"]
+        if params.d_model % params.n_heads:
+            raise ConfigError(
+                f"model.d_model ({params.d_model}) must be a multiple of model.n_heads ({params.n_heads})"
+            )
         self.params = params
         self.n_patches = (max(lookback, params.patch_len) - params.patch_len) // params.stride + 2
         self.embed = nn.Linear(params.patch_len, params.d_model)
         self.position = nn.Parameter(torch.empty(self.n_patches, params.d_model).uniform_(-0.02, 0.02))
-        layer = nn.TransformerEncoderLayer(
-            params.d_model, params.n_heads, params.d_ff, params.dropout, activation="gelu", batch_first=True
+        self.encoder = PatchEncoder(
+            params.d_model,
+            params.n_heads,
+            params.d_ff,
+            params.layers,
+            params.dropout,
+            params.attn_dropout,
+            params.norm,
+            params.residual_attention,
         )
-        self.encoder = nn.TransformerEncoder(layer, params.layers, enable_nested_tensor=False)
         self.dropout = nn.Dropout(params.dropout)
         self.head = nn.Sequential(
-            nn.Flatten(1), nn.Dropout(params.head_dropout), nn.Linear(self.n_patches * params.d_model, self.horizon)
+            nn.Flatten(1), nn.Linear(self.n_patches * params.d_model, self.horizon), nn.Dropout(params.head_dropout)
         )
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
