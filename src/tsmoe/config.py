@@ -223,9 +223,9 @@ DATA_PATHS = ("root", "observations", "labels", "static")  # data keys that name
 
 def with_absolute_paths(config: RunConfig) -> RunConfig:
     """``config`` with its relative paths (``data.root``, the tables of ``data.observations``, ``labels``
-    and ``static``, a ``data.split_file``, ``training.distill_from`` entries) made absolute against the
-    current folder, as a run folder stores them: a run trained from one folder is evaluated, resumed and
-    predicted from any other."""
+    and ``static``, a ``data.split_file``, a ``data.text_model`` folder, ``training.distill_from`` entries)
+    made absolute against the current folder, as a run folder stores them: a run trained from one folder is
+    evaluated, resumed and predicted from any other."""
 
     def absolute(value: str | None) -> str | None:
         return str(Path(value).resolve()) if value else value
@@ -236,6 +236,8 @@ def with_absolute_paths(config: RunConfig) -> RunConfig:
             data[key] = absolute(data[key])
     if data.get("split_file") not in (None, "shipped"):
         data["split_file"] = absolute(data["split_file"])
+    if isinstance(data.get("text_model"), str) and Path(data["text_model"]).expanduser().is_dir():
+        data["text_model"] = absolute(str(Path(data["text_model"]).expanduser()))  # a folder; a model id stays
     training = dataclasses.replace(config.training, distill_from=[absolute(p) for p in config.training.distill_from])
     return dataclasses.replace(config, data=data, training=training)
 

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from tsmoe import io as run_io
 from tsmoe.config import RunConfig, resolve, with_absolute_paths
-from tsmoe.data.adapter import DataAdapter, Source
+from tsmoe.data.adapter import DataAdapter, Source, check_text_encoder, text_encoder_name
 from tsmoe.data.fixed_windows import TextWindowSplits
 from tsmoe.data.irregular import IrregularSet
 from tsmoe.data.prepared import PreparedData, SplitChoice
@@ -153,7 +153,10 @@ class Estimator:
                 for companion in companions:
                     values.pop(companion, None)
         values.update(overrides or {})
-        return build_dataclass(entry.params, values, "data"), entry
+        params = build_dataclass(entry.params, values, "data")
+        if hasattr(self, "meta_"):  # a trained run reads text only with the encoder it was trained with
+            check_text_encoder(params, self.meta_.get("text_encoder"))
+        return params, entry
 
     def data_params(self) -> Any:
         """The run's ``data`` settings as their dataclass, defaults filled in (e.g. ``text_encoder``)."""
@@ -295,6 +298,7 @@ class Estimator:
             "seconds_per_epoch": train_seconds / max(trainer.current_epoch, 1),
             "n_parameters": sum(p.numel() for p in self.model_.parameters()),
             "world_size": trainer.world_size,
+            "text_encoder": text_encoder_name(params),
         }
         if refit is not None:
             self.meta_["refit"] = refit

@@ -38,8 +38,9 @@ from tsmoe.data.prepared import (
 from tsmoe.data.sampling import warn_of_gaps
 from tsmoe.data.series import SeriesSet
 from tsmoe.data.splits import IdSplit
-from tsmoe.errors import DataError
+from tsmoe.errors import ConfigError, DataError
 from tsmoe.paths import shipped_data_dir
+from tsmoe.text import get_encoder
 
 Source = IrregularSet | SeriesSet | TextWindowSplits
 Fitted = dict[str, np.ndarray]
@@ -124,7 +125,29 @@ def early_prediction(data: IrregularSet, until: float | None, per_step: bool) ->
 
 
 @dataclass
-class ForecastParams:
+class TextParams:
+    """``data`` keys that choose the text encoder of a data set with text (:mod:`tsmoe.text`)."""
+
+    text_encoder: Literal["none", "minilm", "hashing", "hf"] = "none"
+    hashing_dim: int = 64  # width of the hashing encoder (text_encoder: hashing)
+    text_model: str | None = None  # hf: a local folder, or a model id already in the local Hugging Face cache
+    text_layer: int = -1  # hf: the hidden layer read (-1: the last; 0: the embeddings)
+    text_pooling: Literal["mean", "last"] = "mean"  # hf: the pooled vector (last: a decoder's final token)
+    text_dtype: Literal["float32", "bfloat16"] = "float32"  # hf: the model's compute type
+    text_device: Literal["cpu", "cuda"] = "cpu"  # hf: where the model runs
+    text_max_tokens: int = 512  # hf: longer texts are cut, with a warning
+
+    def __post_init__(self) -> None:
+        if self.text_encoder == "hf" and not self.text_model:
+            raise ValueError(
+                "text_encoder 'hf' needs text_model: a local model folder or a model id in the local Hugging Face cache"
+            )
+        if self.text_max_tokens < 1:
+            raise ValueError(f"text_max_tokens must be at least 1, got {self.text_max_tokens}")
+
+
+@dataclass
+class ForecastParams(TextParams):
     """``data`` keys shared by the data sets of series."""
 
     lookback: int = 96
@@ -134,13 +157,12 @@ class ForecastParams:
     split_lengths: list[int] | None = None  # rows per part; overrides fractions (ETT: 12/4/4 months)
     scale: bool = True  # z-score with training statistics
     metrics_scale: Literal["scaled", "original"] = "original"
-    text_encoder: Literal["none", "minilm", "hashing"] = "none"  # windows carry text when the data has it
     text_k: int = 4  # a window sees the k most recent texts dated before its forecast starts
     text_newest_first: bool = False  # join them newest first, so the encoder's length limit cuts the oldest
     text_each_fact: bool = False  # encode each text alone and read them in turn: the length limit cuts none
-    hashing_dim: int = 64  # width of the hashing encoder (text_encoder: hashing)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_split_fractions(self.split_fractions)
         if self.split_lengths is not None and (len(self.split_lengths) != 3 or min(self.split_lengths) < 1):
             raise ValueError(f"split_lengths must be three row counts of at least 1, got {self.split_lengths}")
@@ -158,8 +180,40 @@ def check_split_fractions(fractions: list[float] | None) -> None:
 
 
 def text_encoder_options(params: Any) -> dict:
-    """The encoder settings a data config implies (the hashing encoder's width; MiniLM has none)."""
-    return {"dim": params.hashing_dim} if params.text_encoder == "hashing" else {}
+    """The encoder settings a data config implies (the hashing encoder's width, a Hugging Face model's
+    settings; MiniLM has none)."""
+    if params.text_encoder == "hashing":
+        return {"dim": params.hashing_dim}
+    if params.text_encoder == "hf":
+        return {
+            "model": params.text_model,
+            "layer": params.text_layer,
+            "pooling": params.text_pooling,
+            "dtype": params.text_dtype,
+            "device": params.text_device,
+            "max_tokens": params.text_max_tokens,
+        }
+    return {}
+
+
+def text_encoder_name(params: Any) -> str | None:
+    """The name of the encoder a data config implies (for a Hugging Face model, with the fingerprint of its
+    weights), or ``None`` without text. A run records it, so that it never reads text with another model."""
+    kind = getattr(params, "text_encoder", "none")
+    return None if kind == "none" else get_encoder(kind, **text_encoder_options(params)).name
+
+
+def check_text_encoder(params: Any, trained: str | None) -> None:
+    """Refuse data settings whose text encoder differs from the one a run was ``trained`` with."""
+    if trained is None:
+        return  # a run without text, or from before runs recorded their encoder
+    now = text_encoder_name(params)
+    if now != trained:
+        where = f" (data.text_model '{params.text_model}')" if getattr(params, "text_model", None) else ""
+        raise ConfigError(
+            f"the text encoder{where} is '{now}', but the run was trained with '{trained}': a model's text "
+            "features mean nothing under another encoder; give the encoder (and weights) the run was trained with"
+        )
 
 
 class SeriesAdapter(DataAdapter):

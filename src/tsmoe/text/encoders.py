@@ -159,12 +159,3 @@ class MiniLMEncoder(TextEncoder):
         if truncated:
             self._warn_truncated(truncated, longest)
         return out
-
-
-def get_encoder(name: str, **options) -> TextEncoder:
-    """``"minilm"`` or ``"hashing"`` (options: ``dim``, ``max_tokens`` for hashing)."""
-    if name == "minilm":
-        return MiniLMEncoder(**options)
-    if name == "hashing":
-        return HashingEncoder(**options)
-    raise ConfigError(f"unknown text encoder '{name}'; choose 'minilm' or 'hashing'")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from tsmoe.data.adapter import FixedWindowsAdapter
+from tsmoe.data.adapter import FixedWindowsAdapter, TextParams
 from tsmoe.data.csv_files import read_csv_checked
 from tsmoe.data.fixed_windows import TextWindows, TextWindowSplits, parse_number_lists
 from tsmoe.data.parsing import check_texts_column
@@ -59,13 +59,12 @@ def load_mome_timemmd(domain: str, root: str | Path | None = None) -> TextWindow
 
 
 @dataclass
-class MomeWindowsParams:
+class MomeWindowsParams(TextParams):
     """``data`` keys for the MoME paper's Time-MMD windows (protocol P2): windows and splits are fixed."""
 
     domain: str = "HealthUS"  # Energy, Environment, HealthAFR, HealthUS, SocialGood
     root: str | None = None  # folder with <Domain>/{train,test}/<Domain>_{train,test}.csv; None: shipped
-    text_encoder: Literal["minilm", "hashing", "none"] = "minilm"
-    hashing_dim: int = 64  # width of the hashing encoder (text_encoder: hashing)
+    text_encoder: Literal["minilm", "hashing", "hf", "none"] = "minilm"
     metrics_scale: Literal["original"] = "original"
     task: Literal["forecast", "trend"] = "forecast"  # trend: classify each window down / flat / up
     trend_threshold: float = 0.5  # |change| below this many input-window stds is "flat"
