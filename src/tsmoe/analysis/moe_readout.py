@@ -105,7 +105,7 @@ def read_out(model: torch.nn.Module, dataset: Dataset, collate) -> MoEReadout:
     tokens_per_window = len(layers[0].experts) // len(windows)
     features = {k: np.repeat(v, tokens_per_window) for k, v in window_features(windows).items()}
     readout = MoEReadout(layers, features)
-    if getattr(model, "query_pool", None) is not None and not model.params.text_as_tokens:
+    if getattr(model, "query_pool", None) is not None and not getattr(model.params, "text_as_tokens", False):
         without, _, _ = _route(model, dataset, collate, drop_text=True)
         readout.text_changes_routing, readout.text_load_shift = [], []
         for layer, routed in zip(layers, without, strict=True):
@@ -130,12 +130,14 @@ def topk_bound(model: torch.nn.Module, readout: MoEReadout, layer: int = 0, toke
 
 
 def expert_spectra(model: torch.nn.Module) -> dict[str, list[SpectrumEstimate]]:
-    """Per layer: ``||W||^2`` estimates of each expert's gate, up and down projections and the router."""
+    """Per layer: ``||W||^2`` estimates of each expert's stacked weights (a SwiGLU expert's gate, up and down
+    projections; a linear expert's one matrix) and the router."""
     spectra = {}
     for i, block in enumerate(model.blocks):
-        experts = block.moe.experts
-        for name in ("w_gate", "w_up", "w_down"):
-            weights = getattr(experts, name).detach().cpu().numpy()
+        for name, stacked in block.moe.experts.named_parameters():
+            if stacked.dim() != 3 or stacked.shape[1] == 1:  # (E, rows, columns); not a bias
+                continue
+            weights = stacked.detach().cpu().numpy()
             spectra[f"layer{i}.{name}"] = [gram_spectrum(w.T) for w in weights]
         spectra[f"layer{i}.router"] = [gram_spectrum(block.moe.router.weight.detach().cpu().numpy())]
     return spectra

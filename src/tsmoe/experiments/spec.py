@@ -51,8 +51,9 @@ class Row:
 
 @dataclass
 class Column:
-    """One column of the table: ``metric`` (a test metric, or ``n_parameters`` / ``seconds_per_epoch``)
-    over ``cases`` (none: the runs without cases), shown with ``digits`` decimals (None: 3 significant)."""
+    """One column of the table: ``metric`` (a test metric, or ``n_parameters`` / ``seconds_per_epoch`` /
+    ``best_score``, the best validation value of the run's monitor) over ``cases`` (none: the runs without
+    cases), shown with ``digits`` decimals (None: 3 significant)."""
 
     label: str
     metric: str

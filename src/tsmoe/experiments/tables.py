@@ -20,7 +20,8 @@ from typing import Any
 from tsmoe.experiments.results import runs_of
 from tsmoe.experiments.spec import Column, Experiment, Row
 
-RUN_FIELDS = ("n_parameters", "seconds_per_epoch")  # columns read from a run itself, not its test metrics
+RUN_FIELDS = ("n_parameters", "seconds_per_epoch", "best_score")  # read from a run itself, not its test metrics
+# (best_score: the run's best validation value of its monitor, what a validation search ranks by)
 
 
 def seed_values(experiment: Experiment, row: Row, column: Column) -> list[float]:

@@ -39,6 +39,25 @@ class SwiGLUExperts(nn.Module):
         return self(h.unsqueeze(0).expand(self.w_gate.shape[0], -1, -1))
 
 
+class LinearExperts(nn.Module):
+    """E linear experts ``f_e(h) = h W_e + b_e`` with stacked weights: ``(E, C, d_in) -> (E, C, d_out)``
+    (MMLinear's experts: each maps a whole input window to the horizon). Initialised as ``nn.Linear``."""
+
+    def __init__(self, n_experts: int, d_in: int, d_out: int) -> None:
+        super().__init__()
+        bound = 1 / math.sqrt(d_in)
+        self.weight = nn.Parameter(torch.empty(n_experts, d_in, d_out).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(n_experts, 1, d_out).uniform_(-bound, bound))
+        self.d_out = d_out
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, h, self.weight)
+
+    def dense(self, h: torch.Tensor) -> torch.Tensor:
+        """Every expert on every token: ``(N, d_in) -> (E, N, d_out)``."""
+        return self(h.unsqueeze(0).expand(self.weight.shape[0], -1, -1))
+
+
 class SwiGLU(nn.Module):
     """One SwiGLU feed-forward ``W_down (silu(W_gate h) * W_up h)`` (the shared expert, dense FFNs)."""
 
@@ -73,9 +92,11 @@ def balance_loss(probs: torch.Tensor, experts: torch.Tensor, n_experts: int) -> 
 
 
 class SparseMoE(nn.Module):
-    """Top-K routed SwiGLU experts, an optional shared expert, and the hooks text modulation uses.
+    """Top-K routed SwiGLU experts (or any stacked ``experts`` module, e.g. :class:`LinearExperts`), an
+    optional shared expert, and the hooks text modulation uses.
 
-    ``forward(h (N, d), sample (N,), ...) -> (out (N, d), Routing)``; ``sample[i]`` is the sample token
+    ``forward(h (N, d), sample (N,), ...) -> (out (N, d_out), Routing)`` (``d_out = d`` for SwiGLU experts);
+    ``sample[i]`` is the sample token
     ``i`` belongs to, so per-sample text signals reach its tokens:
     ``logit_shift`` / ``prob_shift`` ``(S, E)`` shift the router (Router Modulation), and ``gamma (S, E)``,
     ``beta (S, E, d)`` modulate each expert (EiLM): its output ``gamma_e f_e(h) + beta_e`` by default,
@@ -91,6 +112,7 @@ class SparseMoE(nn.Module):
         renormalize: bool = False,
         capacity_factor: float | None = None,
         shared_expert: bool = False,
+        experts: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if not 1 <= top_k <= n_experts:
@@ -98,7 +120,8 @@ class SparseMoE(nn.Module):
         self.n_experts, self.top_k = n_experts, top_k
         self.renormalize, self.capacity_factor = renormalize, capacity_factor
         self.router = nn.Linear(d_model, n_experts, bias=False)
-        self.experts = SwiGLUExperts(n_experts, d_model, d_inner or d_model)
+        self.experts = experts if experts is not None else SwiGLUExperts(n_experts, d_model, d_inner or d_model)
+        self.d_out = getattr(self.experts, "d_out", d_model)
         self.shared = SwiGLU(d_model, d_inner or d_model) if shared_expert else None
         self.shared_gate = nn.Linear(d_model, 1, bias=False) if shared_expert else None
 
@@ -162,7 +185,7 @@ class SparseMoE(nn.Module):
             expert_out = gamma[owner, expert_of].unsqueeze(-1) * expert_out + beta[owner, expert_of]
         # combine: scatter-add each assignment's weighted output back to its token
         weight = routing.weights.reshape(-1)[order][keep].to(h.dtype)
-        out = h.new_zeros(n_tokens, d_model).index_add_(0, token_of, expert_out * weight.unsqueeze(-1))
+        out = h.new_zeros(n_tokens, self.d_out).index_add_(0, token_of, expert_out * weight.unsqueeze(-1))
         if self.shared is not None:  # Time-MoE's shared expert, gated per token
             out = out + torch.sigmoid(self.shared_gate(h)) * self.shared(h)
         routing.dropped = (~keep).float().mean() if len(keep) else torch.zeros(())

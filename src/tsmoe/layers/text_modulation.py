@@ -45,19 +45,20 @@ class QueryPool(nn.Module):
 
 
 class EiLM(nn.Module):
-    """Instruction vectors ``(B, N, d)`` -> ``gamma (B, E)``, ``beta (B, E, d)`` (identity at init)."""
+    """Instruction vectors ``(B, N, d)`` -> ``gamma (B, E)``, ``beta (B, E, d_out)`` (identity at init);
+    ``d_out`` is the width of an expert's output (default ``d``)."""
 
-    def __init__(self, d_model: int, n_experts: int) -> None:
+    def __init__(self, d_model: int, n_experts: int, d_out: int | None = None) -> None:
         super().__init__()
+        self.n_experts, self.d_out = n_experts, d_out or d_model
         self.scale = nn.Linear(d_model, n_experts, bias=False)  # rows are w_e
-        self.shift = nn.Linear(d_model, n_experts * d_model, bias=False)  # blocks are W_e
+        self.shift = nn.Linear(d_model, n_experts * self.d_out, bias=False)  # blocks are W_e
         nn.init.zeros_(self.scale.weight)
         nn.init.zeros_(self.shift.weight)
-        self.n_experts, self.d_model = n_experts, d_model
 
     def forward(self, instructions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         gamma = 1.0 + self.scale(instructions).mean(1)
-        beta = self.shift(instructions).mean(1).view(-1, self.n_experts, self.d_model)
+        beta = self.shift(instructions).mean(1).view(-1, self.n_experts, self.d_out)
         return gamma, beta
 
 

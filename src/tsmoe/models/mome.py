@@ -32,6 +32,7 @@ from tsmoe.errors import ConfigError
 from tsmoe.layers.sparse_moe import Routing, SparseMoE
 from tsmoe.layers.text_modulation import EiLM, QueryPool, RouterModulation
 from tsmoe.models.entry import ModelEntry
+from tsmoe.models.text_steering import instructions_of, modulation_of
 
 STD_FLOOR, CLIP = 1e-3, 10.0  # the reference code's per-window normalisation
 
@@ -147,14 +148,6 @@ class MoME(nn.Module):
             else None
         )
 
-    def text_states(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """What QueryPool reads: ``tokens (B, T, D)`` and ``mask (B, T)``; with ``text_input="pooled"``,
-        the pooled sentence vector as one token (``T = 1``; a null text's zero vector is masked out)."""
-        if self.params.text_input == "tokens":
-            return batch["text_tokens"], batch["text_mask"]
-        pooled = batch["text_pooled"]
-        return pooled[:, None, :], pooled.abs().sum(-1, keepdim=True) > 0
-
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         x = batch["x"]
         b, length, channels = x.shape
@@ -166,16 +159,11 @@ class MoME(nn.Module):
 
         modulation: dict[str, torch.Tensor] = {}
         if self.query_pool is not None:
-            instructions = self.query_pool(*self.text_states(batch))  # (B, N, d)
-            if self.training and self.params.text_dropout > 0:  # zero rows are the null text (no-op)
-                kept = torch.rand(b, 1, 1, device=x.device) >= self.params.text_dropout
-                instructions = instructions * kept.to(instructions.dtype)
+            instructions = instructions_of(
+                self.query_pool, batch, self.params.text_input, self.params.text_dropout, self.training
+            )  # (B, N, d)
             instructions = instructions.repeat_interleave(channels, dim=0)  # one row per series
-            if self.eilm is not None:
-                modulation["gamma"], modulation["beta"] = self.eilm(instructions)
-            if self.router_modulation is not None:
-                key = "logit_shift" if self.params.router_modulation == "additive" else "prob_shift"
-                modulation[key] = self.router_modulation(instructions)
+            modulation = modulation_of(instructions, self.eilm, self.router_modulation)
             if self.params.text_as_tokens:
                 h = torch.cat([instructions, h], dim=1)
 

@@ -12,13 +12,15 @@ from typing import Any
 from torch import nn
 
 from tsmoe.errors import ConfigError
-from tsmoe.models import dlinear, itransformer, lstm, mome, mrmoe, patchtst
+from tsmoe.models import dlinear, itransformer, lstm, mitransformer, mmlinear, mome, mrmoe, patchtst
 from tsmoe.models.entry import ModelEntry
 from tsmoe.models.quantiles import QuantileForecaster, check_quantiles
 from tsmoe.params import build_dataclass
 
 MODELS: dict[str, ModelEntry] = {
-    entry.name: entry for module in (lstm, mrmoe, dlinear, patchtst, itransformer, mome) for entry in module.ENTRIES
+    entry.name: entry
+    for module in (lstm, mrmoe, dlinear, patchtst, itransformer, mome, mmlinear, mitransformer)
+    for entry in module.ENTRIES
 }
 
 
