@@ -23,8 +23,8 @@ sys.path.insert(0, str(HERE))  # the P5 scripts beside this one
 from tsmoe.experiments.spec import read_experiment  # noqa: E402
 from tsmoe.experiments.tables import MARKED, chosen, rooted, table  # noqa: E402
 
-PAGES = (ROOT / "README.md", HERE / "README.md", *(ROOT / "docs" / f"{name}.md" for name in ("IRREGULAR", "TUNING",
-                                                                                             "UNCERTAINTY", "BASELINES")))
+DOC_PAGES = ("IRREGULAR", "TUNING", "UNCERTAINTY", "BASELINES", "MOME")  # docs/<name>.md with generated tables
+PAGES = (ROOT / "README.md", HERE / "README.md", *(ROOT / "docs" / f"{name}.md" for name in DOC_PAGES))
 
 
 def generated(path: str, rows: str | None = None, columns: str | None = None) -> str:

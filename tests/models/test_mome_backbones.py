@@ -93,3 +93,13 @@ def test_trained_by_the_one_path_and_read_out_in_the_report(model, tmp_path):
     assert main(["report", str(run)]) == 0
     page = (run / "report.html").read_text()
     assert 'id="usage"' in page and 'id="text"' in page and 'id="spectral"' in page
+
+
+@pytest.mark.parametrize("name", ["mmlinear", "mitransformer"])
+def test_each_trains_for_quantiles_too(name):
+    from tsmoe.models.registry import build_model
+
+    model = build_model({"name": name, "quantiles": [0.1, 0.5, 0.9]}, DIMS, "forecast", "window")
+    result = model(batch())
+    assert result["output"].shape == (3, 6, 2) and result["quantiles"].shape == (3, 6, 2, 3)
+    assert (result["quantiles"].diff(dim=-1) >= 0).all() and "routing" in result

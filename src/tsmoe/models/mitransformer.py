@@ -27,13 +27,7 @@ from tsmoe.errors import ConfigError
 from tsmoe.layers.instance_norm import instance_normalize
 from tsmoe.layers.sparse_moe import Routing, SparseMoE
 from tsmoe.models.entry import ModelEntry
-from tsmoe.models.text_steering import (
-    SteeringParams,
-    check_text_setting,
-    instructions_of,
-    modulation_of,
-    steering_modules,
-)
+from tsmoe.models.text_steering import SteeringParams, check_text_setting, steering_modules, window_modulation
 
 
 @dataclass
@@ -93,12 +87,7 @@ class MiTransformer(nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, object]:
         x, mean, std = instance_normalize(batch["x"])
-        modulation: dict[str, torch.Tensor] = {}
-        if self.query_pool is not None:
-            instructions = instructions_of(
-                self.query_pool, batch, self.params.text_input, self.params.text_dropout, self.training
-            )
-            modulation = modulation_of(instructions, self.eilm, self.router_modulation)
+        modulation = window_modulation(self, batch)
         h = self.dropout(self.embed(x.transpose(1, 2)))  # (B, C, d): one token per variate
         routings, expert_inputs = [], []
         for block in self.blocks:

@@ -25,13 +25,7 @@ from torch import nn
 from tsmoe.layers.sparse_moe import LinearExperts, SparseMoE
 from tsmoe.models.entry import ModelEntry
 from tsmoe.models.mome import CLIP, STD_FLOOR
-from tsmoe.models.text_steering import (
-    SteeringParams,
-    check_text_setting,
-    instructions_of,
-    modulation_of,
-    steering_modules,
-)
+from tsmoe.models.text_steering import SteeringParams, check_text_setting, steering_modules, window_modulation
 
 
 @dataclass
@@ -74,12 +68,7 @@ class MMLinear(nn.Module):
         std = x.std(1, unbiased=False, keepdim=True).clamp(min=STD_FLOOR)
         z = ((x - mean) / std).clamp(-CLIP, CLIP).permute(0, 2, 1).reshape(b * channels, length)
         window = torch.arange(b, device=x.device).repeat_interleave(channels)  # the window of each token
-        modulation: dict[str, torch.Tensor] = {}
-        if self.query_pool is not None:
-            instructions = instructions_of(
-                self.query_pool, batch, self.params.text_input, self.params.text_dropout, self.training
-            )
-            modulation = modulation_of(instructions, self.eilm, self.router_modulation)
+        modulation = window_modulation(self, batch)
         out, routing = self.blocks[0].moe(z, window, **modulation)  # (B * C, H)
         forecast = out.view(b, channels, self.horizon).permute(0, 2, 1) * std + mean
         return {

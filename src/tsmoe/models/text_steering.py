@@ -8,7 +8,7 @@ zeroed (the null text, under which both modulations are the identity) with proba
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -89,3 +89,14 @@ def modulation_of(
     if router is not None:
         modulation["logit_shift" if router.form == "additive" else "prob_shift"] = router(instructions)
     return modulation
+
+
+def window_modulation(model: Any, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The modulation of each window of ``batch`` (one row per window) for a model holding ``query_pool``,
+    ``eilm``, ``router_modulation`` (from :func:`steering_modules`) and :class:`SteeringParams`; ``{}``
+    without text."""
+    if model.query_pool is None:
+        return {}
+    params = model.params
+    instructions = instructions_of(model.query_pool, batch, params.text_input, params.text_dropout, model.training)
+    return modulation_of(instructions, model.eilm, model.router_modulation)
