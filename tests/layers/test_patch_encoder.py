@@ -68,3 +68,17 @@ def test_patchtst_defaults_to_the_official_encoder_and_refuses_heads_that_do_not
     assert model({"x": torch.randn(3, 32, 2)}).shape == (3, 8, 2)
     with pytest.raises(ConfigError, match="multiple of model.n_heads"):
         PatchTST(PatchTSTParams(d_model=10, n_heads=4), dims, "forecast")
+
+
+def test_the_faster_softmax_and_dropout_compute_pytorchs_functions():
+    from tsmoe.layers.patch_encoder import FastDropout, row_softmax
+
+    scores = torch.randn(50, 4, 13, 13) * 10
+    torch.testing.assert_close(row_softmax(scores), torch.softmax(scores, -1), atol=1e-6, rtol=1e-5)
+    dropout = FastDropout(0.3).train()
+    x = torch.ones(200_000)
+    kept = dropout(x)
+    assert kept.unique().tolist() == pytest.approx([0.0, 1 / 0.7])
+    assert (kept == 0).float().mean().item() == pytest.approx(0.3, abs=0.005)
+    assert kept.mean().item() == pytest.approx(1.0, abs=0.01)  # the expectation is kept
+    assert torch.equal(dropout.eval()(x), x)

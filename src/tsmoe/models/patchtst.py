@@ -20,7 +20,7 @@ from torch import nn
 
 from tsmoe.errors import ConfigError
 from tsmoe.layers.instance_norm import instance_normalize
-from tsmoe.layers.patch_encoder import PatchEncoder
+from tsmoe.layers.patch_encoder import FastDropout, PatchEncoder
 from tsmoe.models.entry import ModelEntry
 
 
@@ -63,9 +63,9 @@ class PatchTST(nn.Module):
             params.norm,
             params.residual_attention,
         )
-        self.dropout = nn.Dropout(params.dropout)
+        self.dropout = FastDropout(params.dropout)
         self.head = nn.Sequential(
-            nn.Flatten(1), nn.Linear(self.n_patches * params.d_model, self.horizon), nn.Dropout(params.head_dropout)
+            nn.Flatten(1), nn.Linear(self.n_patches * params.d_model, self.horizon), FastDropout(params.head_dropout)
         )
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
