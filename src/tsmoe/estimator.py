@@ -492,9 +492,9 @@ class Estimator:
     def quantile_forecasts(self, prepared: PreparedData, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
         """A quantile forecaster's ``(Q, N, H, C)`` forecasts over ``dataset`` and the targets ``(N, H, C)``, on
         the scale the run's metrics use."""
-        task = get_task(prepared.task)
+        task, original = get_task(prepared.task), self.original_scale()
         quantiles, targets = self._quantiles(dataset, prepared.collate)
-        scored = [task.scored(quantiles[..., q], targets, prepared, self.state_, self.original_scale())
+        scored = [task.scored(quantiles[..., q], targets, prepared, self.state_, original)
                   for q in range(quantiles.shape[-1])]  # fmt: skip
         return np.stack([output.double().numpy() for output, _ in scored]), scored[0][1].double().numpy()
 

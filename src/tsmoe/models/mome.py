@@ -30,9 +30,8 @@ from torch.nn import functional as F
 
 from tsmoe.errors import ConfigError
 from tsmoe.layers.sparse_moe import Routing, SparseMoE
-from tsmoe.layers.text_modulation import EiLM, QueryPool, RouterModulation
 from tsmoe.models.entry import ModelEntry
-from tsmoe.models.text_steering import instructions_of, modulation_of
+from tsmoe.models.text_steering import instructions_of, modulation_of, steering_modules
 
 STD_FLOOR, CLIP = 1e-3, 10.0  # the reference code's per-window normalisation
 
@@ -140,12 +139,8 @@ class MoME(nn.Module):
         self.blocks = nn.ModuleList(Block(params, params.attention_first or i > 0) for i in range(params.layers))
         self.classes = dims.get("n_classes", 0) if task == "multiclass" else 0  # trend classification head
         self.head = nn.Linear(self.n_patches * d, self.classes or self.horizon)
-        self.query_pool = QueryPool(dims["text_dim"], d, params.n_queries, params.dropout) if uses_text else None
-        self.eilm = EiLM(d, params.experts) if params.text in ("both", "eilm") else None
-        self.router_modulation = (
-            RouterModulation(d, params.experts, params.router_modulation, params.rm_strength)
-            if params.text in ("both", "rm")
-            else None
+        self.query_pool, self.eilm, self.router_modulation = steering_modules(
+            params, dims.get("text_dim", 0), d, params.experts, d, params.dropout, params.text_as_tokens
         )
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

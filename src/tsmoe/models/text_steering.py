@@ -41,11 +41,19 @@ def check_text_setting(model: str, text: str, text_dim: int, text_dropout: float
 
 
 def steering_modules(
-    params: SteeringParams, text_dim: int, d_query: int, n_experts: int, d_out: int, dropout: float
+    params: Any,
+    text_dim: int,
+    d_query: int,
+    n_experts: int,
+    d_out: int,
+    dropout: float,
+    pool_without_modulation: bool = False,
 ) -> tuple[QueryPool | None, EiLM | None, RouterModulation | None]:
     """QueryPool (text -> ``(B, N, d_query)``), EiLM (for experts of output width ``d_out``) and Router
-    Modulation, each ``None`` where ``params.text`` leaves it out."""
-    if params.text == "none":
+    Modulation, each ``None`` where ``params.text`` (a :class:`SteeringParams` or ``mome``'s parameters)
+    leaves it out; ``pool_without_modulation`` keeps QueryPool when ``text`` is ``none`` (token fusion reads
+    its vectors as tokens). Built in this order, so a seed gives the same initial weights to every model."""
+    if params.text == "none" and not pool_without_modulation:
         return None, None, None
     pool = QueryPool(text_dim, d_query, params.n_queries, dropout)
     eilm = EiLM(d_query, n_experts, d_out) if params.text in ("both", "eilm") else None
