@@ -5,7 +5,7 @@
 
 A page marks each generated table with ``<!-- table: PATH -->`` ... ``<!-- end table -->``. PATH is an
 experiment file (``benchmarks/experiments/*.yaml``: a table of its rows, :mod:`tsmoe.experiments.tables`)
-or a result file of a script (P5, P6, P7, P9, streaming, reading large tables, tuning: the table its script
+or a result file of a script (P5, P6, P7, P8, P9, streaming, reading large tables, tuning: the table its script
 prints).
 """
 
@@ -23,7 +23,7 @@ sys.path.insert(0, str(HERE))  # the P5 scripts beside this one
 from tsmoe.experiments.spec import read_experiment  # noqa: E402
 from tsmoe.experiments.tables import MARKED, chosen, rooted, table  # noqa: E402
 
-DOC_PAGES = ("IRREGULAR", "TUNING", "UNCERTAINTY", "BASELINES", "MOME")  # docs/<name>.md with generated tables
+DOC_PAGES = ("IRREGULAR", "TUNING", "UNCERTAINTY", "BASELINES", "MOME", "MRMOE")  # docs/<name>.md with generated tables
 PAGES = (ROOT / "README.md", HERE / "README.md", *(ROOT / "docs" / f"{name}.md" for name in DOC_PAGES))
 
 
@@ -36,7 +36,8 @@ def generated(path: str, rows: str | None = None, columns: str | None = None) ->
     result = json.loads((ROOT / path).read_text())
     protocol = result.get("protocol")
     scripts = {"P6": "p6_early", "stream-speed": "stream_speed", "irregular-scale": "irregular_scale",
-               "P1-tune": "tune_study", "P7": "p7_uncertainty", "P9": "p9_neuralforecast"}  # fmt: skip
+               "P1-tune": "tune_study", "P7": "p7_uncertainty", "P8": "p8_liquid_acceleration",
+               "P9": "p9_neuralforecast"}  # fmt: skip
     if protocol in scripts:  # each script renders its own table
         from importlib import import_module
 

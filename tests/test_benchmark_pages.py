@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -33,8 +35,6 @@ def test_the_benchmarks_page_is_a_results_page():
 def test_the_neuralforecast_comparison_installs_nothing_and_says_how_to():
     import importlib.util
 
-    import pytest
-
     if importlib.util.find_spec("neuralforecast") is not None:
         pytest.skip("neuralforecast is installed here: the script would run the comparison")
     script = ROOT / "benchmarks" / "p9_neuralforecast.py"
@@ -42,3 +42,24 @@ def test_the_neuralforecast_comparison_installs_nothing_and_says_how_to():
                             timeout=120, cwd=ROOT)  # fmt: skip
     assert result.returncode == 1 and 'pip install neuralforecast "ray[tune]"' in result.stderr
     assert not (ROOT / "unused.json").exists()
+
+
+def test_p8_times_each_model_to_the_single_cfcs_best_score_and_to_its_own():
+    """P8's table from curves: the target is the CfC's best validation score (mean over seeds); a model's
+    time to it is its first epoch at or above it, averaged over the seeds that reach it."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from p8_liquid_acceleration import summary
+
+    def points(*pairs):
+        return [{"epoch": i + 1, "score": s, "seconds": t} for i, (s, t) in enumerate(pairs)]
+
+    payload = {"setting": "p1", "curves": {
+        "cfc": {"0": points((0.70, 10), (0.80, 20), (0.78, 30)), "1": points((0.75, 10), (0.80, 20), (0.82, 30))},
+        "mrmoe": {"0": points((0.81, 5), (0.79, 10)), "1": points((0.60, 5), (0.70, 10))},
+    }}  # fmt: skip
+    rows = {row["model"]: row for row in summary(payload)}
+    assert rows["cfc"]["target"] == pytest.approx(0.81)  # mean of 0.80 and 0.82
+    assert rows["cfc"]["reached"] == 1 and rows["cfc"]["seconds_to_target"] == 30
+    assert rows["mrmoe"]["reached"] == 1 and rows["mrmoe"]["seconds_to_target"] == 5
+    assert rows["mrmoe"]["time_vs_cfc"] == pytest.approx(5 / 30)
+    assert rows["mrmoe"]["seconds_to_own_best"] == pytest.approx((5 + 10) / 2)

@@ -101,7 +101,8 @@ def test_datasets_and_models_listings(capsys):
     for name in ("physionet2012", "etth1", "exchange_rate", "time_mmd", "mome_timemmd"):
         assert name in out
     assert main(["models"]) == 0
-    assert "lstm" in capsys.readouterr().out
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "lstm" in rows and rows["mrmoe"].split()[1] == "irregular,window" and rows["dlinear"].split()[1] == "window"
 
 
 def test_evaluate_writes_mrmoe_attention_and_gate_plots(small_physionet, tmp_path, capsys):

@@ -324,8 +324,13 @@ def cmd_models(args: argparse.Namespace) -> int:
     from tsmoe.models import MODELS, get_model
 
     get_model("lstm")
+    print(f"  {'name':<18} {'reads':<16} {'tasks':<49} description")
     for name, entry in sorted(MODELS.items()):
-        print(f"  {name:<12} {entry.input_kind:<9} {','.join(sorted(entry.tasks)):<18} {entry.description}")
+        kinds = ",".join(entry.input_kinds)
+        tasks = ",".join(sorted({task.removesuffix("_per_step") for task in entry.tasks}))
+        if any(task.endswith("_per_step") for task in entry.tasks):
+            tasks += " (and per step)"
+        print(f"  {name:<18} {kinds:<16} {tasks:<49} {entry.description}")
     return 0
 
 

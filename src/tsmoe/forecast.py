@@ -33,7 +33,7 @@ from tsmoe.data.csv_files import wide_frame_to_series
 from tsmoe.data.fixed_windows import parse_number_lists
 from tsmoe.data.long_format import from_long_dataframe
 from tsmoe.data.parsing import check_texts_column
-from tsmoe.data.sampling import parse_step, step_text, usual_step, warn_of_gaps
+from tsmoe.data.sampling import elapsed_before, parse_step, step_text, usual_step, warn_of_gaps
 from tsmoe.data.series import SeriesSet
 from tsmoe.data.text_windows import (
     TREND_CLASSES,
@@ -239,7 +239,8 @@ def forecast_after(estimator, data: SeriesSet, where: str, text: TextSetting | N
         if len(series.values) < lookback:
             raise DataError(f"{where}, series '{series.name}': {len(series.values)} rows, the model needs {lookback}")
         x = torch.from_numpy(scaler.transform(series.values[-lookback:]))
-        items.append({"x": x, "y": torch.zeros(horizon, x.shape[-1]), "series": torch.tensor(number)})
+        dt = torch.from_numpy(elapsed_before(series)[-lookback:])  # the gaps the liquid models integrate
+        items.append({"x": x, "y": torch.zeros(horizon, x.shape[-1]), "series": torch.tensor(number), "dt": dt})
         future = _future_stamps(series.timestamps, horizon)
         futures.append(future)
         if text:  # strictly before the first forecast step; with no known step, anything up to the last row

@@ -1,7 +1,8 @@
 """The contract every registered model keeps, generated from the registry: a model added later is covered
 without a test of its own.
 
-For each model, with tiny settings, on a batch of its input kind made by the data layer's own collate:
+For each model and each input kind it reads (the liquid models and the LSTM/GRU read records and, as
+forecasters, windows), with tiny settings, on a batch of that kind made by the data layer's own collate:
 prediction shapes; a training step that gives every parameter a finite gradient (no unused parameters,
 which DDP would otherwise need ``find_unused_parameters`` for) and lowers nothing to NaN; a save/load round
 trip through safetensors giving equal outputs; and the same weights and outputs when built twice from
@@ -54,7 +55,8 @@ def irregular_batch(seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 def window_batch(seed: int = 0) -> dict[str, torch.Tensor]:
-    """Four windows of 2 channels, with a text of 5 tokens each (the last masked on two windows)."""
+    """Four windows of 2 channels with uneven gaps between rows (``dt``), with a text of 5 tokens each (the
+    last masked on two windows)."""
     g = torch.Generator().manual_seed(seed)
     b, d = 4, WINDOW_DIMS["text_dim"]
     mask = torch.ones(b, 5, dtype=torch.bool)
@@ -65,28 +67,29 @@ def window_batch(seed: int = 0) -> dict[str, torch.Tensor]:
         "text_tokens": torch.randn(b, 5, d, generator=g),
         "text_mask": mask,
         "text_pooled": torch.randn(b, d, generator=g),
+        "dt": torch.rand(b, WINDOW_DIMS["lookback"], generator=g) * 2 + 0.5,
     }
 
 
-def setting(name: str) -> tuple[dict, dict, str, str]:
-    """``(config, dims, task, input kind)`` of a model's contract case."""
-    entry = MODELS[name]
-    if entry.input_kind == "irregular":
+def setting(case: str) -> tuple[dict, dict, str, str]:
+    """``(config, dims, task, input kind)`` of a contract case ``name:kind``."""
+    name, kind = case.split(":")
+    if kind == "irregular":
         return tiny_config(name), IRREGULAR_DIMS, "binary", "irregular"
-    return tiny_config(name), WINDOW_DIMS, "forecast", "window"
+    return tiny_config(name), {**WINDOW_DIMS, "step": 1.0}, "forecast", "window"
 
 
 def batch_for(input_kind: str) -> dict[str, torch.Tensor]:
     return irregular_batch() if input_kind == "irregular" else window_batch()
 
 
-def build(name: str, seed: int = 0) -> torch.nn.Module:
-    config, dims, task, kind = setting(name)
+def build(case: str, seed: int = 0) -> torch.nn.Module:
+    config, dims, task, kind = setting(case)
     torch.manual_seed(seed)
     return build_model(config, dims, task, kind)
 
 
-NAMES = sorted(MODELS)
+NAMES = [f"{name}:{kind}" for name in sorted(MODELS) for kind in MODELS[name].input_kinds]  # the cases
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -133,7 +136,7 @@ def test_one_seed_builds_one_model(name):
     assert any(not torch.equal(a, b) for a, b in zip(other, first.parameters(), strict=True)), "the seed is ignored"
 
 
-FORECASTERS = sorted(name for name, entry in MODELS.items() if "forecast" in entry.tasks)
+FORECASTERS = [f"{name}:window" for name, entry in sorted(MODELS.items()) if "forecast" in entry.tasks]
 LEVELS = [0.1, 0.5, 0.9]
 
 

@@ -27,6 +27,7 @@ from tsmoe.data.irregular import (
     collate_irregular,
     is_regression,
 )
+from tsmoe.data.sampling import usual_elapsed
 from tsmoe.data.series import SeriesSet
 from tsmoe.data.splits import IdSplit, borders_from_lengths, chronological_borders, stratified_split
 from tsmoe.data.text_windows import (
@@ -222,7 +223,13 @@ def prepare_forecasting(
     return PreparedData(
         task="forecast",
         input_kind="window",
-        dims={"lookback": lookback, "horizon": horizon, "n_channels": len(data.columns), "text_dim": text_dim},
+        dims={
+            "lookback": lookback,
+            "horizon": horizon,
+            "n_channels": len(data.columns),
+            "text_dim": text_dim,
+            "step": usual_elapsed(data),  # the sampling interval (hours for dated rows), for the liquid models
+        },
         train=parts[0],
         val=parts[1],
         test=parts[2],

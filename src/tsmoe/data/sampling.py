@@ -92,3 +92,25 @@ def warn_of_gaps(data: SeriesSet, where: str, step: object | None = None) -> Non
             "%s, series '%s': a gap of %s after %s (the usual step is %s); a model reads the rows on either "
             "side as consecutive", where, gap.series, step_text(gap.length), when(gap.after), step_text(step),
         )  # fmt: skip
+
+
+def elapsed_before(series: Series) -> np.ndarray:
+    """``(T,)`` float32: the time from each row's previous row to it, in hours for datetime stamps (in the
+    stamps' own unit for integer ones); the first row, which has no previous row, gets the series' usual
+    step (1 for a single row). A window model on continuous time (the liquid networks) integrates these
+    gaps, so a hole in a series is a longer step, not two rows glued together."""
+    stamps = series.timestamps
+    if len(stamps) < 2:
+        return np.ones(len(stamps), np.float32)
+    if np.issubdtype(stamps.dtype, np.datetime64):
+        gaps = np.diff(stamps).astype("timedelta64[ns]").astype(np.float64) / 3.6e12
+    else:
+        gaps = np.diff(stamps).astype(np.float64)
+    usual = float(pd.Series(gaps).mode().iloc[0])
+    return np.concatenate([[usual], gaps]).astype(np.float32)
+
+
+def usual_elapsed(data: SeriesSet) -> float:
+    """The median over series of each series' usual step, as :func:`elapsed_before` measures it (hours
+    for datetime stamps): the sampling interval the liquid forecasters take their time scales from."""
+    return float(np.median([elapsed_before(series)[0] for series in data.series]))

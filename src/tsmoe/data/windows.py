@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from tsmoe.data.sampling import elapsed_before
 from tsmoe.data.series import SeriesSet
 from tsmoe.errors import DataError
 
@@ -55,8 +56,10 @@ class StandardScaler:
 class WindowDataset(Dataset):
     """All forecast windows of given row ranges of each series.
 
-    Items: ``x (lookback, C)``, ``y (horizon, C)`` (scaled), and ``series`` (index of the series).
-    ``ranges[i] = (start, end)`` restricts series ``i`` to rows ``start:end``.
+    Items: ``x (lookback, C)``, ``y (horizon, C)`` (scaled), ``series`` (index of the series) and ``dt
+    (lookback,)``, the time from each input row's previous row to it (:func:`elapsed_before`: hours for
+    datetime stamps), which the continuous-time models integrate. ``ranges[i] = (start, end)`` restricts
+    series ``i`` to rows ``start:end``.
     """
 
     def __init__(
@@ -72,10 +75,12 @@ class WindowDataset(Dataset):
             raise DataError(f"lookback and horizon must be >= 1, got {lookback} and {horizon}")
         self.lookback, self.horizon = lookback, horizon
         self.blocks: list[np.ndarray] = []
+        self.elapsed: list[np.ndarray] = []
         index: list[tuple[int, int]] = []
         for i, (series, (start, end)) in enumerate(zip(data.series, ranges, strict=True)):
             block = scaler.transform(series.values[start:end])
             self.blocks.append(block)
+            self.elapsed.append(elapsed_before(series)[start:end])
             n_windows = len(block) - lookback - horizon + 1
             index += [(i, t) for t in range(0, max(n_windows, 0), stride)]
         self.index = np.array(index, dtype=np.int64).reshape(-1, 2)
@@ -91,6 +96,7 @@ class WindowDataset(Dataset):
             "x": torch.from_numpy(block[start:middle]),
             "y": torch.from_numpy(block[middle : middle + self.horizon]),
             "series": torch.tensor(series),
+            "dt": torch.from_numpy(self.elapsed[series][start:middle]),
         }
 
 

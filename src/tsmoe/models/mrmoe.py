@@ -28,7 +28,7 @@ The single liquid networks (``cfc``, ``ltc``, ``ctrnn``) are the case K = 1 with
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -42,16 +42,19 @@ from tsmoe.layers.observation_dropout import check_observation_dropout, drop_obs
 from tsmoe.layers.observation_summary import observation_summary, running_observation_summary
 from tsmoe.models.entry import ModelEntry
 from tsmoe.models.heads import RECORD_TASKS, StaticHead, is_per_step, n_outputs, static_per_step
+from tsmoe.models.window_forecaster import WindowOptions
 
 
 @dataclass
-class MRMoEParams:
+class MRMoEParams(WindowOptions):
     cell: Literal["cfc", "ltc", "ctrnn"] = "cfc"
     experts: int = 3
     hidden_size: int = 32  # per expert
     backbone_units: int = 64  # CfC backbone width
-    tau_min: float = 0.5  # hours: the fastest expert's time constant
-    tau_max: float = 24.0  # hours: the slowest expert's
+    tau_min: float | None = None  # hours: the fastest expert's time constant; None: RECORD_TAU[0] on
+    # records, the sampling interval on forecasting windows
+    tau_max: float | None = None  # hours: the slowest expert's; None: RECORD_TAU[1] on records, the
+    # lookback's span (lookback x sampling interval) on windows
     same_rate: bool = False  # every expert at the geometric mean of tau_min and tau_max
     learnable_tau: bool = False  # each tau learns within [tau / tau_band, tau * tau_band]
     tau_band: float = 2.0
@@ -82,14 +85,27 @@ class MRMoEParams:
     observation_summary: bool = False  # the head also reads each variable's mean observed value and
     # log(1 + count) over the stay (tsmoe.layers.observation_summary)
 
+    RECORD_TAU: ClassVar[tuple[float, float]] = (0.5, 24.0)  # hours: the paper's scales for ICU stays
 
-def time_constants(params: MRMoEParams) -> torch.Tensor:
-    """``(K,)`` time constants: log-spaced from ``tau_min`` to ``tau_max``, or all at their geometric mean."""
-    k = params.experts
+
+def time_scales(params: MRMoEParams, dims: dict) -> tuple[float, float]:
+    """``(tau_min, tau_max)``: as set, or by default the data's own scales: from the sampling interval
+    ``dims["step"]`` to the lookback's span on forecasting windows, ``RECORD_TAU`` on records."""
+    if "step" in dims:
+        defaults = (float(dims["step"]), float(dims["step"]) * int(dims["lookback"]))
+    else:
+        defaults = params.RECORD_TAU
+    return (params.tau_min if params.tau_min is not None else defaults[0],
+            params.tau_max if params.tau_max is not None else defaults[1])  # fmt: skip
+
+
+def time_constants(params: MRMoEParams, scales: tuple[float, float]) -> torch.Tensor:
+    """``(K,)`` time constants: log-spaced over ``scales = (tau_min, tau_max)``, or all at their geometric
+    mean (same rate); one expert takes ``tau_min``."""
+    k, (low, high) = params.experts, scales
     if params.same_rate or k == 1:
-        middle = (params.tau_min * params.tau_max) ** 0.5
-        return torch.full((k,), middle if k > 1 else params.tau_min)
-    return torch.logspace(torch.log10(torch.tensor(params.tau_min)), torch.log10(torch.tensor(params.tau_max)), k)
+        return torch.full((k,), (low * high) ** 0.5 if k > 1 else low)
+    return torch.logspace(torch.log10(torch.tensor(low)), torch.log10(torch.tensor(high)), k)
 
 
 def build_cell(params: MRMoEParams, input_size: int, experts: int) -> nn.Module:
@@ -102,9 +118,10 @@ def build_cell(params: MRMoEParams, input_size: int, experts: int) -> nn.Module:
 
 class MRMoE(nn.Module):
     """``batch`` (see :func:`tsmoe.data.irregular.collate_irregular`) -> dict with ``output`` (logits),
-    ``aux_loss``, ``gate (B, T, K)``, ``feature_attention (B, T, F)``, ``temporal_attention (B, T)``."""
+    ``aux_loss``, ``gate (B, T, K)``, ``feature_attention (B, T, F)``, ``temporal_attention (B, T)``.
+    ``outputs`` overrides the task's number of outputs (a forecaster of windows asks for ``horizon * F``)."""
 
-    def __init__(self, params: MRMoEParams, dims: dict[str, int], task: str) -> None:
+    def __init__(self, params: MRMoEParams, dims: dict[str, int], task: str, outputs: int | None = None) -> None:
         super().__init__()
         if params.experts < 1:
             raise ValueError("experts must be >= 1")
@@ -123,7 +140,7 @@ class MRMoE(nn.Module):
         self.decay = ObservationDecay(n_features) if params.observation_decay else None
         if self.decay is not None:
             step_input += 2 * n_features  # [..., decayed last values, log1p(staleness)]
-        tau = time_constants(params)
+        tau = time_constants(params, time_scales(params, dims))
         self.quasi_steady = params.fast_expert == "quasi_steady"
         integrated = params.experts - 1 if self.quasi_steady else params.experts
         strides = params.expert_stride
@@ -155,7 +172,8 @@ class MRMoE(nn.Module):
         self.temporal = TemporalAttention(params.d_model) if params.temporal_attention else None
         summary = 2 * params.d_model if params.temporal_attention else params.d_model
         summary += 2 * n_features if params.observation_summary else 0
-        self.head = StaticHead(summary, dims["n_static"], params.head_hidden, n_outputs(task, dims), params.dropout)
+        outputs = n_outputs(task, dims) if outputs is None else outputs
+        self.head = StaticHead(summary, dims["n_static"], params.head_hidden, outputs, params.dropout)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if self.training:
@@ -323,12 +341,12 @@ class SameRateMoEParams(MRMoENoAttentionParams):
 
 @dataclass
 class CfCParams(MRMoENoAttentionParams):
-    """One liquid network: a single expert (no gate), on the data's own clock (tau = 1 hour)."""
+    """One liquid network: a single expert (no gate), on the data's own clock (tau = 1 hour on records,
+    the sampling interval on windows)."""
 
     experts: int = 1
     hidden_size: int = 64
-    tau_min: float = 1.0
-    tau_max: float = 1.0
+    RECORD_TAU: ClassVar[tuple[float, float]] = (1.0, 1.0)
 
 
 @dataclass
@@ -341,9 +359,9 @@ class CTRNNParams(CfCParams):
     cell: Literal["cfc", "ltc", "ctrnn"] = "ctrnn"
 
 
-_TASKS = RECORD_TASKS
+_TASKS = RECORD_TASKS | {"forecast"}  # forecasting on windows (tsmoe.models.window_forecaster)
 ENTRIES = tuple(
-    ModelEntry(name, MRMoE, params, "irregular", _TASKS, description)
+    ModelEntry(name, MRMoE, params, "irregular", _TASKS, description, forecasts_windows=True)
     for name, params, description in (
         ("mrmoe", MRMoEParams, "MR-MoE: multi-rate liquid experts, step gate, feature + temporal attention"),
         ("mrmoe_no_attention", MRMoENoAttentionParams, "MR-MoE without attention"),

@@ -7,6 +7,7 @@ A model is a pure ``torch.nn.Module`` built as ``cls(params, dims, task)`` and c
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from torch import nn
@@ -15,6 +16,7 @@ from tsmoe.errors import ConfigError
 from tsmoe.models import dlinear, itransformer, lstm, mitransformer, mmlinear, mome, mrmoe, patchtst
 from tsmoe.models.entry import ModelEntry
 from tsmoe.models.quantiles import QuantileForecaster, check_quantiles
+from tsmoe.models.window_forecaster import WindowForecaster, WindowOptions, check_record_input
 from tsmoe.params import build_dataclass
 
 MODELS: dict[str, ModelEntry] = {
@@ -43,22 +45,33 @@ def build_model(config: dict[str, Any], dims: dict[str, int], task: str, input_k
     values = dict(config)
     entry = get_model(values.pop("name"))
     quantiles = values.pop("quantiles", None)
-    if entry.input_kind != input_kind:
+    if input_kind not in entry.input_kinds:
         raise ConfigError(
             f"model '{entry.name}' reads {entry.input_kind} input but the data gives {input_kind} input; "
-            f"models for this data: {', '.join(sorted(n for n, e in MODELS.items() if e.input_kind == input_kind))}"
+            f"models for this data: {', '.join(sorted(n for n, e in MODELS.items() if input_kind in e.input_kinds))}"
         )
-    if task not in entry.tasks:
-        raise ConfigError(f"model '{entry.name}' does not do task '{task}' (it does {sorted(entry.tasks)})")
+    on_windows = input_kind != entry.input_kind  # a model of records forecasting windows
+    if task not in entry.tasks or (on_windows and task != "forecast"):
+        done = ["forecast"] if on_windows else sorted(entry.tasks)
+        raise ConfigError(f"model '{entry.name}' does not do task '{task}' on {input_kind} input (it does {done})")
     params = build_dataclass(entry.params, values, "model")
+    if on_windows:
+        model_class = partial(WindowForecaster, entry.cls)
+    else:
+        model_class = entry.cls
+        if isinstance(params, WindowOptions):
+            try:
+                check_record_input(params)
+            except ValueError as error:
+                raise ConfigError(f"model '{entry.name}': {error}") from error
     if quantiles is not None and task != "forecast":
         raise ConfigError(f"model.quantiles is for forecasting; this data's task is '{task}'")
     try:
         if quantiles is not None:  # Q horizons, one per level (tsmoe.models.quantiles)
             levels = check_quantiles(quantiles)
-            base = entry.cls(params, {**dims, "horizon": dims["horizon"] * len(levels)}, task)
+            base = model_class(params, {**dims, "horizon": dims["horizon"] * len(levels)}, task)
             return QuantileForecaster(base, levels, dims["horizon"])
-        return entry.cls(params, dims, task)
+        return model_class(params, dims, task)
     except ConfigError:
         raise
     except ValueError as error:  # a model's own check of its parameters, e.g. experts >= 1
