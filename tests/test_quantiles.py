@@ -35,9 +35,12 @@ def test_bad_quantile_levels_are_refused_before_training(levels, message):
         load_config("configs/dlinear-etth1.yaml", [f"model.quantiles={levels}"])
 
 
-def test_quantiles_are_for_forecasters():
-    with pytest.raises(ConfigError, match="model 'lstm' does not forecast"):
+def test_quantiles_are_for_forecasting():
+    """The LSTM forecasts windows, but PhysioNet holds records: refused when the config is read."""
+    with pytest.raises(ConfigError, match="data set 'physionet2012' holds records of irregular observations"):
         load_config("configs/lstm-physionet2012.yaml", ["model.quantiles=[0.1, 0.5, 0.9]"])
+    assert load_config("configs/lstm-etth1.yaml", ["model.quantiles=[0.1, 0.5, 0.9]"]).model["quantiles"] == [
+        0.1, 0.5, 0.9]  # fmt: skip
 
 
 def test_a_quantile_forecaster_trains_scores_reloads_and_predicts_its_quantiles(tmp_path):

@@ -197,10 +197,16 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
     model_params = build_dataclass(model.params, model_raw, "model")
     model_section = {"name": model.name, **dataclasses.asdict(model_params)}
     if quantiles is not None:
+        from tsmoe.data.adapter import IrregularAdapter
         from tsmoe.models.quantiles import check_quantiles
 
         if "forecast" not in model.tasks:
             raise ConfigError(f"model.quantiles is for forecasters; model '{model.name}' does not forecast")
+        if isinstance(dataset, IrregularAdapter):
+            raise ConfigError(
+                f"model.quantiles is for forecasting; data set '{dataset.name}' holds records of irregular "
+                "observations to classify or regress, not series to forecast"
+            )
         if not isinstance(quantiles, list) or any(isinstance(q, bool) or not isinstance(q, int | float)
                                                   for q in quantiles):  # fmt: skip
             raise ConfigError(f"model.quantiles: expected a list of numbers such as [0.1, 0.5, 0.9], got {quantiles!r}")
