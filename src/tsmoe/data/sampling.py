@@ -94,6 +94,12 @@ def warn_of_gaps(data: SeriesSet, where: str, step: object | None = None) -> Non
         )  # fmt: skip
 
 
+def in_clock_units(step: object) -> float:
+    """A step (a ``pd.Timedelta`` or an int, as :func:`usual_step` gives) in the liquid models' clock:
+    hours for datetime stamps, the stamps' own unit for integer ones."""
+    return pd.Timedelta(step).total_seconds() / 3600 if isinstance(step, pd.Timedelta) else float(step)
+
+
 def elapsed_before(series: Series) -> np.ndarray:
     """``(T,)`` float32: the time from each row's previous row to it, in hours for datetime stamps (in the
     stamps' own unit for integer ones); the first row, which has no previous row, gets the series' usual
@@ -106,11 +112,11 @@ def elapsed_before(series: Series) -> np.ndarray:
         gaps = np.diff(stamps).astype("timedelta64[ns]").astype(np.float64) / 3.6e12
     else:
         gaps = np.diff(stamps).astype(np.float64)
-    usual = float(pd.Series(gaps).mode().iloc[0])
-    return np.concatenate([[usual], gaps]).astype(np.float32)
+    return np.concatenate([[in_clock_units(usual_step(series))], gaps]).astype(np.float32)
 
 
 def usual_elapsed(data: SeriesSet) -> float:
-    """The median over series of each series' usual step, as :func:`elapsed_before` measures it (hours
-    for datetime stamps): the sampling interval the liquid forecasters take their time scales from."""
-    return float(np.median([elapsed_before(series)[0] for series in data.series]))
+    """The usual step over every series (:func:`data_step`, what a run stores as ``time_step``) in the
+    liquid models' clock: the sampling interval they take their time scales from (1 when unknown)."""
+    step = data_step(data)
+    return in_clock_units(parse_step(step)) if step is not None else 1.0

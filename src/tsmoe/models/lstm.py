@@ -75,16 +75,13 @@ class LSTMClassifier(nn.Module):
         if self.decay is not None:
             inputs = torch.cat([inputs, *self.decay(batch["values"], batch["mask"], batch["times"])], dim=-1)
         lengths = batch["lengths"].cpu()
-        if bool((lengths == inputs.shape[1]).all()):  # no padding (forecasting windows): the same function,
-            every, hidden = self.rnn(inputs)  # and PyTorch's CPU GRU runs several times faster unpacked
-            states = every
-        else:
-            packed = pack_padded_sequence(inputs, lengths, batch_first=True, enforce_sorted=False)
-            every, hidden = self.rnn(packed)
-            states = None
+        padded = not bool((lengths == inputs.shape[1]).all())
+        if padded:
+            every, hidden = self.rnn(pack_padded_sequence(inputs, lengths, batch_first=True, enforce_sorted=False))
+        else:  # forecasting windows: the same function, and PyTorch's CPU GRU runs several times faster unpacked
+            every, hidden = self.rnn(inputs)
         if self.per_step:  # early prediction: the head on the hidden state of every step
-            if states is None:
-                states, _ = pad_packed_sequence(every, batch_first=True, total_length=inputs.shape[1])
+            states = pad_packed_sequence(every, batch_first=True, total_length=inputs.shape[1])[0] if padded else every
             if self.observation_summary:
                 states = torch.cat([states, running_observation_summary(batch["values"], batch["mask"])], dim=-1)
             return self.head(states, *static_per_step(batch, inputs.shape[1]))
