@@ -6,8 +6,11 @@ CfC of the same total width, and torch.nn.LSTM of the same total width. All meas
     python benchmarks/p5_liquid_speed.py --out benchmarks/results/p5-liquid-speed.json
 
 Each variant runs full training steps (forward, backward, Adam) on the same irregular batch in the form
-``collate_irregular`` gives: ``B`` sequences of ``T`` steps of PhysioNet's 37 variables (values and mask)
-and 5 static descriptors, with a random elapsed time per sample and step. Reported per variant: sequences
+``collate_irregular`` gives. ``--batches synthetic`` (the default): ``B`` sequences of ``T`` steps of
+PhysioNet's 37 variables (values and mask) and 5 static descriptors, with a random elapsed time per sample
+and step; ``real``: ``B`` PhysioNet 2012 stays cut to ``T`` steps; ``etth1``: ``B`` ETTh1 windows of ``T``
+hourly rows (7 variables, as the liquid forecasters read them, channels joint). ``--settings 4,64,100``
+measures chosen settings (experts, hidden size, steps) only. Reported per variant: sequences
 per second (median over repeats, the variants taking turns within each repeat), activation memory (bytes
 of tensors autograd saves for backward, counted exactly by a saved-tensor hook), FLOPs per step (torch's
 FlopCounterMode) and the achieved fraction of the machine's dense matmul rate, which the script measures
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -43,23 +47,23 @@ from tsmoe.models.output import unpack
 from tsmoe.models.registry import build_model
 from tsmoe.training.numerics import flushed_subnormals
 
-N_FEATURES, N_STATIC, D_MODEL = 37, 5, 32
+PHYSIONET_FEATURES, PHYSIONET_STATIC, D_MODEL = 37, 5, 32
 Batch = dict[str, torch.Tensor]
 
 
-def mrmoe(k: int, hidden: int, units: int) -> MRMoE:
+def mrmoe(k: int, hidden: int, units: int, n_features: int, n_static: int) -> MRMoE:
     """MR-MoE without attention as the registry builds it: K CfC experts, the step gate, readouts, the head."""
     config = {"name": "mrmoe_no_attention", "experts": k, "hidden_size": hidden, "backbone_units": units,
               "d_model": D_MODEL, "gate_hidden": 32, "head_hidden": 32, "dropout": 0.0}  # fmt: skip
-    return build_model(config, {"n_features": N_FEATURES, "n_static": N_STATIC, "n_classes": 2}, "binary", "irregular")
+    return build_model(config, {"n_features": n_features, "n_static": n_static, "n_classes": 2}, "binary", "irregular")
 
 
 class TsmoeMRMoE(nn.Module):
     """tsmoe: the model itself (all experts in one scan with a hand-written backward pass)."""
 
-    def __init__(self, k: int, hidden: int, units: int) -> None:
+    def __init__(self, k: int, hidden: int, units: int, n_features: int, n_static: int) -> None:
         super().__init__()
-        self.model = mrmoe(k, hidden, units)
+        self.model = mrmoe(k, hidden, units, n_features, n_static)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         return unpack(self.model(batch))[0]
@@ -74,9 +78,9 @@ class AutogradLoopCfCCell(CfCCell):
 class TsmoeMRMoEAutogradLoop(TsmoeMRMoE):
     """The model with its experts' recurrence differentiated by autograd: shows what the scan adds."""
 
-    def __init__(self, k: int, hidden: int, units: int) -> None:
-        super().__init__(k, hidden, units)
-        cell = AutogradLoopCfCCell(2 * N_FEATURES, hidden, k, "default", units)
+    def __init__(self, k: int, hidden: int, units: int, n_features: int, n_static: int) -> None:
+        super().__init__(k, hidden, units, n_features, n_static)
+        cell = AutogradLoopCfCCell(2 * n_features, hidden, k, "default", units)
         cell.load_state_dict(self.model.experts.cell.state_dict())
         self.model.experts.cell = cell
 
@@ -85,10 +89,10 @@ class NcpsMixture(nn.Module):
     """MR-MoE's function from ncps: one ``ncps.torch.CfCCell`` per expert, looped over steps and experts,
     a readout per expert, then MR-MoE's gate and head."""
 
-    def __init__(self, k: int, hidden: int, units: int) -> None:
+    def __init__(self, k: int, hidden: int, units: int, n_features: int, n_static: int) -> None:
         super().__init__()
-        reference = mrmoe(k, hidden, units)
-        self.cells = nn.ModuleList(NcpsCfCCell(2 * N_FEATURES, hidden, backbone_units=units) for _ in range(k))
+        reference = mrmoe(k, hidden, units, n_features, n_static)
+        self.cells = nn.ModuleList(NcpsCfCCell(2 * n_features, hidden, backbone_units=units) for _ in range(k))
         self.register_buffer("tau", reference.experts.tau.clone())
         self.min_dt = reference.params.min_dt
         self.readouts = nn.ModuleList(nn.Linear(hidden, D_MODEL) for _ in range(k))
@@ -132,9 +136,9 @@ class NcpsMixture(nn.Module):
 class NcpsSingle(nn.Module):
     """One ncps CfC cell of the same total width: ``K * hidden`` state and ``K * units`` backbone units."""
 
-    def __init__(self, k: int, hidden: int, units: int) -> None:
+    def __init__(self, k: int, hidden: int, units: int, n_features: int, n_static: int) -> None:
         super().__init__()
-        self.cell = NcpsCfCCell(2 * N_FEATURES, k * hidden, backbone_units=k * units)
+        self.cell = NcpsCfCCell(2 * n_features, k * hidden, backbone_units=k * units)
         self.head = nn.Linear(k * hidden, 1)
         self.width = k * hidden
 
@@ -150,9 +154,9 @@ class NcpsSingle(nn.Module):
 class TorchLSTM(nn.Module):
     """``torch.nn.LSTM`` of total width ``K * hidden`` over ``[values, mask, log1p(dt)]``."""
 
-    def __init__(self, k: int, hidden: int, units: int) -> None:
+    def __init__(self, k: int, hidden: int, units: int, n_features: int, n_static: int) -> None:
         super().__init__()
-        self.lstm = nn.LSTM(2 * N_FEATURES + 1, k * hidden, batch_first=True)
+        self.lstm = nn.LSTM(2 * n_features + 1, k * hidden, batch_first=True)
         self.head = nn.Linear(k * hidden, 1)
 
     def forward(self, batch: Batch) -> torch.Tensor:
@@ -171,15 +175,17 @@ VARIANTS: dict[str, type[nn.Module]] = {
 
 
 def make_batch(batch: int, steps: int, seed: int = 0) -> Batch:
-    """A synthetic irregular batch in the form ``collate_irregular`` gives (every step valid)."""
+    """A synthetic irregular batch in the form ``collate_irregular`` gives (every step valid), shaped like
+    PhysioNet's: 37 variables, a fifth of them observed per step, and 5 static descriptors."""
     generator = torch.Generator().manual_seed(seed)
-    mask = (torch.rand(batch, steps, N_FEATURES, generator=generator) < 0.2).float()
-    values = torch.randn(batch, steps, N_FEATURES, generator=generator) * mask
+    mask = (torch.rand(batch, steps, PHYSIONET_FEATURES, generator=generator) < 0.2).float()
+    values = torch.randn(batch, steps, PHYSIONET_FEATURES, generator=generator) * mask
     dt = torch.rand(batch, steps, generator=generator) * 2
     return {
         "values": values, "mask": mask, "dt": dt, "times": dt.cumsum(1), "step_mask": torch.ones(batch, steps),
-        "lengths": torch.full((batch,), steps), "static": torch.randn(batch, N_STATIC, generator=generator),
-        "static_mask": torch.ones(batch, N_STATIC), "target": (torch.rand(batch, generator=generator) < 0.14).float(),
+        "lengths": torch.full((batch,), steps), "static": torch.randn(batch, PHYSIONET_STATIC, generator=generator),
+        "static_mask": torch.ones(batch, PHYSIONET_STATIC),
+        "target": (torch.rand(batch, generator=generator) < 0.14).float(),
     }  # fmt: skip
 
 
@@ -199,15 +205,44 @@ def real_batch(batch: int, steps: int) -> Batch:
     return {**collate_irregular(items), "target": torch.stack([item["target"] for item in items]).float()}
 
 
-def check_same_function(k: int, hidden: int, units: int) -> float:
-    """The largest difference between MR-MoE's output and the ncps mixture's given MR-MoE's weights."""
+def etth1_batch(batch: int, steps: int) -> Batch:
+    """``batch`` real ETTh1 windows of ``steps`` hourly rows (7 variables, every value observed, the elapsed
+    time from the timestamps), spread evenly over P4's training rows and z-scored with them, as the liquid
+    forecasters read them (:func:`tsmoe.models.window_forecaster.window_records`, channels joint). The target
+    is real too: whether the oil temperature rises in the next hour."""
+    from tsmoe.data.prepared import prepare_forecasting
+    from tsmoe.data.sources.ett import load_ett
+    from tsmoe.models.window_forecaster import window_records
+
+    train = prepare_forecasting(load_ett(), steps, 1, lengths=(12 * 30 * 24, 4 * 30 * 24, 4 * 30 * 24)).train
+    chosen = torch.linspace(0, len(train) - 1, batch).long().tolist()
+    items = [train[i] for i in chosen]
+    x, y = torch.stack([item["x"] for item in items]), torch.stack([item["y"] for item in items])
+    records = window_records(x, torch.stack([item["dt"] for item in items]))
+    return {**records, "target": (y[:, 0, -1] > x[:, -1, -1]).float()}
+
+
+BATCHES: dict[str, Callable[[int, int], Batch]] = {"synthetic": make_batch, "real": real_batch, "etth1": etth1_batch}
+
+
+def sizes(batch: Batch) -> tuple[int, int]:
+    """A batch's ``(n_features, n_static)``: what every variant is built for."""
+    return batch["values"].shape[-1], batch["static"].shape[-1]
+
+
+def check_same_function(k: int, hidden: int, units: int, batch: Batch) -> float:
+    """The largest difference between MR-MoE's output and the ncps mixture's given MR-MoE's weights, on the
+    first 8 sequences of ``batch`` cut to 20 steps."""
     torch.manual_seed(0)
-    ours, theirs = TsmoeMRMoE(k, hidden, units).eval(), NcpsMixture(k, hidden, units).eval()
+    ours = TsmoeMRMoE(k, hidden, units, *sizes(batch)).eval()
+    theirs = NcpsMixture(k, hidden, units, *sizes(batch)).eval()
     theirs.gate, theirs.head = ours.model.gate, ours.model.head
     theirs.copy_from(ours.model)
-    batch = make_batch(8, 20, seed=1)
+    timed = ("values", "mask", "dt", "times", "step_mask")
+    small = {key: (value[:8, :20] if key in timed else value[:8]) for key, value in batch.items()}
+    small["lengths"] = small["lengths"].clamp(max=20)
     with torch.no_grad():
-        return float((ours(batch) - theirs(batch)).abs().max())
+        return float((ours(small) - theirs(small)).abs().max())
 
 
 def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch) -> None:
@@ -247,14 +282,12 @@ def matmul_rate() -> float:
     return 2 * 2048**3 / seconds
 
 
-def measure(
-    k: int, hidden: int, steps: int, batch_size: int, units: int, repeats: int, real: bool = False
-) -> dict[str, dict]:
-    batch = real_batch(batch_size, steps) if real else make_batch(batch_size, steps)
+def measure(k: int, hidden: int, batch: Batch, units: int, repeats: int) -> dict[str, dict]:
+    batch_size = batch["values"].shape[0]
     models = {}
     for name, cls in VARIANTS.items():
         torch.manual_seed(0)
-        model = cls(k, hidden, units)
+        model = cls(k, hidden, units, *sizes(batch))
         models[name] = (model, torch.optim.Adam(model.parameters(), lr=1e-3))
     seconds = interleaved_median_seconds(
         {name: lambda m=model, o=optimizer: training_step(m, o, batch) for name, (model, optimizer) in models.items()},
@@ -301,8 +334,10 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=64, help="CfC backbone width")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--quick", action="store_true", help="one small setting (a smoke test)")
-    parser.add_argument("--batches", choices=["synthetic", "real"], default="synthetic",
-                        help="synthetic sequences, or real PhysioNet 2012 stays (T up to 100)")  # fmt: skip
+    parser.add_argument("--batches", choices=list(BATCHES), default="synthetic",
+                        help="synthetic, PhysioNet 2012 stays (real; T up to 100) or ETTh1 windows")  # fmt: skip
+    parser.add_argument("--settings", nargs="+", metavar="K,H,T",
+                        help="only these settings (experts, hidden size, steps), e.g. 4,64,100")  # fmt: skip
     parser.add_argument("--subnormals", choices=["flush", "keep"], default="flush",
                         help="flush subnormal floats to zero, as tsmoe trains (default), or keep them")  # fmt: skip
     args = parser.parse_args()
@@ -314,6 +349,8 @@ def main() -> None:
     settings = (
         [(4, 16, 20)]
         if args.quick
+        else [tuple(int(n) for n in setting.split(",")) for setting in args.settings]
+        if args.settings
         else (
             [(k, 32, 100) for k in (2, 4, 8)]  # experts grow
             + [(4, h, 100) for h in (16, 64)]  # hidden size grows (32 is above)
@@ -322,11 +359,12 @@ def main() -> None:
     )
     results = []
     for k, hidden, steps in settings:
-        difference = check_same_function(k, hidden, args.units)
+        batch = BATCHES[args.batches](args.batch, steps)
+        difference = check_same_function(k, hidden, args.units, batch)
         if difference > 1e-4:
             raise SystemExit(f"K={k} H={hidden}: the ncps mixture differs from MR-MoE by {difference:.2e}")
         with flushed_subnormals(args.subnormals == "flush"):
-            row = measure(k, hidden, steps, args.batch, args.units, args.repeats, args.batches == "real")
+            row = measure(k, hidden, batch, args.units, args.repeats)
         for entry in row.values():
             counted = entry["gflop_per_step"] > 0  # FlopCounterMode cannot see inside torch's fused LSTM kernel
             entry["fraction_of_matmul_peak"] = (

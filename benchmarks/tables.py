@@ -37,7 +37,8 @@ def generated(path: str, rows: str | None = None, columns: str | None = None) ->
     protocol = result.get("protocol")
     scripts = {"P6": "p6_early", "stream-speed": "stream_speed", "irregular-scale": "irregular_scale",
                "P1-tune": "tune_study", "P7": "p7_uncertainty", "P8": "p8_liquid_acceleration",
-               "P9": "p9_neuralforecast"}  # fmt: skip
+               "P9": "p9_neuralforecast", "paired": "paired",
+               "shared-machine": "shared_machine"}  # fmt: skip
     if protocol in scripts:  # each script renders its own table
         from importlib import import_module
 

@@ -65,3 +65,18 @@ def test_p8_times_each_model_to_the_single_cfcs_best_score_and_to_its_own():
     assert rows["cfc"]["seconds_to_own_best"] == pytest.approx((20 + 30) / 2)
     assert rows["mrmoe"]["time_vs_cfc"] == pytest.approx(5 / 25)  # against the CfC's time to its own best
     assert rows["mrmoe"]["seconds_to_own_best"] == pytest.approx((5 + 10) / 2)
+
+
+def test_p5_reads_real_etth1_windows_and_its_ncps_mixture_computes_mrmoes_function_on_them():
+    """P5's ETTh1 batches are windows as the liquid forecasters read them (7 variables, every value observed,
+    an hour between rows, a real up-or-down target), and the ncps mixture it times computes MR-MoE's function
+    on them given MR-MoE's weights, as on the other batches."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import torch
+    from p5_liquid_speed import check_same_function, etth1_batch, sizes
+
+    batch = etth1_batch(8, 24)
+    assert sizes(batch) == (7, 0) and batch["values"].shape == (8, 24, 7)
+    assert torch.all(batch["mask"] == 1) and torch.all(batch["dt"] == 1.0)
+    assert set(batch["target"].tolist()) == {0.0, 1.0}  # both directions occur among 8 spread windows
+    assert check_same_function(2, 8, 16, batch) < 1e-5

@@ -70,6 +70,9 @@ class TrainingConfig:
     # flush subnormal floats to zero while training and predicting (tsmoe.training.numerics): a gradient
     # carried back through many steps decays into them, which many CPUs compute far more slowly
     flush_subnormals: bool = True
+    # CPU threads torch trains with: "auto" uses the cores other processes leave free (at least one, at most
+    # torch's default; tsmoe.training.threads), an integer fixes the count
+    threads: int | Literal["auto"] = "auto"
     # classifiers: "temperature" fits one temperature T on the validation split after training (logits / T,
     # tsmoe.training.calibration), saved in meta.json and applied wherever the run predicts; "none": raw
     calibrate: Literal["none", "temperature"] = "none"
@@ -80,6 +83,8 @@ class TrainingConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if self.threads != "auto" and self.threads < 1:
+            raise ValueError(f"threads must be 'auto' or at least 1, got {self.threads!r}")
         for name in ("weight_decay", "patience", "num_workers"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")

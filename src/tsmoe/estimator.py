@@ -215,6 +215,7 @@ class Estimator:
 
         from tsmoe.training.distillation import SoftTargets, teacher_probabilities, with_soft_targets
         from tsmoe.training.seed import seed_everything
+        from tsmoe.training.threads import use_threads
         from tsmoe.training.trainer import build_trainer, checkpoint_path
 
         if run_dir is not None:  # the run folder keeps absolute paths: it is read again from any folder
@@ -242,6 +243,7 @@ class Estimator:
             )
             train_set = SoftTargets(prepared.train, teacher, training.distill_weight)
             train_collate = with_soft_targets(prepared.collate or default_collate)
+        threads = use_threads(training.threads)  # before the model: a busy machine gets fewer threads
         seed_everything(self.config.seed)
         self.temperature_ = None  # fitted after training, where training.calibrate asks
         self.model_ = build_model(self.config.model, prepared.dims, prepared.task, prepared.input_kind)
@@ -298,6 +300,7 @@ class Estimator:
             "seconds_per_epoch": train_seconds / max(trainer.current_epoch, 1),
             "n_parameters": sum(p.numel() for p in self.model_.parameters()),
             "world_size": trainer.world_size,
+            "threads": threads,
             "text_encoder": text_encoder_name(params),
         }
         if refit is not None:

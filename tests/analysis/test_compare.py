@@ -8,9 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from tests.tiny_runs import tiny_lstm
+from tests.tiny_runs import FAST, TINY_LSTM, tiny_lstm
 from tsmoe.analysis.paired_tests import delong_test, diebold_mariano, paired_bootstrap
 from tsmoe.cli import main
+from tsmoe.estimator import Estimator
 from tsmoe.metrics import auroc_of, brier_score
 
 
@@ -82,6 +83,17 @@ def test_compare_two_runs_on_the_same_items(two_runs, capsys):
     assert "DeLong" in capsys.readouterr().out
     assert main(["compare", str(a), str(two_runs / "other-split")]) == 2
     assert "other test splits" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_runs_that_scale_values_otherwise_still_compare_on_the_same_stays(two_runs, small_physionet, capsys):
+    # P1's MR-MoE reads quantile-scaled values and its ladder z-scores: the stays and targets are the same
+    quantile = Estimator("lstm", "physionet2012", seed=3, model_params=TINY_LSTM, training=FAST,
+                         data_params={"root": str(small_physionet), "split_file": str(two_runs / "a" / "split.json"),
+                                      "value_scaling": "quantile"}, trainer={"accelerator": "cpu"})  # fmt: skip
+    quantile.fit(run_dir=two_runs / "quantile")
+    assert main(["compare", str(two_runs / "a"), str(two_runs / "quantile"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["items"] == 40
 
 
 @pytest.mark.slow

@@ -23,7 +23,8 @@ def _same_items(a: Estimator, b: Estimator, names: tuple[str, str], part: str) -
     if a.meta_["task"] != b.meta_["task"]:
         raise ConfigError(f"{names[0]} is a {a.meta_['task']} run and {names[1]} a {b.meta_['task']} run: "
                           "only runs of one task compare")  # fmt: skip
-    keys = (set(a.config.data) | set(b.config.data)) - {"split_file"}  # the splits themselves are compared below
+    # the splits themselves are compared below; how values are scaled changes no item (the targets are compared too)
+    keys = (set(a.config.data) | set(b.config.data)) - {"split_file", "value_scaling"}
     differ = sorted(k for k in keys if a.config.data.get(k) != b.config.data.get(k))
     if differ:
         shown = ", ".join(f"data.{k}: {a.config.data.get(k)!r} against {b.config.data.get(k)!r}" for k in differ)

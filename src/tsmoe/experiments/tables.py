@@ -24,8 +24,9 @@ RUN_FIELDS = ("n_parameters", "seconds_per_epoch", "best_score")  # read from a 
 # (best_score: the run's best validation value of its monitor, what a validation search ranks by)
 
 
-def seed_values(experiment: Experiment, row: Row, column: Column) -> list[float]:
-    """Per seed, the column's metric (the mean over its cases); seeds missing any case are left out."""
+def seed_values(experiment: Experiment, row: Row, column: Column) -> list[Any]:
+    """Per seed, the column's metric (the mean over its cases); seeds missing any case are left out. An
+    interval metric (``auroc_ci``: two numbers) is taken as stored, from runs without cases."""
     runs = runs_of(experiment.results_files(row), row.name)
     values = []
     for seed in row.seeds or experiment.seeds:
@@ -35,7 +36,7 @@ def seed_values(experiment: Experiment, row: Row, column: Column) -> list[float]
         picked = [
             runs[k][column.metric] if column.metric in RUN_FIELDS else runs[k]["test"][column.metric] for k in keys
         ]
-        values.append(statistics.fmean(picked))
+        values.append(picked[0] if isinstance(picked[0], list) else statistics.fmean(picked))
     return values
 
 
@@ -49,9 +50,14 @@ def number(value: float, digits: int | None) -> str:
     return f"{value:.{decimals}f}"
 
 
-def cell(values: list[float], column: Column) -> str:
+def cell(values: list[Any], column: Column) -> str:
     if not values:
         return ""
+    if isinstance(values[0], list):  # a 95 % interval, one seed's: [low, high]
+        if len(values) != 1:
+            raise ValueError(f"column '{column.label}' shows an interval, which only a row of one seed has")
+        low, high = values[0]
+        return f"[{number(low, column.digits)}, {number(high, column.digits)}]"
     if column.metric == "n_parameters":
         return f"{round(statistics.fmean(values)):,}"
     mean = statistics.fmean(values)
@@ -102,12 +108,15 @@ def rooted(experiment: Experiment, root: Path) -> Experiment:
 
 
 def summary(experiment: Experiment) -> dict[str, Any]:
-    """Every row's columns as numbers (mean, std, seeds), for machines."""
+    """Every row's columns as numbers (mean, std, seeds; an interval column's two bounds), for machines."""
     out: dict[str, Any] = {}
     for row in experiment.rows:
         out[row.name] = {}
         for column in experiment.columns:
             values = seed_values(experiment, row, column)
+            if values and isinstance(values[0], list):
+                out[row.name][column.label] = {"interval": values[0], "seeds": len(values)}
+                continue
             out[row.name][column.label] = {
                 "mean": statistics.fmean(values) if values else None,
                 "std": statistics.stdev(values) if len(values) > 1 else None,

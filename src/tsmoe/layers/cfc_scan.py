@@ -15,8 +15,10 @@ Forward, per step ``t`` and for all K experts at once (``(K, B, .)`` tensors):
     h'_t    = tanh(f1) + g_t (tanh(f2) - tanh(f1))  (default),   tanh(f1) + g_t tanh(f2)  (no_gate)
     h_t     = keep_t ? h'_t : h_{t-1}                        (padding holds the state)
 
-Every tanh is computed as ``tanh(x) = 2 sigmoid(2x) - 1`` (the CPU kernel of sigmoid is several times
-faster than tanh's), with the constants folded into the weights once per sequence:
+Every tanh is computed as ``tanh(x) = 2 sigmoid(2x) - 1`` (sigmoid's CPU kernel was several times faster
+than tanh's in earlier PyTorch; with 2.13 a plain tanh times the same over the whole scan, side by side, and
+the form stays so that stored runs reproduce exactly), with the constants folded into the weights once per
+sequence:
 ``z = 3.4318 sigmoid(1.332 pre) - 1.7159``, so ``heads = (b - 1.7159 * 1^T W) + sigmoid(1.332 pre) (3.4318 W)``.
 
 Saved for backward: ``s`` and ``[tanh f1, tanh f2, t_a, g]`` of every step (the gate overwrites ``t_b``,

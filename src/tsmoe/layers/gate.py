@@ -76,7 +76,10 @@ class GatedReadout(torch.autograd.Function):
         flat_weights, states, readout, bias, weighted = ctx.saved_tensors
         experts, hidden, width = readout.shape
         flat_grad = grad.reshape(-1, width)  # (B T, D)
-        grad_weighted = (flat_grad @ readout.reshape(experts * hidden, width).T).view(states.shape)  # (B, T, K, H)
+        # a tensor of its own, not a view of the product: autograd then adds the gate's share of dL/dh into it
+        # in place instead of allocating their sum
+        grad_weighted = states.new_empty(states.shape)  # (B, T, K, H)
+        torch.mm(flat_grad, readout.reshape(experts * hidden, width).T, out=grad_weighted.view(-1, experts * hidden))
         grad_weights = torch.einsum("btkh,btkh->btk", grad_weighted, states) + grad @ bias.T
         grad_readout = (weighted.T @ flat_grad).view(experts, hidden, width)
         grad_bias = flat_weights.T @ flat_grad

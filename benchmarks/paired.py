@@ -1,0 +1,104 @@
+"""The claims of the benchmark tables as paired tests: two rows' seed-0 runs scored on the same test items,
+the difference with its 95 % interval and p-value, as ``tsmoe compare`` computes them
+(:func:`tsmoe.analysis.compare.compare_runs`): DeLong's test for AUROC and a paired bootstrap for AUPRC and
+Brier (P1), the Diebold-Mariano test on the per-window losses (P4).
+
+    OMP_NUM_THREADS=1 python benchmarks/run.py benchmarks/experiments/p1-intervals.yaml --runs runs/p1-intervals
+    python benchmarks/paired.py p1 --runs runs/p1-intervals --out benchmarks/results/p1-paired.json
+    OMP_NUM_THREADS=1 python benchmarks/run.py benchmarks/experiments/p4.yaml --seeds 0 \\
+        --out benchmarks/results/reproduced/p4-s0.json --runs runs/p4
+    python benchmarks/paired.py p4 --runs runs/p4 --out benchmarks/results/p4-paired.json
+    python benchmarks/paired.py p1 --out benchmarks/results/p1-paired.json --table
+
+The runs are seed 0 of each row (the runner keeps their folders with ``--runs``; they give the stored seed-0
+test metrics exactly). A test on one seed's runs asks whether the split resolves that seed's difference; it
+does not test the difference of the seeds' means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tsmoe.analysis.compare import compare_runs
+from tsmoe.experiments.results import machine
+from tsmoe.io import write_json
+
+# per setting: (row A, row B, the claim of benchmarks/README.md the pair tests)
+PAIRS = {
+    "p1": (
+        ("cfc", "lstm", "a single liquid network is below the LSTM"),
+        ("ctrnn", "lstm", "a single liquid network is below the LSTM"),
+        ("moe_same_rate", "cfc", "a mixture at one rate adds nothing over one CfC"),
+        ("mrmoe_no_attention", "cfc", "the multi-rate gate without attention adds nothing over one CfC"),
+        ("mrmoe", "mrmoe_no_attention", "attention lifts MR-MoE"),
+        ("mrmoe", "gru", "MR-MoE reaches the GRU's level"),
+    ),
+    "p4": (
+        ("gru", "itransformer", "the GRU is below every baseline"),
+        ("lstm", "itransformer", "the LSTM is below every baseline"),
+        ("mrmoe", "itransformer", "MR-MoE is within 1 % of the best baseline"),
+        ("mrmoe", "gru", "the GRU is below MR-MoE"),
+    ),
+    "p4-exchange": (
+        ("mrmoe", "dlinear", "MR-MoE is within 2.2 % of the best baseline"),
+        ("gru", "dlinear", "the GRU is level with the best baseline"),
+        ("mrmoe", "gru", "MR-MoE and the GRU"),
+    ),
+}
+SEED = 0
+
+
+def compare_pairs(setting: str, runs: Path) -> list[dict]:
+    """Every pair of the setting, from the run folders ``runs/<row>-0`` the runner keeps."""
+    compared = []
+    for row_a, row_b, claim in PAIRS[setting]:
+        result = compare_runs(runs / f"{row_a}-{SEED}", runs / f"{row_b}-{SEED}", "test")
+        compared.append({"a": row_a, "b": row_b, "claim": claim, "items": result["items"], "task": result["task"],
+                         "metrics": result["metrics"]})  # fmt: skip
+        first = next(iter(result["metrics"]))
+        print(f"{row_a} - {row_b}: {first} {result['metrics'][first]['difference']:+.4f} "
+              f"p={result['metrics'][first]['p_value']:.3g}", flush=True)  # fmt: skip
+    return compared
+
+
+def markdown_table(result: dict) -> str:
+    """One line per pair: A - B with its 95 % interval and p-value, for AUROC and AUPRC (binary; the Brier
+    score's are in the results file) or MSE and MAE (forecasts)."""
+    binary = result["pairs"][0]["task"] == "binary"
+    metrics, tests = (("auroc", "auprc"), ("DeLong", "bootstrap")) if binary else (("mse", "mae"), ("DM", "DM"))
+    head = " | ".join(f"{m.upper()} [95 % interval] | p ({t})" for m, t in zip(metrics, tests, strict=True))
+    lines = [f"| A - B | {head} |", "|---|" + "---|" * 2 * len(metrics)]
+    for pair in result["pairs"]:
+        cells = []
+        for metric in metrics:
+            m = pair["metrics"][metric]
+            digits = 3 if binary else 4
+            low, high = m["interval"]
+            cells += [f"{m['difference']:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]", f"{m['p_value']:.2g}"]
+        lines.append(f"| {pair['a']} - {pair['b']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("setting", choices=list(PAIRS), help="whose claims: the pairs compared")
+    parser.add_argument("--out", required=True, type=Path, help="results JSON to write (or, with --table, to read)")
+    parser.add_argument("--runs", type=Path, help="the run folders benchmarks/run.py kept (--runs)")
+    parser.add_argument("--table", action="store_true", help="print the markdown table of an existing --out file")
+    args = parser.parse_args()
+    if args.table:
+        print(markdown_table(json.loads(args.out.read_text())))
+        return
+    if args.runs is None:
+        parser.error("--runs is needed to compare (or --table to print a stored result)")
+    pairs = compare_pairs(args.setting, args.runs)
+    command = f"python benchmarks/paired.py {args.setting} --runs {args.runs} --out {args.out}"
+    write_json(args.out, {"protocol": "paired", "setting": args.setting, "command": command, "machine": machine(),
+                          "seed": SEED, "pairs": pairs})  # fmt: skip
+    print(markdown_table(json.loads(args.out.read_text())))
+
+
+if __name__ == "__main__":
+    main()
