@@ -70,11 +70,11 @@ def markdown_table(result: dict) -> str:
     metrics, tests = (("auroc", "auprc"), ("DeLong", "bootstrap")) if binary else (("mse", "mae"), ("DM", "DM"))
     head = " | ".join(f"{m.upper()} [95 % interval] | p ({t})" for m, t in zip(metrics, tests, strict=True))
     lines = [f"| A - B | {head} |", "|---|" + "---|" * 2 * len(metrics)]
+    digits = 3 if binary else 4
     for pair in result["pairs"]:
         cells = []
         for metric in metrics:
             m = pair["metrics"][metric]
-            digits = 3 if binary else 4
             low, high = m["interval"]
             cells += [f"{m['difference']:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]", f"{m['p_value']:.2g}"]
         lines.append(f"| {pair['a']} - {pair['b']} | " + " | ".join(cells) + " |")

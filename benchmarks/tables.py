@@ -5,8 +5,8 @@
 
 A page marks each generated table with ``<!-- table: PATH -->`` ... ``<!-- end table -->``. PATH is an
 experiment file (``benchmarks/experiments/*.yaml``: a table of its rows, :mod:`tsmoe.experiments.tables`)
-or a result file of a script (P5, P6, P7, P8, P9, streaming, reading large tables, tuning: the table its script
-prints).
+or a result file of a script (P5, P6, P7, P8, P9, paired tests, a shared machine, streaming, reading large
+tables, tuning: the table its script prints).
 """
 
 from __future__ import annotations
