@@ -92,11 +92,11 @@ def quantiles_p2(runs: Path) -> dict:
     rows = {}
     for domain in DOMAINS:
         sets = [f"data.domain={domain}", "seed=0"]
-        point = trained("configs/mome-mome_timemmd.yaml", sets, runs / f"p2-mome-{domain}")
+        point = trained("configs/mome_reference-mome_timemmd.yaml", sets, runs / f"p2-mome-{domain}")
         prepared = point.prepare_data()
         output, target = point.scored_outputs(prepared, prepared.test)
         conformal = interval_metrics(point, output, target, [0.8])
-        quantile = trained("configs/mome-mome_timemmd.yaml", [*sets, f"model.quantiles={QUANTILES}"],
+        quantile = trained("configs/mome_reference-mome_timemmd.yaml", [*sets, f"model.quantiles={QUANTILES}"],
                            runs / f"p2-mome-quantiles-{domain}").metrics_  # fmt: skip
         kept = ("mse", "crps", "wql", "coverage_80", "width_80")
         rows[domain] = {"conformal": {"mse": point.metrics_["mse"], **conformal},

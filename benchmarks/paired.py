@@ -1,18 +1,23 @@
 """The claims of the benchmark tables as paired tests: two rows' seed-0 runs scored on the same test items,
 the difference with its 95 % interval and p-value, as ``tsmoe compare`` computes them
 (:func:`tsmoe.analysis.compare.compare_runs`): DeLong's test for AUROC and a paired bootstrap for AUPRC and
-Brier (P1), the Diebold-Mariano test on the per-window losses (P4).
+Brier (P1), the Diebold-Mariano test on the per-window losses (P2, P3, P4).
 
     OMP_NUM_THREADS=1 python benchmarks/run.py benchmarks/experiments/p1-intervals.yaml --runs runs/p1-intervals
     python benchmarks/paired.py p1 --runs runs/p1-intervals --out benchmarks/results/p1-paired.json
     OMP_NUM_THREADS=1 python benchmarks/run.py benchmarks/experiments/p4.yaml --seeds 0 \\
         --out benchmarks/results/reproduced/p4-s0.json --runs runs/p4
     python benchmarks/paired.py p4 --runs runs/p4 --out benchmarks/results/p4-paired.json
+    OMP_NUM_THREADS=1 python benchmarks/run.py benchmarks/experiments/p2-intervals.yaml --runs runs/p2-intervals
+    python benchmarks/paired.py p2 --runs runs/p2-intervals --out benchmarks/results/p2-paired.json
+    OMP_NUM_THREADS=1 python benchmarks/run.py benchmarks/experiments/p3-intervals.yaml --runs runs/p3-intervals
+    python benchmarks/paired.py p3 --runs runs/p3-intervals --out benchmarks/results/p3-paired.json
     python benchmarks/paired.py p1 --out benchmarks/results/p1-paired.json --table
 
 The runs are seed 0 of each row (the runner keeps their folders with ``--runs``; they give the stored seed-0
-test metrics exactly). A test on one seed's runs asks whether the split resolves that seed's difference; it
-does not test the difference of the seeds' means.
+test metrics, P1 and P4 exactly, P2 to float rounding but one run: ``p2-intervals.yaml`` says which). A test
+on one seed's runs asks whether the split resolves that seed's difference; it does not test the difference
+of the seeds' means.
 """
 
 from __future__ import annotations
@@ -25,8 +30,13 @@ from tsmoe.analysis.compare import compare_runs
 from tsmoe.experiments.results import machine
 from tsmoe.io import write_json
 
-# per setting: (row A, row B, the claim of benchmarks/README.md the pair tests)
-PAIRS = {
+P2_DOMAINS = ("HealthUS", "HealthAFR", "SocialGood", "Energy", "Environment")
+P3_HORIZONS = {"Climate": (12, 24, 36, 48), "Energy": (12, 24, 36, 48), "Health_AFR": (12, 24, 36, 48),
+               "Health_US": (12, 24, 36, 48), "Environment": (48, 96, 192, 336), "Security": (6, 8, 10, 12),
+               "SocialGood": (6, 8, 10, 12)}  # fmt: skip
+P3_CASES = tuple(f"{domain}/{h}" for domain, horizons in P3_HORIZONS.items() for h in horizons)
+# per setting: (row A, row B, the claim of the benchmark pages the pair tests[, the case both ran on])
+PAIRS: dict[str, tuple[tuple[str, ...], ...]] = {
     "p1": (
         ("cfc", "lstm", "a single liquid network is below the LSTM"),
         ("ctrnn", "lstm", "a single liquid network is below the LSTM"),
@@ -35,6 +45,20 @@ PAIRS = {
         ("mrmoe", "mrmoe_no_attention", "attention lifts MR-MoE"),
         ("mrmoe", "gru", "MR-MoE reaches the GRU's level"),
     ),
+    "p2": tuple(
+        (a, b, claim, domain)
+        for a, b, claim in (
+            ("mome", "mome_no_text", "text by modulation lowers the error"),
+            ("token_fusion", "mome", "token fusion is level with modulation"),
+            ("mome_d64_last_anchor_original_loss_refit", "mome", "the shipped recipe against the paper's settings"),
+        )
+        for domain in P2_DOMAINS
+    )
+    + (
+        ("patchtst", "mome", "PatchTST without text is below MoME's paper settings", "SocialGood"),
+        ("patchtst", "mome", "PatchTST without text is below MoME's paper settings", "Energy"),
+    ),
+    "p3": tuple(("mome", "no_text", "text by modulation against no text", case) for case in P3_CASES),
     "p4": (
         ("gru", "itransformer", "the GRU is below every baseline"),
         ("lstm", "itransformer", "the LSTM is below every baseline"),
@@ -53,12 +77,13 @@ SEED = 0
 def compare_pairs(setting: str, runs: Path) -> list[dict]:
     """Every pair of the setting, from the run folders ``runs/<row>-0`` the runner keeps."""
     compared = []
-    for row_a, row_b, claim in PAIRS[setting]:
-        result = compare_runs(runs / f"{row_a}-{SEED}", runs / f"{row_b}-{SEED}", "test")
-        compared.append({"a": row_a, "b": row_b, "claim": claim, "items": result["items"], "task": result["task"],
-                         "metrics": result["metrics"]})  # fmt: skip
+    for row_a, row_b, claim, *case in PAIRS[setting]:
+        folder = "-".join([*case, str(SEED)]).replace("/", "-")  # the runner's folder: <row>-<case>-<seed>
+        result = compare_runs(runs / f"{row_a}-{folder}", runs / f"{row_b}-{folder}", "test")
+        compared.append({"a": row_a, "b": row_b, "claim": claim, "case": case[0] if case else None,
+                         "items": result["items"], "task": result["task"], "metrics": result["metrics"]})  # fmt: skip
         first = next(iter(result["metrics"]))
-        print(f"{row_a} - {row_b}: {first} {result['metrics'][first]['difference']:+.4f} "
+        print(f"{row_a} - {row_b} {case}: {first} {result['metrics'][first]['difference']:+.4f} "
               f"p={result['metrics'][first]['p_value']:.3g}", flush=True)  # fmt: skip
     return compared
 
@@ -77,7 +102,8 @@ def markdown_table(result: dict) -> str:
             m = pair["metrics"][metric]
             low, high = m["interval"]
             cells += [f"{m['difference']:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]", f"{m['p_value']:.2g}"]
-        lines.append(f"| {pair['a']} - {pair['b']} | " + " | ".join(cells) + " |")
+        case = f" ({pair['case']})" if pair.get("case") else ""
+        lines.append(f"| {pair['a']} - {pair['b']}{case} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

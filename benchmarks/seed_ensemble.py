@@ -2,7 +2,7 @@
 
     python benchmarks/seed_ensemble.py configs/mrmoe-physionet2012.yaml --runs runs/p1/mrmoe \
         --seeds 0 1 2 3 4 --out benchmarks/results/ensemble/p1-mrmoe.json
-    python benchmarks/seed_ensemble.py configs/mome-mome_timemmd.yaml --set data.domain=HealthUS \
+    python benchmarks/seed_ensemble.py configs/mome_reference-mome_timemmd.yaml --set data.domain=HealthUS \
         --runs runs/p2/mome-HealthUS --out benchmarks/results/ensemble/p2-mome-HealthUS.json
     python benchmarks/seed_ensemble.py --table
 

@@ -86,6 +86,7 @@ def test_prefix_metrics_read_each_records_last_step_before_the_prefix():
     assert scores["accuracy_at_6"] == 1.0  # rows 1 (p > 0.5, label 1) and 5 (p > 0.5, label 1)
     assert scores["accuracy_last"] == pytest.approx(2 / 3)  # row 2 is wrong, 4 and 5 right
     assert "utility" not in scores  # one outcome per record: no onset to be early for
+    assert "auroc_last_ci" in scores and "auroc_ci" not in scores  # intervals over records, not over steps
 
 
 def official_utility(labels, predictions, dt_early=-12, dt_optimal=-6, dt_late=3.0, max_u_tp=1, min_u_fn=-2,
@@ -150,7 +151,8 @@ def test_a_per_step_run_reports_prefix_metrics_and_predicts_every_step(small_phy
                  "--set", "data.split_file=null", "--set", "data.per_step=true", "--set", "model.hidden_size=8",
                  "--set", "training.max_epochs=1", "--set", "trainer.accelerator=cpu"]) == 0  # fmt: skip
     metrics = json.loads((run / "metrics.json").read_text())
-    assert {"auroc", "auroc_at_6", "auroc_at_24", "auroc_at_48", "auroc_last"} <= set(metrics)
+    assert {"auroc", "auroc_at_6", "auroc_at_24", "auroc_at_48", "auroc_last", "auroc_last_ci"} <= set(metrics)
+    assert "auroc_ci" not in metrics  # over all steps the items are not independent: no interval
     assert json.loads((run / "meta.json").read_text())["task"] == "binary_per_step"
     out = tmp_path / "steps.csv"
     assert main(["predict", str(run), str(small_physionet), "-o", str(out), "--per-step"]) == 0

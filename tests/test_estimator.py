@@ -80,7 +80,7 @@ def test_forecaster_round_trip(tmp_path):
         trainer={"accelerator": "cpu"},
     ).fit(run_dir=tmp_path / "dl")
     # ETTh1 is scored on the z-scored scale (as P4 reports it): a percentage error of z-scores means nothing
-    assert set(estimator.metrics_) == {"mse", "mae"}
+    assert set(estimator.metrics_) == {"mse", "mae", "mse_ci", "mae_ci"}
     loaded = Estimator.load(tmp_path / "dl")
     assert flat(loaded.evaluate()) == pytest.approx(flat(estimator.metrics_), rel=1e-6)
     forecast = loaded.predict()
@@ -154,7 +154,8 @@ def test_regression_of_length_of_stay(small_physionet, caplog):
         data_params={"root": str(small_physionet), "split_file": None, "label": "Length_of_stay"},
         trainer={"accelerator": "cpu"},
     ).fit()
-    assert estimator.meta_["task"] == "regression" and set(estimator.metrics_) == {"mse", "mae", "mape"}
+    assert estimator.meta_["task"] == "regression"
+    assert set(estimator.metrics_) == {"mse", "mae", "mape", "mse_ci", "mae_ci"}
     values = estimator.predict()
     assert 3 < values.mean() < 40  # days, on the target's own scale (the training mean is about 13)
     with pytest.raises(ConfigError, match="predict_proba is for classifiers"):

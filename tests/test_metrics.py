@@ -24,6 +24,47 @@ def test_forecast_metrics():
     assert metrics["mse"] == pytest.approx((1 + 0 + 4 + 1) / 4)
     assert metrics["mae"] == pytest.approx((1 + 0 + 2 + 1) / 4)
     assert metrics["mape"] == pytest.approx(100 * (1.0 + 0.0 + 0.5) / 3)  # the zero target is left out
+    low, high = metrics["mse_ci"]
+    assert 0.25 <= low <= metrics["mse"] <= high <= 2.25  # the two windows' losses are 0.5 and 2.5
+
+
+def test_block_bootstrap_of_independent_items_matches_the_standard_error():
+    from tsmoe.metrics import block_bootstrap_intervals
+
+    losses = np.random.default_rng(0).exponential(size=4000)
+    low, high = block_bootstrap_intervals({"mse": losses})["mse_ci"]
+    expected = 2 * 1.96 * losses.std() / np.sqrt(len(losses))
+    assert high - low == pytest.approx(expected, rel=0.1)
+    assert block_bootstrap_intervals({"mse": losses}) == block_bootstrap_intervals({"mse": losses})  # seeded
+
+
+def test_block_bootstrap_covers_the_mean_of_dependent_items_where_the_plain_bootstrap_does_not():
+    """AR(1) losses (phi = 0.9, true mean 0) as overlapping windows give: 95 % intervals from blocks of 60
+    items cover the mean in most of 60 series; the plain bootstrap, which takes the items as independent,
+    in under half of them."""
+    from tsmoe.metrics import block_bootstrap_intervals
+
+    rng = np.random.default_rng(1)
+    covered = {1: 0, 60: 0}
+    for _ in range(60):
+        noise, series = rng.normal(size=3000), np.zeros(3000)
+        for t in range(1, 3000):
+            series[t] = 0.9 * series[t - 1] + noise[t]
+        for block in covered:
+            low, high = block_bootstrap_intervals({"loss": series}, block, resamples=400)["loss_ci"]
+            covered[block] += low <= 0 <= high
+    assert covered[60] >= 48 and covered[1] <= 30
+
+
+def test_block_bootstrap_keeps_blocks_within_their_series():
+    """Two series of constant losses 0 and 10 (the second not a whole number of blocks): every resample
+    keeps each series' count, so the mean is always 4 (12 items of 0, 8 of 10); across series it is not."""
+    from tsmoe.metrics import block_bootstrap_intervals
+
+    losses, groups = np.r_[np.zeros(12), np.full(8, 10.0)], np.r_[np.zeros(12, int), np.ones(8, int)]
+    assert block_bootstrap_intervals({"mse": losses}, 3, groups)["mse_ci"] == pytest.approx([4.0, 4.0])
+    low, high = block_bootstrap_intervals({"mse": losses}, 3)["mse_ci"]
+    assert low < 3 and high > 5
 
 
 def test_multiclass_accuracy():

@@ -147,6 +147,17 @@ def test_two_workers_share_one_sqlite_study_and_best_yaml_reproduces_the_best_tr
 
 
 @pytest.mark.slow
+def test_trials_of_a_refit_recipe_do_not_refit_and_best_yaml_keeps_the_refit(tmp_path: Path) -> None:
+    recipe = write(tmp_path / "recipe.yaml", {**TINY, "training": {**TINY["training"], "refit": True}})
+    space = write(tmp_path / "space.yaml", SPACE)
+    out = tmp_path / "study"
+    assert main(["tune", str(recipe), "--space", str(space), "--out", str(out), "--trials", "2"]) == 0
+    metas = [read_json(t / "meta.json") for t in (out / "trials").iterdir() if (t / "meta.json").exists()]
+    assert metas and all("refit" not in meta for meta in metas)  # scored on validation, never refit
+    assert yaml.safe_load((out / "best.yaml").read_text())["training"]["refit"] is True
+
+
+@pytest.mark.slow
 def test_a_killed_study_continues_with_the_same_command(tmp_path: Path) -> None:
     recipe, space = tiny_files(tmp_path)
     out = tmp_path / "study"

@@ -486,8 +486,11 @@ class Estimator:
     def score_part(self, prepared: PreparedData, dataset: Dataset) -> dict[str, float]:
         """Metrics of this model over ``dataset``, a part of ``prepared`` (MAPE only on the original scale);
         for a quantile forecaster also ``crps``, ``wql`` and the coverage and width of its outermost
-        interval (levels 0.1 and 0.9: ``coverage_80``, ``width_80``)."""
-        metrics = get_task(prepared.task).metrics(*self.scored_outputs(prepared, dataset), self.original_scale())
+        interval (levels 0.1 and 0.9: ``coverage_80``, ``width_80``). Bootstrap intervals of the metrics
+        (``auroc_ci``, ``mse_ci``, ...) resample forecast windows in blocks within each series."""
+        groups = dataset.item_series() if hasattr(dataset, "item_series") else None
+        output, target = self.scored_outputs(prepared, dataset)
+        metrics = get_task(prepared.task).metrics(output, target, self.original_scale(), groups)
         if hasattr(self.model_, "levels"):
             metrics |= self._quantile_scores(prepared, dataset)
         return metrics

@@ -1,7 +1,8 @@
 """Every metric tsmoe reports, as plain functions of arrays; keys are lower case.
 
 - values (forecasting and regression): ``mse``, ``mae``, ``mape`` (mean absolute percentage error, in %,
-  over targets != 0);
+  over targets != 0); and moving-block bootstrap 95 % intervals ``mse_ci``, ``mae_ci``
+  (:func:`block_bootstrap_intervals`: blocks of a horizon's windows, since overlapping windows share targets);
 - binary classification: ``auroc``, ``auprc`` (average precision), ``accuracy`` (threshold 0.5), ``brier``
   (mean squared error of the probability), ``ece`` (expected calibration error over equal-mass bins),
   ``log_loss``; and stratified bootstrap 95 % intervals ``auroc_ci``, ``auprc_ci``, ``brier_ci`` (two
@@ -34,6 +35,52 @@ def error_metrics(output: torch.Tensor, target: torch.Tensor) -> dict[str, float
         "mae": float(error.abs().mean()),
         "mape": float(ape.mean() * 100) if ape.numel() else float("nan"),
     }
+
+
+def window_losses(output: torch.Tensor, target: torch.Tensor) -> dict[str, np.ndarray]:
+    """Per-item squared and absolute errors, averaged over each item's horizon and channels: ``(N,)`` each."""
+    error = (output.detach().cpu().double() - target.detach().cpu().double()).reshape(len(output), -1)
+    return {"mse": (error**2).mean(1).numpy(), "mae": error.abs().mean(1).numpy()}
+
+
+def block_bootstrap_intervals(
+    losses: dict[str, np.ndarray],
+    block: int = 1,
+    groups: np.ndarray | None = None,
+    resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, list[float]]:
+    """Percentile intervals of the mean of each per-item loss (``{"mse": (N,), ...}`` -> ``{"mse_ci": [low,
+    high], ...}``) over ``resamples`` moving-block bootstrap samples (Kunsch, 1989), from a seeded generator.
+
+    Items are taken in their order within each group (``groups (N,)``: a series' windows, in time order; one
+    group without it). A sample of a group of ``n`` items joins ``ceil(n / b)`` blocks of ``b = min(block,
+    n)`` consecutive items, each starting anywhere in ``0 .. n - b``, and keeps its first ``n`` items, so the
+    dependence between items less than a block apart survives resampling; ``block = 1`` is the ordinary
+    bootstrap of independent items. Every loss is resampled with the same blocks. Block sums come from
+    cumulative sums, so a sample costs ``N / b`` numbers, not ``N``."""
+    keys = list(losses)
+    values = np.stack([np.asarray(losses[k], dtype=np.float64) for k in keys])  # (M, N)
+    n_items = values.shape[1]
+    group_ids = np.zeros(n_items, dtype=np.int64) if groups is None else np.asarray(groups)
+    rng = np.random.default_rng(seed)
+    totals = np.zeros((resamples, len(keys)))
+    for group in np.unique(group_ids):
+        cumulative = np.concatenate([np.zeros((len(keys), 1)), np.cumsum(values[:, group_ids == group], 1)], 1)
+        n = cumulative.shape[1] - 1
+        b = min(max(int(block), 1), n)
+        full, rest = divmod(n, b)
+        lengths = np.full(full + (rest > 0), b)
+        lengths[full:] = rest  # the last block is cut to the items still wanted
+        chunk = max(1, 2**21 // len(lengths))  # resamples drawn at once: a few MiB of block starts
+        for first in range(0, resamples, chunk):
+            starts = rng.integers(0, n - b + 1, size=(min(chunk, resamples - first), len(lengths)))
+            sums = (cumulative[:, starts + lengths] - cumulative[:, starts]).sum(-1)  # (M, chunk)
+            totals[first : first + len(starts)] += sums.T
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(totals / n_items, [tail, 100 - tail], axis=0)
+    return {f"{key}_ci": [float(lo), float(hi)] for key, lo, hi in zip(keys, low, high, strict=True)}
 
 
 def pinball_loss(forecast: np.ndarray, target: np.ndarray, quantile: float) -> np.ndarray:

@@ -24,7 +24,14 @@ from torch.nn import functional as F
 
 from tsmoe.data.prepared import PreparedData
 from tsmoe.errors import ConfigError
-from tsmoe.metrics import binary_metrics, error_metrics, multiclass_metrics, normalized_utility
+from tsmoe.metrics import (
+    binary_metrics,
+    block_bootstrap_intervals,
+    error_metrics,
+    multiclass_metrics,
+    normalized_utility,
+    window_losses,
+)
 
 Arrays = dict[str, np.ndarray]  # a run's fitted statistics (preprocessing.safetensors)
 
@@ -62,10 +69,19 @@ class Task:
     ) -> None:
         raise NotImplementedError
 
-    def metrics(self, output: torch.Tensor, target: torch.Tensor, original_scale: bool = True) -> dict[str, float]:
+    def metrics(
+        self,
+        output: torch.Tensor,
+        target: torch.Tensor,
+        original_scale: bool = True,
+        groups: np.ndarray | None = None,
+        intervals: bool = True,
+    ) -> dict[str, float | list[float]]:
         """Score whole arrays of outputs (as :meth:`scored` gives them) against their targets;
         ``original_scale`` says whether they are on the data's own scale (a percentage error of z-scores,
-        values near zero by construction, means nothing, so MAPE is left out on any other)."""
+        values near zero by construction, means nothing, so MAPE is left out on any other). With
+        ``intervals``, also 95 % bootstrap intervals (``auroc_ci``, ``mse_ci``, ...); ``groups (N,)`` names the
+        series each item (a forecast window) belongs to, for a block bootstrap within series."""
         raise NotImplementedError
 
     def scored(
@@ -129,12 +145,20 @@ class ClassificationTask(Task):
         """Predicted classes ``(N,)`` from a probability table ``(N, K)`` (:meth:`proba_table`'s form)."""
         return table.argmax(-1)
 
-    def score_probabilities(self, prob: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-        """Metrics from class probabilities (what :meth:`probabilities` gives, or an ensemble's mean)."""
+    def score_probabilities(self, prob: torch.Tensor, target: torch.Tensor, intervals: bool = True) -> dict[str, float]:
+        """Metrics from class probabilities (what :meth:`probabilities` gives, or an ensemble's mean), with
+        bootstrap intervals where the task has them and ``intervals`` asks."""
         raise NotImplementedError
 
-    def metrics(self, output: torch.Tensor, target: torch.Tensor, original_scale: bool = True) -> dict[str, float]:
-        return self.score_probabilities(self.probabilities(output.detach().float().cpu()), target)
+    def metrics(
+        self,
+        output: torch.Tensor,
+        target: torch.Tensor,
+        original_scale: bool = True,
+        groups: np.ndarray | None = None,
+        intervals: bool = True,
+    ) -> dict[str, float | list[float]]:
+        return self.score_probabilities(self.probabilities(output.detach().float().cpu()), target, intervals)
 
     def scored(self, output, targets, prepared, state, original) -> tuple[torch.Tensor, torch.Tensor]:
         return output, targets["target"]
@@ -194,8 +218,8 @@ class BinaryTask(ClassificationTask):
     def column_labels(self, probability: pd.DataFrame) -> np.ndarray:
         return (probability["probability"] >= 0.5).astype(int).to_numpy()
 
-    def score_probabilities(self, prob: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-        return binary_metrics(prob, target)
+    def score_probabilities(self, prob: torch.Tensor, target: torch.Tensor, intervals: bool = True) -> dict[str, float]:
+        return binary_metrics(prob, target, intervals)
 
     def validation_metrics(self, n_classes: int) -> torchmetrics.MetricCollection:
         return torchmetrics.MetricCollection(
@@ -227,7 +251,7 @@ class MulticlassTask(ClassificationTask):
         columns = {"prediction": np.array(names)[prob.argmax(-1)] if class_names is not None else prob.argmax(-1)}
         return columns | {f"probability_{name}": prob[:, k] for k, name in enumerate(names)}
 
-    def score_probabilities(self, prob: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    def score_probabilities(self, prob: torch.Tensor, target: torch.Tensor, intervals: bool = True) -> dict[str, float]:
         return multiclass_metrics(prob, target)
 
     def validation_metrics(self, n_classes: int) -> torchmetrics.MetricCollection:
@@ -244,10 +268,21 @@ class ValueTask(Task):
             {"mse": torchmetrics.MeanSquaredError(), "mae": torchmetrics.MeanAbsoluteError()}
         )
 
-    def metrics(self, output: torch.Tensor, target: torch.Tensor, original_scale: bool = True) -> dict[str, float]:
-        scores = error_metrics(output, target)
+    def metrics(
+        self,
+        output: torch.Tensor,
+        target: torch.Tensor,
+        original_scale: bool = True,
+        groups: np.ndarray | None = None,
+        intervals: bool = True,
+    ) -> dict[str, float | list[float]]:
+        scores: dict[str, float | list[float]] = error_metrics(output, target)
         if not original_scale:
             del scores["mape"]
+        if intervals:
+            # a forecast window shares targets with the next horizon - 1 windows: blocks of a horizon keep that
+            block = int(output.shape[1]) if output.dim() > 1 else 1
+            scores |= block_bootstrap_intervals(window_losses(output, target), block, groups)
         return scores
 
 
@@ -389,15 +424,24 @@ class PerStepTask(Task):
         table = torch.stack([target.double(), targets["record"].double(), targets["time"].double()], dim=-1)
         return output, table
 
-    def metrics(self, output: torch.Tensor, target: torch.Tensor, original_scale: bool = True) -> dict[str, float]:
+    def metrics(
+        self,
+        output: torch.Tensor,
+        target: torch.Tensor,
+        original_scale: bool = True,
+        groups: np.ndarray | None = None,
+        intervals: bool = True,
+    ) -> dict[str, float | list[float]]:
         label, record, time = target[:, 0], target[:, 1].long(), target[:, 2]
         label = label.long() if self.base.is_classifier else label.float()
-        scores = self.base.metrics(output, label, original_scale)
+        # over all steps no interval: a record's steps are not independent items (its last steps are)
+        scores = self.base.metrics(output, label, original_scale, intervals=False)
         for prefix in (*PREFIXES, None):
             rows = last_rows(record, time, prefix)
             if len(rows):
                 suffix = "last" if prefix is None else f"at_{prefix:g}"
-                scores |= {f"{k}_{suffix}": v for k, v in self.base.metrics(output[rows], label[rows]).items()}
+                at_prefix = self.base.metrics(output[rows], label[rows], intervals=intervals)
+                scores |= {prefixed(k, suffix): v for k, v in at_prefix.items()}
         if isinstance(self.base, BinaryTask) and has_onsets(label, record):
             predicted = (self.base.probabilities(output.float()) >= 0.5).long()
             scores["utility"] = normalized_utility(label.numpy(), predicted.numpy(), record.numpy(), time.numpy())
@@ -408,6 +452,12 @@ class PerStepTask(Task):
 
     def table_columns(self, output, state, class_names=None) -> dict[str, np.ndarray]:
         return self.base.table_columns(output, state, class_names)
+
+
+def prefixed(metric: str, suffix: str) -> str:
+    """``auroc`` -> ``auroc_last``; an interval keeps ``_ci`` last, as every interval key does: ``auroc_last_ci``."""
+    base, interval = (metric[:-3], "_ci") if metric.endswith("_ci") else (metric, "")
+    return f"{base}_{suffix}{interval}"
 
 
 def last_rows(record: torch.Tensor, time: torch.Tensor, until: float | None) -> torch.Tensor:

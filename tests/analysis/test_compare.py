@@ -117,6 +117,21 @@ def test_compare_refuses_runs_of_other_tasks_or_data_and_compares_forecasters(tw
     assert "data.horizon: 6 against 12" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_a_model_with_text_compares_with_the_same_model_without_text(tmp_path, capsys):
+    # text or none changes what the model reads, not the windows scored: P2's and P3's question
+    sets = ["data.domain=SocialGood", "training.max_epochs=1", "training.refit=false"]
+    readers = {"text": ["data.text_encoder=hashing"], "none": ["data.text_encoder=none", "model.text=none"]}
+    for name, text in readers.items():
+        assert main(["train", "configs/mome-mome_timemmd.yaml", "--out", str(tmp_path / name),
+                     *[f"--set={s}" for s in [*sets, *text]]]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "text"), str(tmp_path / "none"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    stored = json.loads((tmp_path / "none" / "metrics.json").read_text())
+    assert result["metrics"]["mse"]["b"] == pytest.approx(stored["mse"])
+
+
 def test_brier_and_paired_bootstrap_agree_on_identical_models():
     y = np.array([0, 1] * 50)
     p = np.linspace(0.1, 0.9, 100)

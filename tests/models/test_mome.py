@@ -143,8 +143,8 @@ def test_every_p2_model_trains_saves_and_reloads(model, tmp_path):
     estimator = Estimator(model, "mome_timemmd", data_params={"domain": "SocialGood", "text_encoder": "hashing"},
                           training={"max_epochs": 2, "batch_size": 32}, trainer={"accelerator": "cpu"})  # fmt: skip
     estimator.fit(run_dir=tmp_path / model)
-    assert set(estimator.metrics_) == {"mse", "mae", "mape"}
-    assert all(v == v and v < 1e6 for v in estimator.metrics_.values())
+    assert set(estimator.metrics_) == {"mse", "mae", "mape", "mse_ci", "mae_ci"}
+    assert all(v == v and v < 1e6 for v in flat(estimator.metrics_).values())
     assert flat(Estimator.load(tmp_path / model).evaluate()) == pytest.approx(flat(estimator.metrics_), rel=1e-5)
 
 

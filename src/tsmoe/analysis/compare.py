@@ -8,13 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from tsmoe.analysis.paired_tests import delong_test, diebold_mariano, paired_bootstrap
 from tsmoe.errors import ConfigError, DataError
 from tsmoe.estimator import Estimator
-from tsmoe.metrics import auroc_of, average_precision_of, brier_score
+from tsmoe.metrics import auroc_of, average_precision_of, brier_score, window_losses
 from tsmoe.tasks import get_task
 
 
@@ -23,8 +22,10 @@ def _same_items(a: Estimator, b: Estimator, names: tuple[str, str], part: str) -
     if a.meta_["task"] != b.meta_["task"]:
         raise ConfigError(f"{names[0]} is a {a.meta_['task']} run and {names[1]} a {b.meta_['task']} run: "
                           "only runs of one task compare")  # fmt: skip
-    # the splits themselves are compared below; how values are scaled changes no item (the targets are compared too)
-    keys = (set(a.config.data) | set(b.config.data)) - {"split_file", "value_scaling"}
+    # the splits themselves are compared below; how values are scaled and how text is read (or whether it is:
+    # text against no text is a comparison worth making) change no item; the targets are compared too
+    keys = {k for k in set(a.config.data) | set(b.config.data) if not k.startswith("text_")}
+    keys -= {"split_file", "value_scaling", "hashing_dim"}
     differ = sorted(k for k in keys if a.config.data.get(k) != b.config.data.get(k))
     if differ:
         shown = ", ".join(f"data.{k}: {a.config.data.get(k)!r} against {b.config.data.get(k)!r}" for k in differ)
@@ -39,12 +40,6 @@ def _same_items(a: Estimator, b: Estimator, names: tuple[str, str], part: str) -
 def scored(estimator: Estimator, part: str) -> tuple[torch.Tensor, torch.Tensor]:
     prepared = estimator.prepare_data()
     return estimator.scored_outputs(prepared, prepared.test if part == "test" else prepared.val)
-
-
-def window_losses(output: torch.Tensor, target: torch.Tensor) -> dict[str, np.ndarray]:
-    """Per-item squared and absolute errors, averaged over each item's horizon and channels: ``(N,)`` each."""
-    error = (output.double() - target.double()).reshape(len(output), -1)
-    return {"mse": (error**2).mean(1).numpy(), "mae": error.abs().mean(1).numpy()}
 
 
 def compare_runs(run_a: str | Path, run_b: str | Path, part: str = "test") -> dict[str, Any]:

@@ -145,6 +145,10 @@ class AlignedTextWindows(Dataset):
     def __len__(self) -> int:
         return len(self.windows)
 
+    def item_series(self) -> np.ndarray:
+        """``(N,)``: the series of each window (:meth:`WindowDataset.item_series`)."""
+        return self.windows.item_series()
+
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         encoded = self.encoded.window(item)
         return {**self.windows[item], "text_tokens": torch.from_numpy(encoded.tokens),

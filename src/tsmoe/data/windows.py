@@ -88,6 +88,10 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return len(self.index)
 
+    def item_series(self) -> np.ndarray:
+        """``(N,)``: the series of each window (items run series by series, in time order within each)."""
+        return self.index[:, 0]
+
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         series, start = self.index[item]
         block = self.blocks[series]

@@ -222,6 +222,9 @@ def run_trial(trial: optuna.Trial, settings: TuneSettings) -> float | list[float
     record = {"study": settings.study_name, "number": trial.number, "params": values}
     raw = with_values(settings.recipe, values)
     raw["logging"] = {**raw.get("logging", {}), "progress_bar": False, "epoch_lines": False}  # a line per trial
+    # a trial is its validation score, which a refit (training.refit) cannot change: it would only double the
+    # trial's time; best.yaml keeps the recipe's refit, so training the best trial refits it
+    raw["training"] = {**raw.get("training", {}), "refit": False}
     callbacks = []
     if len(settings.objectives) == 1 and settings.space.pruner.name != "none":
         callbacks.append(PyTorchLightningPruningCallback(trial, settings.monitor))
