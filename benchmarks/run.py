@@ -10,7 +10,9 @@ Each run is ``tsmoe train RECIPE --set ...`` through the one training path; the 
 for every protocol, :mod:`tsmoe.experiments.results`) keeps its command, resolved config and machine.
 Runs already stored are skipped, so a stopped benchmark continues where it stopped, and several
 processes (one per seed, say) may fill one file side by side. ``--compare`` prints each run of ``--out``
-beside the stored run of the same key.
+beside the stored run of the same key. ``--rescore --runs DIR`` scores the stored runs kept in ``DIR`` again
+with the current metrics code (metrics added since they were trained, such as intervals), keeping their
+training facts.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import logging
 from pathlib import Path
 
 from tsmoe.experiments.results import read_results, runs_of
-from tsmoe.experiments.runner import run_experiment
+from tsmoe.experiments.runner import rescore_experiment, run_experiment
 from tsmoe.experiments.spec import read_experiment
 
 
@@ -50,6 +52,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="store the runs here instead of the rows' own results files")
     parser.add_argument("--runs", type=Path, help="keep each run's folder under this folder")
     parser.add_argument("--compare", action="store_true", help="print the runs of --out beside the stored ones")
+    parser.add_argument("--rescore", action="store_true",
+                        help="score the stored runs kept in --runs again with the current metrics code")  # fmt: skip
     args = parser.parse_args()
     if args.compare:
         if args.out is None:
@@ -58,6 +62,12 @@ def main() -> None:
         return
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     experiment = read_experiment(args.experiment)
+    if args.rescore:
+        if args.runs is None:
+            raise SystemExit("--rescore reads the run folders of --runs")
+        keys = rescore_experiment(experiment, args.experiment, args.runs, args.rows, args.seeds, args.out, args.cases)
+        print(json.dumps({"rescored": keys}))
+        return
     trained = run_experiment(experiment, args.experiment, args.rows, args.seeds, args.out, args.runs, args.cases)
     print(json.dumps({"trained": trained}))
 

@@ -5,8 +5,8 @@
 
 A page marks each generated table with ``<!-- table: PATH -->`` ... ``<!-- end table -->``. PATH is an
 experiment file (``benchmarks/experiments/*.yaml``: a table of its rows, :mod:`tsmoe.experiments.tables`)
-or a result file of a script (P5, P6, P7, P8, P9, paired tests, a shared machine, streaming, reading large
-tables, tuning: the table its script prints).
+or a result file of a script (P5, P6, P7, P8, P9, paired tests, block lengths, a shared machine, streaming,
+reading large tables, tuning: the table its script prints).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def generated(path: str, rows: str | None = None, columns: str | None = None) ->
     scripts = {"P6": "p6_early", "stream-speed": "stream_speed", "irregular-scale": "irregular_scale",
                "P1-tune": "tune_study", "P7": "p7_uncertainty", "P8": "p8_liquid_acceleration",
                "P9": "p9_neuralforecast", "paired": "paired",
-               "shared-machine": "shared_machine"}  # fmt: skip
+               "shared-machine": "shared_machine", "block-length": "block_length"}  # fmt: skip
     if protocol in scripts:  # each script renders its own table
         from importlib import import_module
 

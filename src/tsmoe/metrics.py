@@ -2,7 +2,7 @@
 
 - values (forecasting and regression): ``mse``, ``mae``, ``mape`` (mean absolute percentage error, in %,
   over targets != 0); and moving-block bootstrap 95 % intervals ``mse_ci``, ``mae_ci``
-  (:func:`block_bootstrap_intervals`: blocks of a horizon's windows, since overlapping windows share targets);
+  (:func:`block_bootstrap_intervals`: blocks of two horizons' windows, since overlapping windows share targets);
 - binary classification: ``auroc``, ``auprc`` (average precision), ``accuracy`` (threshold 0.5), ``brier``
   (mean squared error of the probability), ``ece`` (expected calibration error over equal-mass bins),
   ``log_loss``; and stratified bootstrap 95 % intervals ``auroc_ci``, ``auprc_ci``, ``brier_ci`` (two

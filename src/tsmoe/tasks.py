@@ -280,8 +280,9 @@ class ValueTask(Task):
         if not original_scale:
             del scores["mape"]
         if intervals:
-            # a forecast window shares targets with the next horizon - 1 windows: blocks of a horizon keep that
-            block = int(output.shape[1]) if output.dim() > 1 else 1
+            # a forecast window shares targets with the next horizon - 1 windows, and errors stay correlated a
+            # while longer: blocks of two horizons keep that (benchmarks/block_length.py: wider blocks add little)
+            block = 2 * int(output.shape[1]) if output.dim() > 1 else 1
             scores |= block_bootstrap_intervals(window_losses(output, target), block, groups)
         return scores
 

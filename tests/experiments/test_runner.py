@@ -11,7 +11,7 @@ import yaml
 
 from tsmoe.errors import ConfigError
 from tsmoe.experiments.results import add_run, runs_of
-from tsmoe.experiments.runner import run_experiment
+from tsmoe.experiments.runner import rescore_experiment, run_experiment
 from tsmoe.experiments.spec import read_experiment
 from tsmoe.experiments.tables import chosen, table
 
@@ -58,6 +58,22 @@ def test_the_runner_trains_each_planned_run_once_and_tables_them(tmp_path):
     assert lines[0] == "| row | MSE, both horizons | parameters | seeds |"
     assert lines[2].startswith(f"| DLinear | {mean:.4f} ± ") and lines[2].endswith(" | 2 |")
     assert table(chosen(experiment, "dlinear", "2")).splitlines()[0] == "| row | parameters | seeds |"
+
+
+def test_kept_runs_are_scored_again_with_new_metrics_and_another_folder_is_refused(tmp_path):
+    path = write(tmp_path, seeds=[0], columns=[{"label": "MSE", "metric": "mse"}])
+    experiment, runs = read_experiment(path), tmp_path / "runs"
+    run_experiment(experiment, str(path), runs_dir=runs)
+    results = tmp_path / "results.json"
+    stored = runs_of([results], "dlinear")["dlinear/h8/0"]
+    older = {**stored, "test": {k: v for k, v in stored["test"].items() if not k.endswith("_ci")}}
+    add_run(results, "dlinear/h8/0", older, {})  # as a run stored before its metrics had intervals
+    assert rescore_experiment(experiment, str(path), runs) == ["dlinear/h8/0", "dlinear/h12/0"]
+    again = runs_of([results], "dlinear")["dlinear/h8/0"]
+    assert again["test"] == stored["test"] and again["best_epoch"] == stored["best_epoch"] and "rescored" in again
+    add_run(results, "dlinear/h8/0", {**stored, "test": {**stored["test"], "mse": 2 * stored["test"]["mse"]}}, {})
+    with pytest.raises(ConfigError, match="it is not that run"):
+        rescore_experiment(experiment, str(path), runs)
 
 
 def test_a_stopped_experiment_runs_only_what_is_missing(tmp_path):

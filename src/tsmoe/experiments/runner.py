@@ -89,3 +89,37 @@ def run_experiment(
         add_run(files[0], planned.key, run, {"protocol": experiment.protocol, "experiment": source})
         trained.append(planned.key)
     return trained
+
+
+def rescore_experiment(
+    experiment: Experiment,
+    source: str,
+    runs_dir: Path,
+    rows: list[str] | None = None,
+    seeds: list[int] | None = None,
+    out: Path | None = None,
+    cases: list[str] | None = None,
+) -> list[str]:
+    """Score again, with the current metrics code, every stored run whose folder ``runs_dir`` keeps (metrics
+    added since it was trained, such as intervals): its ``test`` and ``validation`` metrics are replaced and
+    ``rescored`` records the machine; the training facts stay. A run whose folder is missing stays as stored;
+    a folder whose point metrics differ from the stored run's is refused (it is not that run). Returns the
+    keys rescored."""
+    rescored = []
+    for planned in experiment.planned(rows, seeds, cases):
+        file = out or experiment.results_files(planned.row)[0]
+        stored = runs_of([file], planned.row.name).get(planned.key)
+        folder = runs_dir / planned.key.replace("/", "-")
+        if stored is None or not (folder / "meta.json").exists():
+            continue
+        estimator = Estimator.load(folder)
+        test = estimator.score(estimator.prepare_data())
+        for metric, value in stored["test"].items():
+            if isinstance(value, float) and abs(test.get(metric, value) - value) > 1e-6 * max(abs(value), 1e-12):
+                raise ConfigError(f"{folder} scores {metric} {test[metric]}, not the stored {value} of "
+                                  f"{planned.key}: it is not that run")  # fmt: skip
+        run = {**stored, "test": test, "validation": validation_metrics(estimator), "rescored": machine()}
+        add_run(file, planned.key, run, {"protocol": experiment.protocol, "experiment": source})
+        rescored.append(planned.key)
+    return rescored
+
