@@ -18,6 +18,7 @@ Rows (the committed P1 split; each neural row 5 seeds, one thread per run):
     python benchmarks/p6_early.py --out benchmarks/results/p6-early.json --runs runs/p6 --workers 2
     python benchmarks/p6_early.py --out benchmarks/results/p6-early.json --paired     # the runs in --runs, again
     python benchmarks/p6_early.py --out benchmarks/results/p6-early.json --report benchmarks/results/p6-early.png
+    python benchmarks/p6_early.py --runs runs/p6 --intervals benchmarks/results/p6-intervals.json  # seed 0's
 
 Runs already in ``--out`` are kept (a killed benchmark resumes). ``--report`` prints the table (mean and
 standard deviation over seeds) and draws AUROC against hours.
@@ -277,6 +278,36 @@ def paired_bootstrap(runs: Path, seeds: list[int], resamples: int = 1000) -> dic
     return {"resamples": resamples, "seeds": seeds, "test_stays": len(labels), "by_hours": result}
 
 
+def seed_intervals(runs: Path, seed: int = 0) -> dict:
+    """Each neural row's seed-0 test AUROC at every prefix with its stratified bootstrap 95 % interval (as
+    ``metrics.json`` gives it: ``auroc_at_H_ci`` per step, ``auroc_ci`` of the stays cut at ``H``)."""
+    from tsmoe import Estimator
+
+    result = {}
+    for row in ROWS:
+        estimator = Estimator.load(runs / f"{row.replace(' ', '_')}-s{seed}")
+        per_step = estimator.evaluate() if row.endswith("per step") else None
+        result[row] = {}
+        for hours in HOURS:
+            if per_step is not None:
+                auroc, interval = per_step[f"auroc_at_{hours}"], per_step[f"auroc_at_{hours}_ci"]
+            else:
+                scores = estimator.evaluate(data_overrides={"until": float(hours)})
+                auroc, interval = scores["auroc"], scores["auroc_ci"]
+            result[row][str(hours)] = {"auroc": auroc, "auroc_ci": interval}
+    return result
+
+
+def intervals_table(stored: dict) -> str:
+    """Seed 0 of each neural row: test AUROC at each prefix with its 95 % interval."""
+    lines = ["| row, seed 0 | " + " | ".join(f"AUROC at {h} h [95 %]" for h in HOURS) + " |",
+             "|---|" + "---|" * len(HOURS)]  # fmt: skip
+    for row, by_hours in stored["rows"].items():
+        cells = [f"{v['auroc']:.3f} [{v['auroc_ci'][0]:.3f}, {v['auroc_ci'][1]:.3f}]" for v in by_hours.values()]
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def torch_sigmoid(logits) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-logits.double().numpy()))
 
@@ -290,12 +321,19 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--report", nargs="?", const="", default=None, help="print the table; a path: also plot")
     parser.add_argument("--paired", action="store_true", help="the paired bootstrap of the two MR-MoE rows")
+    parser.add_argument("--intervals", metavar="FILE", help="seed 0's AUROC intervals from the kept runs, to FILE")
     parser.add_argument("--job", help=argparse.SUPPRESS)  # one run, in its own process
     args = parser.parse_args()
     if args.job:
         print(json.dumps(job(args.job, Path(args.runs))))
         return
     out = Path(args.out)
+    if args.intervals:
+        command = f"python benchmarks/p6_early.py --runs {args.runs} --intervals {args.intervals}"
+        result = {"protocol": "P6-intervals", "command": command, "rows": seed_intervals(Path(args.runs))}
+        Path(args.intervals).write_text(json.dumps(result, indent=1) + "\n")
+        print(intervals_table(result))
+        return
     if args.paired:
         stored = json.loads(out.read_text())
         stored["paired"] = paired_bootstrap(Path(args.runs), args.seeds)

@@ -43,6 +43,10 @@ def generated(path: str, rows: str | None = None, columns: str | None = None) ->
         from importlib import import_module
 
         return import_module(scripts[protocol]).markdown_table(result) + "\n"
+    if protocol == "P6-intervals":
+        from p6_early import intervals_table
+
+        return intervals_table(result) + "\n"
     if protocol == "tune-workers":
         from tune_study import workers_table
 
