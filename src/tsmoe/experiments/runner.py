@@ -122,4 +122,3 @@ def rescore_experiment(
         add_run(file, planned.key, run, {"protocol": experiment.protocol, "experiment": source})
         rescored.append(planned.key)
     return rescored
-
