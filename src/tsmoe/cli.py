@@ -335,7 +335,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 DEMO_RUNS = (  # (recipe, run folder, overrides that keep the demo short)
-    ("mome-mome_timemmd.yaml", "mome", []),  # the whole P2 recipe: seconds once the texts are encoded
+    ("mome-mome_timemmd.yaml", "mome", []),  # the whole P2 recipe, refit included: seconds once texts are encoded
     ("mrmoe-physionet2012.yaml", "mrmoe", ["training.max_epochs=3"]),  # 3 of the P1 recipe's 40 epochs
 )
 
