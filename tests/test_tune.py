@@ -120,6 +120,14 @@ def tune_command(recipe: Path, space: Path, out: Path, trials: int, *extra: str)
             "--out", str(out), *extra]  # fmt: skip
 
 
+def test_a_second_study_in_one_process_finds_the_tune_extra_installed() -> None:
+    from optuna_integration import PyTorchLightningPruningCallback  # noqa: F401  (what a first study imports)
+
+    from tsmoe.tuning import check_installed
+
+    check_installed()  # optuna_integration is then a lazy module without __spec__: find_spec alone raises
+
+
 @pytest.mark.slow
 def test_two_workers_share_one_sqlite_study_and_best_yaml_reproduces_the_best_trial(tmp_path: Path) -> None:
     recipe, space = tiny_files(tmp_path)

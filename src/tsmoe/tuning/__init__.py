@@ -6,6 +6,7 @@ trials trained by the one training path and pruned from their per-epoch validati
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 from tsmoe.errors import ConfigError
 
@@ -14,9 +15,16 @@ NEEDED = ("optuna", "optuna_integration", "sklearn", "filelock")  # sklearn: Opt
 
 def check_installed() -> None:
     """A clear error, before anything is read, where the ``tune`` extra is not installed."""
-    missing = [name for name in NEEDED if importlib.util.find_spec(name) is None]
+    missing = [name for name in NEEDED if not _importable(name)]
     if missing:
         raise ConfigError(
             f"tsmoe tune needs {', '.join(missing)}: install the extra with pip install 'tsmoe[tune]' "
             "(optuna, optuna-integration, scikit-learn)"
         )
+
+
+def _importable(name: str) -> bool:
+    """Whether module ``name`` is imported or can be. A module imported already counts as there: a second
+    study in one process finds optuna_integration as its lazy module, whose missing ``__spec__`` makes
+    ``find_spec`` raise."""
+    return name in sys.modules or importlib.util.find_spec(name) is not None
