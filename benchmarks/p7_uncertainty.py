@@ -84,7 +84,7 @@ def conformal_etth1(runs: Path) -> dict:
         prepared = estimator.prepare_data()
         output, target = estimator.scored_outputs(prepared, prepared.test)
         rows[name] = {"mse": estimator.metrics_["mse"], **interval_metrics(estimator, output, target, LEVELS)}
-        print(name, {k: round(v, 4) for k, v in rows[name].items()}, flush=True)
+        print(name, json.dumps(rows[name]), flush=True)
     return rows
 
 
@@ -103,6 +103,13 @@ def quantiles_p2(runs: Path) -> dict:
                         "quantile": {k: quantile[k] for k in kept}}  # fmt: skip
         print(domain, json.dumps(rows[domain]), flush=True)
     return rows
+
+
+def coverage(row: dict, level: str) -> str:
+    """``coverage_<level>`` with its 95 % interval over the test windows, where the results hold one."""
+    interval = row.get(f"coverage_{level}_ci")
+    shown = f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
+    return f"{row[f'coverage_{level}']:.3f}{shown}"
 
 
 def markdown_table(result: dict) -> str:
@@ -124,8 +131,8 @@ def markdown_table(result: dict) -> str:
     lines += ["", "| ETTh1, horizon 96 (seed 0) | test MSE | coverage 80 % | width 80 % | coverage 90 % | width 90 % | "
               "CRPS |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, row in result.get("conformal_etth1", {}).items():
-        lines.append(f"| {name} | {row['mse']:.4f} | {row['coverage_80']:.3f} | {row['width_80']:.3f} | "
-                     f"{row['coverage_90']:.3f} | {row['width_90']:.3f} | {row['crps']:.4f} |")  # fmt: skip
+        lines.append(f"| {name} | {row['mse']:.4f} | {coverage(row, '80')} | {row['width_80']:.3f} | "
+                     f"{coverage(row, '90')} | {row['width_90']:.3f} | {row['crps']:.4f} |")  # fmt: skip
     lines += ["", "| P2 domain, MoME (seed 0) | conformal: MSE | coverage 80 % | CRPS | quantiles: MSE | "
               "coverage 80 % | CRPS |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for domain, row in result.get("quantiles_p2", {}).items():

@@ -58,9 +58,25 @@ def test_evaluate_reports_coverage_and_width_per_level(forecaster, capsys):
     record = json.loads((forecaster / "metrics-eval.json").read_text())
     assert (forecaster / "metrics.json").read_text() == before  # the training's own record is untouched
     assert 0.5 < record["coverage_80"] < record["coverage_90"] <= 1.0
+    low, high = record["coverage_90_ci"]  # the coverage's own sampling interval, windows in blocks
+    assert low <= record["coverage_90"] <= high and high - low > 0
     assert 0 < record["width_80"] < record["width_90"]
     assert record["crps"] > 0 and record["wql"] > 0
     assert record["mse"] == pytest.approx(json.loads(before)["mse"])
+
+
+def test_a_run_saved_before_a_size_was_recorded_still_scores(forecaster, tmp_path):
+    import shutil
+
+    older = tmp_path / "older"
+    shutil.copytree(forecaster, older)
+    meta = json.loads((older / "meta.json").read_text())
+    assert meta["dims"].pop("step") == 1.0  # runs made before the forecasters recorded their step
+    (older / "meta.json").write_text(json.dumps(meta))
+    assert main(["evaluate", str(older), "--intervals", "0.9", "--no-plots"]) == 0
+    meta["dims"]["lookback"] += 1  # a size it did record must still match
+    (older / "meta.json").write_text(json.dumps(meta))
+    assert main(["evaluate", str(older), "--no-plots"]) == 2
 
 
 def test_predict_writes_interval_columns_around_the_forecast(forecaster, tmp_path):

@@ -541,7 +541,10 @@ class Estimator:
         params = entry.for_run(params, self.meta_)
         source = self._load_source(data, params, entry)
         prepared = entry.prepare(params, source, self.config.seed, fitted=self.state_, which=split)
-        if prepared.task != self.meta_["task"] or prepared.dims != self.meta_["dims"]:
+        # a size the run did not record (added to tsmoe after it was trained, as the forecasters' "step")
+        # played no part in it; every size it recorded must match
+        recorded = self.meta_["dims"]
+        if prepared.task != self.meta_["task"] or any(prepared.dims.get(k) != v for k, v in recorded.items()):
             raise DataError(
                 f"the data gives task '{prepared.task}' with sizes {prepared.dims}, but the model was trained for "
                 f"task '{self.meta_['task']}' with sizes {self.meta_['dims']}"

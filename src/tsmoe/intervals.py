@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from tsmoe.errors import ConfigError
-from tsmoe.metrics import quantile_metrics
+from tsmoe.metrics import block_bootstrap_intervals, quantile_metrics
 from tsmoe.tasks import get_task
 
 
@@ -69,10 +69,14 @@ def half_widths(estimator: Any, levels: Sequence[float], original: bool) -> np.n
     return conformal_quantiles(residuals.reshape(len(residuals), residuals.shape[1], -1), levels)
 
 
-def interval_metrics(estimator: Any, output: Any, target: Any, levels: Sequence[float]) -> dict[str, float]:
-    """``coverage_<l>`` and ``width_<l>`` per level, and ``crps`` and ``wql`` from the quantiles the
-    intervals give (the point forecast as the median, each interval's ends as its two tail quantiles), for
-    scored ``output`` and ``target`` ``(N, H, C)`` on the scale the run's metrics use."""
+def interval_metrics(
+    estimator: Any, output: Any, target: Any, levels: Sequence[float]
+) -> dict[str, float | list[float]]:
+    """``coverage_<l>`` and ``width_<l>`` per level, with ``coverage_<l>_ci``, the 95 % interval of the
+    coverage over this test sample (windows resampled in blocks of two horizons, as ``mse_ci``), and
+    ``crps`` and ``wql`` from the quantiles the intervals give (the point forecast as the median, each
+    interval's ends as its two tail quantiles), for scored ``output`` and ``target`` ``(N, H, C)`` on the
+    scale the run's metrics use."""
     widths = half_widths(estimator, levels, estimator.original_scale())
     point, y = output.double().numpy(), target.double().numpy()
     point, y = point.reshape(len(point), point.shape[1], -1), y.reshape(len(y), y.shape[1], -1)
@@ -81,6 +85,8 @@ def interval_metrics(estimator: Any, output: Any, target: Any, levels: Sequence[
     for level, width in zip(levels, widths, strict=True):
         inside = np.abs(y - point) <= width
         metrics[f"coverage_{level_name(level)}"] = float(inside.mean())
+        by_window = {f"coverage_{level_name(level)}": inside.reshape(len(inside), -1).mean(1)}
+        metrics |= block_bootstrap_intervals(by_window, 2 * point.shape[1])
         metrics[f"width_{level_name(level)}"] = float(np.broadcast_to(2 * width, point.shape).mean())
         quantiles += [(1 - level) / 2, (1 + level) / 2]
         forecasts += [point - width, point + width]
