@@ -1,6 +1,6 @@
 """How the forecast intervals depend on the bootstrap's block length: a kept run's test windows resampled in
 blocks of 1, horizon / 4, horizon, 2 horizons and 4 horizons, and the autocorrelation of its per-window
-losses. ``tsmoe`` uses blocks of one horizon (windows closer than that share targets).
+losses. ``tsmoe`` uses blocks of two horizons (``tsmoe.metrics.window_block``): the width levels off there.
 
     python benchmarks/block_length.py runs/p4-intervals/gru-0 runs/p4-exchange-intervals/gru-0 \\
         --out benchmarks/results/block-length.json
@@ -22,7 +22,7 @@ from tsmoe.io import write_json
 from tsmoe.metrics import block_bootstrap_intervals, window_losses
 
 BLOCKS = (0, 0.25, 1, 2, 4)  # in horizons; 0: single windows (the plain bootstrap)
-LAGS = (1, 0.5, 1, 2, 4)  # autocorrelation at 1 window, then in horizons
+LAG_HORIZONS = (0.5, 1, 2, 4)  # the losses' autocorrelation at one window and at these many horizons
 
 
 def measure(run: Path) -> dict:
@@ -37,7 +37,7 @@ def measure(run: Path) -> dict:
         low, high = block_bootstrap_intervals({"mse": losses}, block)["mse_ci"]
         blocks[str(share)] = {"block": block, "relative_interval": [low / mean, high / mean]}
     centred = losses - mean
-    lags = sorted({1, *(round(share * horizon) for share in LAGS[1:])})
+    lags = sorted({1, *(round(share * horizon) for share in LAG_HORIZONS)})
     acf = {str(k): float(np.corrcoef(centred[:-k], centred[k:])[0, 1]) for k in lags}
     names = {"data": estimator.config.data["name"], "model": estimator.config.model["name"]}
     return {"run": str(run), **names, "horizon": horizon, "windows": len(losses), "mse": mean, "blocks": blocks,

@@ -160,7 +160,9 @@ def main() -> None:
                             "conformal_etth1": lambda: conformal_etth1(runs),
                             "quantiles_p2": lambda: quantiles_p2(runs)}[part]()  # fmt: skip
             result["machine"] = machine()
-            result["command"] = "python benchmarks/p7_uncertainty.py " + " ".join(sys.argv[1:])
+            command = "python benchmarks/p7_uncertainty.py " + " ".join(sys.argv[1:])
+            result["command"] = command  # the last run's; each part's own below
+            result.setdefault("commands", {})[part] = command
             out.write_text(json.dumps(result, indent=2) + "\n")
     print(markdown_table(result))
 

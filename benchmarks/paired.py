@@ -28,13 +28,12 @@ from pathlib import Path
 
 from tsmoe.analysis.compare import compare_runs
 from tsmoe.experiments.results import machine
+from tsmoe.experiments.spec import read_experiment
 from tsmoe.io import write_json
 
-P2_DOMAINS = ("HealthUS", "HealthAFR", "SocialGood", "Energy", "Environment")
-P3_HORIZONS = {"Climate": (12, 24, 36, 48), "Energy": (12, 24, 36, 48), "Health_AFR": (12, 24, 36, 48),
-               "Health_US": (12, 24, 36, 48), "Environment": (48, 96, 192, 336), "Security": (6, 8, 10, 12),
-               "SocialGood": (6, 8, 10, 12)}  # fmt: skip
-P3_CASES = tuple(f"{domain}/{h}" for domain, horizons in P3_HORIZONS.items() for h in horizons)
+EXPERIMENTS = Path(__file__).resolve().parent / "experiments"
+P2_DOMAINS = tuple(read_experiment(EXPERIMENTS / "p2-intervals.yaml").cases)  # the kept runs' cases
+P3_CASES = tuple(read_experiment(EXPERIMENTS / "p3-intervals.yaml").cases)
 # per setting: (row A, row B, the claim of the benchmark pages the pair tests[, the case both ran on])
 PAIRS: dict[str, tuple[tuple[str, ...], ...]] = {
     "p1": (

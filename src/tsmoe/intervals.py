@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from tsmoe.errors import ConfigError
-from tsmoe.metrics import block_bootstrap_intervals, quantile_metrics
+from tsmoe.metrics import block_bootstrap_intervals, quantile_metrics, window_block
 from tsmoe.tasks import get_task
 
 
@@ -86,7 +86,7 @@ def interval_metrics(
         inside = np.abs(y - point) <= width
         metrics[f"coverage_{level_name(level)}"] = float(inside.mean())
         by_window = {f"coverage_{level_name(level)}": inside.reshape(len(inside), -1).mean(1)}
-        metrics |= block_bootstrap_intervals(by_window, 2 * point.shape[1])
+        metrics |= block_bootstrap_intervals(by_window, window_block(point.shape[1]))
         metrics[f"width_{level_name(level)}"] = float(np.broadcast_to(2 * width, point.shape).mean())
         quantiles += [(1 - level) / 2, (1 + level) / 2]
         forecasts += [point - width, point + width]

@@ -43,6 +43,13 @@ def window_losses(output: torch.Tensor, target: torch.Tensor) -> dict[str, np.nd
     return {"mse": (error**2).mean(1).numpy(), "mae": error.abs().mean(1).numpy()}
 
 
+def window_block(horizon: int) -> int:
+    """The bootstrap block, in windows, for forecast windows of ``horizon`` steps: two horizons. A window
+    shares targets with the next ``horizon - 1`` windows and errors stay correlated a while longer; longer
+    blocks widen the intervals little more (``benchmarks/block_length.py``)."""
+    return 2 * horizon
+
+
 def block_bootstrap_intervals(
     losses: dict[str, np.ndarray],
     block: int = 1,

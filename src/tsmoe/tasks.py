@@ -30,6 +30,7 @@ from tsmoe.metrics import (
     error_metrics,
     multiclass_metrics,
     normalized_utility,
+    window_block,
     window_losses,
 )
 
@@ -280,9 +281,7 @@ class ValueTask(Task):
         if not original_scale:
             del scores["mape"]
         if intervals:
-            # a forecast window shares targets with the next horizon - 1 windows, and errors stay correlated a
-            # while longer: blocks of two horizons keep that (benchmarks/block_length.py: wider blocks add little)
-            block = 2 * int(output.shape[1]) if output.dim() > 1 else 1
+            block = window_block(int(output.shape[1])) if output.dim() > 1 else 1  # regression: independent items
             scores |= block_bootstrap_intervals(window_losses(output, target), block, groups)
         return scores
 
