@@ -5,9 +5,10 @@
 
 For every raw Time-MMD domain, horizon and seed, P3 stores the MoME recipe trained with text and without
 (``results/p3-timemmd.json``, rows ``mome`` and ``no_text``), each with its best validation loss. A recipe
-that trains both and keeps the one with the lower validation loss would score, on the test split, the
-kept run's MSE. The table gives, per case, the test MSE of text and of that choice relative to no text
-(means over seeds), and how many seeds validation sent to text. The test split chooses nothing.
+that trains both and keeps the one with the lower validation loss (``model.text: auto`` is that recipe)
+would score, on the test split, the kept run's MSE. The table gives, per case, the test MSE of text and of
+that choice relative to no text (means over seeds), and how many seeds validation sent to text. The test
+split chooses nothing.
 
 ``--blocks`` makes the choice once per case (or once per domain, all its horizons pooled) from seed 0 on
 three validation blocks of the training span instead of one: rows 50-60 % and 60-70 % of each series

@@ -71,10 +71,14 @@ def test_updates_at_one_time_merge_into_one_step_and_batches_equal_one_by_one(ru
             names = list(seen)
             split.update(stay, time, {n: seen[n] for n in names[: len(names) // 2]})
             halves[stay, step] = split.update(stay, time, {n: seen[n] for n in names[len(names) // 2 :]})
-            queue.append((stay, time, seen, step))
-    queue.sort(key=lambda q: q[1])  # the stays interleaved in time, as a monitor receives them
-    answers = batched.update_many([(stay, time, seen) for stay, time, seen, _ in queue])
-    for (stay, _, _, step), answer in zip(queue, answers, strict=True):
+            queue.append((stay, time, seen, step, step - data.offsets[i] < 3 * i))
+    # stay i's first 3 i steps first, so that the stays' histories differ in length in every batch after it;
+    # then the rest interleaved in time, as a monitor receives them
+    head = [q for q in queue if q[4]]
+    queue = head + sorted((q for q in queue if not q[4]), key=lambda q: q[1])
+    answers = batched.update_many([(stay, time, seen) for stay, time, seen, _, _ in head])
+    answers += batched.update_many([(stay, time, seen) for stay, time, seen, _, _ in queue[len(head) :]])
+    for (stay, _, _, step, _), answer in zip(queue, answers, strict=True):
         assert answer == pytest.approx(singles[stay, step], abs=1e-6)
         assert halves[stay, step] == pytest.approx(singles[stay, step], abs=1e-6)
 

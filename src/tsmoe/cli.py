@@ -6,7 +6,7 @@ tsmoe evaluate RUN_DIR [--set data.root=DIR ...] [--split default|all] [--part t
 tsmoe evaluate RUN_DIR RUN_DIR ... [--out ENSEMBLE.json]   (a deep ensemble: mean probabilities or forecasts)
 tsmoe predict RUN_DIR [RUN_DIR ...] INPUT -o OUTPUT.csv [--set data.KEY=VALUE ...] [--per-step] [--intervals 0.9]
 tsmoe report RUN_DIR
-tsmoe compare RUN_A RUN_B [--part test|validation] [--json]
+tsmoe compare RUN_A RUN_B [--part test|validation] [--json]      (a side may be RUN+RUN+...: an ensemble)
 tsmoe calibrate RUN_DIR
 tsmoe tune CONFIG --space SPACE --trials N --out DIR [--workers K] [--storage URL] [--study NAME] [--set ...]
 tsmoe datasets
@@ -454,8 +454,9 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.set_defaults(func=cmd_calibrate)
 
     compare = sub.add_parser("compare", help="two runs on the same items: differences, intervals, p-values")
-    compare.add_argument("run_a")
-    compare.add_argument("run_b")
+    side = "a run folder, or several joined by + (runs/a-s0+runs/a-s1): their deep ensemble"
+    compare.add_argument("run_a", help=side)
+    compare.add_argument("run_b", help=side)
     compare.add_argument("--part", choices=["test", "validation"], default="test")
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
     compare.set_defaults(func=cmd_compare)

@@ -215,11 +215,14 @@ class Estimator:
 
         from tsmoe.training.distillation import SoftTargets, teacher_probabilities, with_soft_targets
         from tsmoe.training.seed import seed_everything
+        from tsmoe.training.text_choice import wants_text_choice
         from tsmoe.training.threads import use_threads
         from tsmoe.training.trainer import build_trainer, checkpoint_path
 
         if run_dir is not None:  # the run folder keeps absolute paths: it is read again from any folder
             self.config = with_absolute_paths(self.config)
+        if wants_text_choice(self.config):
+            return self._fit_choosing_text(data, run_dir, resume, callbacks, overwrite, score_test, meta)
         if run_dir is not None and not resume and launch_rank() == 0:
             check_run_folder(Path(run_dir), overwrite)  # before any data is read
         params, entry = self._data_params()
@@ -319,6 +322,36 @@ class Estimator:
         elif self.is_global_zero_:
             self.save(folder)
         return self
+
+    def _fit_choosing_text(
+        self,
+        data: Any,
+        run_dir: str | Path | None,
+        resume: bool,
+        callbacks: Sequence[Any],
+        overwrite: bool,
+        score_test: bool,
+        meta: dict[str, Any] | None,
+    ) -> Estimator:
+        """``model.text: auto`` (:mod:`tsmoe.training.text_choice`): the model fitted with and without text,
+        on validation only, then the run trained with the better setting, the choice in ``meta.json``."""
+        from tsmoe.training.text_choice import CANDIDATES, candidate, check_text_choice, chosen_text, with_text
+
+        check_text_choice(self.config)
+        if run_dir is not None and not resume and launch_rank() == 0:
+            check_run_folder(Path(run_dir), overwrite)  # before the candidates train
+        scores, monitor, mode = {}, "", "min"
+        for text in CANDIDATES:
+            trial = Estimator.from_config(candidate(self.config, text)).fit(data, score_test=False)
+            monitor, mode = trial._selection_metric(trial.meta_["task"])
+            scores[text] = float(trial.meta_["best_score"])
+            print(f"model.text auto: with text {text}, validation {monitor} {scores[text]:.6g}", flush=True)
+        text = chosen_text(scores, mode)
+        self.config = with_text(self.config, text)
+        record = {"chosen": text, "monitor": monitor, "validation": scores}
+        print(f"model.text auto: training with text {text}", flush=True)
+        meta = {**(meta or {}), "text_choice": record}
+        return self.fit(data, run_dir, resume, callbacks, overwrite, score_test, meta)
 
     def _calibrate(self, prepared: PreparedData) -> dict[str, Any]:
         """Fit the temperature on the validation split (the kept model's logits) and keep it; what it did to

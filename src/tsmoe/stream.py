@@ -131,7 +131,7 @@ class StreamingPredictor:
         """One batched step for updates of distinct entities. Every update is checked before any state
         changes, so a refused one leaves every entity as it was."""
         checked = [self._check(entity, time, observations) for entity, time, observations in updates]
-        streams, times, dts, rows, states = [], [], [], [], []
+        streams, times, dts, observed, states = [], [], [], [], []
         for (entity, time, _), (since, same, merged) in zip(updates, checked, strict=True):
             if entity not in self.entities:
                 self.open(entity)
@@ -146,9 +146,9 @@ class StreamingPredictor:
             streams.append(stream)
             times.append(since)
             dts.append(since - stream.previous_time)  # the first step's: its time since the start
-            rows.append(self._row(merged))
+            observed.append(merged)
             states.append(stream.before)
-        return self._run(streams, times, dts, rows, states)
+        return self._run(streams, times, dts, self._rows(observed), states)
 
     def _check(self, entity: Any, time: float, observations: Mapping[str, float]) -> tuple[float, bool, dict]:
         """``(time since the start, whether it is the latest step's time, the step's merged observations)``."""
@@ -188,18 +188,19 @@ class StreamingPredictor:
             merged.setdefault(name, []).append(value)
         return merged
 
-    def _row(self, observed: dict[str, list[float]]) -> np.ndarray:
-        """One step's raw values ``(1, F)``, NaN where unobserved; repeats merged by the run's rule."""
-        row = np.full((1, len(self.variables)), np.nan)
-        for name, values in observed.items():
-            if self.duplicates == "first":
-                value = values[0]
-            elif self.duplicates == "last":
-                value = values[-1]
-            else:  # mean (and error, where every repeat agrees)
-                value = float(np.mean(values))
-            row[0, self.index[name]] = value
-        return row
+    def _rows(self, observed: list[dict[str, list[float]]]) -> np.ndarray:
+        """The steps' raw values ``(B, F)``, NaN where unobserved; repeats merged by the run's rule."""
+        raw = np.full((len(observed), len(self.variables)), np.nan)
+        for i, step in enumerate(observed):
+            for name, values in step.items():
+                if len(values) == 1 or self.duplicates == "first":
+                    value = values[0]
+                elif self.duplicates == "last":
+                    value = values[-1]
+                else:  # mean (and error, where every repeat agrees)
+                    value = math.fsum(values) / len(values)
+                raw[i, self.index[name]] = value
+        return raw
 
     @torch.no_grad()
     def _run(
@@ -207,11 +208,11 @@ class StreamingPredictor:
         streams: list[EntityStream],
         times: list[float],
         dts: list[float],
-        rows: list[np.ndarray],
+        raw: np.ndarray,
         states: list[StepState],
     ) -> list[Any]:
-        """One batched model step for the given entities; stores each one's new state."""
-        raw = np.concatenate(rows)
+        """One batched model step for the given entities (``raw (B, F)``: their steps' values, NaN where
+        unobserved); stores each one's new state."""
         step = {
             "values": torch.from_numpy(self.normalizer.scale_values(raw)),
             "mask": torch.from_numpy((~np.isnan(raw)).astype(np.float32)),
@@ -222,18 +223,20 @@ class StreamingPredictor:
         }
         with flushed_subnormals(self.flush):
             output, after = self.model.step(step, StepState.stack(states))
-        output = self.calibrated(output)
-        results = []
-        for i, stream in enumerate(streams):
-            stream.after = after if len(streams) == 1 else after.row(i)
-            results.append(self._answer(output[i : i + 1]))
-        return results
+        if len(streams) == 1:
+            streams[0].after = after
+        else:
+            for stream, state in zip(streams, after.rows(), strict=True):
+                stream.after = state
+        return self._answers(self.calibrated(output))
 
-    def _answer(self, output: torch.Tensor) -> Any:
+    def _answers(self, output: torch.Tensor) -> list[Any]:
+        """Each row's answer: binary, the probability; multiclass, the class probabilities; regression,
+        the value."""
         columns = self.task.table_columns(output, self.state)
         if "probability" in columns:
-            return float(columns["probability"][0])
+            return columns["probability"].astype(float).tolist()
         probabilities = [k for k in columns if k.startswith("probability_")]
         if probabilities:
-            return np.array([columns[k][0] for k in probabilities])
-        return float(columns["prediction"][0])
+            return list(np.stack([columns[k] for k in probabilities], axis=1))
+        return columns["prediction"].astype(float).tolist()

@@ -11,6 +11,7 @@ import pytest
 from tests.tiny_runs import FAST, TINY_LSTM, tiny_lstm
 from tsmoe.analysis.paired_tests import delong_test, diebold_mariano, paired_bootstrap
 from tsmoe.cli import main
+from tsmoe.ensemble import Ensemble
 from tsmoe.estimator import Estimator
 from tsmoe.metrics import auroc_of, brier_score
 
@@ -83,6 +84,22 @@ def test_compare_two_runs_on_the_same_items(two_runs, capsys):
     assert "DeLong" in capsys.readouterr().out
     assert main(["compare", str(a), str(two_runs / "other-split")]) == 2
     assert "other test splits" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_an_ensemble_compares_as_it_scores_and_members_split_otherwise_are_refused(two_runs, capsys):
+    a, b = two_runs / "a", two_runs / "b"
+    assert main(["compare", f"{a}+{b}", str(a), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    ensemble = Ensemble.load([a, b]).evaluate()["ensemble"]
+    assert result["run_a"] == f"{a}+{b}" and result["items"] == 40
+    for metric in ("auroc", "auprc", "brier"):
+        assert result["metrics"][metric]["a"] == pytest.approx(ensemble[metric], abs=1e-6)
+    assert result["metrics"]["auroc"]["b"] == pytest.approx(json.loads((a / "metrics.json").read_text())["auroc"])
+    assert main(["compare", f"{a}+{two_runs / 'other-split'}", str(b)]) == 2
+    assert "ensemble members were split differently" in capsys.readouterr().err
+    assert main(["compare", f"{a}+{a}", str(b)]) == 2
+    assert "is given twice" in capsys.readouterr().err
 
 
 @pytest.mark.slow

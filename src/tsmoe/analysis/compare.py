@@ -1,16 +1,22 @@
 """``tsmoe compare RUN_A RUN_B``: two saved runs scored on the same items, and the difference between them
 with its interval and p-value: DeLong's test for AUROC and a paired bootstrap for AUPRC and Brier
 (binary classifiers), the Diebold-Mariano test on the per-window losses (forecasters and regressors).
-Runs scored on different items are refused: a difference between them would mean nothing."""
+Runs scored on different items are refused: a difference between them would mean nothing.
+
+Either side may be a deep ensemble, several runs joined by ``+`` (``runs/a-s0+runs/a-s1+runs/a-s2``; in
+Python, a list of folders): it is scored as :class:`tsmoe.ensemble.Ensemble` scores it, on the mean of its
+members' probabilities (classifiers) or predictions."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from tsmoe.analysis.paired_tests import delong_test, diebold_mariano, paired_bootstrap
+from tsmoe.ensemble import Ensemble
 from tsmoe.errors import ConfigError, DataError
 from tsmoe.estimator import Estimator
 from tsmoe.metrics import auroc_of, average_precision_of, brier_score, window_losses
@@ -42,15 +48,48 @@ def scored(estimator: Estimator, part: str) -> tuple[torch.Tensor, torch.Tensor]
     return estimator.scored_outputs(prepared, prepared.test if part == "test" else prepared.val)
 
 
-def compare_runs(run_a: str | Path, run_b: str | Path, part: str = "test") -> dict[str, Any]:
+RunSide = str | Path | Sequence[str | Path]
+
+
+def run_folders(side: RunSide) -> list[Path]:
+    """One side of a comparison as its run folders: a folder, several joined by ``+``, or a list of them.
+    A name that is itself a folder is one run, ``+`` or not."""
+    if isinstance(side, str | Path):
+        if Path(side).exists() or "+" not in str(side):
+            return [Path(side)]
+        return [Path(part) for part in str(side).split("+")]
+    return [Path(folder) for folder in side]
+
+
+class _Side:
+    """One side of a comparison, opened (its runs loaded and checked) before any of it is scored: a run, or
+    several runs as their deep ensemble."""
+
+    def __init__(self, side: RunSide, part: str) -> None:
+        folders = run_folders(side)
+        self.name, self.part = "+".join(str(f) for f in folders), part
+        self.ensemble = Ensemble.load(folders) if len(folders) > 1 else None
+        self.run = self.ensemble.members[0] if self.ensemble else Estimator.load(folders[0])
+        for name, run in zip(folders, self.ensemble.members if self.ensemble else [self.run], strict=True):
+            run.check_part_unseen(part, f"run '{name}'")
+
+    def outputs(self) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """``(outputs, target, whether they are probabilities)``: a run's scored outputs (logits for a
+        classifier), or the ensemble's mean probabilities (classifiers) or predictions."""
+        if self.ensemble is None:
+            return *scored(self.run, self.part), False
+        outputs, target = self.ensemble.member_outputs(part=self.part)  # refuses members scored on other items
+        return self.ensemble.combine(outputs), target, self.ensemble.task.is_classifier
+
+
+def compare_runs(run_a: RunSide, run_b: RunSide, part: str = "test") -> dict[str, Any]:
     """The comparison as a mapping: the runs, the part, the number of items, and per metric ``a``, ``b``,
-    ``difference`` (a - b), its 95 % ``interval``, ``p_value`` and the ``test`` used."""
-    names = (str(run_a), str(run_b))
-    a, b = Estimator.load(run_a), Estimator.load(run_b)
-    for estimator, name in zip((a, b), names, strict=True):
-        estimator.check_part_unseen(part, f"run '{name}'")
+    ``difference`` (a - b), its 95 % ``interval``, ``p_value`` and the ``test`` used. A side given as
+    several runs is their deep ensemble (module docstring)."""
+    side_a, side_b = _Side(run_a, part), _Side(run_b, part)
+    a, b, names = side_a.run, side_b.run, (side_a.name, side_b.name)
     _same_items(a, b, names, part)
-    (out_a, target_a), (out_b, target_b) = scored(a, part), scored(b, part)
+    (out_a, target_a, mean_a), (out_b, target_b, mean_b) = side_a.outputs(), side_b.outputs()
     if target_a.shape != target_b.shape or not torch.equal(target_a, target_b):
         raise DataError(f"{names[0]} and {names[1]} score other {part} targets; they cannot be compared item by item")
     task = get_task(a.meta_["task"])
@@ -60,7 +99,9 @@ def compare_runs(run_a: str | Path, run_b: str | Path, part: str = "test") -> di
         y = target_a.long().numpy()
         if y.min() == y.max():
             raise DataError(f"the {part} part holds one class only; AUROC and AUPRC are not defined")
-        p_a, p_b = (task.probabilities(o.float()).double().numpy() for o in (out_a, out_b))
+        # an ensemble's outputs are already its mean probabilities; a run's are logits
+        p_a, p_b = ((o if mean else task.probabilities(o.float())).double().numpy()
+                    for o, mean in ((out_a, mean_a), (out_b, mean_b)))  # fmt: skip
         bootstrap = "paired bootstrap"
         tests = {"auroc": (auroc_of, delong_test(p_a, p_b, y), "DeLong"),
                  "auprc": (average_precision_of, paired_bootstrap(average_precision_of, p_a, p_b, y), bootstrap),

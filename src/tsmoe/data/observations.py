@@ -68,24 +68,28 @@ def rows_to_steps(
     if len(entity) and np.any(~np.isfinite(rows.value)):
         raise DataError(f"{rows.where(int(np.flatnonzero(~np.isfinite(rows.value))[0]))}: the value is not finite")
     # a table written in (entity, time) order needs no sort and no copy (``order`` None: the identity)
-    order = None if _in_order(entity, time) else np.lexsort((time, entity))  # stable: file order within a time
+    order = None if _in_order(entity, time) else _narrow(np.lexsort((time, entity)))  # stable: file order in a time
     if order is not None:
         entity, time = entity[order], time[order]
         # an entity whose rows were not in time order in the file: in sorted order its rows go back in the file
         backwards = (np.diff(entity) == 0) & (np.diff(order) < 0)
         if backwards.any():
             notes["entities with rows out of time order (sorted)"] = int(len(np.unique(entity[1:][backwards])))
+        del backwards
     first_of_step = np.ones(len(entity), dtype=bool)
     first_of_step[1:] = (np.diff(entity) != 0) | (np.diff(time) != 0)
     step_entity, step_time = entity[first_of_step], time[first_of_step]
     del entity, time  # the sorted copies, if any
-    cell = np.cumsum(first_of_step, dtype=np.int64)  # each row's step + 1, then its cell: step * F + variable
+    # each row's step + 1, then its cell: step * F + variable (int32 where every cell fits: half the memory)
+    cell = np.cumsum(first_of_step, dtype=np.int32 if len(step_entity) * n_variables < 2**31 else np.int64)
     cell -= 1
     cell *= n_variables
     cell += rows.variable if order is None else rows.variable[order]
 
     origin = _origins(step_entity, step_time, n_entities, starts)
-    since_start = step_time - origin[step_entity]
+    since_start = step_time  # made in place, in blocks: no second array of S times
+    for block in _blocks(len(since_start)):
+        since_start[block] -= origin[step_entity[block]]
     del step_time
     if np.any(since_start < 0):
         step = int(np.flatnonzero(since_start < 0)[0])
@@ -93,26 +97,53 @@ def rows_to_steps(
         raise DataError(f"{rows.where(row if order is None else int(order[row]))}: the observation is before its "
                         "entity's start time")  # fmt: skip
     del first_of_step
+    times = since_start.astype(np.float32)
+    del since_start
 
-    if np.all(np.diff(cell) > 0):  # every cell once, in order: no sort, no merge
+    # the rows of a cell are next to each other unless a step lists its variables out of order: only then sort
+    if _non_decreasing(cell):
         file_rows = order
     else:
-        by_cell = np.argsort(cell, kind="stable")  # rows of one cell stay in file order
+        by_cell = _narrow(np.argsort(cell, kind="stable"))  # rows of one cell stay in file order
         cell = cell[by_cell]
         file_rows = by_cell if order is None else order[by_cell]
         del by_cell
+    del order
     values = rows.value if file_rows is None else rows.value[file_rows]
     first_of_cell = np.ones(len(cell), dtype=bool)
-    first_of_cell[1:] = np.diff(cell) != 0
-    merged = _merge_cells(values, first_of_cell, file_rows, duplicates, rows, notes)
-
-    grid = np.full((len(since_start), n_variables), np.nan, dtype=np.float32)
-    grid.reshape(-1)[cell if merged is values else cell[first_of_cell]] = merged
-    del cell, values, merged
+    first_of_cell[1:] = cell[1:] != cell[:-1]
+    if first_of_cell.all():  # no cell given twice: the values as they are
+        merged = values
+    else:
+        cell_first = cell[first_of_cell]
+        merged = _merge_cells(values, cell, cell_first, first_of_cell, file_rows, duplicates, rows, notes)
+        cell = cell_first
+    del values, file_rows, first_of_cell
     counts = np.bincount(step_entity, minlength=n_entities)
-    times = since_start.astype(np.float32)
+    del step_entity
+
+    grid = np.full((len(times), n_variables), np.nan, dtype=np.float32)
+    for block in _blocks(len(cell)):  # in blocks: indexing makes an int64 copy of the cells it is given
+        grid.reshape(-1)[cell[block]] = merged[block]
+    del cell, merged
     _check_float32_times(times, counts, rows)
     return Steps(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), times, grid, notes, origin)
+
+
+def _narrow(index: np.ndarray) -> np.ndarray:
+    """Row indices as int32 where they fit: half the memory of the int64 a sort gives."""
+    return index.astype(np.int32) if len(index) < 2**31 else index
+
+
+def _blocks(n: int, size: int = 1 << 20) -> list[slice]:
+    """``0..n`` in slices of ``size``: whole-array operations done a block at a time make no temporary
+    as long as the array."""
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def _non_decreasing(x: np.ndarray) -> bool:
+    """Whether ``x`` never decreases (compared in blocks)."""
+    return all(bool(np.all(x[b.start + 1 : b.stop + 1] >= x[b])) for b in _blocks(len(x) - 1))
 
 
 def _in_order(entity: np.ndarray, time: np.ndarray) -> bool:
@@ -137,28 +168,33 @@ def _origins(step_entity: np.ndarray, step_time: np.ndarray, n_entities: int, st
 
 def _merge_cells(
     values: np.ndarray,
+    cell: np.ndarray,
+    cell_first: np.ndarray,
     first_of_cell: np.ndarray,
     file_rows: np.ndarray | None,
     policy: DuplicatePolicy,
     rows: ObservationRows,
     notes: dict,
 ) -> np.ndarray:
-    """One value per cell: the cell's value (``values`` itself where no cell is given twice), or its
-    repeats merged by ``policy`` (module docstring). ``file_rows`` maps each value to its row (None: the
-    identity)."""
-    if first_of_cell.all():  # no cell given twice
-        return values
-    starts = np.flatnonzero(first_of_cell)
-    sizes = np.diff(np.append(starts, len(values)))
-    low, high = np.minimum.reduceat(values, starts), np.maximum.reduceat(values, starts)
-    conflicting = (sizes > 1) & (low != high)
+    """One value per cell, float32, where some cells are given more than once: ``values (R,)`` of the rows,
+    whose cells ``cell (R,)`` are sorted, ``cell_first`` the distinct cells, ``first_of_cell`` marks each
+    cell's first row. Repeats are merged by ``policy`` (module docstring). ``file_rows`` maps each value to
+    its row (None: the identity). Only the repeated cells are looked at: in a real table, few of many."""
+    merged = values.astype(np.float32)[first_of_cell]
+    repeated = np.unique(cell[np.flatnonzero(~first_of_cell)])  # the cells given more than once
+    starts, ends = np.searchsorted(cell, repeated, side="left"), np.searchsorted(cell, repeated, side="right")
+    sizes = ends - starts
+    at = np.concatenate([[0], np.cumsum(sizes)[:-1]])  # each cell's first place among the gathered rows
+    gathered = values[np.repeat(starts - at, sizes) + np.arange(int(sizes.sum()))]  # the repeated cells' rows
+    low, high = np.minimum.reduceat(gathered, at), np.maximum.reduceat(gathered, at)
+    conflicting = low != high
     same = int((sizes[~conflicting] - 1).sum())
     if same:
         notes["repeated rows with the same value (merged)"] = same
     if conflicting.any():
         if policy == "error":
-            cell = int(np.flatnonzero(conflicting)[0])
-            a, b = int(starts[cell]), int(starts[cell] + 1)
+            first = int(np.flatnonzero(conflicting)[0])
+            a, b = int(starts[first]), int(starts[first] + 1)
             if file_rows is not None:
                 a, b = int(file_rows[a]), int(file_rows[b])
             raise DataError(
@@ -167,11 +203,12 @@ def _merge_cells(
                 "data.duplicates to mean, first or last to merge such rows"
             )
         notes[f"cells given different values in several rows ({policy} taken)"] = int(conflicting.sum())
-    if policy == "first":
-        return values[starts]
+    place = np.searchsorted(cell_first, repeated)  # the repeated cells among all
     if policy == "last":
-        return values[starts + sizes - 1]
-    return np.add.reduceat(values, starts) / sizes  # "mean", and "error" where every repeat agrees
+        merged[place] = values[ends - 1]
+    elif policy != "first":  # "mean", and "error" where every repeat agrees; "first": each cell's first row
+        merged[place] = np.add.reduceat(gathered, at) / sizes
+    return merged
 
 
 def _check_float32_times(times: np.ndarray, counts: np.ndarray, rows: ObservationRows) -> None:

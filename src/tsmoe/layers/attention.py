@@ -69,12 +69,14 @@ class TemporalAttention(nn.Module):
         each sequence's newest state (the query), whose key and value are written into its cache at
         ``lengths[b]`` (the steps before it); -> ``context (B, D)``. Each step costs one key and value,
         and a product with the ``lengths[b] + 1`` cached keys: no pass over the history's states."""
-        query, key, value = self.query(new), self.key(new), self.value(new)
+        # the rows split once, and the scale folded into the query: per sequence only the cache write and the
+        # three ops of attention remain (their dispatch, not their arithmetic, is the cost of a step)
+        queries = (self.query(new) * self.scale).unbind(0)
+        keys_new, values_new = self.key(new).unbind(0), self.value(new).unbind(0)
         contexts = []
-        for b, cache in enumerate(caches):
-            keys, values = cache.put(lengths[b], key[b], value[b])
-            weights = torch.softmax(keys @ query[b] * self.scale, dim=0)
-            contexts.append(weights @ values)
+        for cache, n, query, key, value in zip(caches, lengths, queries, keys_new, values_new, strict=True):
+            keys, values = cache.put(n, key, value)
+            contexts.append(torch.mv(values.T, torch.softmax(torch.mv(keys, query), dim=0)))
         return torch.stack(contexts)
 
 

@@ -80,6 +80,10 @@ class DecayState:
     time: torch.Tensor
     seen: torch.Tensor
 
+    def parts(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(value, time, seen)``, in the order the constructor takes them."""
+        return self.value, self.time, self.seen
+
     @classmethod
     def empty(cls, batch: int, n_features: int) -> DecayState:
         zeros = torch.zeros(batch, n_features)

@@ -31,7 +31,7 @@ from torch.nn import functional as F
 from tsmoe.errors import ConfigError
 from tsmoe.layers.sparse_moe import Routing, SparseMoE
 from tsmoe.models.entry import ModelEntry
-from tsmoe.models.text_steering import instructions_of, modulation_of, steering_modules
+from tsmoe.models.text_steering import instructions_of, modulation_of, refuse_unresolved_text, steering_modules
 
 STD_FLOOR, CLIP = 1e-3, 10.0  # the reference code's per-window normalisation
 
@@ -49,7 +49,7 @@ class MomeParams:
     layers: int = 1
     attention_first: bool = False  # self-attention before the first MoE block too
     n_heads: int = 4
-    text: Literal["both", "eilm", "rm", "none"] = "both"
+    text: Literal["both", "eilm", "rm", "none", "auto"] = "both"  # auto: both or none, on validation
     router_modulation: Literal["additive", "sigmoid"] = "additive"
     rm_strength: float = 0.75  # lambda of the sigmoid form
     eilm_on: Literal["output", "input"] = "output"
@@ -123,6 +123,7 @@ class MoME(nn.Module):
 
     def __init__(self, params: MomeParams, dims: dict[str, int], task: str) -> None:
         super().__init__()
+        refuse_unresolved_text("mome", params.text)
         uses_text = params.text != "none" or params.text_as_tokens
         if uses_text and not dims.get("text_dim"):
             raise ConfigError(

@@ -27,7 +27,7 @@ The single liquid networks (``cfc``, ``ltc``, ``ctrnn``) are the case K = 1 with
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import torch
@@ -305,10 +305,23 @@ class StepState:
 
     def row(self, i: int) -> StepState:
         """Sequence ``i``'s state alone (a batch of one)."""
-        decay = None if self.decay is None else DecayState(*(getattr(self.decay, f.name)[i : i + 1]
-                                                              for f in fields(DecayState)))  # fmt: skip
+        decay = None if self.decay is None else DecayState(*(part[i : i + 1] for part in self.decay.parts()))
         return StepState(self.h[i : i + 1], decay, self.sums[i : i + 1], self.counts[i : i + 1],
                          self.caches[i : i + 1], self.lengths[i : i + 1])  # fmt: skip
+
+    def rows(self) -> list[StepState]:
+        """Every sequence's state alone (batches of one), as :meth:`row` gives them, split in one pass."""
+        batch = self.h.shape[0]
+        decays: list[DecayState | None] = [None] * batch
+        if self.decay is not None:
+            value, time, seen = (part.split(1) for part in self.decay.parts())
+            decays = [DecayState(*parts) for parts in zip(value, time, seen, strict=True)]
+        return [
+            StepState(h, decay, sums, counts, self.caches[i : i + 1], self.lengths[i : i + 1])
+            for i, (h, decay, sums, counts) in enumerate(
+                zip(self.h.split(1), decays, self.sums.split(1), self.counts.split(1), strict=True)
+            )
+        ]
 
     @staticmethod
     def stack(states: list[StepState]) -> StepState:
@@ -317,7 +330,8 @@ class StepState:
             return states[0]
         decay = None
         if states[0].decay is not None:
-            decay = DecayState(*(torch.cat([getattr(s.decay, f.name) for s in states]) for f in fields(DecayState)))
+            value, time, seen = zip(*(s.decay.parts() for s in states), strict=True)
+            decay = DecayState(torch.cat(value), torch.cat(time), torch.cat(seen))
         return StepState(
             torch.cat([s.h for s in states]), decay, torch.cat([s.sums for s in states]),
             torch.cat([s.counts for s in states]), [c for s in states for c in s.caches],

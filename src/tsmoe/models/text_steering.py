@@ -21,7 +21,7 @@ from tsmoe.layers.text_modulation import EiLM, QueryPool, RouterModulation
 class SteeringParams:
     """The ``model`` keys of text steering (the same names and meanings as ``mome``'s)."""
 
-    text: Literal["both", "eilm", "rm", "none"] = "both"
+    text: Literal["both", "eilm", "rm", "none", "auto"] = "both"  # auto: both or none, on validation
     router_modulation: Literal["additive", "sigmoid"] = "additive"
     rm_strength: float = 0.75  # lambda of the sigmoid form
     n_queries: int = 3
@@ -29,8 +29,20 @@ class SteeringParams:
     text_dropout: float = 0.0
 
 
+def refuse_unresolved_text(model: str, text: str) -> None:
+    """``text: auto`` is resolved by training (:mod:`tsmoe.text_choice`) to ``both`` or ``none``; a model
+    is never built with it."""
+    if text == "auto":
+        raise ConfigError(
+            f"{model}: model.text auto is a choice made in training (tsmoe train, Estimator.fit), which "
+            "builds the model with both or none; a model itself is built with one of both, eilm, rm, none"
+        )
+
+
 def check_text_setting(model: str, text: str, text_dim: int, text_dropout: float) -> None:
-    """Refuse a model that reads text on data without text, and a text dropout outside ``[0, 1)``."""
+    """Refuse a model that reads text on data without text, a text dropout outside ``[0, 1)``, and an
+    unresolved ``text: auto``."""
+    refuse_unresolved_text(model, text)
     if text != "none" and not text_dim:
         raise ConfigError(
             f"{model} reads text (model.text: {text}), but the data has none: use a data set with text (e.g. "

@@ -230,16 +230,22 @@ def _observation_rows(params: IrregularTableParams, files: list[Path]) -> tuple[
     if ignored:
         notes["rows of variables the run does not know (ignored)"] = ignored
     variables = list(variable_index)
-    entity_all, variable_all = _joined(entity), _joined(variable)
-    del entity, variable
+    # each column joined and its pieces freed before the next: at most one column is held twice
+    entity_all = _joined(entity)
+    entity.clear()
+    variable_all = _joined(variable)
+    variable.clear()
     if not fixed:  # variables in name order, so a table's column order never changes a model
         by_name = np.argsort(np.array(variables, dtype=object), kind="stable")
         rank = np.empty(len(variables), dtype=np.int32)
         rank[by_name] = np.arange(len(variables))
         variable_all, variables = rank[variable_all], [variables[i] for i in by_name]
     ids, entity_all = _sorted_ids(list(entity_index), entity_all)
-    time_all, value_all = _joined(time), _joined(value)
-    del time, value
+    time_all = _joined(time)
+    time.clear()
+    value_all = _joined(value)
+    value.clear()
+    pa.default_memory_pool().release_unused()  # Arrow keeps the pieces' freed memory for reuse otherwise
     bounds = np.array(starts)
 
     def where(row: int) -> str:

@@ -1,0 +1,61 @@
+"""Rows to steps against a plain pandas reference: any row order, ties in time, cells given more than
+once (the same value or different ones), every duplicates policy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tsmoe.data.observations import ObservationRows, rows_to_steps
+from tsmoe.errors import DataError
+
+
+def random_rows(seed: int, order: str) -> ObservationRows:
+    """600 rows of 7 entities and 3 variables on a coarse clock, so that steps, ties and repeated cells abound."""
+    rng = np.random.default_rng(seed)
+    n = 600
+    entity = rng.integers(0, 7, n).astype(np.int32)
+    time = rng.integers(0, 40, n).astype(np.float64) / 4
+    variable = rng.integers(0, 3, n).astype(np.int32)
+    value = rng.integers(0, 5, n).astype(np.float64)  # few values: some repeats agree, some do not
+    if order != "shuffled":  # in (entity, time) order, each step's variables as they come or sorted too
+        keys = (time, entity) if order == "by time" else (variable, time, entity)
+        index = np.lexsort(keys)
+        entity, time, variable, value = entity[index], time[index], variable[index], value[index]
+    return ObservationRows(np.array([f"e{i}" for i in range(7)]), entity, time, variable, value, ("a", "b", "c"),
+                           lambda row: f"row {row}")  # fmt: skip
+
+
+def reference(rows: ObservationRows, policy: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Offsets, times since each entity's first observation, and the (steps x variables) grid, by pandas."""
+    frame = pd.DataFrame({"entity": rows.entity, "time": rows.time, "variable": rows.variable, "value": rows.value})
+    frame["row"] = np.arange(len(frame))
+    how = {"first": "first", "last": "last"}.get(policy, "mean")
+    cells = frame.sort_values("row").groupby(["entity", "time", "variable"])["value"].agg(how)
+    grid = cells.unstack("variable").reindex(columns=range(3)).sort_index()
+    entities = grid.index.get_level_values("entity").to_numpy()
+    times = grid.index.get_level_values("time").to_numpy()
+    first = pd.Series(times).groupby(entities).transform("min").to_numpy()
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(entities, minlength=7))])
+    return offsets, (times - first).astype(np.float32), grid.to_numpy(np.float32)
+
+
+@pytest.mark.parametrize("order", ["shuffled", "by time", "by cell"])
+@pytest.mark.parametrize("policy", ["mean", "first", "last"])
+def test_rows_to_steps_matches_a_pandas_reference(order, policy):
+    rows = random_rows(seed=3, order=order)
+    steps = rows_to_steps(rows, duplicates=policy)
+    offsets, times, grid = reference(rows, policy)
+    np.testing.assert_array_equal(steps.offsets, offsets)
+    np.testing.assert_array_equal(steps.times, times)
+    np.testing.assert_allclose(steps.values, grid, rtol=1e-6)
+    assert steps.notes[f"cells given different values in several rows ({policy} taken)"] > 0
+    assert steps.notes["repeated rows with the same value (merged)"] > 0
+    assert ("entities with rows out of time order (sorted)" in steps.notes) == (order == "shuffled")
+
+
+def test_conflicting_repeats_are_an_error_naming_both_rows():
+    rows = random_rows(seed=3, order="shuffled")
+    with pytest.raises(DataError, match=r"row \d+ gives [abc] = \d for entity 'e\d' at the time row \d+ gives it \d"):
+        rows_to_steps(rows, duplicates="error")
