@@ -2,6 +2,10 @@
 
     python benchmarks/p9_neuralforecast.py --out benchmarks/results/p9-neuralforecast.json --workers 2
     python benchmarks/p9_neuralforecast.py --report                 # the table from the results file
+    python benchmarks/p9_neuralforecast.py --seeds 0 --workers 2 --out benchmarks/results/reproduced/p9-s0.json \
+        --losses runs/p9-losses                                     # seed 0 again, each run's window losses kept
+    python benchmarks/p9_neuralforecast.py --losses runs/p9-losses --paired benchmarks/results/p9-paired.json
+                                                                    # tsmoe against neuralforecast, window by window
 
 DLinear, PatchTST and iTransformer on ETTh1 (12/4/4-month split) and Exchange (70/10/20), lookback 96,
 horizon 96, every stride-1 test window and channel, z-scored with training statistics, seeds 0-2. Both
@@ -49,6 +53,7 @@ ABLATIONS = {
     "tsmoe_patchtst_layernorm": ["model.norm=layer"],
     "tsmoe_patchtst_standard": ["model.norm=layer", "model.residual_attention=false"],
 }
+P9_RESULTS = HERE / "results" / "p9-neuralforecast.json"  # the stored runs the paired ones must reproduce
 INSTALL = 'P9 needs neuralforecast beside tsmoe: pip install neuralforecast "ray[tune]"'
 
 
@@ -88,18 +93,31 @@ def scaled_rows(dataset: str) -> dict[str, Any]:
     }
 
 
-def tsmoe_run(row: str, dataset: str, seed: int) -> dict[str, Any]:
+def save_window_losses(folder: str | None, row: str, dataset: str, seed: int, squared: np.ndarray,
+                       absolute: np.ndarray) -> None:  # fmt: skip
+    """Each test window's MSE and MAE (over its horizon and channels), in time order, for the paired tests."""
+    if folder is not None:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        np.savez(Path(folder) / f"{row}-{dataset}-{seed}.npz", mse=squared, mae=absolute)
+
+
+def tsmoe_run(row: str, dataset: str, seed: int, losses: str | None = None) -> dict[str, Any]:
     """Train one tsmoe recipe through the one training path; test metrics on the z-scored scale."""
     one_thread()
     from tsmoe.config import load_config
     from tsmoe.estimator import Estimator
     from tsmoe.experiments.results import machine
+    from tsmoe.metrics import window_losses
 
     model = "patchtst" if row in ABLATIONS else row.removeprefix("tsmoe_")
     overrides = [f"data.name={dataset}", f"seed={seed}", *ABLATIONS.get(row, [])]
     config = load_config(str(ROOT / "configs" / f"{model}-etth1.yaml"), overrides)
     with tempfile.TemporaryDirectory() as scratch:
         estimator = Estimator.from_config(config).fit(run_dir=scratch)
+        if losses is not None:
+            prepared = estimator.prepare_data()
+            per_window = window_losses(*estimator.scored_outputs(prepared, prepared.test))
+            save_window_losses(losses, row, dataset, seed, per_window["mse"], per_window["mae"])
     meta = estimator.meta_
     return {
         "command": f"tsmoe train configs/{model}-etth1.yaml " + " ".join(f"--set {o}" for o in overrides),
@@ -145,7 +163,7 @@ def neuralforecast_callbacks() -> list:
     return [FitTimer(), RestoreBest()]
 
 
-def neuralforecast_run(row: str, dataset: str, seed: int) -> dict[str, Any]:
+def neuralforecast_run(row: str, dataset: str, seed: int, losses: str | None = None) -> dict[str, Any]:
     """Train one neuralforecast model on the same scaled rows and score every stride-1 test window."""
     one_thread()
     import logging
@@ -225,6 +243,9 @@ def neuralforecast_run(row: str, dataset: str, seed: int) -> dict[str, Any]:
     n_windows = rows["n_test"] - HORIZON + 1
     if len(error) != n_windows * HORIZON * n_series:
         raise RuntimeError(f"expected {n_windows} windows x {HORIZON} x {n_series}, got {len(error)} forecasts")
+    by_window = pd.DataFrame({"cutoff": predicted["cutoff"].to_numpy(), "squared": error**2, "absolute": np.abs(error)})
+    per_window = by_window.groupby("cutoff", sort=True).mean()  # cutoffs in time order: the windows in order
+    save_window_losses(losses, row, dataset, seed, per_window["squared"].to_numpy(), per_window["absolute"].to_numpy())
     return {
         "test": {"mse": float(np.mean(error**2)), "mae": float(np.mean(np.abs(error)))},
         "train_seconds": _FIT_RECORD["train_seconds"],
@@ -271,8 +292,8 @@ def model_share(steps: int = 200) -> dict[str, dict[str, float]]:
     return out
 
 
-def run_job(row: str, dataset: str, seed: int) -> dict[str, Any]:
-    return (neuralforecast_run if row.startswith("nf_") else tsmoe_run)(row, dataset, seed)
+def run_job(row: str, dataset: str, seed: int, losses: str | None = None) -> dict[str, Any]:
+    return (neuralforecast_run if row.startswith("nf_") else tsmoe_run)(row, dataset, seed, losses)
 
 
 def planned(models: list[str], datasets: list[str], seeds: list[int]) -> list[tuple[str, str, int]]:
@@ -284,7 +305,8 @@ def planned(models: list[str], datasets: list[str], seeds: list[int]) -> list[tu
     return sorted(jobs, key=lambda job: (order.get(job[0], 3), job[1] != "etth1"))
 
 
-def run(out: Path, models: list[str], datasets: list[str], seeds: list[int], workers: int) -> None:
+def run(out: Path, models: list[str], datasets: list[str], seeds: list[int], workers: int,
+        losses: str | None = None) -> None:  # fmt: skip
     from tsmoe.experiments.results import add_run, read_results
 
     try:
@@ -296,7 +318,7 @@ def run(out: Path, models: list[str], datasets: list[str], seeds: list[int], wor
     header = {"protocol": "P9", "script": "python benchmarks/p9_neuralforecast.py --workers 2"}
     context = get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, max_tasks_per_child=1) as pool:
-        futures = {pool.submit(run_job, *job): job for job in jobs}
+        futures = {pool.submit(run_job, *job, losses): job for job in jobs}
         for future in as_completed(futures):
             key = "/".join(map(str, futures[future]))
             result = future.result()
@@ -305,6 +327,42 @@ def run(out: Path, models: list[str], datasets: list[str], seeds: list[int], wor
 
 
 LABELS = {"dlinear": "DLinear", "patchtst": "PatchTST", "itransformer": "iTransformer"}
+
+
+def paired(losses: Path, stored: dict[str, Any], seed: int = 0) -> list[dict[str, Any]]:
+    """Each model and data set: tsmoe's test windows against neuralforecast's, by the Diebold-Mariano test
+    on the per-window MSE and MAE (Newey-West lag ``HORIZON - 1``), with each side's mean loss beside the
+    stored run's (the runs made again must be the stored ones)."""
+    from tsmoe.analysis.paired_tests import diebold_mariano
+
+    pairs = []
+    for model in MODELS:
+        for dataset in DATASETS:
+            ours, theirs = (np.load(losses / f"{lib}_{model}-{dataset}-{seed}.npz") for lib in ("tsmoe", "nf"))
+            if len(ours["mse"]) != len(theirs["mse"]):
+                raise SystemExit(f"{model} on {dataset}: {len(ours['mse'])} tsmoe windows, {len(theirs['mse'])} nf")
+            tests = {m: diebold_mariano(ours[m], theirs[m], HORIZON - 1) for m in ("mse", "mae")}
+            stored_mse = {lib: stored.get(f"{lib}_{model}/{dataset}/{seed}", {}).get("test", {}).get("mse")
+                          for lib in ("tsmoe", "nf")}  # fmt: skip
+            pairs.append({"model": model, "data": dataset, "seed": seed, "windows": int(len(ours["mse"])),
+                          "tsmoe_mse": float(ours["mse"].mean()), "nf_mse": float(theirs["mse"].mean()),
+                          "stored_mse": stored_mse, "tests": tests})  # fmt: skip
+    return pairs
+
+
+def paired_table(pairs: list[dict[str, Any]]) -> str:
+    """tsmoe - neuralforecast per model and data set: the MSE and MAE differences with 95 % intervals and p."""
+    lines = ["| data | model | tsmoe MSE | neuralforecast MSE | MSE difference [95 % interval] | p | MAE difference "
+             "[95 % interval] | p |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for pair in pairs:
+        cells = []
+        for metric in ("mse", "mae"):
+            test = pair["tests"][metric]
+            low, high = test["interval"]
+            cells += [f"{test['difference']:+.4f} [{low:+.4f}, {high:+.4f}]", f"{test['p_value']:.2g}"]
+        lines.append(f"| {pair['data']} | {LABELS[pair['model']]} | {pair['tsmoe_mse']:.4f} | {pair['nf_mse']:.4f} | "
+                     + " | ".join(cells) + " |")  # fmt: skip
+    return "\n".join(lines)
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -375,14 +433,27 @@ def markdown_table(result: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "p9-neuralforecast.json")
+    parser.add_argument("--out", type=Path, default=P9_RESULTS)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--data", nargs="+", default=list(DATASETS), choices=DATASETS)
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     parser.add_argument("--workers", type=int, default=1, help="runs at a time, one thread each")
     parser.add_argument("--report", action="store_true", help="print the table from --out and stop")
     parser.add_argument("--model-share", action="store_true", help="measure the model's share of a tsmoe step")
+    parser.add_argument("--losses", help="a folder to keep each run's per-window test losses in (for --paired)")
+    parser.add_argument("--paired", type=Path, help="write the paired tests of seed 0 to this file, from --losses")
     args = parser.parse_args()
+    if args.paired is not None:
+        from tsmoe.experiments.results import machine
+        from tsmoe.io import write_json
+
+        if args.losses is None:
+            parser.error("--paired reads the per-window losses of --losses")
+        pairs = paired(Path(args.losses), json.loads(P9_RESULTS.read_text())["runs"])
+        command = f"python benchmarks/p9_neuralforecast.py --losses {args.losses} --paired {args.paired}"
+        write_json(args.paired, {"protocol": "P9-paired", "command": command, "machine": machine(), "pairs": pairs})
+        print(paired_table(pairs))
+        return
     if args.model_share:
         from tsmoe.experiments.results import locked, machine, read_results
         from tsmoe.io import write_json
@@ -394,7 +465,7 @@ def main() -> None:
     if args.report:
         print(markdown_table(json.loads(args.out.read_text())))
         return
-    run(args.out, args.models, args.data, args.seeds, args.workers)
+    run(args.out, args.models, args.data, args.seeds, args.workers, args.losses)
 
 
 if __name__ == "__main__":

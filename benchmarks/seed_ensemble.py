@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> None:
         str(k): {part: ensemble.scores(members[:k], target)["ensemble"] for part, (members, target) in outputs.items()}
         for k in range(2, len(folders) + 1)
     }
-    metrics = list(test["ensemble"])
+    metrics = [k for k, v in test["ensemble"].items() if isinstance(v, int | float)]  # intervals are not averaged
     result = {
         "command": "python " + " ".join(sys.argv),
         "config": load_config(args.config, args.set).to_dict(),

@@ -43,6 +43,10 @@ def generated(path: str, rows: str | None = None, columns: str | None = None) ->
         from importlib import import_module
 
         return import_module(scripts[protocol]).markdown_table(result) + "\n"
+    if protocol == "P9-paired":
+        from p9_neuralforecast import paired_table
+
+        return paired_table(result["pairs"]) + "\n"
     if protocol == "P6-intervals":
         from p6_early import intervals_table
 
