@@ -13,11 +13,15 @@ Brier (P1), the Diebold-Mariano test on the per-window losses (P2, P3, P4).
     OMP_NUM_THREADS=1 python benchmarks/run.py benchmarks/experiments/p3-intervals.yaml --runs runs/p3-intervals
     python benchmarks/paired.py p3 --runs runs/p3-intervals --out benchmarks/results/p3-paired.json
     python benchmarks/paired.py p1 --out benchmarks/results/p1-paired.json --table
+    OMP_NUM_THREADS=1 python benchmarks/seed_ensemble.py configs/mrmoe-physionet2012.yaml --runs runs/p1/mrmoe \
+        --seeds 0 1 2 3 4 --out benchmarks/results/ensemble/p1-mrmoe.json      # and the GRU's (its results file)
+    python benchmarks/paired.py p1-ensembles --runs runs/p1 --out benchmarks/results/p1-ensembles-paired.json
 
 The runs are seed 0 of each row (the runner keeps their folders with ``--runs``; they give the stored seed-0
 test metrics, P1 and P4 exactly, P2 to float rounding but one run: ``p2-intervals.yaml`` says which). A test
 on one seed's runs asks whether the split resolves that seed's difference; it does not test the difference
-of the seeds' means.
+of the seeds' means. ``p1-ensembles`` compares deep ensembles of five seeds (``tsmoe compare A+B+... C+D+...``),
+whose members ``seed_ensemble.py`` keeps.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ PAIRS: dict[str, tuple[tuple[str, ...], ...]] = {
     "p1": (
         ("cfc", "lstm", "a single liquid network is below the LSTM"),
         ("ctrnn", "lstm", "a single liquid network is below the LSTM"),
+        ("ltc", "lstm", "a single liquid network is below the LSTM"),
         ("moe_same_rate", "cfc", "a mixture at one rate adds nothing over one CfC"),
         ("mrmoe_no_attention", "cfc", "the multi-rate gate without attention adds nothing over one CfC"),
         ("mrmoe", "mrmoe_no_attention", "attention lifts MR-MoE"),
@@ -71,20 +76,47 @@ PAIRS: dict[str, tuple[tuple[str, ...], ...]] = {
     ),
 }
 SEED = 0
+# deep ensembles of five seeds (benchmarks/seed_ensemble.py keeps them as <recipe>-s<seed>): per setting,
+# (side A, side B, claim), each side a list of run folders under --runs, scored as their ensemble
+SEEDS = range(5)
+ENSEMBLE_PAIRS: dict[str, tuple[tuple[list[str], list[str], str], ...]] = {
+    "p1-ensembles": (
+        ([f"mrmoe-s{s}" for s in SEEDS], [f"gru-od-q-do-s{s}" for s in SEEDS],
+         "the MR-MoE and GRU (input decay, quantiles, observation dropout) ensembles are level"),
+        ([f"mrmoe-s{s}" for s in SEEDS], ["mrmoe-s0"], "five seeds as one ensemble against seed 0 (MR-MoE)"),
+        ([f"gru-od-q-do-s{s}" for s in SEEDS], ["gru-od-q-do-s0"], "five seeds as one ensemble against seed 0 (GRU)"),
+    ),
+}  # fmt: skip
 
 
 def compare_pairs(setting: str, runs: Path) -> list[dict]:
-    """Every pair of the setting, from the run folders ``runs/<row>-0`` the runner keeps."""
+    """Every pair of the setting, from the run folders ``runs/<row>-0`` the runner keeps (or, for
+    ensembles, the seeds' folders ``seed_ensemble.py`` keeps)."""
+    if setting in ENSEMBLE_PAIRS:
+        return [_pair(_label(a), _label(b), claim, None, [runs / f for f in a], [runs / f for f in b])
+                for a, b, claim in ENSEMBLE_PAIRS[setting]]  # fmt: skip
     compared = []
     for row_a, row_b, claim, *case in PAIRS[setting]:
         folder = "-".join([*case, str(SEED)]).replace("/", "-")  # the runner's folder: <row>-<case>-<seed>
-        result = compare_runs(runs / f"{row_a}-{folder}", runs / f"{row_b}-{folder}", "test")
-        compared.append({"a": row_a, "b": row_b, "claim": claim, "case": case[0] if case else None,
-                         "items": result["items"], "task": result["task"], "metrics": result["metrics"]})  # fmt: skip
-        first = next(iter(result["metrics"]))
-        print(f"{row_a} - {row_b} {case}: {first} {result['metrics'][first]['difference']:+.4f} "
-              f"p={result['metrics'][first]['p_value']:.3g}", flush=True)  # fmt: skip
+        compared.append(_pair(row_a, row_b, claim, case[0] if case else None, runs / f"{row_a}-{folder}",
+                              runs / f"{row_b}-{folder}"))  # fmt: skip
     return compared
+
+
+def _label(folders: list[str]) -> str:
+    """A side's name in the table: a run's folder, or an ensemble's recipe and size (``mrmoe x5``)."""
+    return folders[0] if len(folders) == 1 else f"{folders[0].rsplit('-s', 1)[0]} x{len(folders)}"
+
+
+def _pair(row_a: str, row_b: str, claim: str, case: str | None, side_a: Path | list[Path],
+          side_b: Path | list[Path]) -> dict:  # fmt: skip
+    """One pair compared on the test part (a side given as a list of runs: their ensemble)."""
+    result = compare_runs(side_a, side_b, "test")
+    first = next(iter(result["metrics"]))
+    print(f"{row_a} - {row_b} {case or ''}: {first} {result['metrics'][first]['difference']:+.4f} "
+          f"p={result['metrics'][first]['p_value']:.3g}", flush=True)  # fmt: skip
+    return {"a": row_a, "b": row_b, "claim": claim, "case": case, "items": result["items"], "task": result["task"],
+            "metrics": result["metrics"]}  # fmt: skip
 
 
 def markdown_table(result: dict) -> str:
@@ -108,7 +140,7 @@ def markdown_table(result: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("setting", choices=list(PAIRS), help="whose claims: the pairs compared")
+    parser.add_argument("setting", choices=[*PAIRS, *ENSEMBLE_PAIRS], help="whose claims: the pairs compared")
     parser.add_argument("--out", required=True, type=Path, help="results JSON to write (or, with --table, to read)")
     parser.add_argument("--runs", type=Path, help="the run folders benchmarks/run.py kept (--runs)")
     parser.add_argument("--table", action="store_true", help="print the markdown table of an existing --out file")
@@ -121,7 +153,7 @@ def main() -> None:
     pairs = compare_pairs(args.setting, args.runs)
     command = f"python benchmarks/paired.py {args.setting} --runs {args.runs} --out {args.out}"
     write_json(args.out, {"protocol": "paired", "setting": args.setting, "command": command, "machine": machine(),
-                          "seed": SEED, "pairs": pairs})  # fmt: skip
+                          "seed": None if args.setting in ENSEMBLE_PAIRS else SEED, "pairs": pairs})  # fmt: skip
     print(markdown_table(json.loads(args.out.read_text())))
 
 

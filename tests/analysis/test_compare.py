@@ -154,3 +154,6 @@ def test_brier_and_paired_bootstrap_agree_on_identical_models():
     p = np.linspace(0.1, 0.9, 100)
     same = paired_bootstrap(brier_score, p, p, y)
     assert same["difference"] == 0 and same["interval"] == [0.0, 0.0] and same["p_value"] == 1.0
+    # every sample on one side: the smallest p-value 1,000 samples can show, not 0
+    clear = paired_bootstrap(brier_score, np.where(y == 1, 0.9, 0.1), np.full(100, 0.5), y, resamples=1000)
+    assert clear["interval"][1] < 0 and clear["p_value"] == pytest.approx(2 / 1001)

@@ -58,14 +58,16 @@ def paired_bootstrap(
 ) -> dict[str, float | list[float]]:
     """``metric(a) - metric(b)`` over ``resamples`` stratified bootstrap samples of the items, the same
     sample for both models (so what they share cancels): the percentile 95 % interval, and the p-value as
-    twice the share of samples on the far side of zero."""
+    twice the share of samples on the far side of zero, counted as ``(k + 1) / (R + 1)`` (Davison and Hinkley
+    1997): ``R`` samples cannot show a p-value below ``2 / (R + 1)``, and none is reported as 0."""
     rng = np.random.default_rng(seed)
     positives, negatives = np.flatnonzero(target == 1), np.flatnonzero(target != 1)
     diffs = np.empty(resamples)
     for i in range(resamples):
         rows = np.concatenate([rng.choice(positives, len(positives)), rng.choice(negatives, len(negatives))])
         diffs[i] = metric(prob_a[rows], target[rows]) - metric(prob_b[rows], target[rows])
-    p = min(1.0, 2 * min(float((diffs <= 0).mean()), float((diffs >= 0).mean())))
+    far_side = min(int((diffs <= 0).sum()), int((diffs >= 0).sum()))
+    p = min(1.0, 2 * (far_side + 1) / (resamples + 1))
     interval = [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))]
     return {"difference": metric(prob_a, target) - metric(prob_b, target), "interval": interval, "p_value": p}
 
