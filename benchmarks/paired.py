@@ -13,6 +13,7 @@ Brier (P1), the Diebold-Mariano test on the per-window losses (P2, P3, P4).
     OMP_NUM_THREADS=1 python benchmarks/run.py benchmarks/experiments/p3-intervals.yaml --runs runs/p3-intervals
     python benchmarks/paired.py p3 --runs runs/p3-intervals --out benchmarks/results/p3-paired.json
     python benchmarks/paired.py p1 --out benchmarks/results/p1-paired.json --table
+    python benchmarks/paired.py p1-inputs --runs runs/p1-intervals --out benchmarks/results/p1-inputs-paired.json
     OMP_NUM_THREADS=1 python benchmarks/seed_ensemble.py configs/mrmoe-physionet2012.yaml --runs runs/p1/mrmoe \
         --seeds 0 1 2 3 4 --out benchmarks/results/ensemble/p1-mrmoe.json      # and the GRU's (its results file)
     python benchmarks/paired.py p1-ensembles --runs runs/p1 --out benchmarks/results/p1-ensembles-paired.json
@@ -48,6 +49,11 @@ PAIRS: dict[str, tuple[tuple[str, ...], ...]] = {
         ("mrmoe_no_attention", "cfc", "the multi-rate gate without attention adds nothing over one CfC"),
         ("mrmoe", "mrmoe_no_attention", "attention lifts MR-MoE"),
         ("mrmoe", "gru", "MR-MoE reaches the GRU's level"),
+    ),
+    "p1-inputs": (  # the P1 rows after the ladder: what an input or the training adds
+        ("gru_observation_decay", "gru", "GRU-D's input decay lifts the GRU"),
+        ("gru_od_quantile_dropout", "mrmoe", "the GRU with MR-MoE's inputs is level with MR-MoE"),
+        ("mrmoe_distilled", "mrmoe", "distillation from its seeds and boosting lifts MR-MoE"),
     ),
     "p2": tuple(
         (a, b, claim, domain)
