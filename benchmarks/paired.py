@@ -10,6 +10,7 @@ Brier (P1), the Diebold-Mariano test on the per-window losses (P2, P3, P4).
     python benchmarks/paired.py p4 --runs runs/p4 --out benchmarks/results/p4-paired.json
     OMP_NUM_THREADS=1 python benchmarks/run.py benchmarks/experiments/p2-intervals.yaml --runs runs/p2-intervals
     python benchmarks/paired.py p2 --runs runs/p2-intervals --out benchmarks/results/p2-paired.json
+    python benchmarks/paired.py p2-backbones --runs runs/p2-intervals --out benchmarks/results/p2-backbones-paired.json
     OMP_NUM_THREADS=1 python benchmarks/run.py benchmarks/experiments/p3-intervals.yaml --runs runs/p3-intervals
     python benchmarks/paired.py p3 --runs runs/p3-intervals --out benchmarks/results/p3-paired.json
     python benchmarks/paired.py p1 --out benchmarks/results/p1-paired.json --table
@@ -67,6 +68,11 @@ PAIRS: dict[str, tuple[tuple[str, ...], ...]] = {
     + (
         ("patchtst", "mome", "PatchTST without text is below MoME's paper settings", "SocialGood"),
         ("patchtst", "mome", "PatchTST without text is below MoME's paper settings", "Energy"),
+    ),
+    "p2-backbones": tuple(
+        (f"{backbone}", f"{backbone}_no_text", f"text by modulation lowers {backbone}'s error", domain)
+        for backbone in ("mmlinear", "mitransformer")
+        for domain in P2_DOMAINS
     ),
     "p3": tuple(("mome", "no_text", "text by modulation against no text", case) for case in P3_CASES),
     "p4": (
