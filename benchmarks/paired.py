@@ -13,6 +13,7 @@ Brier (P1), the Diebold-Mariano test on the per-window losses (P2, P3, P4).
     python benchmarks/paired.py p2-backbones --runs runs/p2-intervals --out benchmarks/results/p2-backbones-paired.json
     OMP_NUM_THREADS=1 python benchmarks/run.py benchmarks/experiments/p3-intervals.yaml --runs runs/p3-intervals
     python benchmarks/paired.py p3 --runs runs/p3-intervals --out benchmarks/results/p3-paired.json
+    python benchmarks/paired.py p3-fusion --runs runs/p3-intervals --out benchmarks/results/p3-fusion-paired.json
     python benchmarks/paired.py p1 --out benchmarks/results/p1-paired.json --table
     python benchmarks/paired.py p1-inputs --runs runs/p1-intervals --out benchmarks/results/p1-inputs-paired.json
     OMP_NUM_THREADS=1 python benchmarks/seed_ensemble.py configs/mrmoe-physionet2012.yaml --runs runs/p1/mrmoe \
@@ -75,6 +76,7 @@ PAIRS: dict[str, tuple[tuple[str, ...], ...]] = {
         for domain in P2_DOMAINS
     ),
     "p3": tuple(("mome", "no_text", "text by modulation against no text", case) for case in P3_CASES),
+    "p3-fusion": tuple(("mome", "token_fusion", "modulation against token fusion", case) for case in P3_CASES),
     "p4": (
         ("gru", "itransformer", "the GRU is below every baseline"),
         ("lstm", "itransformer", "the LSTM is below every baseline"),
