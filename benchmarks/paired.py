@@ -71,7 +71,7 @@ PAIRS: dict[str, tuple[tuple[str, ...], ...]] = {
         ("patchtst", "mome", "PatchTST without text is below MoME's paper settings", "Energy"),
     ),
     "p2-backbones": tuple(
-        (f"{backbone}", f"{backbone}_no_text", f"text by modulation lowers {backbone}'s error", domain)
+        (backbone, f"{backbone}_no_text", f"text by modulation lowers {backbone}'s error", domain)
         for backbone in ("mmlinear", "mitransformer")
         for domain in P2_DOMAINS
     ),

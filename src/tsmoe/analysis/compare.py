@@ -68,10 +68,10 @@ class _Side:
     def __init__(self, side: RunSide, part: str) -> None:
         folders = run_folders(side)
         self.name, self.part = "+".join(str(f) for f in folders), part
-        self.ensemble = Ensemble.load(folders) if len(folders) > 1 else None
+        self.ensemble = Ensemble.load(folders) if len(folders) > 1 else None  # checks parts when it scores
         self.run = self.ensemble.members[0] if self.ensemble else Estimator.load(folders[0])
-        for name, run in zip(folders, self.ensemble.members if self.ensemble else [self.run], strict=True):
-            run.check_part_unseen(part, f"run '{name}'")
+        if self.ensemble is None:
+            self.run.check_part_unseen(part, f"run '{self.name}'")
 
     def outputs(self) -> tuple[torch.Tensor, torch.Tensor, bool]:
         """``(outputs, target, whether they are probabilities)``: a run's scored outputs (logits for a

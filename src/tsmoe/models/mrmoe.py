@@ -303,14 +303,8 @@ class StepState:
     caches: list[KeyValueCache]
     lengths: list[int]
 
-    def row(self, i: int) -> StepState:
-        """Sequence ``i``'s state alone (a batch of one)."""
-        decay = None if self.decay is None else DecayState(*(part[i : i + 1] for part in self.decay.parts()))
-        return StepState(self.h[i : i + 1], decay, self.sums[i : i + 1], self.counts[i : i + 1],
-                         self.caches[i : i + 1], self.lengths[i : i + 1])  # fmt: skip
-
     def rows(self) -> list[StepState]:
-        """Every sequence's state alone (batches of one), as :meth:`row` gives them, split in one pass."""
+        """Every sequence's state alone (batches of one), split in one pass."""
         batch = self.h.shape[0]
         decays: list[DecayState | None] = [None] * batch
         if self.decay is not None:

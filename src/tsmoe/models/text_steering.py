@@ -30,7 +30,7 @@ class SteeringParams:
 
 
 def refuse_unresolved_text(model: str, text: str) -> None:
-    """``text: auto`` is resolved by training (:mod:`tsmoe.text_choice`) to ``both`` or ``none``; a model
+    """``text: auto`` is resolved by training (:mod:`tsmoe.training.text_choice`) to ``both`` or ``none``; a model
     is never built with it."""
     if text == "auto":
         raise ConfigError(
