@@ -8,6 +8,9 @@ Brier (P1), the Diebold-Mariano test on the per-window losses (P2, P3, P4).
     OMP_NUM_THREADS=1 python benchmarks/run.py benchmarks/experiments/p4.yaml --seeds 0 \\
         --out benchmarks/results/reproduced/p4-s0.json --runs runs/p4
     python benchmarks/paired.py p4 --runs runs/p4 --out benchmarks/results/p4-paired.json
+    OMP_NUM_THREADS=1 python benchmarks/run.py benchmarks/experiments/p4-horizons.yaml --seeds 0 --runs runs/p4-horizons
+    python benchmarks/paired.py p4-horizons --runs runs/p4-horizons --out benchmarks/results/p4-horizons-paired.json
+    (and p4-exchange-horizons.yaml the same way)
     OMP_NUM_THREADS=1 python benchmarks/run.py benchmarks/experiments/p2-intervals.yaml --runs runs/p2-intervals
     python benchmarks/paired.py p2 --runs runs/p2-intervals --out benchmarks/results/p2-paired.json
     python benchmarks/paired.py p2-backbones --runs runs/p2-intervals --out benchmarks/results/p2-backbones-paired.json
@@ -41,6 +44,7 @@ from tsmoe.io import write_json
 EXPERIMENTS = Path(__file__).resolve().parent / "experiments"
 P2_DOMAINS = tuple(read_experiment(EXPERIMENTS / "p2-intervals.yaml").cases)  # the kept runs' cases
 P3_CASES = tuple(read_experiment(EXPERIMENTS / "p3-intervals.yaml").cases)
+HORIZONS = tuple(read_experiment(EXPERIMENTS / "p4-horizons.yaml").cases)  # P4's longer horizons
 # per setting: (row A, row B, the claim of the benchmark pages the pair tests[, the case both ran on])
 PAIRS: dict[str, tuple[tuple[str, ...], ...]] = {
     "p1": (
@@ -88,6 +92,14 @@ PAIRS: dict[str, tuple[tuple[str, ...], ...]] = {
         ("gru", "dlinear", "the GRU is level with the best baseline"),
         ("mrmoe", "gru", "MR-MoE and the GRU"),
     ),
+    **{
+        setting: tuple(
+            ("mrmoe", other, f"MR-MoE against {other} at the longer horizons", horizon)
+            for horizon in HORIZONS
+            for other in ("dlinear", "itransformer", "patchtst", "gru", "lstm")
+        )
+        for setting in ("p4-horizons", "p4-exchange-horizons")
+    },
 }
 SEED = 0
 # deep ensembles of five seeds (benchmarks/seed_ensemble.py keeps them as <recipe>-s<seed>): per setting,

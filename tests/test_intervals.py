@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from tsmoe.cli import main
-from tsmoe.intervals import conformal_quantiles, level_name
+from tsmoe.errors import ConfigError
+from tsmoe.intervals import conformal_quantiles, level_name, rolling_quantiles
 from tsmoe.metrics import pinball_loss, quantile_metrics
 from tsmoe.paths import shipped_data_dir
 
@@ -29,6 +30,32 @@ def test_conformal_intervals_cover_exchangeable_targets_at_their_level():
     for level in (0.8, 0.9):
         width = conformal_quantiles(np.abs(calibration), [level])[0]
         assert np.mean(np.abs(new) <= width) == pytest.approx(level, abs=0.015)
+
+
+def test_rolling_widths_come_from_the_latest_windows_whose_targets_are_known():
+    rng = np.random.default_rng(1)
+    residuals = np.abs(rng.standard_normal((60, 3, 2)))
+    origins = np.arange(60) + np.where(np.arange(60) >= 20, 2, 0)  # the scored part starts 2 steps after a gap
+    first, horizon, n = 20, 3, 12
+    widths = rolling_quantiles(residuals, origins, first, horizon, n, [0.5, 0.9])
+    assert widths.shape == (2, 40, 3, 2)
+    for g in range(first, 60):  # window g may use the n latest windows with origin <= its own - horizon
+        last = np.flatnonzero(origins <= origins[g] - horizon)[-1]
+        pool = residuals[last - n + 1 : last + 1]
+        assert np.array_equal(widths[:, g - first], conformal_quantiles(pool, [0.5, 0.9]))
+    assert np.array_equal(widths[:, 0], conformal_quantiles(residuals[8:20], [0.5, 0.9]))  # the last 12 before the gap
+    with pytest.raises(ConfigError, match="over 12 windows needs that many"):
+        rolling_quantiles(residuals, np.arange(60), 10, horizon, n, [0.9])  # the first pool would not be full
+
+
+def test_rolling_calibration_follows_a_series_that_calms_down():
+    rng = np.random.default_rng(2)
+    wild, calm = np.abs(rng.standard_normal((3000, 1, 1))) * 2, np.abs(rng.standard_normal((6000, 1, 1)))
+    residuals = np.concatenate([wild, calm])  # validation twice as wild as the scored part
+    fixed = conformal_quantiles(wild, [0.9])[0]
+    rolling = rolling_quantiles(residuals, np.arange(9000), 3000, 1, 500, [0.9])[0]
+    assert np.mean(calm <= fixed) > 0.99  # validation's widths over-cover the calmer months
+    assert np.mean(calm[1000:] <= rolling[1000:]) == pytest.approx(0.9, abs=0.015)  # once the pool has moved on
 
 
 def test_quantile_metrics_on_known_cases():
@@ -63,6 +90,30 @@ def test_evaluate_reports_coverage_and_width_per_level(forecaster, capsys):
     assert 0 < record["width_80"] < record["width_90"]
     assert record["crps"] > 0 and record["wql"] > 0
     assert record["mse"] == pytest.approx(json.loads(before)["mse"])
+
+
+def test_evaluate_with_rolling_calibration(forecaster, capsys):
+    assert main(["evaluate", str(forecaster), "--intervals", "0.9", "--calibration", "rolling", "--no-plots"]) == 0
+    rolling = json.loads((forecaster / "metrics-eval.json").read_text())
+    assert rolling["calibration"] == "rolling"
+    assert rolling["calibration_windows"] == 2880 - 6 + 1  # every validation window: their targets end before test
+    assert main(["evaluate", str(forecaster), "--intervals", "0.9", "--calibration", "rolling",
+                 "--calibration-windows", "240", "--no-plots"]) == 0  # fmt: skip
+    short = json.loads((forecaster / "metrics-eval.json").read_text())
+    assert short["calibration_windows"] == 240 and 0.5 < short["coverage_90"] < 1
+    assert short["mse"] == rolling["mse"] and short["width_90"] != rolling["width_90"]
+    refusals = {
+        ("--calibration-windows", "100000"): "needs that many validation windows",
+        ("--part", "validation"): "come after its validation windows",
+    }
+    for extra, message in refusals.items():
+        args = ["evaluate", str(forecaster), "--intervals", "0.9", "--calibration", "rolling", *extra, "--no-plots"]
+        assert main(args) == 2
+        assert message in capsys.readouterr().err
+    assert main(["evaluate", str(forecaster), "--calibration", "rolling", "--no-plots"]) == 2
+    assert "give --intervals too" in capsys.readouterr().err
+    assert main(["evaluate", str(forecaster), "--intervals", "0.9", "--calibration-windows", "9", "--no-plots"]) == 2
+    assert "for rolling calibration" in capsys.readouterr().err
 
 
 def test_a_run_saved_before_a_size_was_recorded_still_scores(forecaster, tmp_path):

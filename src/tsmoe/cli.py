@@ -3,6 +3,7 @@
 tsmoe train CONFIG --out RUN_DIR [--set key=value ...]
 tsmoe train --resume RUN_DIR
 tsmoe evaluate RUN_DIR [--set data.root=DIR ...] [--split default|all] [--part test|validation] [--intervals 0.9]
+               [--calibration validation|rolling] [--calibration-windows N]
 tsmoe evaluate RUN_DIR RUN_DIR ... [--out ENSEMBLE.json]   (a deep ensemble: mean probabilities or forecasts)
 tsmoe predict RUN_DIR [RUN_DIR ...] INPUT -o OUTPUT.csv [--set data.KEY=VALUE ...] [--per-step] [--intervals 0.9]
 tsmoe report RUN_DIR
@@ -176,16 +177,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     prepared = estimator.prepare_data(split=split, data_overrides=overrides)
     dataset = prepared.test if args.part == "test" else prepared.val
     metrics = estimator.score_part(prepared, dataset)
-    if levels:  # conformal intervals from the run's own validation residuals
-        from tsmoe.intervals import interval_metrics
+    if levels:  # conformal intervals from the run's own held-out residuals
+        from tsmoe.intervals import conformal_widths, interval_metrics
 
-        metrics |= interval_metrics(estimator, *estimator.scored_outputs(prepared, dataset), levels)
+        widths, used = conformal_widths(
+            estimator, prepared, dataset, levels, args.calibration, args.calibration_windows
+        )
+        metrics |= interval_metrics(*estimator.scored_outputs(prepared, dataset), levels, widths)
+        calibrated = {"calibration": args.calibration, "calibration_windows": used}
+    elif args.calibration != "validation" or args.calibration_windows is not None:
+        raise TsmoeError("--calibration and --calibration-windows are for conformal intervals: give --intervals too")
+    else:
+        calibrated = {}
     where = overrides.get("root") or overrides.get("observations") or "the training data"
     # the training data's own test split rewrites metrics.json in the form `tsmoe train` wrote it (the same
     # numbers); any other split, part or data goes beside it, recording what was scored
     on_training_test = not overrides and split == "default" and args.part == "test" and not levels
     name = "metrics.json" if on_training_test else "metrics-eval.json"
-    record = {"split": split, "part": args.part, "data": overrides, **metrics}
+    record = {"split": split, "part": args.part, "data": overrides, **calibrated, **metrics}
     run_io.write_json(run_dir / name, metrics if on_training_test else record)
     _print_metrics(
         metrics,
@@ -409,6 +418,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--intervals", type=float, nargs="+", metavar="LEVEL",
         help="forecasters: conformal intervals at these levels (e.g. 0.8 0.9): coverage_80, width_80, crps, wql",
     )  # fmt: skip
+    evaluate.add_argument(
+        "--calibration", choices=["validation", "rolling"], default="validation",
+        help="the residuals the intervals come from: the validation split's (default), or, rolling, each window's "
+        "latest windows whose targets were known when it was made (validation's, then the scored part's own)",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--calibration-windows",
+        type=int,
+        metavar="N",
+        help="rolling calibration: how many of the latest windows (default: all the validation split holds)",
+    )
     evaluate.set_defaults(func=cmd_evaluate)
 
     predict = sub.add_parser("predict", help="predict from a file or folder with a saved run (or an ensemble)")

@@ -6,6 +6,13 @@ For level ``l`` and ``n`` validation windows, the half-width at step ``h`` of ta
 ``y_hat +- q``. Where validation and test windows are exchangeable, it covers a share of at least ``l`` of
 new targets at each step. The validation split chose the epoch too, which the guarantee does not
 assume; P7 measures the coverage this gives.
+
+A series whose later months are calmer or wilder than its validation months is not exchangeable with
+them. **Rolling** calibration (``calibration="rolling"``; Darts' conformal models with a ``cal_length``)
+takes each evaluated window's half-widths from the ``n`` latest windows whose whole target was known when
+its forecast was made (origins at least a horizon earlier): the validation windows, then the evaluated
+windows themselves as their targets arrive. This is what a deployed forecaster can do, and it follows the
+series' level of difficulty; it uses no target before it would be known.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ import pandas as pd
 from tsmoe.errors import ConfigError
 from tsmoe.metrics import block_bootstrap_intervals, quantile_metrics, window_block
 from tsmoe.tasks import get_task
+
+CALIBRATIONS = ("validation", "rolling")
 
 
 def check_levels(levels: Sequence[float]) -> list[float]:
@@ -50,9 +59,13 @@ def conformal_quantiles(abs_residuals: np.ndarray, levels: Sequence[float]) -> n
     return np.stack(widths)
 
 
-def half_widths(estimator: Any, levels: Sequence[float], original: bool) -> np.ndarray:
-    """The run's conformal half-widths ``(L, H, C)``, from its validation split's residuals on the original
-    scale (``original``) or on the scale its metrics use."""
+def _held_out_residuals(estimator: Any, prepared: Any, original: bool) -> tuple[Any, np.ndarray]:
+    """The validation part and its absolute residuals ``(n, H, C)``, refused for a run that has none."""
+    _check_held_out(estimator, prepared)
+    return prepared.val, _abs_residuals(estimator, prepared, prepared.val, original)
+
+
+def _check_held_out(estimator: Any, prepared: Any) -> None:
     task = get_task(estimator.meta_["task"])
     if task.name != "forecast":
         raise ConfigError(f"conformal intervals are for forecasters; this run's task is {task.name}")
@@ -61,23 +74,114 @@ def half_widths(estimator: Any, levels: Sequence[float], original: bool) -> np.n
             "this run was refit on its validation items (training.refit), so it has no held-out validation "
             "split to take conformal residuals from; train it without refit"
         )
-    prepared = estimator.prepare_data()
     if len(prepared.val) == 0:
         raise ConfigError("this run's data has no validation split to take conformal residuals from")
-    output, target = estimator.scored_outputs(prepared, prepared.val, original)
+
+
+def _abs_residuals(estimator: Any, prepared: Any, dataset: Any, original: bool) -> np.ndarray:
+    output, target = estimator.scored_outputs(prepared, dataset, original)
     residuals = (output.double() - target.double()).abs().numpy()
-    return conformal_quantiles(residuals.reshape(len(residuals), residuals.shape[1], -1), levels)
+    return residuals.reshape(len(residuals), residuals.shape[1], -1)
+
+
+def half_widths(estimator: Any, levels: Sequence[float], original: bool) -> np.ndarray:
+    """The run's conformal half-widths ``(L, H, C)``, from its validation split's residuals on the original
+    scale (``original``) or on the scale its metrics use."""
+    _, residuals = _held_out_residuals(estimator, estimator.prepare_data(), original)
+    return conformal_quantiles(residuals, levels)
+
+
+def rolling_quantiles(
+    residuals: np.ndarray, origins: np.ndarray, first: int, horizon: int, windows: int, levels: Sequence[float]
+) -> np.ndarray:
+    """``(L, M - first, H, C)``: for each window ``g >= first`` of one series' absolute residuals ``(M, H, C)``
+    with forecast origins ``(M,)`` (increasing), the ``ceil((n + 1) l)``-th smallest over the ``n = windows``
+    latest windows whose whole target was known at ``g``'s origin (origin at most ``origin_g - horizon``).
+    Needs that many before the first: its pool is full."""
+    known = np.searchsorted(origins, origins[first:] - horizon, side="right")  # windows usable by each g
+    if known.min() < windows:
+        raise ConfigError(
+            f"rolling calibration over {windows} windows needs that many validation windows whose targets end "
+            f"before the first forecast; this series has {known.min()}"
+        )
+    flat = pd.DataFrame(residuals.reshape(len(residuals), -1))
+    out = []
+    for level in levels:
+        k = math.ceil((windows + 1) * level)
+        if k > windows:
+            out.append(np.full((len(known), *residuals.shape[1:]), np.inf))
+            continue
+        # pandas' rolling quantile takes the floor(q (n - 1))-th smallest (from 0) with interpolation "lower":
+        # q a quarter above (k - 1) / (n - 1) gives exactly the k-th, whatever the rounding of q (the largest: 1)
+        q = min((k - 1 + 0.25) / (windows - 1), 1.0) if windows > 1 else 0.0
+        rolled = flat.rolling(windows).quantile(q, interpolation="lower").to_numpy()  # row j: windows j-n+1..j
+        out.append(rolled[known - 1].reshape(-1, *residuals.shape[1:]))
+    return np.stack(out)
+
+
+def conformal_widths(
+    estimator: Any,
+    prepared: Any,
+    dataset: Any,
+    levels: Sequence[float],
+    calibration: str = "validation",
+    windows: int | None = None,
+) -> tuple[np.ndarray, int]:
+    """Half-widths ``(L, N, H, C)`` (``N`` is 1 for ``validation``: the same for every window) for the windows
+    of ``dataset``, a part of ``prepared``, on the scale the run's metrics use, and the number of windows each
+    comes from. ``validation`` takes them from the run's own validation split; ``rolling`` each window's from
+    the ``windows`` latest windows whose targets were known at its origin, ``prepared``'s validation part then
+    ``dataset`` itself, which must follow it (default: as many as the validation part holds before the first
+    window)."""
+    if calibration not in CALIBRATIONS:
+        raise ConfigError(f"calibration must be one of {list(CALIBRATIONS)}, got '{calibration}'")
+    if windows is not None and calibration != "rolling":
+        raise ConfigError("a number of calibration windows is for rolling calibration (--calibration rolling)")
+    if windows is not None and windows < 1:
+        raise ConfigError(f"the rolling calibration needs at least one window, got {windows}")
+    if calibration == "validation":  # the run's own validation split, whatever data is scored
+        _, val_residuals = _held_out_residuals(estimator, estimator.prepare_data(), estimator.original_scale())
+        return conformal_quantiles(val_residuals, levels)[:, None], len(val_residuals)
+    _check_held_out(estimator, prepared)
+    val = prepared.val
+    if not hasattr(dataset, "target_starts"):
+        raise ConfigError(
+            "rolling calibration needs windows that know where they start in their series (a table of series); "
+            "these are fixed windows without positions: use --calibration validation"
+        )
+    series, val_series = dataset.item_series(), val.item_series()
+    for s in np.unique(series):  # checked before any window is scored
+        before, after = val.target_starts()[val_series == s], dataset.target_starts()[series == s]
+        if len(after) and (np.any(np.diff(after) <= 0) or (len(before) and after[0] <= before[-1])):
+            raise ConfigError(
+                f"rolling calibration needs the scored windows of series {s} to come after its validation windows, "
+                "in time order (the test part of the run's own chronological split)"
+            )
+    horizon = prepared.dims["horizon"]
+    if windows is None:  # as many as every series' validation part holds before its first scored window
+        firsts = {s: dataset.target_starts()[series == s][0] for s in np.unique(series)}
+        windows = max(
+            1, min(int(np.sum(val.target_starts()[val_series == s] <= o - horizon)) for s, o in firsts.items())
+        )
+    val_residuals = _abs_residuals(estimator, prepared, val, estimator.original_scale())
+    residuals = _abs_residuals(estimator, prepared, dataset, estimator.original_scale())
+    widths = np.empty((len(levels), *residuals.shape))
+    for s in np.unique(series):
+        here, before = series == s, val_series == s
+        sequence = np.concatenate([val_residuals[before], residuals[here]])
+        origins = np.concatenate([val.target_starts()[before], dataset.target_starts()[here]])
+        widths[:, here] = rolling_quantiles(sequence, origins, int(before.sum()), horizon, windows, levels)
+    return widths, windows
 
 
 def interval_metrics(
-    estimator: Any, output: Any, target: Any, levels: Sequence[float]
+    output: Any, target: Any, levels: Sequence[float], widths: np.ndarray
 ) -> dict[str, float | list[float]]:
     """``coverage_<l>`` and ``width_<l>`` per level, with ``coverage_<l>_ci``, the 95 % interval of the
     coverage over this test sample (windows resampled in blocks of two horizons, as ``mse_ci``), and
     ``crps`` and ``wql`` from the quantiles the intervals give (the point forecast as the median, each
-    interval's ends as its two tail quantiles), for scored ``output`` and ``target`` ``(N, H, C)`` on the
-    scale the run's metrics use."""
-    widths = half_widths(estimator, levels, estimator.original_scale())
+    interval's ends as its two tail quantiles), for scored ``output`` and ``target`` ``(N, H, C)`` and
+    half-widths ``(L, N or 1, H, C)`` (:func:`conformal_widths`), all on the scale the run's metrics use."""
     point, y = output.double().numpy(), target.double().numpy()
     point, y = point.reshape(len(point), point.shape[1], -1), y.reshape(len(y), y.shape[1], -1)
     metrics: dict[str, float] = {}

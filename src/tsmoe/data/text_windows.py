@@ -149,6 +149,10 @@ class AlignedTextWindows(Dataset):
         """``(N,)``: the series of each window (:meth:`WindowDataset.item_series`)."""
         return self.windows.item_series()
 
+    def target_starts(self) -> np.ndarray:
+        """``(N,)``: where each window's target begins (:meth:`WindowDataset.target_starts`)."""
+        return self.windows.target_starts()
+
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         encoded = self.encoded.window(item)
         return {**self.windows[item], "text_tokens": torch.from_numpy(encoded.tokens),

@@ -74,6 +74,7 @@ class WindowDataset(Dataset):
         if lookback < 1 or horizon < 1:
             raise DataError(f"lookback and horizon must be >= 1, got {lookback} and {horizon}")
         self.lookback, self.horizon = lookback, horizon
+        self.range_starts = np.array([start for start, _ in ranges], dtype=np.int64)
         self.blocks: list[np.ndarray] = []
         self.elapsed: list[np.ndarray] = []
         index: list[tuple[int, int]] = []
@@ -91,6 +92,10 @@ class WindowDataset(Dataset):
     def item_series(self) -> np.ndarray:
         """``(N,)``: the series of each window (items run series by series, in time order within each)."""
         return self.index[:, 0]
+
+    def target_starts(self) -> np.ndarray:
+        """``(N,)``: the row of its series where each window's target begins (its forecast's origin)."""
+        return self.range_starts[self.index[:, 0]] + self.index[:, 1] + self.lookback
 
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         series, start = self.index[item]
