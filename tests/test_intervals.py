@@ -160,3 +160,32 @@ def test_bad_interval_requests_are_refused(forecaster, small_physionet, tmp_path
     assert main(["train", "configs/lstm-physionet2012.yaml", "--out", str(classifier), *sets]) == 0
     assert main(["evaluate", str(classifier), "--intervals", "0.9", "--no-plots"]) == 2
     assert "conformal intervals are for forecasters" in capsys.readouterr().err
+
+
+def test_predict_with_rolling_calibration_uses_the_inputs_latest_known_errors(forecaster, tmp_path, capsys):
+    frame = pd.read_csv(shipped_data_dir() / "ett" / "ETTh1.csv.gz").iloc[-200:].reset_index(drop=True)
+    frame.to_csv(tmp_path / "recent.csv", index=False)
+    out = tmp_path / "fc.csv"
+    args = ["predict", str(forecaster), str(tmp_path / "recent.csv"), "-o", str(out), "--intervals", "0.9"]
+    assert main([*args, "--calibration", "rolling", "--calibration-windows", "9"]) == 0
+    table = pd.read_csv(out)
+    # by hand: the 9 latest windows whose 6 target rows the file holds (origins 186 .. 194), each forecast from
+    # the file cut at its origin; at level 0.9 with 9 windows the half-width is the largest of their errors
+    names, errors = ["OT", "HUFL"], []
+    for origin in range(200 - 6 - 9 + 1, 200 - 6 + 1):
+        frame.iloc[:origin].to_csv(tmp_path / "cut.csv", index=False)
+        assert main(["predict", str(forecaster), str(tmp_path / "cut.csv"), "-o", str(tmp_path / "cut-fc.csv")]) == 0
+        forecast = pd.read_csv(tmp_path / "cut-fc.csv")[names].to_numpy()
+        errors.append(forecast - frame.iloc[origin : origin + 6][names].to_numpy())
+    width = np.abs(np.stack(errors)).max(0)
+    high, low = table[[f"{n}_hi_90" for n in names]].to_numpy(), table[[f"{n}_lo_90" for n in names]].to_numpy()
+    assert np.allclose(high - table[names].to_numpy(), width, atol=1e-4)
+    assert np.allclose(table[names].to_numpy() - low, width, atol=1e-4)
+    refusals = {
+        ("--calibration", "rolling", "--calibration-windows", "5"): "too few for a 90 % interval (it needs at least 9)",
+        ("--calibration", "rolling", "--calibration-windows", "200"): "calibrating on 200 needs 229 rows",
+        ("--calibration-windows", "20"): "is for rolling calibration",
+    }
+    for extra, message in refusals.items():
+        assert main([*args, *extra]) == 2
+        assert message in capsys.readouterr().err

@@ -6,6 +6,7 @@ tsmoe evaluate RUN_DIR [--set data.root=DIR ...] [--split default|all] [--part t
                [--calibration validation|rolling] [--calibration-windows N]
 tsmoe evaluate RUN_DIR RUN_DIR ... [--out ENSEMBLE.json]   (a deep ensemble: mean probabilities or forecasts)
 tsmoe predict RUN_DIR [RUN_DIR ...] INPUT -o OUTPUT.csv [--set data.KEY=VALUE ...] [--per-step] [--intervals 0.9]
+              [--calibration validation|rolling] [--calibration-windows N]
 tsmoe report RUN_DIR
 tsmoe compare RUN_A RUN_B [--part test|validation] [--json]      (a side may be RUN+RUN+...: an ensemble)
 tsmoe calibrate RUN_DIR
@@ -109,6 +110,16 @@ def _interval_levels(levels: list[float] | None, runs: int) -> list[float]:
     return check_levels(levels)
 
 
+def _check_calibration(args: argparse.Namespace, levels: list[float]) -> None:
+    """``--calibration`` and ``--calibration-windows`` come with ``--intervals``, and a count with rolling."""
+    if not levels and (args.calibration != "validation" or args.calibration_windows is not None):
+        raise ConfigError("--calibration and --calibration-windows are for conformal intervals: give --intervals too")
+    if args.calibration_windows is not None and args.calibration != "rolling":
+        raise ConfigError("--calibration-windows is for rolling calibration (--calibration rolling)")
+    if args.calibration_windows is not None and args.calibration_windows < 1:
+        raise ConfigError(f"--calibration-windows takes a positive number, got {args.calibration_windows}")
+
+
 def _data_overrides(pairs: list[str]) -> dict:
     from tsmoe.config import apply_overrides
 
@@ -163,6 +174,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     overrides = _data_overrides(args.set)
     levels = _interval_levels(args.intervals, len(args.run_dir))
+    _check_calibration(args, levels)
     # other data (another root, another table of observations) is scored whole unless --split says otherwise
     split = args.split or ("all" if {"root", "observations"} & set(overrides) else "default")
     if split == "all" and args.part == "validation":
@@ -176,19 +188,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     estimator.check_part_unseen(args.part, f"run '{run_dir}'")
     prepared = estimator.prepare_data(split=split, data_overrides=overrides)
     dataset = prepared.test if args.part == "test" else prepared.val
-    metrics = estimator.score_part(prepared, dataset)
-    if levels:  # conformal intervals from the run's own held-out residuals
-        from tsmoe.intervals import conformal_widths, interval_metrics
+    calibrated: dict = {}
+    if levels:  # conformal intervals from the run's own held-out residuals (what is refused, before scoring)
+        from tsmoe.intervals import conformal_widths
 
         widths, used = conformal_widths(
             estimator, prepared, dataset, levels, args.calibration, args.calibration_windows
         )
-        metrics |= interval_metrics(*estimator.scored_outputs(prepared, dataset), levels, widths)
         calibrated = {"calibration": args.calibration, "calibration_windows": used}
-    elif args.calibration != "validation" or args.calibration_windows is not None:
-        raise TsmoeError("--calibration and --calibration-windows are for conformal intervals: give --intervals too")
-    else:
-        calibrated = {}
+    metrics = estimator.score_part(prepared, dataset)
+    if levels:
+        from tsmoe.intervals import interval_metrics
+
+        metrics |= interval_metrics(*estimator.scored_outputs(prepared, dataset), levels, widths)
     where = overrides.get("root") or overrides.get("observations") or "the training data"
     # the training data's own test split rewrites metrics.json in the form `tsmoe train` wrote it (the same
     # numbers); any other split, part or data goes beside it, recording what was scored
@@ -249,6 +261,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     levels = _interval_levels(args.intervals, len(args.paths) if args.after_data else len(runs))
     if levels and args.per_step:
         raise ConfigError("--intervals are for forecasts; --per-step predicts records")
+    _check_calibration(args, levels)
+    if args.calibration == "rolling" and args.after_data:
+        raise ConfigError("--calibration rolling calibrates on the input's own recent windows; --after-data has none")
     if args.per_step and (len(runs) != 1 or args.after_data):
         raise ConfigError("--per-step takes one run and an input table (RUN INPUT)")
     if args.after_data:  # every path is a run: forecast what follows each run's own data set
@@ -263,8 +278,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
         frame = predict_file(Estimator.load(runs[0]), Path(last), overrides, every_step=args.per_step)
     if levels:
         from tsmoe.intervals import with_interval_columns
+        from tsmoe.predict import rolling_interval_widths
 
-        frame = with_interval_columns(frame, Estimator.load(args.paths[0] if args.after_data else runs[0]), levels)
+        estimator = Estimator.load(args.paths[0] if args.after_data else runs[0])
+        by_series = None
+        if args.calibration == "rolling":  # each series' widths from its own latest known errors in the input
+            by_series = rolling_interval_widths(estimator, Path(last), levels, args.calibration_windows)
+        frame = with_interval_columns(frame, estimator, levels, by_series)
     run_io.write_text(out, frame.to_csv(index=False))  # atomic: a killed predict leaves no half file
     print(f"wrote {len(frame)} rows to {out}")
     return 0
@@ -450,6 +470,15 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--intervals", type=float, nargs="+", metavar="LEVEL",
         help="forecasters: conformal intervals at these levels: columns <target>_lo_90, <target>_hi_90, ...",
+    )  # fmt: skip
+    predict.add_argument(
+        "--calibration", choices=["validation", "rolling"], default="validation",
+        help="the errors the intervals come from: the run's validation split's (default), or, rolling, each "
+        "series' own latest windows in the input whose targets it holds",
+    )  # fmt: skip
+    predict.add_argument(
+        "--calibration-windows", type=int, metavar="N",
+        help="rolling calibration: how many of each series' latest windows (default: as many as the shortest holds)",
     )  # fmt: skip
     predict.add_argument(
         "--per-step",

@@ -180,6 +180,14 @@ def _dated_text_setting(estimator, where: str) -> TextSetting | None:
 def forecast_series(estimator, frame: pd.DataFrame, where: str, path: Path | None = None) -> pd.DataFrame:
     """:func:`forecast_after` the series of ``frame`` (read from ``path``, if a file), with the texts of its
     text column for a model that reads text."""
+    return forecast_after(estimator, *read_series_table(estimator, frame, where, path))
+
+
+def read_series_table(
+    estimator, frame: pd.DataFrame, where: str, path: Path | None = None
+) -> tuple[SeriesSet, str, TextSetting | None]:
+    """The series of ``frame`` as the run reads them (long format, or wide from a file), ``where``, and the
+    run's text setting (``None`` for a run without text), with the texts of its text column."""
     text = _dated_text_setting(estimator, where)
     text_col = text_column(estimator) if text else None
     if text_col and text_col not in frame.columns:
@@ -190,7 +198,7 @@ def forecast_series(estimator, frame: pd.DataFrame, where: str, path: Path | Non
     if not text and TEXT_COLUMN in frame.columns:
         log.warning("%s: column '%s' is not used: this run reads no text", where, TEXT_COLUMN)
     data = _read_series(frame, where, path, estimator.meta_["channel_names"], text_col, key_columns(estimator))
-    return forecast_after(estimator, data, where, text)
+    return data, where, text
 
 
 def forecast_data_set(estimator, data: object, where: str) -> pd.DataFrame:
@@ -232,27 +240,18 @@ def forecast_after(estimator, data: SeriesSet, where: str, text: TextSetting | N
     meta = estimator.meta_
     lookback, horizon = meta["dims"]["lookback"], meta["dims"]["horizon"]
     check_sampling(data, meta.get("time_step"), where)
-    scaler = StandardScaler.from_state(estimator.state_)
-    tables = dated_tables(data) if text else {}
-    items, facts, futures = [], [], []
-    for number, series in enumerate(data.series):
+    for series in data.series:
         if len(series.values) < lookback:
             raise DataError(f"{where}, series '{series.name}': {len(series.values)} rows, the model needs {lookback}")
-        x = torch.from_numpy(scaler.transform(series.values[-lookback:]))
-        dt = torch.from_numpy(elapsed_before(series)[-lookback:])  # the gaps the liquid models integrate
-        items.append({"x": x, "y": torch.zeros(horizon, x.shape[-1]), "series": torch.tensor(number), "dt": dt})
+    futures, origins = [], []
+    for number, series in enumerate(data.series):
         future = _future_stamps(series.timestamps, horizon)
+        # texts strictly before the first forecast step; with no known step, anything up to the last row
+        start = future[0] if future is not None else series.timestamps[-1] + np.timedelta64(1, "ns")
         futures.append(future)
-        if text:  # strictly before the first forecast step; with no known step, anything up to the last row
-            start = future[0] if future is not None else series.timestamps[-1] + np.timedelta64(1, "ns")
-            facts.append(visible_facts(tables.get(series.name), start, text.k, text.newest_first))
-    collate = None
-    if text:
-        encoded = WindowFacts(facts, text.encoder, text.each_fact, **text.options)
-        for number, item in enumerate(items):
-            window = encoded.window(number)
-            item["text_tokens"], item["text_pooled"] = torch.from_numpy(window.tokens), torch.from_numpy(window.pooled)
-        collate = collate_text_windows
+        origins.append((number, len(series.values), start))
+    items, collate = _window_items(estimator, data, origins, text)
+    scaler = StandardScaler.from_state(estimator.state_)
     channels = meta["target_channels"]
     forecasts = estimator.predict_dataset(items, collate)
     quantiles = estimator.predict_quantiles(items, collate)  # (N, H, C, Q) for a quantile forecaster
@@ -272,6 +271,66 @@ def forecast_after(estimator, data: SeriesSet, where: str, text: TextSetting | N
                             for j, c in enumerate(channels)})  # fmt: skip
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _window_items(
+    estimator, data: SeriesSet, origins: list[tuple[int, int, object]], text: TextSetting | None
+) -> tuple[list[dict], object]:
+    """Model items for windows ending at given rows, and their collate function: per ``(series number, origin,
+    start)`` the ``lookback`` rows before row ``origin`` (``x``, scaled; ``dt``, the gaps the liquid models
+    integrate), the ``horizon`` rows from it where the series holds them (``y``, else zeros), and with a
+    ``text`` setting the texts dated strictly before ``start``."""
+    lookback, horizon = estimator.meta_["dims"]["lookback"], estimator.meta_["dims"]["horizon"]
+    scaler = StandardScaler.from_state(estimator.state_)
+    tables = dated_tables(data) if text else {}
+    items, facts, gaps = [], [], {}
+    for number, origin, start in origins:
+        series = data.series[number]
+        x = torch.from_numpy(scaler.transform(series.values[origin - lookback : origin]))
+        known = series.values[origin : origin + horizon]
+        y = torch.from_numpy(scaler.transform(known)) if len(known) == horizon else torch.zeros(horizon, x.shape[-1])
+        if number not in gaps:  # once per series: a backtest asks for many windows of each
+            gaps[number] = elapsed_before(series)
+        dt = torch.from_numpy(gaps[number][origin - lookback : origin])
+        items.append({"x": x, "y": y, "series": torch.tensor(number), "dt": dt})
+        if text:
+            facts.append(visible_facts(tables.get(series.name), start, text.k, text.newest_first))
+    if not text:
+        return items, None
+    encoded = WindowFacts(facts, text.encoder, text.each_fact, **text.options)
+    for number, item in enumerate(items):
+        window = encoded.window(number)
+        item["text_tokens"], item["text_pooled"] = torch.from_numpy(window.tokens), torch.from_numpy(window.pooled)
+    return items, collate_text_windows
+
+
+def recent_residuals(
+    estimator, data: SeriesSet, where: str, text: TextSetting | None, windows: int
+) -> list[np.ndarray]:
+    """Per series of ``data``, the absolute errors ``(windows, H, C)`` (targets, original scale) of the run's
+    forecasts from the ``windows`` latest windows whose whole target the series holds (origins
+    ``L - H - windows + 1 .. L - H`` of a series of ``L`` rows): the errors known when forecasting what
+    follows it, for intervals calibrated on the input's own recent past."""
+    meta = estimator.meta_
+    lookback, horizon, channels = meta["dims"]["lookback"], meta["dims"]["horizon"], meta["target_channels"]
+    check_sampling(data, meta.get("time_step"), where)
+    origins = []
+    for number, series in enumerate(data.series):
+        held = len(series.values) - lookback - horizon + 1
+        if held < windows:
+            raise DataError(
+                f"{where}, series '{series.name}': {len(series.values)} rows hold {max(held, 0)} windows with a known "
+                f"target (lookback {lookback} + horizon {horizon}); calibrating on {windows} needs "
+                f"{lookback + horizon + windows - 1} rows"
+            )
+        last = len(series.values) - horizon
+        origins += [(number, o, series.timestamps[o]) for o in range(last - windows + 1, last + 1)]
+    items, collate = _window_items(estimator, data, origins, text)
+    scaler = StandardScaler.from_state(estimator.state_)
+    forecasts = scaler.inverse(estimator.predict_dataset(items, collate)[..., channels], channels)
+    targets = scaler.inverse(torch.stack([item["y"] for item in items])[..., channels], channels)
+    errors = (forecasts.double() - targets.double()).abs().numpy()
+    return list(errors.reshape(len(data.series), windows, horizon, len(channels)))
 
 
 def forecast_windows(estimator, frame: pd.DataFrame, where: str) -> pd.DataFrame:

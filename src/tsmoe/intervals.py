@@ -197,15 +197,40 @@ def interval_metrics(
     return metrics | quantile_metrics(np.stack(forecasts), np.array(quantiles), y)
 
 
-def with_interval_columns(frame: pd.DataFrame, estimator: Any, levels: Sequence[float]) -> pd.DataFrame:
+def with_interval_columns(
+    frame: pd.DataFrame,
+    estimator: Any,
+    levels: Sequence[float],
+    by_series: tuple[str, dict[Any, np.ndarray]] | None = None,
+) -> pd.DataFrame:
     """A forecast table (``tsmoe predict``: a ``step`` column and one column per target) with
-    ``<target>_lo_<l>`` and ``<target>_hi_<l>`` after the targets' columns, on the original scale."""
-    widths = half_widths(estimator, levels, original=True)
+    ``<target>_lo_<l>`` and ``<target>_hi_<l>`` after the targets' columns, on the original scale: the
+    validation split's half-widths, or ``by_series = (id column, {series: (L, H, C) half-widths})``, each
+    series' own (:func:`recent_half_widths`)."""
     names = [estimator.meta_["channel_names"][c] for c in estimator.meta_["target_channels"]]
     steps = frame["step"].to_numpy() - 1
+    if by_series is None:
+        rows = half_widths(estimator, levels, original=True)[:, steps]  # (L, rows, C)
+    else:
+        id_col, widths = by_series
+        rows = np.stack([widths[key][:, step] for key, step in zip(frame[id_col], steps, strict=True)], axis=1)
     out = frame.copy()
     for c, name in enumerate(names):
-        for level, width in zip(levels, widths, strict=True):
-            out[f"{name}_lo_{level_name(level)}"] = out[name] - width[steps, c]
-            out[f"{name}_hi_{level_name(level)}"] = out[name] + width[steps, c]
+        for number, level in enumerate(levels):
+            out[f"{name}_lo_{level_name(level)}"] = out[name] - rows[number, :, c]
+            out[f"{name}_hi_{level_name(level)}"] = out[name] + rows[number, :, c]
     return out
+
+
+def recent_half_widths(residuals: dict[Any, np.ndarray], levels: Sequence[float], where: str) -> dict[Any, np.ndarray]:
+    """Per series, the conformal half-widths ``(L, H, C)`` from its own recent absolute errors ``(n, H, C)``
+    (:func:`tsmoe.forecast.recent_residuals`); refused where ``n`` windows are too few for a level."""
+    for name, errors in residuals.items():
+        for level in levels:
+            if math.ceil((len(errors) + 1) * level) > len(errors):
+                fewest = next(n for n in range(1, 10**6) if math.ceil((n + 1) * level) <= n)
+                raise ConfigError(
+                    f"{where}, series '{name}': {len(errors)} calibration windows are too few for a "
+                    f"{level_name(level)} % interval (it needs at least {fewest})"
+                )
+    return {name: conformal_quantiles(errors, levels) for name, errors in residuals.items()}
