@@ -141,8 +141,9 @@ def _pair(row_a: str, row_b: str, claim: str, case: str | None, side_a: Path | l
     first = next(iter(result["metrics"]))
     print(f"{row_a} - {row_b} {case or ''}: {first} {result['metrics'][first]['difference']:+.4f} "
           f"p={result['metrics'][first]['p_value']:.3g}", flush=True)  # fmt: skip
+    warning = {"warning": result["warning"]} if "warning" in result else {}  # too few windows for the test
     return {"a": row_a, "b": row_b, "claim": claim, "case": case, "items": result["items"], "task": result["task"],
-            "metrics": result["metrics"]}  # fmt: skip
+            "metrics": result["metrics"], **warning}  # fmt: skip
 
 
 def markdown_table(result: dict) -> str:
@@ -158,6 +159,9 @@ def markdown_table(result: dict) -> str:
         for metric in metrics:
             m = pair["metrics"][metric]
             low, high = m["interval"]
+            if "warning" in pair:  # too few windows for the test: the difference alone
+                cells += [f"{m['difference']:+.{digits}f} (too few windows to test)", "-"]
+                continue
             cells += [f"{m['difference']:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]", f"{m['p_value']:.2g}"]
         case = f" ({pair['case']})" if pair.get("case") else ""
         lines.append(f"| {pair['a']} - {pair['b']}{case} | " + " | ".join(cells) + " |")

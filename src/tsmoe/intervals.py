@@ -59,13 +59,14 @@ def conformal_quantiles(abs_residuals: np.ndarray, levels: Sequence[float]) -> n
     return np.stack(widths)
 
 
-def _held_out_residuals(estimator: Any, prepared: Any, original: bool) -> tuple[Any, np.ndarray]:
-    """The validation part and its absolute residuals ``(n, H, C)``, refused for a run that has none."""
+def _held_out_residuals(estimator: Any, prepared: Any, original: bool) -> np.ndarray:
+    """The absolute residuals ``(n, H, C)`` of ``prepared``'s validation part, refused for a run without one."""
     _check_held_out(estimator, prepared)
-    return prepared.val, _abs_residuals(estimator, prepared, prepared.val, original)
+    return _abs_residuals(estimator, prepared, prepared.val, original)
 
 
 def _check_held_out(estimator: Any, prepared: Any) -> None:
+    """Refuse a run that is not a forecaster or has no held-out validation residuals in ``prepared``."""
     task = get_task(estimator.meta_["task"])
     if task.name != "forecast":
         raise ConfigError(f"conformal intervals are for forecasters; this run's task is {task.name}")
@@ -87,7 +88,7 @@ def _abs_residuals(estimator: Any, prepared: Any, dataset: Any, original: bool) 
 def half_widths(estimator: Any, levels: Sequence[float], original: bool) -> np.ndarray:
     """The run's conformal half-widths ``(L, H, C)``, from its validation split's residuals on the original
     scale (``original``) or on the scale its metrics use."""
-    _, residuals = _held_out_residuals(estimator, estimator.prepare_data(), original)
+    residuals = _held_out_residuals(estimator, estimator.prepare_data(), original)
     return conformal_quantiles(residuals, levels)
 
 
@@ -140,7 +141,7 @@ def conformal_widths(
     if windows is not None and windows < 1:
         raise ConfigError(f"the rolling calibration needs at least one window, got {windows}")
     if calibration == "validation":  # the run's own validation split, whatever data is scored
-        _, val_residuals = _held_out_residuals(estimator, estimator.prepare_data(), estimator.original_scale())
+        val_residuals = _held_out_residuals(estimator, estimator.prepare_data(), estimator.original_scale())
         return conformal_quantiles(val_residuals, levels)[:, None], len(val_residuals)
     _check_held_out(estimator, prepared)
     val = prepared.val

@@ -123,6 +123,7 @@ def test_compare_refuses_runs_of_other_tasks_or_data_and_compares_forecasters(tw
     assert main(["compare", str(tmp_path / "f1"), str(tmp_path / "f2"), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["metrics"]["mse"]["test"] == "Diebold-Mariano (Newey-West lag 5)"
+    assert "warning" not in result  # 2,875 windows of horizon 6
     stored = json.loads((tmp_path / "f1" / "metrics.json").read_text())
     assert result["metrics"]["mse"]["a"] == pytest.approx(stored["mse"])
     assert main(["compare", str(tmp_path / "f1"), str(two_runs / "a")]) == 2
@@ -147,6 +148,14 @@ def test_a_model_with_text_compares_with_the_same_model_without_text(tmp_path, c
     result = json.loads(capsys.readouterr().out)
     stored = json.loads((tmp_path / "none" / "metrics.json").read_text())
     assert result["metrics"]["mse"]["b"] == pytest.approx(stored["mse"])
+
+
+def test_too_few_windows_for_the_test_are_said_so():
+    from tsmoe.analysis.compare import too_few_windows
+
+    assert "799 windows hold 0.6 stretches" in too_few_windows(799, 719)  # Exchange's test split at horizon 720
+    assert too_few_windows(2161, 719) is not None and too_few_windows(2545, 335) is None  # ETTh1 at 720 and 336
+    assert too_few_windows(5, 0) is None  # regression: independent items
 
 
 def test_brier_and_paired_bootstrap_agree_on_identical_models():

@@ -19,7 +19,7 @@ from tsmoe.analysis.paired_tests import delong_test, diebold_mariano, paired_boo
 from tsmoe.ensemble import Ensemble
 from tsmoe.errors import ConfigError, DataError
 from tsmoe.estimator import Estimator
-from tsmoe.metrics import auroc_of, average_precision_of, brier_score, window_losses
+from tsmoe.metrics import FEWEST_BLOCKS, auroc_of, average_precision_of, brier_score, window_block, window_losses
 from tsmoe.tasks import get_task
 
 
@@ -111,6 +111,9 @@ def compare_runs(run_a: RunSide, run_b: RunSide, part: str = "test") -> dict[str
     elif task.name in ("forecast", "regression"):
         losses_a, losses_b = window_losses(out_a, target_a), window_losses(out_b, target_b)
         lag = max(int(out_a.shape[1]) - 1, 0) if task.name == "forecast" and out_a.dim() > 1 else 0
+        warning = too_few_windows(len(target_a), lag)
+        if warning:
+            result["warning"] = warning
         for metric in ("mse", "mae"):
             test = diebold_mariano(losses_a[metric], losses_b[metric], lag)
             result["metrics"][metric] = {"a": float(losses_a[metric].mean()), "b": float(losses_b[metric].mean()),
@@ -118,6 +121,17 @@ def compare_runs(run_a: RunSide, run_b: RunSide, part: str = "test") -> dict[str
     else:
         raise ConfigError(f"tsmoe compare does not compare {task.name} runs yet (binary, forecast and regression)")
     return result
+
+
+def too_few_windows(windows: int, lag: int) -> str | None:
+    """Why a Diebold-Mariano test of forecasts ``lag + 1`` steps long cannot be trusted on ``windows``
+    windows (fewer than the bootstrap's :data:`~tsmoe.metrics.FEWEST_BLOCKS` blocks of two horizons, where it
+    gives no interval either), or ``None``."""
+    block = window_block(lag + 1)
+    if not lag or windows >= FEWEST_BLOCKS * block:
+        return None
+    return (f"{windows} windows hold {windows / block:.1f} stretches of two horizons ({block} windows), too few "
+            "for the Newey-West variance: the interval and p-value cannot be trusted")  # fmt: skip
 
 
 def comparison_table(result: dict[str, Any]) -> str:
@@ -130,4 +144,6 @@ def comparison_table(result: dict[str, Any]) -> str:
     lines = [f"A: {result['run_a']}", f"B: {result['run_b']}",
              f"{result['items']:,} {result['part']} items, {result['task']}"]  # fmt: skip
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
+    if "warning" in result:
+        lines.append(f"warning: {result['warning']}")
     return "\n".join(lines)

@@ -33,6 +33,8 @@ def seed_values(experiment: Experiment, row: Row, column: Column) -> list[Any]:
         keys = [f"{row.name}/{case}/{seed}" for case in column.cases] or [f"{row.name}/{seed}"]
         if not all(key in runs for key in keys):
             continue
+        if column.metric not in RUN_FIELDS and not all(column.metric in runs[k]["test"] for k in keys):
+            continue  # a metric the run could not give (no interval where the split holds too few blocks)
         picked = [
             runs[k][column.metric] if column.metric in RUN_FIELDS else runs[k]["test"][column.metric] for k in keys
         ]
