@@ -181,6 +181,14 @@ def test_predict_with_rolling_calibration_uses_the_inputs_latest_known_errors(fo
     high, low = table[[f"{n}_hi_90" for n in names]].to_numpy(), table[[f"{n}_lo_90" for n in names]].to_numpy()
     assert np.allclose(high - table[names].to_numpy(), width, atol=1e-4)
     assert np.allclose(table[names].to_numpy() - low, width, atol=1e-4)
+    # the Python API gives the same from a long frame
+    from tsmoe import Estimator
+
+    long = frame.rename(columns={"date": "ds"}).assign(unique_id="recent")
+    api = Estimator.load(forecaster).forecast(long, intervals=[0.9], calibration="rolling", calibration_windows=9)
+    assert np.allclose(api[[f"{n}_hi_90" for n in names]].to_numpy(), high, atol=1e-4)
+    with pytest.raises(ConfigError, match="without a frame"):
+        Estimator.load(forecaster).forecast(intervals=[0.9], calibration="rolling")
     refusals = {
         ("--calibration", "rolling", "--calibration-windows", "5"): "too few for a 90 % interval (it needs at least 9)",
         ("--calibration", "rolling", "--calibration-windows", "200"): "calibrating on 200 needs 229 rows",

@@ -34,7 +34,8 @@ from tsmoe.data.registry import get_dataset
 from tsmoe.data.sampling import data_step
 from tsmoe.data.series import SeriesSet
 from tsmoe.errors import ConfigError, DataError, TrainingError, TrainingInterrupted
-from tsmoe.forecast import forecast_data_set, forecast_table
+from tsmoe.forecast import forecast_data_set, forecast_table, rolling_interval_widths
+from tsmoe.intervals import CALIBRATIONS, check_levels, with_interval_columns
 from tsmoe.models.output import unpack
 from tsmoe.models.registry import build_model
 from tsmoe.params import build_dataclass
@@ -610,25 +611,52 @@ class Estimator:
         output, _ = self._outputs(prepared.test, prepared.collate, prepared.task)
         return get_task(prepared.task).predictions(output, prepared, self.state_).numpy()
 
-    def forecast(self, frame: pd.DataFrame | None = None, data_overrides: dict[str, Any] | None = None) -> pd.DataFrame:
+    def forecast(
+        self,
+        frame: pd.DataFrame | None = None,
+        data_overrides: dict[str, Any] | None = None,
+        intervals: list[float] | None = None,
+        calibration: str = "validation",
+        calibration_windows: int | None = None,
+    ) -> pd.DataFrame:
         """Forecasts of what comes after ``frame``, or with no frame after the run's own data set (its whole
         history, with ``data_overrides`` such as another ``root``; for raw Time-MMD, its dated reports). A
         forecaster only. For series (long format: ``unique_id, ds`` and the trained columns, with the text
         column for a model that reads text) the next ``horizon`` steps of each series, as ``unique_id,
         step, ds`` and one column per target; for windows (an ``input_seq`` column of lists, and ``text``)
         one forecast per row, as ``row, step, value``. Unlike :meth:`predict`, which scores the windows of
-        a split, nothing is held out (see :mod:`tsmoe.forecast`)."""
+        a split, nothing is held out (see :mod:`tsmoe.forecast`).
+
+        ``intervals`` (levels such as ``[0.8, 0.9]``) adds conformal intervals, ``<target>_lo_90`` and
+        ``<target>_hi_90``, as ``tsmoe predict --intervals`` does: from the run's validation residuals, or with
+        ``calibration="rolling"`` from each series' own errors on its ``calibration_windows`` latest windows
+        in ``frame`` whose targets it holds (:mod:`tsmoe.intervals`)."""
         self._check_fitted()
         if self.meta_["input_kind"] != "window":
             raise ConfigError(f"forecast is for runs on windows; this is a {self.meta_['task']} model: use predict")
+        levels = check_levels(intervals) if intervals else []
+        if calibration not in CALIBRATIONS or (calibration == "rolling" and frame is None):
+            raise ConfigError(
+                f"calibration is one of {list(CALIBRATIONS)}; rolling calibrates on a frame's own recent windows, "
+                f"got '{calibration}'" + (" without a frame" if frame is None else "")
+            )
+        if calibration_windows is not None and calibration != "rolling":
+            raise ConfigError("calibration_windows is for calibration='rolling'")
         if frame is None:
             params, entry = self._data_params(data_overrides)
             if entry.name == "csv" and params.root is None:
                 raise ConfigError("this run was trained on data in memory, not a file: give it, forecast(frame)")
-            return forecast_data_set(self, entry.load(params), f"data set '{entry.name}'")
-        if not isinstance(frame, pd.DataFrame):
+            table = forecast_data_set(self, entry.load(params), f"data set '{entry.name}'")
+        elif not isinstance(frame, pd.DataFrame):
             raise DataError(f"forecast reads a pandas DataFrame, got {type(frame).__name__}")
-        return forecast_table(self, frame, "the frame")
+        else:
+            table = forecast_table(self, frame, "the frame")
+        if not levels:
+            return table
+        by_series = None
+        if calibration == "rolling":
+            by_series = rolling_interval_widths(self, frame, "the frame", levels, calibration_windows)
+        return with_interval_columns(table, self, levels, by_series)
 
     def predict_proba(
         self, data: Any = None, split: SplitChoice = "default", data_overrides: dict[str, Any] | None = None

@@ -46,7 +46,7 @@ from tsmoe.data.text_windows import (
 )
 from tsmoe.data.windows import StandardScaler
 from tsmoe.errors import DataError
-from tsmoe.intervals import level_name
+from tsmoe.intervals import level_name, recent_half_widths
 from tsmoe.tasks import get_task
 
 log = logging.getLogger(__name__)
@@ -331,6 +331,33 @@ def recent_residuals(
     targets = scaler.inverse(torch.stack([item["y"] for item in items])[..., channels], channels)
     errors = (forecasts.double() - targets.double()).abs().numpy()
     return list(errors.reshape(len(data.series), windows, horizon, len(channels)))
+
+
+def rolling_interval_widths(
+    estimator,
+    frame: pd.DataFrame,
+    where: str,
+    levels: list[float],
+    windows: int | None = None,
+    path: Path | None = None,
+) -> tuple[str, dict[str, np.ndarray]]:
+    """Each series of ``frame``'s own conformal half-widths ``(L, H, C)`` on the original scale, from the run's
+    errors on the ``windows`` latest windows of that series whose whole target it holds (default: as many as
+    its shortest series holds; :func:`recent_residuals`), with the forecast table's id column: what
+    :func:`tsmoe.intervals.with_interval_columns` takes as ``by_series``."""
+    if estimator.meta_["task"] != "forecast":
+        raise DataError(f"intervals are for forecasters; this run's task is {estimator.meta_['task']}")
+    if WINDOW_COLUMN in frame.columns:
+        raise DataError(
+            f"{where} holds fixed windows, not series: no history to calibrate on; use calibration 'validation'"
+        )
+    data, where, text = read_series_table(estimator, frame, where, path)
+    if windows is None:
+        dims = estimator.meta_["dims"]
+        windows = max(1, min(len(s.values) - dims["lookback"] - dims["horizon"] + 1 for s in data.series))
+    residuals = recent_residuals(estimator, data, where, text, windows)
+    by_name = {series.name: errors for series, errors in zip(data.series, residuals, strict=True)}
+    return key_columns(estimator)[0], recent_half_widths(by_name, levels, where)
 
 
 def forecast_windows(estimator, frame: pd.DataFrame, where: str) -> pd.DataFrame:

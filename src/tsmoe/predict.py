@@ -27,16 +27,8 @@ from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, Irregula
 from tsmoe.data.sources.irregular_table import load_irregular_table
 from tsmoe.data.sources.physionet2012 import STATIC, VARIABLES, load_physionet2012, stay_rows, stays_to_steps
 from tsmoe.errors import DataError
-from tsmoe.forecast import (
-    TEXT_COLUMN,
-    WINDOW_COLUMN,
-    forecast_table,
-    key_columns,
-    read_series_table,
-    recent_residuals,
-    text_column,
-)
-from tsmoe.intervals import recent_half_widths
+from tsmoe.forecast import TEXT_COLUMN, forecast_table, key_columns, text_column
+from tsmoe.forecast import rolling_interval_widths as forecast_rolling_widths
 from tsmoe.tasks import get_task
 
 log = logging.getLogger(__name__)
@@ -110,24 +102,10 @@ def predict_file(estimator, path: Path, overrides: dict | None = None, every_ste
 def rolling_interval_widths(
     estimator, path: Path, levels: list[float], windows: int | None = None
 ) -> tuple[str, dict[str, np.ndarray]]:
-    """For ``tsmoe predict --intervals --calibration rolling``: each series of the file's own half-widths
-    ``(L, H, C)``, from the run's errors on the ``windows`` latest windows of that series whose whole target
-    the file holds (default: as many as its shortest series holds), with the forecast table's id column."""
-    if estimator.meta_["task"] != "forecast":
-        raise DataError(f"intervals are for forecasters; this run's task is {estimator.meta_['task']}")
-    where = f"file '{path}'"
+    """For ``tsmoe predict --intervals --calibration rolling``: :func:`tsmoe.forecast.rolling_interval_widths`
+    of the series in the file at ``path``."""
     frame = read_csv_checked(path, text_columns=(TEXT_COLUMN, text_column(estimator)))
-    if WINDOW_COLUMN in frame.columns:
-        raise DataError(
-            f"{where} holds fixed windows, not series: no history to calibrate on; use --calibration validation"
-        )
-    data, where, text = read_series_table(estimator, frame, where, path)
-    if windows is None:
-        dims = estimator.meta_["dims"]
-        windows = max(1, min(len(s.values) - dims["lookback"] - dims["horizon"] + 1 for s in data.series))
-    residuals = recent_residuals(estimator, data, where, text, windows)
-    by_name = {series.name: errors for series, errors in zip(data.series, residuals, strict=True)}
-    return key_columns(estimator)[0], recent_half_widths(by_name, levels, where)
+    return forecast_rolling_widths(estimator, frame, f"file '{path}'", levels, windows, path)
 
 
 KEYS = ("record_id", "unique_id", "row", "step", "ds")  # the columns that name what a row predicts
