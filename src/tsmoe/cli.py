@@ -120,6 +120,16 @@ def _check_calibration(args: argparse.Namespace, levels: list[float]) -> None:
         raise ConfigError(f"--calibration-windows takes a positive number, got {args.calibration_windows}")
 
 
+def _interval_options(parser: argparse.ArgumentParser, intervals: str, rolling: str, windows: str) -> None:
+    """``--intervals``, ``--calibration`` and ``--calibration-windows``, with what each command's rolling means."""
+    parser.add_argument("--intervals", type=float, nargs="+", metavar="LEVEL", help=intervals)
+    parser.add_argument(
+        "--calibration", choices=["validation", "rolling"], default="validation",
+        help=f"the errors the intervals come from: the run's validation split's (default), or, rolling, {rolling}",
+    )  # fmt: skip
+    parser.add_argument("--calibration-windows", type=int, metavar="N", help=f"rolling calibration: {windows}")
+
+
 def _data_overrides(pairs: list[str]) -> dict:
     from tsmoe.config import apply_overrides
 
@@ -434,20 +444,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="default: the run's test split; all: every item (the default when data.root or data.observations is set)",
     )
     evaluate.add_argument("--no-plots", action="store_true", help="skip the gate/attention plots")
-    evaluate.add_argument(
-        "--intervals", type=float, nargs="+", metavar="LEVEL",
-        help="forecasters: conformal intervals at these levels (e.g. 0.8 0.9): coverage_80, width_80, crps, wql",
-    )  # fmt: skip
-    evaluate.add_argument(
-        "--calibration", choices=["validation", "rolling"], default="validation",
-        help="the residuals the intervals come from: the validation split's (default), or, rolling, each window's "
-        "latest windows whose targets were known when it was made (validation's, then the scored part's own)",
-    )  # fmt: skip
-    evaluate.add_argument(
-        "--calibration-windows",
-        type=int,
-        metavar="N",
-        help="rolling calibration: how many of the latest windows (default: all the validation split holds)",
+    _interval_options(
+        evaluate,
+        "forecasters: conformal intervals at these levels (e.g. 0.8 0.9): coverage_80, width_80, crps, wql",
+        "each window's latest windows whose targets were known when it was made (validation's, then the scored "
+        "part's own)",
+        "how many of the latest windows (default: all the validation split holds)",
     )
     evaluate.set_defaults(func=cmd_evaluate)
 
@@ -467,19 +469,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="forecast the horizon after each series of the run's own data set (raw Time-MMD: with its reports)",
     )
     predict.add_argument("-o", "--output", required=True, help="CSV to write")
-    predict.add_argument(
-        "--intervals", type=float, nargs="+", metavar="LEVEL",
-        help="forecasters: conformal intervals at these levels: columns <target>_lo_90, <target>_hi_90, ...",
-    )  # fmt: skip
-    predict.add_argument(
-        "--calibration", choices=["validation", "rolling"], default="validation",
-        help="the errors the intervals come from: the run's validation split's (default), or, rolling, each "
-        "series' own latest windows in the input whose targets it holds",
-    )  # fmt: skip
-    predict.add_argument(
-        "--calibration-windows", type=int, metavar="N",
-        help="rolling calibration: how many of each series' latest windows (default: as many as the shortest holds)",
-    )  # fmt: skip
+    _interval_options(
+        predict,
+        "forecasters: conformal intervals at these levels: columns <target>_lo_90, <target>_hi_90, ...",
+        "each series' own latest windows in the input whose targets it holds",
+        "how many of each series' latest windows (default: as many as the shortest holds)",
+    )
     predict.add_argument(
         "--per-step",
         action="store_true",
