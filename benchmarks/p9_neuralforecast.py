@@ -330,10 +330,11 @@ LABELS = {"dlinear": "DLinear", "patchtst": "PatchTST", "itransformer": "iTransf
 
 
 def paired(losses: Path, stored: dict[str, Any], seed: int = 0) -> list[dict[str, Any]]:
-    """Each model and data set: tsmoe's test windows against neuralforecast's, by the Diebold-Mariano test
-    on the per-window MSE and MAE (Newey-West lag ``HORIZON - 1``), with each side's mean loss beside the
-    stored run's (the runs made again must be the stored ones)."""
-    from tsmoe.analysis.paired_tests import diebold_mariano
+    """Each model and data set: tsmoe's test windows against neuralforecast's, by the paired t-test on batch
+    means of the per-window MSE and MAE (batches of two horizons, as ``tsmoe compare``), with each side's
+    mean loss beside the stored run's (the runs made again must be the stored ones)."""
+    from tsmoe.analysis.paired_tests import batch_means_test
+    from tsmoe.metrics import window_block
 
     pairs = []
     for model in MODELS:
@@ -341,7 +342,7 @@ def paired(losses: Path, stored: dict[str, Any], seed: int = 0) -> list[dict[str
             ours, theirs = (np.load(losses / f"{lib}_{model}-{dataset}-{seed}.npz") for lib in ("tsmoe", "nf"))
             if len(ours["mse"]) != len(theirs["mse"]):
                 raise SystemExit(f"{model} on {dataset}: {len(ours['mse'])} tsmoe windows, {len(theirs['mse'])} nf")
-            tests = {m: diebold_mariano(ours[m], theirs[m], HORIZON - 1) for m in ("mse", "mae")}
+            tests = {m: batch_means_test(ours[m], theirs[m], window_block(HORIZON)) for m in ("mse", "mae")}
             stored_mse = {lib: stored.get(f"{lib}_{model}/{dataset}/{seed}", {}).get("test", {}).get("mse")
                           for lib in ("tsmoe", "nf")}  # fmt: skip
             pairs.append({"model": model, "data": dataset, "seed": seed, "windows": int(len(ours["mse"])),

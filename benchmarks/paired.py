@@ -1,7 +1,8 @@
 """The claims of the benchmark tables as paired tests: two rows' seed-0 runs scored on the same test items,
 the difference with its 95 % interval and p-value, as ``tsmoe compare`` computes them
 (:func:`tsmoe.analysis.compare.compare_runs`): DeLong's test for AUROC and a paired bootstrap for AUPRC and
-Brier (P1), the Diebold-Mariano test on the per-window losses (P2, P3, P4).
+Brier (P1), a paired t-test on batch means of the per-window losses (P2, P3, P4; the results files made
+before it hold the Diebold-Mariano test with a Newey-West variance, their ``test`` says which).
 
     OMP_NUM_THREADS=1 python benchmarks/run.py benchmarks/experiments/p1-intervals.yaml --runs runs/p1-intervals
     python benchmarks/paired.py p1 --runs runs/p1-intervals --out benchmarks/results/p1-paired.json
@@ -139,8 +140,9 @@ def _pair(row_a: str, row_b: str, claim: str, case: str | None, side_a: Path | l
     """One pair compared on the test part (a side given as a list of runs: their ensemble)."""
     result = compare_runs(side_a, side_b, "test")
     first = next(iter(result["metrics"]))
+    p_value = result["metrics"][first]["p_value"]
     print(f"{row_a} - {row_b} {case or ''}: {first} {result['metrics'][first]['difference']:+.4f} "
-          f"p={result['metrics'][first]['p_value']:.3g}", flush=True)  # fmt: skip
+          f"p={'-' if p_value is None else f'{p_value:.3g}'}", flush=True)  # fmt: skip
     warning = {"warning": result["warning"]} if "warning" in result else {}  # too few windows for the test
     return {"a": row_a, "b": row_b, "claim": claim, "case": case, "items": result["items"], "task": result["task"],
             "metrics": result["metrics"], **warning}  # fmt: skip
@@ -150,7 +152,8 @@ def markdown_table(result: dict) -> str:
     """One line per pair: A - B with its 95 % interval and p-value, for AUROC and AUPRC (binary; the Brier
     score's are in the results file) or MSE and MAE (forecasts)."""
     binary = result["pairs"][0]["task"] == "binary"
-    metrics, tests = (("auroc", "auprc"), ("DeLong", "bootstrap")) if binary else (("mse", "mae"), ("DM", "DM"))
+    forecast_test = "DM" if result["pairs"][0]["metrics"].get("mse", {}).get("test", "").startswith("Diebold") else "t"
+    metrics, tests = (("auroc", "auprc"), ("DeLong", "bootstrap")) if binary else (("mse", "mae"), (forecast_test,) * 2)
     head = " | ".join(f"{m.upper()} [95 % interval] | p ({t})" for m, t in zip(metrics, tests, strict=True))
     lines = [f"| A - B | {head} |", "|---|" + "---|" * 2 * len(metrics)]
     digits = 3 if binary else 4
@@ -158,10 +161,10 @@ def markdown_table(result: dict) -> str:
         cells = []
         for metric in metrics:
             m = pair["metrics"][metric]
-            low, high = m["interval"]
-            if "warning" in pair:  # too few windows for the test: the difference alone
+            if "warning" in pair or m["interval"] is None:  # too few windows for the test: the difference alone
                 cells += [f"{m['difference']:+.{digits}f} (too few windows to test)", "-"]
                 continue
+            low, high = m["interval"]
             cells += [f"{m['difference']:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]", f"{m['p_value']:.2g}"]
         case = f" ({pair['case']})" if pair.get("case") else ""
         lines.append(f"| {pair['a']} - {pair['b']}{case} | " + " | ".join(cells) + " |")

@@ -38,7 +38,8 @@ def generated(path: str, rows: str | None = None, columns: str | None = None) ->
     scripts = {"P6": "p6_early", "stream-speed": "stream_speed", "irregular-scale": "irregular_scale",
                "P1-tune": "tune_study", "P7": "p7_uncertainty", "P8": "p8_liquid_acceleration",
                "P9": "p9_neuralforecast", "paired": "paired",
-               "shared-machine": "shared_machine", "block-length": "block_length"}  # fmt: skip
+               "shared-machine": "shared_machine", "block-length": "block_length",
+               "paired-test-size": "paired_test_size"}  # fmt: skip
     if protocol in scripts:  # each script renders its own table
         from importlib import import_module
 

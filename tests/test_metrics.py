@@ -72,9 +72,9 @@ def test_block_bootstrap_keeps_blocks_within_their_series():
 def test_block_bootstrap_gives_no_interval_below_two_blocks(caplog):
     from tsmoe.metrics import block_bootstrap_intervals
 
-    losses = np.random.default_rng(0).random(799)  # Exchange's test windows at horizon 720: blocks of 1,440
+    losses = np.random.default_rng(0).random(798)  # Exchange's test windows at horizon 720: blocks of 1,440
     assert block_bootstrap_intervals({"mse": losses}, 1440) == {}
-    assert "799 items hold 1.0 blocks of 1440" in caplog.text
+    assert "798 items hold 1.0 blocks of 1440" in caplog.text
     assert set(block_bootstrap_intervals({"mse": losses}, 384)) == {"mse_ci"}  # two blocks and more: an interval
 
 

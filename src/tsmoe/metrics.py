@@ -72,7 +72,7 @@ def block_bootstrap_intervals(
     dependence between items less than a block apart survives resampling; ``block = 1`` is the ordinary
     bootstrap of independent items. Every loss is resampled with the same blocks. Block sums come from
     cumulative sums, so a sample costs ``N / b`` numbers, not ``N``. Where the groups hold fewer than
-    :data:`FEWEST_BLOCKS` blocks in all (a test split of 799 windows of horizon 720, say) there is no
+    :data:`FEWEST_BLOCKS` blocks in all (a test split of 798 windows of horizon 720, say) there is no
     interval to give: it returns nothing, and says so in the log."""
     keys = list(losses)
     values = np.stack([np.asarray(losses[k], dtype=np.float64) for k in keys])  # (M, N)

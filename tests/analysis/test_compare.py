@@ -1,5 +1,5 @@
-"""``tsmoe compare``: DeLong's test against its definition, the Diebold-Mariano test on known cases, and
-two runs compared on the same items (runs on other items refused)."""
+"""``tsmoe compare``: DeLong's test against its definition, the batch-means test of window losses on known
+cases and on its level, and two runs compared on the same items (runs on other items refused)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.tiny_runs import FAST, TINY_LSTM, tiny_lstm
-from tsmoe.analysis.paired_tests import delong_test, diebold_mariano, paired_bootstrap
+from tsmoe.analysis.paired_tests import batch_means_test, delong_test, paired_bootstrap
 from tsmoe.cli import main
 from tsmoe.ensemble import Ensemble
 from tsmoe.estimator import Estimator
@@ -47,18 +47,24 @@ def test_delong_matches_its_definition_and_a_paired_bootstrap():
     assert same["difference"] == 0 and same["p_value"] == 1.0
 
 
-def test_diebold_mariano_finds_a_real_difference_and_not_a_shifted_copy_of_noise():
+def test_the_batch_means_test_finds_a_real_difference_and_holds_its_level():
     rng = np.random.default_rng(1)
     noise = rng.normal(size=2000)
     smoothed = np.convolve(noise, np.ones(10) / 10, mode="same")  # autocorrelated losses, as overlapping windows
     base = 1 + smoothed**2
-    better = diebold_mariano(base, base + 0.05, lag=9)
-    assert better["difference"] == pytest.approx(-0.05) and better["p_value"] < 1e-6
-    equal = diebold_mariano(base, base[::-1], lag=9)
-    assert equal["p_value"] > 0.05
-    d = base - base[::-1]  # at lag 0 the statistic is the paired z of the differences
-    zero_lag = diebold_mariano(base, base[::-1], lag=0)
-    assert zero_lag["statistic"] == pytest.approx(d.mean() / (d.std() / np.sqrt(len(d))))
+    better = batch_means_test(base, base + 0.05, batch=20)
+    assert better["difference"] == pytest.approx(-0.05) and better["p_value"] < 1e-6 and better["batches"] == 100
+    d = base - base[::-1]  # batches of one item: the ordinary paired t-test
+    single = batch_means_test(base, base[::-1], batch=1)
+    assert single["statistic"] == pytest.approx(d.mean() / (d.std(ddof=1) / np.sqrt(len(d))))
+    # a true null, differentials the mean of 12 shocks (windows of horizon 12): rejected near 5 % of the time
+    # at the 5 % level, where a Newey-West variance with Bartlett weights up to lag 11 rejects it far more often
+    rejected = 0
+    for _ in range(400):
+        null = np.convolve(rng.normal(size=400 + 11), np.ones(12) / 12, mode="valid")
+        rejected += batch_means_test(null, np.zeros(400), batch=24)["p_value"] < 0.05
+    assert 0.02 <= rejected / 400 <= 0.09
+    assert batch_means_test(base[:30], base[:30] + 1, batch=24)["p_value"] is None  # one batch: no test
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +128,7 @@ def test_compare_refuses_runs_of_other_tasks_or_data_and_compares_forecasters(tw
     capsys.readouterr()
     assert main(["compare", str(tmp_path / "f1"), str(tmp_path / "f2"), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["metrics"]["mse"]["test"] == "Diebold-Mariano (Newey-West lag 5)"
+    assert result["metrics"]["mse"]["test"] == "paired t, batch means of 12 windows"
     assert "warning" not in result  # 2,875 windows of horizon 6
     stored = json.loads((tmp_path / "f1" / "metrics.json").read_text())
     assert result["metrics"]["mse"]["a"] == pytest.approx(stored["mse"])
@@ -153,8 +159,8 @@ def test_a_model_with_text_compares_with_the_same_model_without_text(tmp_path, c
 def test_too_few_windows_for_the_test_are_said_so():
     from tsmoe.analysis.compare import too_few_windows
 
-    assert "799 windows hold 0.6 stretches" in too_few_windows(799, 719)  # Exchange's test split at horizon 720
-    assert too_few_windows(2161, 719) is not None and too_few_windows(2545, 335) is None  # ETTh1 at 720 and 336
+    assert "798 windows hold 0.6 stretches" in too_few_windows(798, 720)  # Exchange's test split at horizon 720
+    assert too_few_windows(2161, 720) is not None and too_few_windows(2545, 336) is None  # ETTh1 at 720 and 336
     assert too_few_windows(5, 0) is None  # regression: independent items
 
 

@@ -1,6 +1,6 @@
 """``tsmoe compare RUN_A RUN_B``: two saved runs scored on the same items, and the difference between them
 with its interval and p-value: DeLong's test for AUROC and a paired bootstrap for AUPRC and Brier
-(binary classifiers), the Diebold-Mariano test on the per-window losses (forecasters and regressors).
+(binary classifiers), a paired t-test on batch means of the per-window losses (forecasters and regressors).
 Runs scored on different items are refused: a difference between them would mean nothing.
 
 Either side may be a deep ensemble, several runs joined by ``+`` (``runs/a-s0+runs/a-s1+runs/a-s2``; in
@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from tsmoe.analysis.paired_tests import delong_test, diebold_mariano, paired_bootstrap
+from tsmoe.analysis.paired_tests import batch_means_test, delong_test, paired_bootstrap
 from tsmoe.ensemble import Ensemble
 from tsmoe.errors import ConfigError, DataError
 from tsmoe.estimator import Estimator
@@ -110,35 +110,37 @@ def compare_runs(run_a: RunSide, run_b: RunSide, part: str = "test") -> dict[str
             result["metrics"][metric] = {"a": function(p_a, y), "b": function(p_b, y), **test, "test": name}
     elif task.name in ("forecast", "regression"):
         losses_a, losses_b = window_losses(out_a, target_a), window_losses(out_b, target_b)
-        lag = max(int(out_a.shape[1]) - 1, 0) if task.name == "forecast" and out_a.dim() > 1 else 0
-        warning = too_few_windows(len(target_a), lag)
+        horizon = int(out_a.shape[1]) if task.name == "forecast" and out_a.dim() > 1 else 0
+        batch = window_block(horizon) if horizon else 1  # forecasts: two horizons; regression: single items
+        warning = too_few_windows(len(target_a), horizon)
         if warning:
             result["warning"] = warning
         for metric in ("mse", "mae"):
-            test = diebold_mariano(losses_a[metric], losses_b[metric], lag)
+            test = batch_means_test(losses_a[metric], losses_b[metric], batch)
             result["metrics"][metric] = {"a": float(losses_a[metric].mean()), "b": float(losses_b[metric].mean()),
-                                         **test, "test": f"Diebold-Mariano (Newey-West lag {lag})"}  # fmt: skip
+                                         **test, "test": f"paired t, batch means of {batch} windows"}  # fmt: skip
     else:
         raise ConfigError(f"tsmoe compare does not compare {task.name} runs yet (binary, forecast and regression)")
     return result
 
 
-def too_few_windows(windows: int, lag: int) -> str | None:
-    """Why a Diebold-Mariano test of forecasts ``lag + 1`` steps long cannot be trusted on ``windows``
-    windows (fewer than the bootstrap's :data:`~tsmoe.metrics.FEWEST_BLOCKS` blocks of two horizons, where it
-    gives no interval either), or ``None``."""
-    block = window_block(lag + 1)
-    if not lag or windows >= FEWEST_BLOCKS * block:
+def too_few_windows(windows: int, horizon: int) -> str | None:
+    """Why forecasts ``horizon`` steps long on ``windows`` windows get no paired test (fewer than
+    :data:`~tsmoe.metrics.FEWEST_BLOCKS` batches of two horizons, where the bootstrap gives no interval
+    either), or ``None``."""
+    block = window_block(horizon) if horizon else 1
+    if not horizon or windows >= FEWEST_BLOCKS * block:
         return None
     return (f"{windows} windows hold {windows / block:.1f} stretches of two horizons ({block} windows), too few "
-            "for the Newey-West variance: the interval and p-value cannot be trusted")  # fmt: skip
+            "for a paired test: the difference only, without interval or p-value")  # fmt: skip
 
 
 def comparison_table(result: dict[str, Any]) -> str:
     """A readable table: each metric for A and B, A - B, its interval, the p-value and the test."""
     header = ["metric", "A", "B", "A - B", "95 % interval", "p", "test"]
     rows = [[name, f"{m['a']:.4f}", f"{m['b']:.4f}", f"{m['difference']:+.4f}",
-             f"[{m['interval'][0]:+.4f}, {m['interval'][1]:+.4f}]", f"{m['p_value']:.3g}", m["test"]]
+             f"[{m['interval'][0]:+.4f}, {m['interval'][1]:+.4f}]" if m["interval"] else "-",
+             f"{m['p_value']:.3g}" if m["p_value"] is not None else "-", m["test"]]
             for name, m in result["metrics"].items()]  # fmt: skip
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [f"A: {result['run_a']}", f"B: {result['run_b']}",

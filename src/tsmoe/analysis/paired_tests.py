@@ -1,6 +1,6 @@
 """Tests of a difference between two models scored on the same items: DeLong's test for two correlated
-AUROCs, a paired stratified bootstrap for any metric of probabilities, and the Diebold-Mariano test for
-two forecasters' per-window losses. Plain functions of arrays; p-values are two-sided.
+AUROCs, a paired stratified bootstrap for any metric of probabilities, and a paired t-test on batch means
+for two forecasters' per-window losses. Plain functions of arrays; p-values are two-sided.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+from scipy import stats
 
 from tsmoe.metrics import auroc_of, average_ranks
 
@@ -72,19 +73,29 @@ def paired_bootstrap(
     return {"difference": metric(prob_a, target) - metric(prob_b, target), "interval": interval, "p_value": p}
 
 
-def diebold_mariano(loss_a: np.ndarray, loss_b: np.ndarray, lag: int) -> dict[str, float | list[float]]:
-    """Diebold and Mariano (1995): the mean loss differential ``d = L_a - L_b`` over windows in time order,
-    its long-run variance by Newey-West with Bartlett weights up to ``lag`` (forecasts ``h`` steps ahead
-    from overlapping windows are autocorrelated up to ``h - 1``), ``DM = mean(d) / sqrt(V / T)``, with a
-    normal reference (the windows number in the hundreds or thousands)."""
+def batch_means_test(loss_a: np.ndarray, loss_b: np.ndarray, batch: int) -> dict[str, float | list[float] | None]:
+    """A paired t-test on batch means of the per-window loss differential ``d = L_a - L_b`` (windows in time
+    order): the latest ``M = floor(T / b)`` batches of ``b = batch`` consecutive windows, ``t = mean(d) /
+    (sd(batch means) / sqrt(M))`` against Student's t with ``M - 1`` degrees of freedom; the difference is
+    ``mean(d)`` over all ``T`` windows, its interval ``mean(d) +- t_{0.975, M-1} se``.
+
+    Forecasts from windows less than a horizon apart share targets, so their losses are correlated; means
+    over batches of two horizons are nearly independent. Diebold and Mariano's statistic with a Newey-West
+    variance (Bartlett weights up to lag ``h - 1``) underestimates that variance: at P4's sizes it rejected
+    a true null 10 % to 18 % of the time at the 5 % level, batch means 4 % to 7.5 %
+    (``benchmarks/paired_test_size.py``). ``batch = 1`` is the ordinary paired t-test of independent items.
+    With fewer than two batches there is no test: interval, p-value and statistic are ``None``."""
     d = np.asarray(loss_a, dtype=np.float64) - np.asarray(loss_b, dtype=np.float64)
-    t = len(d)
-    centred = d - d.mean()
-    variance = float(centred @ centred) / t
-    for k in range(1, min(lag, t - 1) + 1):
-        variance += 2 * (1 - k / (lag + 1)) * float(centred[k:] @ centred[:-k]) / t
-    sd = math.sqrt(max(variance, 0.0) / t)
-    mean = float(d.mean())
-    p = normal_p_value(mean / sd) if sd > 0 else (1.0 if mean == 0 else 0.0)
-    return {"difference": mean, "interval": [mean - Z_95 * sd, mean + Z_95 * sd], "p_value": p, "statistic":
-            mean / sd if sd > 0 else 0.0}  # fmt: skip
+    mean, b = float(d.mean()), max(int(batch), 1)
+    m = len(d) // b
+    if m < 2:
+        return {"difference": mean, "interval": None, "p_value": None, "statistic": None, "batches": m}
+    means = d[len(d) - m * b :].reshape(m, b).mean(1)
+    se = float(means.std(ddof=1)) / math.sqrt(m)
+    if se == 0:
+        return {"difference": mean, "interval": [mean, mean], "p_value": 1.0 if mean == 0 else 0.0,
+                "statistic": 0.0, "batches": m}  # fmt: skip
+    statistic = mean / se
+    half = float(stats.t.ppf(0.975, m - 1)) * se
+    return {"difference": mean, "interval": [mean - half, mean + half],
+            "p_value": float(2 * stats.t.sf(abs(statistic), m - 1)), "statistic": statistic, "batches": m}  # fmt: skip
