@@ -333,7 +333,7 @@ def paired(losses: Path, stored: dict[str, Any], seed: int = 0) -> list[dict[str
     """Each model and data set: tsmoe's test windows against neuralforecast's, by the paired t-test on batch
     means of the per-window MSE and MAE (batches of two horizons, as ``tsmoe compare``), with each side's
     mean loss beside the stored run's (the runs made again must be the stored ones)."""
-    from tsmoe.analysis.paired_tests import batch_means_test
+    from tsmoe.analysis.paired_tests import diebold_mariano
     from tsmoe.metrics import window_block
 
     pairs = []
@@ -342,7 +342,7 @@ def paired(losses: Path, stored: dict[str, Any], seed: int = 0) -> list[dict[str
             ours, theirs = (np.load(losses / f"{lib}_{model}-{dataset}-{seed}.npz") for lib in ("tsmoe", "nf"))
             if len(ours["mse"]) != len(theirs["mse"]):
                 raise SystemExit(f"{model} on {dataset}: {len(ours['mse'])} tsmoe windows, {len(theirs['mse'])} nf")
-            tests = {m: batch_means_test(ours[m], theirs[m], window_block(HORIZON)) for m in ("mse", "mae")}
+            tests = {m: diebold_mariano(ours[m], theirs[m], window_block(HORIZON)) for m in ("mse", "mae")}
             stored_mse = {lib: stored.get(f"{lib}_{model}/{dataset}/{seed}", {}).get("test", {}).get("mse")
                           for lib in ("tsmoe", "nf")}  # fmt: skip
             pairs.append({"model": model, "data": dataset, "seed": seed, "windows": int(len(ours["mse"])),

@@ -1,8 +1,8 @@
 """The claims of the benchmark tables as paired tests: two rows' seed-0 runs scored on the same test items,
 the difference with its 95 % interval and p-value, as ``tsmoe compare`` computes them
 (:func:`tsmoe.analysis.compare.compare_runs`): DeLong's test for AUROC and a paired bootstrap for AUPRC and
-Brier (P1), a paired t-test on batch means of the per-window losses (P2, P3, P4; the results files made
-before it hold the Diebold-Mariano test with a Newey-West variance, their ``test`` says which).
+Brier (P1), the Diebold-Mariano test with a batch-means variance on the per-window losses (P2, P3, P4; the
+results files made before it hold it with a Newey-West variance, their ``test`` says which).
 
     OMP_NUM_THREADS=1 python benchmarks/run.py benchmarks/experiments/p1-intervals.yaml --runs runs/p1-intervals
     python benchmarks/paired.py p1 --runs runs/p1-intervals --out benchmarks/results/p1-paired.json
@@ -152,7 +152,8 @@ def markdown_table(result: dict) -> str:
     """One line per pair: A - B with its 95 % interval and p-value, for AUROC and AUPRC (binary; the Brier
     score's are in the results file) or MSE and MAE (forecasts)."""
     binary = result["pairs"][0]["task"] == "binary"
-    forecast_test = "DM" if result["pairs"][0]["metrics"].get("mse", {}).get("test", "").startswith("Diebold") else "t"
+    newey_west = "Newey-West" in result["pairs"][0]["metrics"].get("mse", {}).get("test", "")
+    forecast_test = "DM, Newey-West" if newey_west else "DM, batch means"
     metrics, tests = (("auroc", "auprc"), ("DeLong", "bootstrap")) if binary else (("mse", "mae"), (forecast_test,) * 2)
     head = " | ".join(f"{m.upper()} [95 % interval] | p ({t})" for m, t in zip(metrics, tests, strict=True))
     lines = [f"| A - B | {head} |", "|---|" + "---|" * 2 * len(metrics)]

@@ -10,8 +10,8 @@ script draws such differentials with mean zero (``d_t = mean(e_t .. e_{t+h-1}) +
 
 - the Diebold-Mariano statistic with a Newey-West variance, Bartlett weights up to lag ``h - 1``, normal
   reference (what ``tsmoe compare`` used before: written out here, it is no longer in the package);
-- the paired t-test on batch means of two horizons (:func:`tsmoe.analysis.paired_tests.batch_means_test`,
-  what ``tsmoe compare`` uses now);
+- the same statistic with a batch-means variance over batches of two horizons and a t reference
+  (:func:`tsmoe.analysis.paired_tests.diebold_mariano`, what ``tsmoe compare`` uses now);
 
 and the coverage of the mean by the moving-block bootstrap interval with blocks of two horizons
 (:func:`tsmoe.metrics.block_bootstrap_intervals`, the ``mse_ci`` of every forecast run). A well-sized test
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from tsmoe.analysis.paired_tests import batch_means_test
+from tsmoe.analysis.paired_tests import diebold_mariano
 from tsmoe.experiments.results import machine
 from tsmoe.metrics import block_bootstrap_intervals, window_block
 
@@ -55,7 +55,7 @@ def one_size(windows: int, horizon: int, draws: int, rng: np.random.Generator) -
         shocks = rng.standard_normal(windows + horizon - 1)
         d = np.convolve(shocks, np.ones(horizon) / horizon, mode="valid") + 0.5 * rng.standard_normal(windows)
         rejected_nw += newey_west_p(d, horizon - 1) < 0.05
-        rejected_batch += batch_means_test(d, np.zeros(windows), block)["p_value"] < 0.05
+        rejected_batch += diebold_mariano(d, np.zeros(windows), block)["p_value"] < 0.05
         interval = block_bootstrap_intervals({"d": d}, block, resamples=400)["d_ci"]
         covered += interval[0] <= 0 <= interval[1]
     return {"windows": windows, "horizon": horizon, "blocks": windows / block,
@@ -65,7 +65,7 @@ def one_size(windows: int, horizon: int, draws: int, rng: np.random.Generator) -
 
 def markdown_table(result: dict) -> str:
     lines = ["| test split | windows | horizon | blocks of two horizons | Diebold-Mariano, Newey-West: rejects a "
-             "true null (5 % level) | batch means: rejects | block bootstrap 95 % interval: covers |",
+             "true null (5 % level) | Diebold-Mariano, batch means: rejects | block bootstrap 95 % interval: covers |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for label, row in result["sizes"].items():
         lines.append(f"| {label} | {row['windows']:,} | {row['horizon']} | {row['blocks']:.1f} | "

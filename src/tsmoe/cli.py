@@ -314,7 +314,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Two runs on the same items: each metric's difference, its interval and p-value (DeLong, paired
-    bootstrap, a paired t-test on batch means of window losses)."""
+    bootstrap, Diebold-Mariano)."""
     import json
 
     from tsmoe.analysis.compare import compare_runs, comparison_table

@@ -1,5 +1,5 @@
-"""``tsmoe compare``: DeLong's test against its definition, the batch-means test of window losses on known
-cases and on its level, and two runs compared on the same items (runs on other items refused)."""
+"""``tsmoe compare``: DeLong's test against its definition, the Diebold-Mariano test of window losses on
+known cases and on its level, and two runs compared on the same items (runs on other items refused)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.tiny_runs import FAST, TINY_LSTM, tiny_lstm
-from tsmoe.analysis.paired_tests import batch_means_test, delong_test, paired_bootstrap
+from tsmoe.analysis.paired_tests import delong_test, diebold_mariano, paired_bootstrap
 from tsmoe.cli import main
 from tsmoe.ensemble import Ensemble
 from tsmoe.estimator import Estimator
@@ -47,24 +47,24 @@ def test_delong_matches_its_definition_and_a_paired_bootstrap():
     assert same["difference"] == 0 and same["p_value"] == 1.0
 
 
-def test_the_batch_means_test_finds_a_real_difference_and_holds_its_level():
+def test_diebold_mariano_finds_a_real_difference_and_holds_its_level():
     rng = np.random.default_rng(1)
     noise = rng.normal(size=2000)
     smoothed = np.convolve(noise, np.ones(10) / 10, mode="same")  # autocorrelated losses, as overlapping windows
     base = 1 + smoothed**2
-    better = batch_means_test(base, base + 0.05, batch=20)
+    better = diebold_mariano(base, base + 0.05, batch=20)
     assert better["difference"] == pytest.approx(-0.05) and better["p_value"] < 1e-6 and better["batches"] == 100
     d = base - base[::-1]  # batches of one item: the ordinary paired t-test
-    single = batch_means_test(base, base[::-1], batch=1)
+    single = diebold_mariano(base, base[::-1], batch=1)
     assert single["statistic"] == pytest.approx(d.mean() / (d.std(ddof=1) / np.sqrt(len(d))))
     # a true null, differentials the mean of 12 shocks (windows of horizon 12): rejected near 5 % of the time
     # at the 5 % level, where a Newey-West variance with Bartlett weights up to lag 11 rejects it far more often
     rejected = 0
     for _ in range(400):
         null = np.convolve(rng.normal(size=400 + 11), np.ones(12) / 12, mode="valid")
-        rejected += batch_means_test(null, np.zeros(400), batch=24)["p_value"] < 0.05
+        rejected += diebold_mariano(null, np.zeros(400), batch=24)["p_value"] < 0.05
     assert 0.02 <= rejected / 400 <= 0.09
-    assert batch_means_test(base[:30], base[:30] + 1, batch=24)["p_value"] is None  # one batch: no test
+    assert diebold_mariano(base[:30], base[:30] + 1, batch=24)["p_value"] is None  # one batch: no test
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,7 @@ def test_compare_refuses_runs_of_other_tasks_or_data_and_compares_forecasters(tw
     capsys.readouterr()
     assert main(["compare", str(tmp_path / "f1"), str(tmp_path / "f2"), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["metrics"]["mse"]["test"] == "paired t, batch means of 12 windows"
+    assert result["metrics"]["mse"]["test"] == "Diebold-Mariano, batch-means variance (12 windows a batch)"
     assert "warning" not in result  # 2,875 windows of horizon 6
     stored = json.loads((tmp_path / "f1" / "metrics.json").read_text())
     assert result["metrics"]["mse"]["a"] == pytest.approx(stored["mse"])

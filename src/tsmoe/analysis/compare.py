@@ -1,6 +1,7 @@
 """``tsmoe compare RUN_A RUN_B``: two saved runs scored on the same items, and the difference between them
 with its interval and p-value: DeLong's test for AUROC and a paired bootstrap for AUPRC and Brier
-(binary classifiers), a paired t-test on batch means of the per-window losses (forecasters and regressors).
+(binary classifiers), the Diebold-Mariano test with a batch-means variance on the per-window losses
+(forecasters and regressors).
 Runs scored on different items are refused: a difference between them would mean nothing.
 
 Either side may be a deep ensemble, several runs joined by ``+`` (``runs/a-s0+runs/a-s1+runs/a-s2``; in
@@ -15,7 +16,7 @@ from typing import Any
 
 import torch
 
-from tsmoe.analysis.paired_tests import batch_means_test, delong_test, paired_bootstrap
+from tsmoe.analysis.paired_tests import delong_test, diebold_mariano, paired_bootstrap
 from tsmoe.ensemble import Ensemble
 from tsmoe.errors import ConfigError, DataError
 from tsmoe.estimator import Estimator
@@ -116,9 +117,10 @@ def compare_runs(run_a: RunSide, run_b: RunSide, part: str = "test") -> dict[str
         if warning:
             result["warning"] = warning
         for metric in ("mse", "mae"):
-            test = batch_means_test(losses_a[metric], losses_b[metric], batch)
+            test = diebold_mariano(losses_a[metric], losses_b[metric], batch)
+            name = f"Diebold-Mariano, batch-means variance ({batch} windows a batch)"
             result["metrics"][metric] = {"a": float(losses_a[metric].mean()), "b": float(losses_b[metric].mean()),
-                                         **test, "test": f"paired t, batch means of {batch} windows"}  # fmt: skip
+                                         **test, "test": name}  # fmt: skip
     else:
         raise ConfigError(f"tsmoe compare does not compare {task.name} runs yet (binary, forecast and regression)")
     return result
