@@ -111,13 +111,10 @@ def _interval_levels(levels: list[float] | None, runs: int) -> list[float]:
 
 
 def _check_calibration(args: argparse.Namespace, levels: list[float]) -> None:
-    """``--calibration`` and ``--calibration-windows`` come with ``--intervals``, and a count with rolling."""
-    if not levels and (args.calibration != "validation" or args.calibration_windows is not None):
-        raise ConfigError("--calibration and --calibration-windows are for conformal intervals: give --intervals too")
-    if args.calibration_windows is not None and args.calibration != "rolling":
-        raise ConfigError("--calibration-windows is for rolling calibration (--calibration rolling)")
-    if args.calibration_windows is not None and args.calibration_windows < 1:
-        raise ConfigError(f"--calibration-windows takes a positive number, got {args.calibration_windows}")
+    """``--calibration`` and ``--calibration-windows`` as :func:`tsmoe.intervals.check_calibration` allows."""
+    from tsmoe.intervals import check_calibration
+
+    check_calibration(levels, args.calibration, args.calibration_windows)
 
 
 def _interval_options(parser: argparse.ArgumentParser, intervals: str, rolling: str, windows: str) -> None:

@@ -35,7 +35,7 @@ from tsmoe.data.sampling import data_step
 from tsmoe.data.series import SeriesSet
 from tsmoe.errors import ConfigError, DataError, TrainingError, TrainingInterrupted
 from tsmoe.forecast import forecast_data_set, forecast_table, rolling_interval_widths
-from tsmoe.intervals import CALIBRATIONS, check_levels, with_interval_columns
+from tsmoe.intervals import check_calibration, check_levels, with_interval_columns
 from tsmoe.models.output import unpack
 from tsmoe.models.registry import build_model
 from tsmoe.params import build_dataclass
@@ -635,13 +635,11 @@ class Estimator:
         if self.meta_["input_kind"] != "window":
             raise ConfigError(f"forecast is for runs on windows; this is a {self.meta_['task']} model: use predict")
         levels = check_levels(intervals) if intervals else []
-        if calibration not in CALIBRATIONS or (calibration == "rolling" and frame is None):
+        check_calibration(levels, calibration, calibration_windows)
+        if calibration == "rolling" and frame is None:
             raise ConfigError(
-                f"calibration is one of {list(CALIBRATIONS)}; rolling calibrates on a frame's own recent windows, "
-                f"got '{calibration}'" + (" without a frame" if frame is None else "")
+                "rolling calibration reads a frame's own recent windows: forecast without a frame has none"
             )
-        if calibration_windows is not None and calibration != "rolling":
-            raise ConfigError("calibration_windows is for calibration='rolling'")
         if frame is None:
             params, entry = self._data_params(data_overrides)
             if entry.name == "csv" and params.root is None:

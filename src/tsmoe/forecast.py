@@ -240,11 +240,10 @@ def forecast_after(estimator, data: SeriesSet, where: str, text: TextSetting | N
     meta = estimator.meta_
     lookback, horizon = meta["dims"]["lookback"], meta["dims"]["horizon"]
     check_sampling(data, meta.get("time_step"), where)
-    for series in data.series:
-        if len(series.values) < lookback:
-            raise DataError(f"{where}, series '{series.name}': {len(series.values)} rows, the model needs {lookback}")
     futures, origins = [], []
     for number, series in enumerate(data.series):
+        if len(series.values) < lookback:
+            raise DataError(f"{where}, series '{series.name}': {len(series.values)} rows, the model needs {lookback}")
         future = _future_stamps(series.timestamps, horizon)
         # texts strictly before the first forecast step; with no known step, anything up to the last row
         start = future[0] if future is not None else series.timestamps[-1] + np.timedelta64(1, "ns")
@@ -305,15 +304,18 @@ def _window_items(
 
 
 def recent_residuals(
-    estimator, data: SeriesSet, where: str, text: TextSetting | None, windows: int
+    estimator, data: SeriesSet, where: str, text: TextSetting | None, windows: int | None = None
 ) -> list[np.ndarray]:
     """Per series of ``data``, the absolute errors ``(windows, H, C)`` (targets, original scale) of the run's
     forecasts from the ``windows`` latest windows whose whole target the series holds (origins
-    ``L - H - windows + 1 .. L - H`` of a series of ``L`` rows): the errors known when forecasting what
-    follows it, for intervals calibrated on the input's own recent past."""
+    ``L - H - windows + 1 .. L - H`` of a series of ``L`` rows; default: as many as the shortest series
+    holds): the errors known when forecasting what follows it, for intervals calibrated on the input's own
+    recent past."""
     meta = estimator.meta_
     lookback, horizon, channels = meta["dims"]["lookback"], meta["dims"]["horizon"], meta["target_channels"]
     check_sampling(data, meta.get("time_step"), where)
+    if windows is None:
+        windows = max(1, min(len(s.values) - lookback - horizon + 1 for s in data.series))
     origins = []
     for number, series in enumerate(data.series):
         held = len(series.values) - lookback - horizon + 1
@@ -352,9 +354,6 @@ def rolling_interval_widths(
             f"{where} holds fixed windows, not series: no history to calibrate on; use calibration 'validation'"
         )
     data, where, text = read_series_table(estimator, frame, where, path)
-    if windows is None:
-        dims = estimator.meta_["dims"]
-        windows = max(1, min(len(s.values) - dims["lookback"] - dims["horizon"] + 1 for s in data.series))
     residuals = recent_residuals(estimator, data, where, text, windows)
     by_name = {series.name: errors for series, errors in zip(data.series, residuals, strict=True)}
     return key_columns(estimator)[0], recent_half_widths(by_name, levels, where)

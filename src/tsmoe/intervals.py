@@ -42,6 +42,22 @@ def check_levels(levels: Sequence[float]) -> list[float]:
     return levels
 
 
+def check_calibration(levels: Sequence[float], calibration: str, windows: int | None) -> None:
+    """Refuse a calibration that is not one of :data:`CALIBRATIONS`, one or a number of windows without
+    interval levels, a number of windows for any calibration but rolling, and fewer than one window."""
+    if calibration not in CALIBRATIONS:
+        raise ConfigError(f"calibration is one of {list(CALIBRATIONS)}, got '{calibration}'")
+    if not levels and (calibration != "validation" or windows is not None):
+        raise ConfigError(
+            "--calibration and --calibration-windows are for conformal intervals: give --intervals too "
+            "(intervals=[...] in Python)"
+        )
+    if windows is not None and calibration != "rolling":
+        raise ConfigError("a number of calibration windows (--calibration-windows) is for rolling calibration")
+    if windows is not None and windows < 1:
+        raise ConfigError(f"rolling calibration needs at least one window, got {windows}")
+
+
 def level_name(level: float) -> str:
     """``0.9`` -> ``"90"``, ``0.975`` -> ``"97.5"`` (the suffix of ``coverage_90``, ``y_lo_90``, ``y_q10``)."""
     return f"{level * 100:.10g}"
@@ -134,12 +150,7 @@ def conformal_widths(
     the ``windows`` latest windows whose targets were known at its origin, ``prepared``'s validation part then
     ``dataset`` itself, which must follow it (default: as many as the validation part holds before the first
     window)."""
-    if calibration not in CALIBRATIONS:
-        raise ConfigError(f"calibration must be one of {list(CALIBRATIONS)}, got '{calibration}'")
-    if windows is not None and calibration != "rolling":
-        raise ConfigError("a number of calibration windows is for rolling calibration (--calibration rolling)")
-    if windows is not None and windows < 1:
-        raise ConfigError(f"the rolling calibration needs at least one window, got {windows}")
+    check_calibration(levels, calibration, windows)
     if calibration == "validation":  # the run's own validation split, whatever data is scored
         val_residuals = _held_out_residuals(estimator, estimator.prepare_data(), estimator.original_scale())
         return conformal_quantiles(val_residuals, levels)[:, None], len(val_residuals)
@@ -151,8 +162,9 @@ def conformal_widths(
             "these are fixed windows without positions: use --calibration validation"
         )
     series, val_series = dataset.item_series(), val.item_series()
+    starts, val_starts = dataset.target_starts(), val.target_starts()
     for s in np.unique(series):  # checked before any window is scored
-        before, after = val.target_starts()[val_series == s], dataset.target_starts()[series == s]
+        before, after = val_starts[val_series == s], starts[series == s]
         if len(after) and (np.any(np.diff(after) <= 0) or (len(before) and after[0] <= before[-1])):
             raise ConfigError(
                 f"rolling calibration needs the scored windows of series {s} to come after its validation windows, "
@@ -160,17 +172,15 @@ def conformal_widths(
             )
     horizon = prepared.dims["horizon"]
     if windows is None:  # as many as every series' validation part holds before its first scored window
-        firsts = {s: dataset.target_starts()[series == s][0] for s in np.unique(series)}
-        windows = max(
-            1, min(int(np.sum(val.target_starts()[val_series == s] <= o - horizon)) for s, o in firsts.items())
-        )
+        firsts = {s: starts[series == s][0] for s in np.unique(series)}
+        windows = max(1, min(int(np.sum(val_starts[val_series == s] <= o - horizon)) for s, o in firsts.items()))
     val_residuals = _abs_residuals(estimator, prepared, val, estimator.original_scale())
     residuals = _abs_residuals(estimator, prepared, dataset, estimator.original_scale())
     widths = np.empty((len(levels), *residuals.shape))
     for s in np.unique(series):
         here, before = series == s, val_series == s
         sequence = np.concatenate([val_residuals[before], residuals[here]])
-        origins = np.concatenate([val.target_starts()[before], dataset.target_starts()[here]])
+        origins = np.concatenate([val_starts[before], starts[here]])
         widths[:, here] = rolling_quantiles(sequence, origins, int(before.sum()), horizon, windows, levels)
     return widths, windows
 

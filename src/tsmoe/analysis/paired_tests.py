@@ -82,9 +82,10 @@ def diebold_mariano(loss_a: np.ndarray, loss_b: np.ndarray, batch: int) -> dict[
 
     Forecasts from windows less than a horizon apart share targets, so their losses are correlated; means
     over batches of two horizons are nearly independent. A Newey-West variance (Bartlett weights up to lag
-    ``h - 1``), which tsmoe used before, underestimates that variance: at P4's sizes it rejected
-    a true null 10 % to 18 % of the time at the 5 % level, batch means 4 % to 7.5 %
-    (``benchmarks/paired_test_size.py``). ``batch = 1`` is the ordinary paired t-test of independent items.
+    ``h - 1``), which tsmoe used before, underestimates that variance: at the benchmarks' test-split sizes
+    it rejected a true null 10 % to 21 % of the time at the 5 % level, batch means 2 % to 7 %
+    (``benchmarks/paired_test_size.py``, ``results/paired-test-size.json``). ``batch = 1`` is the ordinary
+    paired t-test of independent items.
     With fewer than two batches there is no test: interval, p-value and statistic are ``None``."""
     d = np.asarray(loss_a, dtype=np.float64) - np.asarray(loss_b, dtype=np.float64)
     mean, b = float(d.mean()), max(int(batch), 1)
