@@ -18,6 +18,9 @@ results files made before it hold it with a Newey-West variance, their ``test`` 
     OMP_NUM_THREADS=1 python benchmarks/run.py benchmarks/experiments/p3-intervals.yaml --runs runs/p3-intervals
     python benchmarks/paired.py p3 --runs runs/p3-intervals --out benchmarks/results/p3-paired.json
     python benchmarks/paired.py p3-fusion --runs runs/p3-intervals --out benchmarks/results/p3-fusion-paired.json
+    OMP_NUM_THREADS=1 python benchmarks/run.py benchmarks/experiments/p3.yaml --rows mmlinear mmlinear_no_text \
+        mitransformer mitransformer_no_text --runs runs/p3-backbones
+    python benchmarks/paired.py p3-backbones --runs runs/p3-backbones --out benchmarks/results/p3-backbones-paired.json
     python benchmarks/paired.py p1 --out benchmarks/results/p1-paired.json --table
     python benchmarks/paired.py p1-inputs --runs runs/p1-intervals --out benchmarks/results/p1-inputs-paired.json
     OMP_NUM_THREADS=1 python benchmarks/seed_ensemble.py configs/mrmoe-physionet2012.yaml --runs runs/p1/mrmoe \
@@ -82,6 +85,11 @@ PAIRS: dict[str, tuple[tuple[str, ...], ...]] = {
     ),
     "p3": tuple(("mome", "no_text", "text by modulation against no text", case) for case in P3_CASES),
     "p3-fusion": tuple(("mome", "token_fusion", "modulation against token fusion", case) for case in P3_CASES),
+    "p3-backbones": tuple(
+        (backbone, f"{backbone}_no_text", f"text by modulation against no text for {backbone}", case)
+        for backbone in ("mmlinear", "mitransformer")
+        for case in P3_CASES
+    ),
     "p4": (
         ("gru", "itransformer", "the GRU is below every baseline"),
         ("lstm", "itransformer", "the LSTM is below every baseline"),
