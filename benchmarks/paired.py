@@ -7,7 +7,7 @@ results files made before it hold it with a Newey-West variance, their ``test`` 
     OMP_NUM_THREADS=1 python benchmarks/run.py benchmarks/experiments/p1-intervals.yaml --runs runs/p1-intervals
     python benchmarks/paired.py p1 --runs runs/p1-intervals --out benchmarks/results/p1-paired.json
     OMP_NUM_THREADS=1 python benchmarks/run.py benchmarks/experiments/p4.yaml --seeds 0 \\
-        --out benchmarks/results/reproduced/p4-s0.json --runs runs/p4
+        --out p4-s0-again.json --runs runs/p4     # an --out that does not hold them yet: stored runs are skipped
     python benchmarks/paired.py p4 --runs runs/p4 --out benchmarks/results/p4-paired.json
     OMP_NUM_THREADS=1 python benchmarks/run.py benchmarks/experiments/p4-horizons.yaml --seeds 0 --runs runs/p4-horizons
     python benchmarks/paired.py p4-horizons --runs runs/p4-horizons --out benchmarks/results/p4-horizons-paired.json
