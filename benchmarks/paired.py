@@ -27,8 +27,11 @@ results files made before it hold it with a Newey-West variance, their ``test`` 
         --seeds 0 1 2 3 4 --out benchmarks/results/ensemble/p1-mrmoe.json      # and the GRU's (its results file)
     python benchmarks/paired.py p1-ensembles --runs runs/p1 --out benchmarks/results/p1-ensembles-paired.json
 
-The runs are seed 0 of each row (the runner keeps their folders with ``--runs``; they give the stored seed-0
-test metrics, P1 and P4 exactly, P2 to float rounding but one run: ``p2-intervals.yaml`` says which). A test
+The runs are seed 0 of each row (the runner keeps their folders with ``--runs``). ``run.py`` skips the runs
+its results file already holds, so on a checkout that has the results but not the folders, add ``--out`` with
+a file that does not hold them (the folders are made, the stored results stay) and ``--compare`` to see how
+the runs made again agree with the stored ones: exactly or to float rounding on the same CPU, and on another
+CPU model some runs move further (``p2-intervals.yaml``'s note; P4's LSTM and MR-MoE by about 1 %). A test
 on one seed's runs asks whether the split resolves that seed's difference; it does not test the difference
 of the seeds' means. ``p1-ensembles`` compares deep ensembles of five seeds (``tsmoe compare A+B+... C+D+...``),
 whose members ``seed_ensemble.py`` keeps.
