@@ -108,7 +108,10 @@ def test_ctrl_c_says_the_run_was_interrupted_exits_130_and_the_run_resumes(tmp_p
                "--set", "data.lookback=24", "--set", "data.horizon=6", "--set", "training.max_epochs=40",
                "--set", "training.patience=40", "--set", "trainer.accelerator=cpu"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # Ctrl-C at a terminal: a shell without job control starts background jobs with SIGINT ignored, and Python
+    # keeps an ignored SIGINT ignored, so the run is started with the default disposition whoever started pytest
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     checkpoint = run / "checkpoints" / "last.safetensors"
     deadline = time.monotonic() + 120
     while not checkpoint.exists() and time.monotonic() < deadline and process.poll() is None:
