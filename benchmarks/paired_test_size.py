@@ -21,7 +21,6 @@ rejects 5 % of the time; a valid interval covers 95 % of the time.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import sys
@@ -32,6 +31,7 @@ from scipy import stats
 
 from tsmoe.analysis.paired_tests import diebold_mariano
 from tsmoe.experiments.results import machine
+from tsmoe.io import write_json
 from tsmoe.metrics import block_bootstrap_intervals, window_block
 
 # (label, test windows, horizon): P4's test splits (ETTh1, Exchange) and a P2-sized one
@@ -91,7 +91,7 @@ def main() -> None:
     command = "python benchmarks/paired_test_size.py " + " ".join(sys.argv[1:])
     result = {"protocol": "paired-test-size", "command": command, "draws": args.draws, "seed": args.seed,
               "machine": machine(), "sizes": sizes}  # fmt: skip
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     print(markdown_table(result))
 
 

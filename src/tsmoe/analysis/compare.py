@@ -130,8 +130,10 @@ def too_few_windows(windows: int, horizon: int) -> str | None:
     """Why forecasts ``horizon`` steps long on ``windows`` windows get no paired test (fewer than
     :data:`~tsmoe.metrics.FEWEST_BLOCKS` batches of two horizons, where the bootstrap gives no interval
     either), or ``None``."""
-    block = window_block(horizon) if horizon else 1
-    if not horizon or windows >= FEWEST_BLOCKS * block:
+    if not horizon:  # regression: independent items
+        return None
+    block = window_block(horizon)
+    if windows >= FEWEST_BLOCKS * block:
         return None
     return (f"{windows} windows hold {windows / block:.1f} stretches of two horizons ({block} windows), too few "
             "for a paired test: the difference only, without interval or p-value")  # fmt: skip
