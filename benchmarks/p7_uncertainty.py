@@ -16,6 +16,11 @@
    (its quantiles 0.1, 0.5, 0.9) against the same recipe trained for those quantiles (pinball loss), by
    the CRPS approximated from the same three levels, on the original scale. Goal: the quantile model's CRPS
    below the conformal one's on most domains. Seed 0.
+4. **Venn-Abers** on the same whole-stay runs (``--parts venn_abers``; ``--p1-rows`` picks the recipes): each
+   run's map made from its validation split, in memory (``Estimator.calibrate(method="venn_abers")``);
+   test AUROC, ECE, Brier and log loss of the merged probability beside the raw and the temperature-scaled
+   ones, the mean width ``p1 - p0`` of the test stays' intervals (all, and the tenth with the highest
+   risks), and the test's death rate beside the mean ``p0`` and ``p1``.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from tsmoe import Estimator  # noqa: E402
 from tsmoe.config import load_config  # noqa: E402
 from tsmoe.experiments.results import machine  # noqa: E402
 from tsmoe.intervals import conformal_widths, interval_metrics  # noqa: E402
-from tsmoe.metrics import expected_calibration_error  # noqa: E402
+from tsmoe.metrics import equal_mass_bins, expected_calibration_error  # noqa: E402
 
 P1_ROWS = ("mrmoe", "gru", "lstm")
 ETTH1 = {"dlinear": "configs/dlinear-etth1.yaml", "patchtst": "configs/patchtst-etth1.yaml",
@@ -77,6 +82,34 @@ def calibration(p6_runs: Path, seeds: list[int]) -> dict:
                                      **ece_floor(estimator.predict_proba()[:, 1])}  # fmt: skip
             print(row, seed, {k: round(v, 4) for k, v in rows[f"{row}/{seed}"].items()}, flush=True)
     return rows
+
+
+def venn_abers(p6_runs: Path, rows: list[str], seeds: list[int]) -> dict:
+    """Part 4 (module docstring): raw, temperature and Venn-Abers scores of each whole-stay run's test stays."""
+    result = {}
+    for row in rows:
+        for seed in seeds:
+            estimator = Estimator.load(p6_runs / f"{row}_whole_stay-s{seed}")
+            raw_probability = estimator.predict_proba()[:, 1]
+            record = {}
+            for method in ("raw", "temperature", "venn_abers"):
+                if method != "raw":
+                    estimator.calibrate(method=method)  # in memory: the run folder is left as it is
+                scores = estimator.evaluate()
+                record |= {f"{key}_{method}": scores[key] for key in ("auroc", "ece", "brier", "log_loss")}
+            prepared = estimator.prepare_data()
+            _, target = estimator.scored_outputs(prepared, prepared.test)
+            y = target.numpy().astype(float)
+            low, high = estimator.predict_proba_interval().T
+            top = equal_mass_bins(raw_probability, 10)[-1]  # the tenth of the stays with the highest risks
+            width = high - low
+            record |= {"width_mean": float(width.mean()), "width_top_tenth": float(width[top].mean()),
+                       "rate_mean": float(y.mean()), "low_mean": float(low.mean()), "high_mean": float(high.mean()),
+                       "rate_top_tenth": float(y[top].mean()), "low_top_tenth": float(low[top].mean()),
+                       "high_top_tenth": float(high[top].mean())}  # fmt: skip
+            result[f"{row}/{seed}"] = record
+            print(row, seed, {k: round(v, 4) for k, v in record.items()}, flush=True)
+    return result
 
 
 def conformal_etth1(runs: Path, calibration: str = "validation", windows: int | None = None) -> dict:
@@ -137,6 +170,7 @@ def markdown_table(result: dict) -> str:
                  f"{statistics.fmean(r['ece_floor_p95'] for r in runs):.4f}")
         lines.append(f"| {row} | {cell('auroc')} | {cell('brier_before')} | {cell('brier_after')} | "
                      f"{cell('ece_before')} | {cell('ece_after')} | {floor} | {cell('temperature')} |")  # fmt: skip
+    lines += venn_abers_table(result.get("venn_abers", {}))
     lines += ["", "| ETTh1, horizon 96 (seed 0) | calibration (windows) | test MSE | coverage 80 % | width 80 % | "
               "coverage 90 % | width 90 % | CRPS |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for part, calibration in ETTH1_PARTS.items():
@@ -154,13 +188,41 @@ def markdown_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def venn_abers_table(runs: dict) -> list[str]:
+    """Part 4's rows: mean ± std over each recipe's seeds (none: no rows)."""
+    if not runs:
+        return []
+    lines = ["", "| P1 recipe (seeds) | AUROC: raw, Venn-Abers | ECE: raw, temperature, Venn-Abers | Brier: raw, "
+             "temperature, Venn-Abers | log loss: raw, temperature, Venn-Abers | interval width: all, top tenth | "
+             "test death rate in [mean p0, mean p1]: all, top tenth |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for row in dict.fromkeys(key.split("/")[0] for key in runs):
+        seeds = [v for k, v in runs.items() if k.split("/")[0] == row]
+
+        def cell(*keys: str, seeds: list = seeds) -> str:
+            return ", ".join(f"{statistics.fmean(r[k] for r in seeds):.4f} ± "
+                             f"{statistics.stdev(r[k] for r in seeds) if len(seeds) > 1 else 0:.4f}"
+                             for k in keys)  # fmt: skip
+
+        def bracket(part: str, seeds: list = seeds) -> str:
+            mean = {k: statistics.fmean(r[f"{k}{part}"] for r in seeds) for k in ("low", "rate", "high")}
+            return f"{mean['rate']:.3f} in [{mean['low']:.3f}, {mean['high']:.3f}]"
+
+        methods = ("raw", "temperature", "venn_abers")
+        lines.append(f"| {row} ({len(seeds)}) | {cell('auroc_raw', 'auroc_venn_abers')} | "
+                     f"{cell(*(f'ece_{m}' for m in methods))} | {cell(*(f'brier_{m}' for m in methods))} | "
+                     f"{cell(*(f'log_loss_{m}' for m in methods))} | {cell('width_mean', 'width_top_tenth')} | "
+                     f"{bracket('_mean')}, {bracket('_top_tenth')} |")  # fmt: skip
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="benchmarks/results/p7-uncertainty.json")
     parser.add_argument("--p6-runs", default="runs/p6", help="P6's whole-stay runs (P1's recipes), 5 seeds each")
     parser.add_argument("--runs", default="runs/p7")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--parts", nargs="+", default=["calibration", *ETTH1_PARTS, "quantiles_p2"])
+    parser.add_argument("--parts", nargs="+", default=["calibration", *ETTH1_PARTS, "quantiles_p2", "venn_abers"])
+    parser.add_argument("--p1-rows", nargs="+", default=list(P1_ROWS), choices=P1_ROWS, help="recipes of venn_abers")
     parser.add_argument("--report", action="store_true", help="print the tables of the stored results")
     args = parser.parse_args()
     out = Path(args.out)
@@ -172,7 +234,9 @@ def main() -> None:
                             "conformal_etth1": lambda: conformal_etth1(runs),
                             "rolling_etth1": lambda: conformal_etth1(runs, "rolling"),
                             "rolling_etth1_240": lambda: conformal_etth1(runs, "rolling", ROLLING_SHORT),
-                            "quantiles_p2": lambda: quantiles_p2(runs)}[part]()  # fmt: skip
+                            "quantiles_p2": lambda: quantiles_p2(runs),
+                            "venn_abers": lambda: venn_abers(Path(args.p6_runs), args.p1_rows, args.seeds),
+                            }[part]()  # fmt: skip
             result["machine"] = machine()
             command = "python benchmarks/p7_uncertainty.py " + " ".join(sys.argv[1:])
             result["command"] = command  # the last run's; each part's own below

@@ -9,7 +9,7 @@ tsmoe predict RUN_DIR [RUN_DIR ...] INPUT -o OUTPUT.csv [--set data.KEY=VALUE ..
               [--calibration validation|rolling] [--calibration-windows N]
 tsmoe report RUN_DIR
 tsmoe compare RUN_A RUN_B [--part test|validation] [--json]      (a side may be RUN+RUN+...: an ensemble)
-tsmoe calibrate RUN_DIR
+tsmoe calibrate RUN_DIR [--method temperature|venn_abers]
 tsmoe tune CONFIG --space SPACE --trials N --out DIR [--workers K] [--storage URL] [--study NAME] [--set ...]
 tsmoe datasets
 tsmoe models
@@ -298,13 +298,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    """Fit a temperature on a trained classifier's validation split and keep it in the run's meta.json."""
+    """Calibrate a trained classifier on its validation split (a temperature, or a Venn-Abers map) and keep it
+    in the run."""
     from tsmoe.estimator import Estimator
 
-    record = Estimator.load(args.run_dir).calibrate(args.run_dir)
-    print(f"temperature {record['temperature']:.4f} fitted on the validation split of {args.run_dir}: ECE "
+    record = Estimator.load(args.run_dir).calibrate(args.run_dir, args.method)
+    fitted = f"temperature {record['temperature']:.4f}" if args.method == "temperature" else "Venn-Abers map"
+    print(f"{fitted} fitted on the validation split of {args.run_dir}: ECE "
           f"{record['validation_ece_before']:.4f} -> {record['validation_ece_after']:.4f}, log loss "
           f"{record['validation_log_loss_before']:.4f} -> {record['validation_log_loss_after']:.4f}")  # fmt: skip
+    if args.method == "venn_abers":
+        print("(on the items the map was made from; tsmoe predict now adds probability_low and probability_high)")
     print(f"tsmoe predict and tsmoe evaluate apply it from now on (tsmoe evaluate {args.run_dir} rescores the test)")
     return 0
 
@@ -490,8 +494,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir")
     report.set_defaults(func=cmd_report)
 
-    calibrate = sub.add_parser("calibrate", help="fit a temperature on a trained classifier's validation split")
+    calibrate = sub.add_parser("calibrate", help="calibrate a trained classifier's risks on its validation split")
     calibrate.add_argument("run_dir")
+    calibrate.add_argument(
+        "--method",
+        choices=["temperature", "venn_abers"],
+        default="temperature",
+        help="one temperature for the logits (default), or a Venn-Abers map: binary risks with an interval",
+    )
     calibrate.set_defaults(func=cmd_calibrate)
 
     compare = sub.add_parser("compare", help="two runs on the same items: differences, intervals, p-values")

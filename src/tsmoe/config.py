@@ -74,8 +74,10 @@ class TrainingConfig:
     # torch's default; tsmoe.training.threads), an integer fixes the count
     threads: int | Literal["auto"] = "auto"
     # classifiers: "temperature" fits one temperature T on the validation split after training (logits / T,
-    # tsmoe.training.calibration), saved in meta.json and applied wherever the run predicts; "none": raw
-    calibrate: Literal["none", "temperature"] = "none"
+    # tsmoe.training.calibration), saved in meta.json and applied wherever the run predicts; binary risks:
+    # "venn_abers" fits a Venn-Abers map there (tsmoe.training.venn_abers), a calibrated probability with
+    # an interval [p0, p1] that contains one; "none": raw
+    calibrate: Literal["none", "temperature", "venn_abers"] = "none"
 
     def __post_init__(self) -> None:
         for name in ("max_epochs", "batch_size", "eval_batch_size"):

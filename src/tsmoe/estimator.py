@@ -41,7 +41,9 @@ from tsmoe.models.registry import build_model
 from tsmoe.params import build_dataclass
 from tsmoe.paths import launch_rank
 from tsmoe.tasks import classification_task, get_task, monitor_mode
+from tsmoe.training.calibration import check_calibration_method
 from tsmoe.training.numerics import flushed_subnormals
+from tsmoe.training.venn_abers import VennAbers
 from tsmoe.version import __version__
 
 
@@ -234,8 +236,8 @@ class Estimator:
                 f"the training or validation split is empty ({len(prepared.train)} / {len(prepared.val)} items)"
             )
         training = self.config.training
-        if training.calibrate != "none" and not get_task(prepared.task).is_classifier:
-            raise ConfigError(f"training.calibrate: temperature scaling is for classifiers, not task '{prepared.task}'")
+        if training.calibrate != "none":
+            check_calibration_method(training.calibrate, prepared.task, "training.calibrate")
         train_set, train_collate = prepared.train, prepared.collate
         if training.distill_from:  # soft targets from the teachers, computed once, before any model is built
             teacher = teacher_probabilities(
@@ -249,7 +251,7 @@ class Estimator:
             train_collate = with_soft_targets(prepared.collate or default_collate)
         threads = use_threads(training.threads)  # before the model: a busy machine gets fewer threads
         seed_everything(self.config.seed)
-        self.temperature_ = None  # fitted after training, where training.calibrate asks
+        self.temperature_ = self.venn_abers_ = None  # fitted after training, where training.calibrate asks
         self.model_ = build_model(self.config.model, prepared.dims, prepared.task, prepared.input_kind)
         monitor, mode = self._selection_metric(prepared.task)
         folder = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="tsmoe-run-"))
@@ -286,7 +288,8 @@ class Estimator:
         run_io.load_weights_into(self.model_, best.path)
         self.state_ = prepared.state
         refit = self._refit(prepared, best.best_epoch + 1, folder, monitor, mode) if training.refit else None
-        calibration = self._calibrate(prepared) if training.calibrate != "none" and self.is_global_zero_ else None
+        calibrates = training.calibrate != "none" and self.is_global_zero_
+        calibration = self._calibrate(prepared, training.calibrate) if calibrates else None
         self.split_ = prepared.split
         self.meta_ = {
             "tsmoe_version": __version__,
@@ -354,44 +357,73 @@ class Estimator:
         meta = {**(meta or {}), "text_choice": record}
         return self.fit(data, run_dir, resume, callbacks, overwrite, score_test, meta)
 
-    def _calibrate(self, prepared: PreparedData) -> dict[str, Any]:
-        """Fit the temperature on the validation split (the kept model's logits) and keep it; what it did to
-        the validation ECE and log loss, for ``meta.json``."""
+    def _calibrate(self, prepared: PreparedData, method: str = "temperature") -> dict[str, Any]:
+        """Fit the run's calibration on the validation split (the kept model's outputs) and keep it: a
+        temperature, or a Venn-Abers map (binary risks); what it did to the validation ECE, log loss and Brier
+        score, for ``meta.json`` (in-sample for Venn-Abers, whose map is made from those items)."""
         from tsmoe.training.calibration import fit_temperature
 
         task = get_task(prepared.task)
-        self.temperature_ = None
+        self.temperature_ = self.venn_abers_ = None
         logits, targets = self._outputs(prepared.val, prepared.collate, prepared.task)
         target = targets["target"]
-        temperature = fit_temperature(logits, target)
         before = task.score_probabilities(task.probabilities(logits.float()), target)
-        after = task.score_probabilities(task.probabilities(logits.float() / temperature), target)
-        self.temperature_ = temperature
+        if method == "venn_abers":
+            self.venn_abers_ = VennAbers.fit(task.probabilities(logits.float()).numpy(), target.numpy())
+            record: dict[str, Any] = {"method": "venn_abers", "validation_items": len(target)}
+        else:
+            self.temperature_ = fit_temperature(logits, target)
+            record = {"method": "temperature", "temperature": self.temperature_}
+        after = task.score_probabilities(task.probabilities(self.calibrated(logits).float()), target)
         keys = [k for k in ("ece", "log_loss", "brier") if k in before]
-        return {"method": "temperature", "temperature": temperature,
-                **{f"validation_{k}_before": before[k] for k in keys},
+        return {**record, **{f"validation_{k}_before": before[k] for k in keys},
                 **{f"validation_{k}_after": after[k] for k in keys}}  # fmt: skip
 
-    def calibrate(self, run_dir: str | Path | None = None) -> dict[str, Any]:
-        """Fit a temperature on this fitted classifier's validation split now (a run trained without
-        ``training.calibrate``), keep it, and with ``run_dir`` write it into that run's ``meta.json``; returns
-        what it did to the validation ECE and log loss. The test split is not read."""
+    def calibrate(self, run_dir: str | Path | None = None, method: str = "temperature") -> dict[str, Any]:
+        """Calibrate this fitted classifier on its validation split now (a run trained without
+        ``training.calibrate``): a temperature, or with ``method="venn_abers"`` a Venn-Abers map (binary
+        risks); keep it, and with ``run_dir`` write it into that run (``meta.json``, and the map's
+        ``calibration.safetensors``); returns what it did to the validation ECE and log loss. The test split
+        is not read."""
         self._check_fitted()
         if "refit" in self.meta_:
             raise ConfigError("this run was refit on its validation items (training.refit): nothing is left to "
-                              "fit a temperature on")  # fmt: skip
-        if not get_task(self.meta_["task"]).is_classifier:
-            raise ConfigError(f"temperature scaling is for classifiers, not task '{self.meta_['task']}'")
-        record = self._calibrate(self.prepare_data())
+                              "calibrate on")  # fmt: skip
+        check_calibration_method(method, self.meta_["task"], "calibration")
+        record = self._calibrate(self.prepare_data(), method)
         self.meta_["calibration"] = record
         if run_dir is not None:
+            self._write_calibration(Path(run_dir))
             run_io.write_json(Path(run_dir) / run_io.META, self.meta_)
         return record
 
     def calibrated(self, output: torch.Tensor) -> torch.Tensor:
-        """Raw outputs with the run's temperature applied (logits / T), or as they are without one."""
+        """Raw outputs with the run's calibration applied: logits / T, or for a Venn-Abers map the logit of
+        its merged probability ``p1 / (1 - p0 + p1)``; as they are without one."""
         temperature = getattr(self, "temperature_", None)
-        return output / temperature if temperature else output
+        if temperature:
+            return output / temperature
+        venn_abers = getattr(self, "venn_abers_", None)
+        if venn_abers is None:
+            return output
+        merged, _, _ = venn_abers.probability(torch.sigmoid(output.double()).numpy())
+        return torch.logit(torch.from_numpy(merged)).to(output.dtype)  # p lies strictly inside (0, 1)
+
+    def probability_bounds(self, output: torch.Tensor) -> dict[str, np.ndarray]:
+        """A Venn-Abers run's interval for raw binary outputs ``(N,)``: ``{"probability_low": p0,
+        "probability_high": p1}`` (``tsmoe.training.venn_abers``); empty for any other run."""
+        venn_abers = getattr(self, "venn_abers_", None)
+        if venn_abers is None:
+            return {}
+        low, high = venn_abers.bounds(torch.sigmoid(output.double()).numpy())
+        return {"probability_low": low, "probability_high": high}
+
+    def _write_calibration(self, folder: Path) -> None:
+        """The Venn-Abers map's file, where the run has one (the temperature lives in ``meta.json``)."""
+        if getattr(self, "venn_abers_", None) is not None:
+            run_io.write_arrays(folder / run_io.CALIBRATION, self.venn_abers_.arrays())
+        else:
+            (folder / run_io.CALIBRATION).unlink(missing_ok=True)  # a map replaced by a temperature
 
     def _selection_metric(self, task: str) -> tuple[str, str]:
         """(metric, "min" | "max") that early stopping and the kept epoch watch: ``training.monitor``, else
@@ -496,11 +528,12 @@ class Estimator:
 
     @torch.no_grad()
     def _outputs(
-        self, dataset: Dataset, collate: Any, task_name: str | None = None
+        self, dataset: Dataset, collate: Any, task_name: str | None = None, raw: bool = False
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Raw model outputs over a dataset, with the batches' targets concatenated: one row per item, or
-        for a per-step task one per labelled step, with its ``record`` (position in ``dataset``) and ``time``.
-        ``task_name``: the data's task (default: the fitted run's)."""
+        """Model outputs over a dataset (with the run's calibration applied, unless ``raw``), with the batches'
+        targets concatenated: one row per item, or for a per-step task one per labelled step, with its
+        ``record`` (position in ``dataset``) and ``time``. ``task_name``: the data's task (default: the fitted
+        run's)."""
         self.model_.eval()
         task = get_task(task_name or self.meta_["task"])
         outputs, targets, seen = [], {}, 0
@@ -515,7 +548,8 @@ class Estimator:
                     targets.setdefault(key, []).append(value)
         if not outputs:
             raise DataError("no items to predict")
-        return self.calibrated(torch.cat(outputs)), {k: torch.cat(v) for k, v in targets.items()}
+        output = torch.cat(outputs)
+        return output if raw else self.calibrated(output), {k: torch.cat(v) for k, v in targets.items()}
 
     def score_part(self, prepared: PreparedData, dataset: Dataset) -> dict[str, float]:
         """Metrics of this model over ``dataset``, a part of ``prepared`` (MAPE only on the original scale);
@@ -665,20 +699,38 @@ class Estimator:
         output, _ = self._outputs(prepared.test, prepared.collate, prepared.task)
         return task.proba_table(task.probabilities(output)).numpy()
 
-    def stream(self) -> Any:
+    def predict_proba_interval(
+        self, data: Any = None, split: SplitChoice = "default", data_overrides: dict[str, Any] | None = None
+    ) -> np.ndarray:
+        """A Venn-Abers run's interval of the positive class's probability, ``(N, 2)`` = ``[p0, p1]``, for the
+        items :meth:`predict_proba` gives (whose probability is the merged one, inside the interval)."""
+        if getattr(self, "venn_abers_", None) is None:
+            raise ConfigError(
+                "predict_proba_interval needs a run calibrated with venn_abers "
+                "(training.calibrate: venn_abers, or tsmoe calibrate RUN --method venn_abers)"
+            )
+        prepared = self._prepare_for_inference(data, split, data_overrides)
+        output, _ = self._outputs(prepared.test, prepared.collate, prepared.task, raw=True)
+        bounds = self.probability_bounds(output)
+        return np.stack([bounds["probability_low"], bounds["probability_high"]], axis=1)
+
+    def stream(self, interval: bool = False) -> Any:
         """A :class:`tsmoe.stream.StreamingPredictor`: predictions updated one observation at a time, for
-        many entities at once (MR-MoE and its rungs)."""
+        many entities at once (MR-MoE and its rungs); with ``interval`` (a Venn-Abers run) each risk comes
+        with its interval, as ``Risk(probability, low, high)``."""
         from tsmoe.stream import StreamingPredictor
 
         self._check_fitted()
-        return StreamingPredictor(self)
+        return StreamingPredictor(self, interval)
 
     @torch.no_grad()
-    def predict_every_step(self, dataset: Dataset, collate: Any) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-        """Raw outputs after every step of every record of an irregular ``dataset``: ``(outputs (n, ...),
-        record (n,) positions in the dataset, times (n,))``, one row per valid step. The output after step
-        ``t`` is the model's answer for the record cut there (its causal per-step form; a model trained
-        per step gives the same in one pass)."""
+    def predict_every_step(
+        self, dataset: Dataset, collate: Any, raw: bool = False
+    ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+        """Outputs (calibrated, unless ``raw``) after every step of every record of an irregular ``dataset``:
+        ``(outputs (n, ...), record (n,) positions in the dataset, times (n,))``, one row per valid step. The
+        output after step ``t`` is the model's answer for the record cut there (its causal per-step form; a
+        model trained per step gives the same in one pass)."""
         self._check_fitted()
         if not hasattr(self.model_, "per_step"):
             raise ConfigError(f"model '{self.config.model['name']}' gives no output per step")
@@ -696,7 +748,8 @@ class Estimator:
                     seen += valid.shape[0]
         finally:
             self.model_.per_step = trained_per_step
-        return self.calibrated(torch.cat(outputs)), np.concatenate(records), np.concatenate(times)
+        output = torch.cat(outputs)
+        return output if raw else self.calibrated(output), np.concatenate(records), np.concatenate(times)
 
     @torch.no_grad()
     def _quantiles(self, dataset: Dataset, collate: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -715,10 +768,10 @@ class Estimator:
         self._check_fitted()
         return self._quantiles(dataset, collate)[0] if hasattr(self.model_, "levels") else None
 
-    def predict_dataset(self, dataset: Dataset, collate: Any) -> torch.Tensor:
-        """Raw outputs (logits or scaled forecasts) for an already prepared dataset."""
+    def predict_dataset(self, dataset: Dataset, collate: Any, raw: bool = False) -> torch.Tensor:
+        """Outputs (logits, calibrated unless ``raw``, or scaled forecasts) for an already prepared dataset."""
         self._check_fitted()
-        return self._outputs(dataset, collate)[0]
+        return self._outputs(dataset, collate, raw=raw)[0]
 
     # ---- persistence ------------------------------------------------------------------------------
 
@@ -732,6 +785,7 @@ class Estimator:
         run_io.write_arrays(folder / run_io.PREPROCESSING, self.state_)
         run_io.write_json(folder / run_io.META, self.meta_)
         run_io.write_json(folder / run_io.SPLIT, self.split_)
+        self._write_calibration(folder)
         if getattr(self, "metrics_", None) is not None:
             run_io.write_json(folder / run_io.METRICS, self.metrics_)
         # a finished run needs neither its best-epoch copy nor its resume checkpoint any more
@@ -753,7 +807,11 @@ class Estimator:
             estimator.config.model, estimator.meta_["dims"], estimator.meta_["task"], estimator.meta_["input_kind"]
         )
         run_io.load_weights_into(estimator.model_, folder / run_io.WEIGHTS)
-        estimator.temperature_ = estimator.meta_.get("calibration", {}).get("temperature")
+        calibration = estimator.meta_.get("calibration", {})
+        estimator.temperature_ = calibration.get("temperature")
+        estimator.venn_abers_ = None
+        if calibration.get("method") == "venn_abers":
+            estimator.venn_abers_ = VennAbers.from_arrays(run_io.read_arrays(folder / run_io.CALIBRATION))
         metrics_path = folder / run_io.METRICS
         estimator.metrics_ = run_io.read_json(metrics_path) if metrics_path.exists() else None
         return estimator

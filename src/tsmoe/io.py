@@ -8,6 +8,7 @@ A run folder holds::
     meta.json                   task, input kind, sizes, channel names, best epoch, timings
     metrics.json                test metrics (lower-case keys)
     split.json                  the split used
+    calibration.safetensors     the Venn-Abers map of a run calibrated so (training.calibrate: venn_abers)
     logs/metrics.csv            per-epoch training and validation metrics
 
 Every file is written to a temporary name and renamed, so a reader never sees half a file.
@@ -36,6 +37,7 @@ from tsmoe.errors import ModelFileError
 CONFIG, WEIGHTS, PREPROCESSING, META, METRICS, SPLIT = (
     "config.yaml", "model.safetensors", "preprocessing.safetensors", "meta.json", "metrics.json", "split.json",
 )  # fmt: skip
+CALIBRATION = "calibration.safetensors"
 
 
 def atomic_write_bytes(path: Path, write: Callable[[object], None]) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from tsmoe.data.csv_files import read_csv_checked
 from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, IrregularSet, collate_irregular
@@ -68,13 +69,23 @@ def _predict_irregular(estimator, data: IrregularSet, id_column: str, every_step
     dataset = IrregularDataset(data, IrregularNormalizer.from_state(estimator.state_))
     task = get_task(estimator.meta_["task"])
     if every_step:
-        outputs, records, times = estimator.predict_every_step(dataset, collate_irregular)
-        columns = task.table_columns(outputs, estimator.state_)
+        outputs, records, times = estimator.predict_every_step(dataset, collate_irregular, raw=True)
         clock = f"{getattr(estimator.data_params(), 'time_unit', 'hours')}_since_start"
+        columns = _columns(estimator, task, outputs)
         return pd.DataFrame({id_column: data.record_ids[records], clock: times, **columns})
-    logits = estimator.predict_dataset(dataset, collate_irregular)
-    columns = task.table_columns(logits, estimator.state_)
-    return pd.DataFrame({id_column: data.record_ids, **columns})
+    outputs = estimator.predict_dataset(dataset, collate_irregular, raw=True)
+    return pd.DataFrame({id_column: data.record_ids, **_columns(estimator, task, outputs)})
+
+
+def _columns(estimator, task, raw: torch.Tensor) -> dict[str, np.ndarray]:
+    """The table's columns for raw outputs: the task's (from the calibrated outputs) and, for a Venn-Abers
+    run, the interval beside the probability (``probability_low``, ``probability_high``)."""
+    columns = task.table_columns(estimator.calibrated(raw), estimator.state_)
+    bounds = estimator.probability_bounds(raw)
+    if not bounds:
+        return columns
+    ordered = {"probability": columns.pop("probability"), **bounds}
+    return ordered | columns
 
 
 def predict_file(estimator, path: Path, overrides: dict | None = None, every_step: bool = False) -> pd.DataFrame:

@@ -17,6 +17,10 @@ that time (to float rounding):
 - updates with the same time for one entity merge into one step (the step is recomputed from the state
   before it); a variable given twice at one time is merged by the run's ``data.duplicates`` rule;
 - a time before the entity's last one is an error, as is a variable the run does not know (its name said).
+
+A run calibrated with ``venn_abers`` streams its merged probability; ``stream(interval=True)`` returns each
+risk as ``Risk(probability, low, high)``, with the Venn-Abers interval ``[p0, p1]`` that ``tsmoe predict``
+writes as ``probability_low`` and ``probability_high``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -34,6 +38,14 @@ from tsmoe.errors import ConfigError, DataError
 from tsmoe.models.mrmoe import MRMoE, StepState
 from tsmoe.tasks import get_task
 from tsmoe.training.numerics import flushed_subnormals
+
+
+class Risk(NamedTuple):
+    """A binary risk with its Venn-Abers interval: ``low <= probability <= high``."""
+
+    probability: float
+    low: float
+    high: float
 
 
 @dataclass
@@ -54,8 +66,13 @@ class EntityStream:
 class StreamingPredictor:
     """Stateful predictions of a loaded run for many entities (module docstring)."""
 
-    def __init__(self, estimator: Any) -> None:
+    def __init__(self, estimator: Any, interval: bool = False) -> None:
         model = estimator.model_
+        if interval and getattr(estimator, "venn_abers_", None) is None:
+            raise ConfigError(
+                "stream(interval=True) needs a run calibrated with venn_abers (training.calibrate: venn_abers, "
+                "or tsmoe calibrate RUN --method venn_abers)"
+            )
         if not isinstance(model, MRMoE):
             raise ConfigError(
                 f"streaming updates are for MR-MoE and its rungs (mrmoe, cfc, ltc, ctrnn, ...); this run's model "
@@ -64,7 +81,8 @@ class StreamingPredictor:
         model.start_state(1)  # refuses the options that read ahead of a step
         self.model = model.eval()
         self.task = get_task(estimator.meta_["task"])
-        self.calibrated = estimator.calibrated  # the run's temperature, if it has one
+        self.calibrated = estimator.calibrated  # the run's temperature or Venn-Abers map, if it has one
+        self.bounds = estimator.probability_bounds if interval else None
         self.state = estimator.state_
         self.normalizer = IrregularNormalizer.from_state(estimator.state_)
         self.variables = list(estimator.meta_["channel_names"])
@@ -108,7 +126,8 @@ class StreamingPredictor:
 
     def update(self, entity: Any, time: float, observations: Mapping[str, float]) -> Any:
         """Add ``observations`` (variable name -> value) of ``entity`` at ``time``; the prediction after
-        them (binary: the probability; multiclass: the class probabilities; regression: the value)."""
+        them (binary: the probability, or a :class:`Risk` with its interval; multiclass: the class
+        probabilities; regression: the value)."""
         return self.update_many([(entity, time, observations)])[0]
 
     def update_many(self, updates: Iterable[tuple[Any, float, Mapping[str, float]]]) -> list[Any]:
@@ -228,7 +247,12 @@ class StreamingPredictor:
         else:
             for stream, state in zip(streams, after.rows(), strict=True):
                 stream.after = state
-        return self._answers(self.calibrated(output))
+        answers = self._answers(self.calibrated(output))
+        if self.bounds is None:
+            return answers
+        bounds = self.bounds(output)
+        return [Risk(p, float(low), float(high)) for p, low, high in
+                zip(answers, bounds["probability_low"], bounds["probability_high"], strict=True)]  # fmt: skip
 
     def _answers(self, output: torch.Tensor) -> list[Any]:
         """Each row's answer: binary, the probability; multiclass, the class probabilities; regression,
