@@ -16,10 +16,11 @@
    (its quantiles 0.1, 0.5, 0.9) against the same recipe trained for those quantiles (pinball loss), by
    the CRPS approximated from the same three levels, on the original scale. Goal: the quantile model's CRPS
    below the conformal one's on most domains. Seed 0.
-4. **Venn-Abers** on the same whole-stay runs (``--parts venn_abers``; ``--p1-rows`` picks the recipes): each
-   run's map made from its validation split, in memory (``Estimator.calibrate(method="venn_abers")``);
+4. **Venn-Abers** on P6's runs (``--parts venn_abers``; ``--p6-rows`` picks them: whole-stay runs, as part 1,
+   or per-step runs, whose risk after every step is what a stream gives): each run's map made from its
+   validation split (stays, or labelled steps), in memory (``Estimator.calibrate(method="venn_abers")``);
    test AUROC, ECE, Brier and log loss of the merged probability beside the raw and the temperature-scaled
-   ones, the mean width ``p1 - p0`` of the test stays' intervals (all, and the tenth with the highest
+   ones, the mean width ``p1 - p0`` of the test items' intervals (all, and the tenth with the highest raw
    risks), and the test's death rate beside the mean ``p0`` and ``p1``.
 """
 
@@ -85,11 +86,12 @@ def calibration(p6_runs: Path, seeds: list[int]) -> dict:
 
 
 def venn_abers(p6_runs: Path, rows: list[str], seeds: list[int]) -> dict:
-    """Part 4 (module docstring): raw, temperature and Venn-Abers scores of each whole-stay run's test stays."""
+    """Part 4 (module docstring): raw, temperature and Venn-Abers scores of P6 runs' test items (stays, or
+    for a per-step run every labelled step)."""
     result = {}
     for row in rows:
         for seed in seeds:
-            estimator = Estimator.load(p6_runs / f"{row}_whole_stay-s{seed}")
+            estimator = Estimator.load(p6_runs / f"{row.replace(' ', '_')}-s{seed}")
             raw_probability = estimator.predict_proba()[:, 1]
             record = {}
             for method in ("raw", "temperature", "venn_abers"):
@@ -99,7 +101,7 @@ def venn_abers(p6_runs: Path, rows: list[str], seeds: list[int]) -> dict:
                 record |= {f"{key}_{method}": scores[key] for key in ("auroc", "ece", "brier", "log_loss")}
             prepared = estimator.prepare_data()
             _, target = estimator.scored_outputs(prepared, prepared.test)
-            y = target.numpy().astype(float)
+            y = (target[:, 0] if target.dim() == 2 else target).numpy().astype(float)  # per step: label, record, time
             low, high = estimator.predict_proba_interval().T
             top = equal_mass_bins(raw_probability, 10)[-1]  # the tenth of the stays with the highest risks
             width = high - low
@@ -189,10 +191,10 @@ def markdown_table(result: dict) -> str:
 
 
 def venn_abers_table(runs: dict) -> list[str]:
-    """Part 4's rows: mean ± std over each recipe's seeds (none: no rows)."""
+    """Part 4's rows: mean ± std over each run's seeds (none: no rows)."""
     if not runs:
         return []
-    lines = ["", "| P1 recipe (seeds) | AUROC: raw, Venn-Abers | ECE: raw, temperature, Venn-Abers | Brier: raw, "
+    lines = ["", "| P6 run (seeds) | AUROC: raw, Venn-Abers | ECE: raw, temperature, Venn-Abers | Brier: raw, "
              "temperature, Venn-Abers | log loss: raw, temperature, Venn-Abers | interval width: all, top tenth | "
              "test death rate in [mean p0, mean p1]: all, top tenth |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for row in dict.fromkeys(key.split("/")[0] for key in runs):
@@ -222,7 +224,8 @@ def main() -> None:
     parser.add_argument("--runs", default="runs/p7")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--parts", nargs="+", default=["calibration", *ETTH1_PARTS, "quantiles_p2", "venn_abers"])
-    parser.add_argument("--p1-rows", nargs="+", default=list(P1_ROWS), choices=P1_ROWS, help="recipes of venn_abers")
+    parser.add_argument("--p6-rows", nargs="+", default=[f"{row} whole stay" for row in P1_ROWS],
+                        help="P6's runs for venn_abers: 'mrmoe whole stay', 'mrmoe per step', ...")  # fmt: skip
     parser.add_argument("--report", action="store_true", help="print the tables of the stored results")
     args = parser.parse_args()
     out = Path(args.out)
@@ -235,7 +238,7 @@ def main() -> None:
                             "rolling_etth1": lambda: conformal_etth1(runs, "rolling"),
                             "rolling_etth1_240": lambda: conformal_etth1(runs, "rolling", ROLLING_SHORT),
                             "quantiles_p2": lambda: quantiles_p2(runs),
-                            "venn_abers": lambda: venn_abers(Path(args.p6_runs), args.p1_rows, args.seeds),
+                            "venn_abers": lambda: venn_abers(Path(args.p6_runs), args.p6_rows, args.seeds),
                             }[part]()  # fmt: skip
             result["machine"] = machine()
             command = "python benchmarks/p7_uncertainty.py " + " ".join(sys.argv[1:])

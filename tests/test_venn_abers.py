@@ -93,6 +93,9 @@ def test_the_map_is_made_from_the_validation_split_and_predictions_use_it(runs):
     assert reloaded.evaluate()["brier"] == pytest.approx(calibrated.metrics_["brier"])
     with pytest.raises(ConfigError, match="needs a run calibrated with venn_abers"):
         raw.predict_proba_interval()
+    assert main(["report", str(folder / "calibrated")]) == 0  # its reliability diagram: raw and Venn-Abers
+    page = (folder / "calibrated" / "report.html").read_text()
+    assert "Venn-Abers map made from the validation split" in page and "<td>Venn-Abers</td>" in page
 
 
 @pytest.mark.slow

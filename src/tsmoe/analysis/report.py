@@ -25,11 +25,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from tsmoe import io as run_io  # noqa: E402
 from tsmoe.analysis.callbacks import SPECTRAL_FILE  # noqa: E402
 from tsmoe.analysis.moe_readout import is_sparse_moe  # noqa: E402
 from tsmoe.config import RunConfig  # noqa: E402
 from tsmoe.data.prepared import PreparedData  # noqa: E402
 from tsmoe.io import atomic_write_bytes  # noqa: E402
+from tsmoe.training.venn_abers import VennAbers  # noqa: E402
 
 Section = tuple[str, str, str]  # (id, title, html body)
 
@@ -226,19 +228,33 @@ def _test_logits(model, prepared) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(logits), np.concatenate(labels)
 
 
-def calibration_section(model, prepared, meta: dict[str, Any]) -> Section:
+def calibration_section(model, prepared, meta: dict[str, Any], folder: Path) -> Section:
     """The reliability diagram on the test split (observed rate against mean predicted probability, per
-    equal-mass bin), before and after the run's temperature where it has one."""
+    equal-mass bin), before and after the run's calibration where it has one (a temperature, or a
+    Venn-Abers map, read from ``folder``, whose intervals' mean width is shown too)."""
     from tsmoe.metrics import expected_calibration_error, reliability_bins
 
     logits, labels = _test_logits(model, prepared)
-    temperature = meta.get("calibration", {}).get("temperature")
-    curves = [("raw", logits)] + ([(f"temperature {temperature:.2f}", logits / temperature)] if temperature else [])
+    raw = 1 / (1 + np.exp(-logits))
+    calibration = meta.get("calibration", {})
+    curves = [("raw", raw)]
+    if calibration.get("temperature"):
+        temperature = calibration["temperature"]
+        curves.append((f"temperature {temperature:.2f}", 1 / (1 + np.exp(-logits / temperature))))
+        note = "<p>Temperature fitted on the validation split (<code>training.calibrate: temperature</code>).</p>"
+    elif calibration.get("method") == "venn_abers":
+        merged, low, high = VennAbers.from_arrays(run_io.read_arrays(folder / run_io.CALIBRATION)).probability(raw)
+        curves.append(("Venn-Abers", merged))
+        width = float(np.mean(high - low))
+        note = ("<p>Venn-Abers map made from the validation split (<code>training.calibrate: venn_abers</code>): "
+                f"the test items' intervals [p0, p1] are {width:.3f} wide on average.</p>")  # fmt: skip
+    else:
+        note = ("<p>Not calibrated: <code>training.calibrate: temperature</code> (or <code>venn_abers</code>, "
+                "risks with an interval) calibrates on the validation split.</p>")  # fmt: skip
     fig, ax = plt.subplots(figsize=(4.8, 4.2))
     ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", label="perfectly calibrated")
     rows = []
-    for name, z in curves:
-        prob = 1 / (1 + np.exp(-z))
+    for name, prob in curves:
         mean, rate = reliability_bins(prob, labels)
         ece = expected_calibration_error(prob, labels)
         ax.plot(mean, rate, marker="o", label=f"{name} (ECE {ece:.3f})")
@@ -246,9 +262,6 @@ def calibration_section(model, prepared, meta: dict[str, Any]) -> Section:
     ax.set(xlabel="mean predicted probability (10 equal-mass bins)", ylabel="observed rate", xlim=(0, 1), ylim=(0, 1),
            title="Reliability on the test split")  # fmt: skip
     ax.legend(fontsize=7)
-    note = ("<p>Temperature fitted on the validation split (<code>training.calibrate: temperature</code>).</p>"
-            if temperature else "<p>No temperature: <code>training.calibrate: temperature</code> fits one on "
-            "the validation split.</p>")  # fmt: skip
     body = note + table_html(["probabilities", "ECE", "Brier"], rows) + figure_html(fig, "reliability diagram")
     return "calibration", "Calibration", body
 
@@ -348,7 +361,7 @@ def write_report(
     sections = [summary_section(config, meta, metrics), curves_section(folder)]
     model = model.eval()
     if meta["task"] == "binary":
-        sections.append(calibration_section(model, prepared, meta))
+        sections.append(calibration_section(model, prepared, meta, folder))
     if hasattr(model, "levels"):  # a quantile forecaster (model.quantiles)
         sections.append(fan_section(model, prepared))
     body = getattr(model, "base", model)  # a quantile forecaster's own model: its experts and routing
