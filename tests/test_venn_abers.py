@@ -112,6 +112,11 @@ def test_a_raw_run_is_calibrated_afterwards_and_predicts_and_streams_the_interva
     assert list(table.columns) == ["record_id", "probability", "probability_low", "probability_high", "prediction"]
     assert (table.probability_low <= table.probability + 1e-7).all()
     assert (table.probability <= table.probability_high + 1e-7).all()
+    steps = folder / "steps.csv"  # after every step: the same columns; each stay's last step is its row above
+    assert main(["predict", str(run), str(small_physionet), "-o", str(steps), "--per-step"]) == 0
+    last = pd.read_csv(steps).groupby("record_id", sort=False).last()
+    columns = ["probability", "probability_low", "probability_high"]
+    np.testing.assert_allclose(last[columns], table.set_index("record_id").loc[last.index, columns], atol=1e-6)
     # the stream gives the same risk and interval after a stay's last observation
     data = load_physionet2012(small_physionet)
     i = int(np.argmax(data.lengths()))
