@@ -16,8 +16,8 @@
    (its quantiles 0.1, 0.5, 0.9) against the same recipe trained for those quantiles (pinball loss), by
    the CRPS approximated from the same three levels, on the original scale. Goal: the quantile model's CRPS
    below the conformal one's on most domains. Seed 0.
-4. **Venn-Abers** on P6's runs (``--parts venn_abers``; ``--p6-rows`` picks them: whole-stay runs, as part 1,
-   or per-step runs, whose risk after every step is what a stream gives): each run's map made from its
+4. **Venn-Abers** on P6's runs (``--parts venn_abers``; ``--p6-rows`` picks them, each call adding its rows:
+   whole-stay runs, as part 1, or per-step runs, whose risk after every step is what a stream gives): each run's map made from its
    validation split (stays, or labelled steps), in memory (``Estimator.calibrate(method="venn_abers")``);
    test AUROC, ECE, Brier and log loss of the merged probability beside the raw and the temperature-scaled
    ones, the mean width ``p1 - p0`` of the test items' intervals (all, and the tenth with the highest raw
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import statistics
 import sys
 from pathlib import Path
@@ -233,17 +234,22 @@ def main() -> None:
     if not args.report:
         runs = Path(args.runs)
         for part in args.parts:
-            result[part] = {"calibration": lambda: calibration(Path(args.p6_runs), args.seeds),
+            runs_of_part = {"calibration": lambda: calibration(Path(args.p6_runs), args.seeds),
                             "conformal_etth1": lambda: conformal_etth1(runs),
                             "rolling_etth1": lambda: conformal_etth1(runs, "rolling"),
                             "rolling_etth1_240": lambda: conformal_etth1(runs, "rolling", ROLLING_SHORT),
                             "quantiles_p2": lambda: quantiles_p2(runs),
                             "venn_abers": lambda: venn_abers(Path(args.p6_runs), args.p6_rows, args.seeds),
                             }[part]()  # fmt: skip
-            result["machine"] = machine()
-            command = "python benchmarks/p7_uncertainty.py " + " ".join(sys.argv[1:])
-            result["command"] = command  # the last run's; each part's own below
-            result.setdefault("commands", {})[part] = command
+            # the Venn-Abers part gathers its rows over calls (each row with the seeds its runs have)
+            result[part] = {**result.get(part, {}), **runs_of_part} if part == "venn_abers" else runs_of_part
+            result["machine"] = machine()  # the last call's; each part's own below
+            command = "python benchmarks/p7_uncertainty.py " + shlex.join(sys.argv[1:])
+            result["command"] = command
+            commands = result.setdefault("commands", {})
+            commands[part] = (f"{commands[part]}; {command}" if part == "venn_abers" and part in commands
+                              and command not in commands[part] else command)  # fmt: skip
+            result.setdefault("machines", {})[part] = machine()["cpu"]
             out.write_text(json.dumps(result, indent=2) + "\n")
     print(markdown_table(result))
 
