@@ -393,8 +393,7 @@ class Estimator:
         record = self._calibrate(self.prepare_data(), method)
         self.meta_["calibration"] = record
         if run_dir is not None:
-            self._write_calibration(Path(run_dir))
-            run_io.write_json(Path(run_dir) / run_io.META, self.meta_)
+            self._write_meta_and_calibration(Path(run_dir))
         return record
 
     def calibrated(self, output: torch.Tensor) -> torch.Tensor:
@@ -418,12 +417,15 @@ class Estimator:
         low, high = venn_abers.bounds(torch.sigmoid(output.double()).numpy())
         return {"probability_low": low, "probability_high": high}
 
-    def _write_calibration(self, folder: Path) -> None:
-        """The Venn-Abers map's file, where the run has one (the temperature lives in ``meta.json``)."""
+    def _write_meta_and_calibration(self, folder: Path) -> None:
+        """``meta.json`` and the Venn-Abers map's file, where the run has one (a temperature lives in
+        ``meta.json``), in an order that never leaves ``meta.json`` naming a map that is not there: the map
+        before the meta that names it, and a map replaced by a temperature removed after."""
         if getattr(self, "venn_abers_", None) is not None:
             run_io.write_arrays(folder / run_io.CALIBRATION, self.venn_abers_.arrays())
-        else:
-            (folder / run_io.CALIBRATION).unlink(missing_ok=True)  # a map replaced by a temperature
+        run_io.write_json(folder / run_io.META, self.meta_)
+        if getattr(self, "venn_abers_", None) is None:
+            (folder / run_io.CALIBRATION).unlink(missing_ok=True)
 
     def _selection_metric(self, task: str) -> tuple[str, str]:
         """(metric, "min" | "max") that early stopping and the kept epoch watch: ``training.monitor``, else
@@ -783,9 +785,8 @@ class Estimator:
         run_io.write_text(folder / run_io.CONFIG, self.config.to_yaml())
         run_io.write_weights(folder / run_io.WEIGHTS, self.model_.state_dict())
         run_io.write_arrays(folder / run_io.PREPROCESSING, self.state_)
-        run_io.write_json(folder / run_io.META, self.meta_)
+        self._write_meta_and_calibration(folder)
         run_io.write_json(folder / run_io.SPLIT, self.split_)
-        self._write_calibration(folder)
         if getattr(self, "metrics_", None) is not None:
             run_io.write_json(folder / run_io.METRICS, self.metrics_)
         # a finished run needs neither its best-epoch copy nor its resume checkpoint any more
