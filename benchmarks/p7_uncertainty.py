@@ -17,11 +17,12 @@
    the CRPS approximated from the same three levels, on the original scale. Goal: the quantile model's CRPS
    below the conformal one's on most domains. Seed 0.
 4. **Venn-Abers** on P6's runs (``--parts venn_abers``; ``--p6-rows`` picks them, each call adding its rows:
-   whole-stay runs, as part 1, or per-step runs, whose risk after every step is what a stream gives): each run's map made from its
-   validation split (stays, or labelled steps), in memory (``Estimator.calibrate(method="venn_abers")``);
-   test AUROC, ECE, Brier and log loss of the merged probability beside the raw and the temperature-scaled
-   ones, the mean width ``p1 - p0`` of the test items' intervals (all, and the tenth with the highest raw
-   risks), and the test's death rate beside the mean ``p0`` and ``p1``.
+   whole-stay runs, as part 1, or per-step runs, whose risk after every step is what a stream gives): each
+   run's map made from its validation split (its stays, or one labelled step per stay), in memory
+   (``Estimator.calibrate(method="venn_abers")``); test AUROC, ECE, Brier and log loss of the merged
+   probability beside the raw and the temperature-scaled ones, the mean width ``p1 - p0`` of the test
+   items' intervals (all, and the tenth with the highest raw risks), and the test's death rate beside the
+   mean ``p0`` and ``p1``.
 """
 
 from __future__ import annotations
@@ -247,8 +248,8 @@ def main() -> None:
             command = "python benchmarks/p7_uncertainty.py " + shlex.join(sys.argv[1:])
             result["command"] = command
             commands = result.setdefault("commands", {})
-            commands[part] = (f"{commands[part]}; {command}" if part == "venn_abers" and part in commands
-                              and command not in commands[part] else command)  # fmt: skip
+            known = commands[part].split("; ") if part == "venn_abers" and part in commands else []
+            commands[part] = "; ".join(dict.fromkeys([*known, command]))  # each call that made its rows
             result.setdefault("machines", {})[part] = machine()["cpu"]
             out.write_text(json.dumps(result, indent=2) + "\n")
     print(markdown_table(result))

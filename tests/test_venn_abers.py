@@ -16,7 +16,7 @@ from tsmoe.data.sources.physionet2012 import load_physionet2012
 from tsmoe.errors import ConfigError, DataError
 from tsmoe.stream import Risk
 from tsmoe.training.calibration import check_calibration_method
-from tsmoe.training.venn_abers import VennAbers
+from tsmoe.training.venn_abers import VennAbers, one_per_entity
 
 TINY = {"hidden_size": 8, "d_model": 8}
 
@@ -43,6 +43,15 @@ def test_the_bounds_are_the_two_isotonic_regressions_with_the_new_item_labelled_
         assert np.all(np.diff(bound[order]) >= -1e-12)
     saved = VennAbers.from_arrays(venn_abers.arrays())
     np.testing.assert_array_equal(saved.probability(new)[0], merged)
+
+
+def test_one_item_per_entity_is_drawn_from_all_of_its_items_the_same_way_every_time():
+    entity = np.repeat(np.arange(50), np.arange(1, 51))  # entity e has e + 1 items
+    kept = one_per_entity(entity, seed=0)
+    assert np.array_equal(np.unique(entity[kept]), np.arange(50)) and len(kept) == 50
+    np.testing.assert_array_equal(kept, one_per_entity(entity, seed=0))
+    draws = np.stack([one_per_entity(entity, seed) for seed in range(400)])  # the last entity's 50 items
+    assert len(np.unique(draws[:, -1])) > 40  # are all drawn, not always the first or last
 
 
 def test_bad_calibration_requests_are_refused():
@@ -136,3 +145,21 @@ def test_a_raw_run_is_calibrated_afterwards_and_predicts_and_streams_the_interva
     assert tempered.venn_abers_ is None
     with pytest.raises(ConfigError, match="needs a run calibrated with venn_abers"):
         tempered.stream(interval=True)
+
+
+@pytest.mark.slow
+def test_a_per_step_run_makes_its_map_from_one_step_per_validation_stay(small_physionet, tmp_path):
+    estimator = Estimator(
+        "mrmoe", "physionet2012", model_params=TINY, trainer={"accelerator": "cpu"},
+        data_params={"root": str(small_physionet), "split_file": None, "per_step": True},
+        training={"max_epochs": 1, "batch_size": 32, "calibrate": "venn_abers"},
+    ).fit(run_dir=tmp_path / "run")  # fmt: skip
+    record = estimator.meta_["calibration"]
+    prepared = estimator.prepare_data()
+    logits, targets = estimator._outputs(prepared.val, prepared.collate, raw=True)
+    stays = len(np.unique(targets["record"].numpy()))
+    assert record["validation_items"] == stays < record["validation_steps"] == len(logits)
+    kept = one_per_entity(targets["record"].numpy(), estimator.config.seed)
+    expected = VennAbers.fit(torch.sigmoid(logits).numpy()[kept], targets["target"].numpy()[kept])
+    np.testing.assert_array_equal(estimator.venn_abers_.scores, expected.scores)
+    np.testing.assert_array_equal(estimator.venn_abers_.high, expected.high)

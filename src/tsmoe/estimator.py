@@ -43,7 +43,7 @@ from tsmoe.paths import launch_rank
 from tsmoe.tasks import classification_task, get_task, monitor_mode
 from tsmoe.training.calibration import check_calibration_method
 from tsmoe.training.numerics import flushed_subnormals
-from tsmoe.training.venn_abers import VennAbers
+from tsmoe.training.venn_abers import VennAbers, one_per_entity
 from tsmoe.version import __version__
 
 
@@ -369,8 +369,13 @@ class Estimator:
         target = targets["target"]
         before = task.score_probabilities(task.probabilities(logits.float()), target)
         if method == "venn_abers":
-            self.venn_abers_ = VennAbers.fit(task.probabilities(logits.float()).numpy(), target.numpy())
+            probability, label = task.probabilities(logits.float()).numpy(), target.numpy()
             record: dict[str, Any] = {"method": "venn_abers", "validation_items": len(target)}
+            if "record" in targets:  # per step: one step per entity, at random (tsmoe.training.venn_abers)
+                kept = one_per_entity(targets["record"].numpy(), self.config.seed)
+                probability, label = probability[kept], label[kept]
+                record["validation_items"], record["validation_steps"] = len(kept), len(target)
+            self.venn_abers_ = VennAbers.fit(probability, label)
         else:
             self.temperature_ = fit_temperature(logits, target)
             record = {"method": "temperature", "temperature": self.temperature_}

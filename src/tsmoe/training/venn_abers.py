@@ -13,6 +13,12 @@ score like ``s`` (wide where few items fall near it, as at the rare high risks).
 decision is ``p = p1 / (1 - p0 + p1)``, the log-loss-optimal merge (Vovk et al. 2015), which lies in
 ``[p0, p1]``. Both bounds and ``p`` are non-decreasing in ``s``, so the ranking (AUROC) is kept but for ties.
 
+The validation items must be independent draws, as the new item is. A per-step run's labelled steps are
+not: one entity's steps move together, and a map made from all of them is as sure as if every step were a
+new entity (P7: intervals a thousandth wide, which the test's highest risks fall outside). Its map is made
+from one step per validation entity, drawn at random (:func:`one_per_entity`), so its interval is that of
+a random step of a new entity.
+
 ``p0`` and ``p1`` depend on ``s`` only through its place among the distinct validation scores, so they are
 computed once for every place by the ``venn-abers`` package (``calc_p0p1``, the fast algorithm of the 2015
 paper) and kept as three arrays; applying them is a binary search, done here, so a calibrated run predicts
@@ -74,6 +80,14 @@ class VennAbers:
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> VennAbers:
         return cls(arrays["scores"], arrays["low"], arrays["high"])
+
+
+def one_per_entity(entity: np.ndarray, seed: int) -> np.ndarray:
+    """Sorted positions of one item per distinct value of ``entity (N,)``, drawn uniformly at random from
+    that entity's items with a generator seeded by ``seed`` (the same items every time)."""
+    shuffled = np.random.default_rng(seed).permutation(len(entity))
+    _, first = np.unique(entity[shuffled], return_index=True)
+    return np.sort(shuffled[first])
 
 
 def _calc_p0p1():
