@@ -3,6 +3,8 @@ once (the same value or different ones), every duplicates policy."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -55,7 +57,30 @@ def test_rows_to_steps_matches_a_pandas_reference(order, policy):
     assert ("entities with rows out of time order (sorted)" in steps.notes) == (order == "shuffled")
 
 
-def test_conflicting_repeats_are_an_error_naming_both_rows():
-    rows = random_rows(seed=3, order="shuffled")
-    with pytest.raises(DataError, match=r"row \d+ gives [abc] = \d for entity 'e\d' at the time row \d+ gives it \d"):
+@pytest.mark.parametrize("order", ["shuffled", "by cell"])
+def test_conflicting_repeats_are_an_error_naming_both_rows(order):
+    rows = random_rows(seed=3, order=order)
+    pattern = r"row (\d+) gives ([abc]) = (\d) for entity 'e(\d)' at the time row (\d+) gives it (\d)"
+    with pytest.raises(DataError, match=pattern) as raised:
         rows_to_steps(rows, duplicates="error")
+    b, name, b_value, entity, a, a_value = re.search(pattern, str(raised.value)).groups()
+    a, b = int(a), int(b)
+    for row, value in ((a, a_value), (b, b_value)):  # both rows are the named cell's, with the named values
+        assert rows.entity[row] == int(entity) and rows.time[row] == rows.time[a]
+        assert rows.variables[rows.variable[row]] == name and rows.value[row] == float(value)
+    assert a_value != b_value
+    # a caller that lets the rows go gets the same message, built without the rows' arrays
+    consumed = random_rows(seed=3, order=order)
+    with pytest.raises(DataError, match=re.escape(str(raised.value))):
+        rows_to_steps(consumed, duplicates="error", consume=True)
+    assert len(consumed.value) == 0 and len(consumed.entity) == 0
+
+
+def test_consumed_rows_give_the_same_steps():
+    kept = rows_to_steps(random_rows(seed=4, order="shuffled"), duplicates="mean")
+    rows = random_rows(seed=4, order="shuffled")
+    consumed = rows_to_steps(rows, duplicates="mean", consume=True)
+    for name in ("offsets", "times", "values", "origins"):
+        np.testing.assert_array_equal(getattr(consumed, name), getattr(kept, name))
+    assert consumed.notes == kept.notes
+    assert len(rows.time) == len(rows.variable) == 0  # released

@@ -40,6 +40,13 @@ class ObservationRows:
     variables: tuple[str, ...]
     where: Callable[[int], str]
 
+    def release(self, keep_values: bool = False) -> None:
+        """Drop the row arrays (about 24 bytes a row; with ``keep_values`` all but ``value``); the names,
+        ``variables`` and ``where`` stay."""
+        self.entity, self.time, self.variable = np.empty(0, np.int32), np.empty(0), np.empty(0, np.int32)
+        if not keep_values:
+            self.value = np.empty(0)
+
 
 @dataclass
 class Steps:
@@ -57,9 +64,14 @@ def rows_to_steps(
     rows: ObservationRows,
     starts: np.ndarray | None = None,
     duplicates: DuplicatePolicy = "error",
+    consume: bool = False,
 ) -> Steps:
     """Group ``rows`` into steps (module docstring). ``starts (E,)`` are the entities' clock origins in
-    the rows' time (NaN or ``None``: the entity's first observation)."""
+    the rows' time (NaN or ``None``: the entity's first observation). With ``consume`` the rows' arrays are
+    released (:meth:`ObservationRows.release`) as soon as steps are made of them: codes and times once each
+    row's cell is known, values once put in cell order, so the grid of steps is never held beside them (for
+    a caller that needs them no more). Errors name rows all the same: from the cells, each step's entity and
+    the map to file rows."""
     n_entities, n_variables = len(rows.entity_ids), len(rows.variables)
     entity, time = rows.entity, rows.time.astype(np.float64, copy=False)
     notes: dict = {}
@@ -85,6 +97,8 @@ def rows_to_steps(
     cell -= 1
     cell *= n_variables
     cell += rows.variable if order is None else rows.variable[order]
+    if consume:  # the rows' values are all that is read of them from here (errors name rows by file_rows)
+        rows.release(keep_values=True)
 
     origin = _origins(step_entity, step_time, n_entities, starts)
     since_start = step_time  # made in place, in blocks: no second array of S times
@@ -110,23 +124,25 @@ def rows_to_steps(
         del by_cell
     del order
     values = rows.value if file_rows is None else rows.value[file_rows]
+    if consume:
+        rows.release()
     first_of_cell = np.ones(len(cell), dtype=bool)
     first_of_cell[1:] = cell[1:] != cell[:-1]
     if first_of_cell.all():  # no cell given twice: the values as they are
         merged = values
     else:
         cell_first = cell[first_of_cell]
-        merged = _merge_cells(values, cell, cell_first, first_of_cell, file_rows, duplicates, rows, notes)
+        merged = _merge_cells(values, cell, cell_first, first_of_cell, file_rows, duplicates, rows, notes, step_entity)
         cell = cell_first
     del values, file_rows, first_of_cell
     counts = np.bincount(step_entity, minlength=n_entities)
     del step_entity
+    _check_float32_times(times, counts)
 
     grid = np.full((len(times), n_variables), np.nan, dtype=np.float32)
     for block in _blocks(len(cell)):  # in blocks: indexing makes an int64 copy of the cells it is given
         grid.reshape(-1)[cell[block]] = merged[block]
     del cell, merged
-    _check_float32_times(times, counts, rows)
     return Steps(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), times, grid, notes, origin)
 
 
@@ -175,11 +191,14 @@ def _merge_cells(
     policy: DuplicatePolicy,
     rows: ObservationRows,
     notes: dict,
+    step_entity: np.ndarray,
 ) -> np.ndarray:
     """One value per cell, float32, where some cells are given more than once: ``values (R,)`` of the rows,
     whose cells ``cell (R,)`` are sorted, ``cell_first`` the distinct cells, ``first_of_cell`` marks each
     cell's first row. Repeats are merged by ``policy`` (module docstring). ``file_rows`` maps each value to
-    its row (None: the identity). Only the repeated cells are looked at: in a real table, few of many."""
+    its row (None: the identity), ``step_entity (S,)`` each step's entity: an error names the rows from
+    these, not from the rows' own arrays (which a caller may have released). Only the repeated cells are
+    looked at: in a real table, few of many."""
     merged = values.astype(np.float32)[first_of_cell]
     repeated = np.unique(cell[np.flatnonzero(~first_of_cell)])  # the cells given more than once
     starts, ends = np.searchsorted(cell, repeated, side="left"), np.searchsorted(cell, repeated, side="right")
@@ -194,13 +213,13 @@ def _merge_cells(
     if conflicting.any():
         if policy == "error":
             first = int(np.flatnonzero(conflicting)[0])
-            a, b = int(starts[first]), int(starts[first] + 1)
-            if file_rows is not None:
-                a, b = int(file_rows[a]), int(file_rows[b])
+            a, b = int(starts[first]), int(starts[first] + 1)  # the cell's first two rows, in cell order
+            step, variable = divmod(int(cell[a]), len(rows.variables))
+            row_a, row_b = (a, b) if file_rows is None else (int(file_rows[a]), int(file_rows[b]))
             raise DataError(
-                f"{rows.where(b)} gives {rows.variables[rows.variable[b]]} = {rows.value[b]:g} for entity "
-                f"'{rows.entity_ids[rows.entity[b]]}' at the time {rows.where(a)} gives it {rows.value[a]:g}: set "
-                "data.duplicates to mean, first or last to merge such rows"
+                f"{rows.where(row_b)} gives {rows.variables[variable]} = {values[b]:g} for entity "
+                f"'{rows.entity_ids[step_entity[step]]}' at the time {rows.where(row_a)} gives it {values[a]:g}: "
+                "set data.duplicates to mean, first or last to merge such rows"
             )
         notes[f"cells given different values in several rows ({policy} taken)"] = int(conflicting.sum())
     place = np.searchsorted(cell_first, repeated)  # the repeated cells among all
@@ -211,7 +230,7 @@ def _merge_cells(
     return merged
 
 
-def _check_float32_times(times: np.ndarray, counts: np.ndarray, rows: ObservationRows) -> None:
+def _check_float32_times(times: np.ndarray, counts: np.ndarray) -> None:
     """Times are stored as float32: two distinct times too close for its precision would merge."""
     if len(times) < 2:
         return

@@ -143,7 +143,8 @@ def _read(params: IrregularTableParams, files: list[Path], label_files: list[Pat
     if labels is not None:
         entity_ids, labels, rows = _match_labels(params, rows, labels, notes)
     static, static_names, starts = _static(params, static_files, entity_ids, notes)
-    steps = rows_to_steps(rows, starts, params.duplicates)
+    variables = rows.variables
+    steps = rows_to_steps(rows, starts, params.duplicates, consume=True)  # the rows are not needed after
     notes.update(steps.notes)
     extra = {}
     if timed is not None:  # labels at times: each to its step
@@ -161,7 +162,7 @@ def _read(params: IrregularTableParams, files: list[Path], label_files: list[Pat
         "values": steps.values,
         "static": static,
         "labels": labels,
-        "variables": np.array(rows.variables, dtype=str),
+        "variables": np.array(variables, dtype=str),
         "static_names": np.array(static_names, dtype=str),
         "notes": np.array(json.dumps(notes)),
     }
@@ -232,9 +233,7 @@ def _observation_rows(params: IrregularTableParams, files: list[Path]) -> tuple[
     variables = list(variable_index)
     # each column joined and its pieces freed before the next: at most one column is held twice
     entity_all = _joined(entity)
-    entity.clear()
     variable_all = _joined(variable)
-    variable.clear()
     if not fixed:  # variables in name order, so a table's column order never changes a model
         by_name = np.argsort(np.array(variables, dtype=object), kind="stable")
         rank = np.empty(len(variables), dtype=np.int32)
@@ -242,10 +241,7 @@ def _observation_rows(params: IrregularTableParams, files: list[Path]) -> tuple[
         variable_all, variables = rank[variable_all], [variables[i] for i in by_name]
     ids, entity_all = _sorted_ids(list(entity_index), entity_all)
     time_all = _joined(time)
-    time.clear()
     value_all = _joined(value)
-    value.clear()
-    pa.default_memory_pool().release_unused()  # Arrow keeps the pieces' freed memory for reuse otherwise
     bounds = np.array(starts)
 
     def where(row: int) -> str:
@@ -283,8 +279,13 @@ def _variable_codes(names: list[str], index: dict[str, int], fixed: bool) -> np.
 
 
 def _joined(parts: list[np.ndarray]) -> np.ndarray:
-    """The files' arrays as one (the array itself for one file: no copy)."""
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+    """The pieces' arrays as one (the array itself for one piece: no copy); the list is emptied and the
+    memory Arrow held for the pieces given back at once: Arrow's pool keeps freed memory for its own reuse
+    otherwise, and the next column's joined copy would come on top of it."""
+    joined = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    parts.clear()
+    pa.default_memory_pool().release_unused()
+    return joined
 
 
 def _sorted_ids(names: list[str], codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
