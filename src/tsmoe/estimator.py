@@ -420,7 +420,7 @@ class Estimator:
         if venn_abers is None:
             return {}
         low, high = venn_abers.bounds(torch.sigmoid(output.double()).numpy())
-        return {"probability_low": low, "probability_high": high}
+        return {"probability_low": low.astype(np.float32), "probability_high": high.astype(np.float32)}  # as p
 
     def _write_meta_and_calibration(self, folder: Path) -> None:
         """``meta.json`` and the Venn-Abers map's file, where the run has one (a temperature lives in
