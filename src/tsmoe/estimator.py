@@ -360,7 +360,8 @@ class Estimator:
     def _calibrate(self, prepared: PreparedData, method: str = "temperature") -> dict[str, Any]:
         """Fit the run's calibration on the validation split (the kept model's outputs) and keep it: a
         temperature, or a Venn-Abers map (binary risks); what it did to the validation ECE, log loss and Brier
-        score, for ``meta.json`` (in-sample for Venn-Abers, whose map is made from those items)."""
+        score, for ``meta.json`` (for Venn-Abers on the items its map is made from; for a per-step run on every
+        labelled step, of which the map saw one per entity)."""
         from tsmoe.training.calibration import fit_temperature
 
         task = get_task(prepared.task)

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from tsmoe.errors import ConfigError
-from tsmoe.tasks import get_task
+from tsmoe.tasks import BinaryTask, get_task
 
 LOG_T_RANGE = (math.log(0.05), math.log(20.0))  # the search interval of log T
 METHODS = ("temperature", "venn_abers")
@@ -23,9 +23,10 @@ def check_calibration_method(method: str, task_name: str, where: str) -> None:
     temperature is for classifiers, a Venn-Abers map for binary risks (whole records or every step)."""
     if method not in METHODS:
         raise ConfigError(f"{where}: '{method}' is not a calibration method ({', '.join(METHODS)})")
-    if method == "venn_abers" and task_name not in ("binary", "binary_per_step"):
+    task = get_task(task_name)
+    if method == "venn_abers" and not isinstance(getattr(task, "base", task), BinaryTask):  # per step: its base
         raise ConfigError(f"{where}: Venn-Abers calibration is for binary risks, not task '{task_name}'")
-    if not get_task(task_name).is_classifier:
+    if not task.is_classifier:
         raise ConfigError(f"{where}: temperature scaling is for classifiers, not task '{task_name}'")
 
 
