@@ -5,13 +5,16 @@ attention, observation decay), built for PhysioNet 2012's 37 variables and 5 des
 tables of the real stays, weights as initialised (the cost of an update does not depend on them). The
 observations are real PhysioNet stays' steps, one after another, at their real gaps.
 
-For each history length L (10, 100, 200, 1,000 steps), one thread, subnormals flushed:
+For each history length L (10, 100, 200, 1,000 steps), one thread, subnormals flushed, in three rounds
+(each number the median of the rounds; the results keep the ratios' range):
 
 - ``update``: the median time of ``StreamingPredictor.update`` for one entity that has seen L steps;
 - ``update, 1,000 entities``: ``update_many`` with one update for each of 1,000 entities that have each
-  seen L steps (their states copied from one entity's), per update;
+  seen L steps (fed to them as L batches of updates), per update;
 - ``recompute``: what a stream without state does after each observation: the model's forward over the
-  whole history (L + 1 steps), for one entity, and for the 1,000 as one batch (per entity).
+  whole history (L + 1 steps), for one entity, and for the 1,000 as one batch (per entity);
+- the tensor operations one update runs (counted), the cost of one small operation (``dispatch_us``:
+  their floor in eager PyTorch), and the memory the 1,000 entities' attention states take.
 
     python benchmarks/stream_speed.py --out benchmarks/results/stream-speed.json
 """
@@ -19,19 +22,19 @@ For each history length L (10, 100, 200, 1,000 steps), one thread, subnormals fl
 from __future__ import annotations
 
 import argparse
-import copy
 import json
-import platform
 from pathlib import Path
 
 import numpy as np
 import torch
 from timing import median_seconds
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from tsmoe import Estimator
 from tsmoe.config import load_config
 from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, IrregularSet, collate_irregular
 from tsmoe.data.sources.physionet2012 import load_physionet2012
+from tsmoe.experiments.results import machine
 from tsmoe.models.registry import build_model
 from tsmoe.training.numerics import flushed_subnormals
 
@@ -66,13 +69,31 @@ def real_steps(data, count: int) -> tuple[list[float], list[dict[str, float]]]:
     return times, observed
 
 
+class CountedOps(TorchDispatchMode):
+    """Counts the tensor operations (ATen calls) run inside the block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops += 1
+        return func(*args, **(kwargs or {}))
+
+
+def dispatch_seconds() -> float:
+    """The cost of one small tensor operation (an addition of two 64-vectors): the floor of each of an
+    update's operations in eager PyTorch."""
+    a, b = torch.zeros(1, 64), torch.zeros(1, 64)
+    return median_seconds(lambda: [torch.add(a, b) for _ in range(1000)], 9) / 1000
+
+
 def measure(estimator, data, history: int, entities: int, repeats: int) -> dict:
     times, observed = real_steps(data, history + repeats + 1)
     stream = estimator.stream()
     stream.open("e", start=0.0)
     for t, obs in zip(times[:history], observed[:history], strict=True):
         stream.update("e", t, obs)
-    saved = copy.deepcopy(stream.entities["e"])
     position = iter(range(history, history + repeats + 1))
 
     def one_update() -> None:
@@ -80,9 +101,11 @@ def measure(estimator, data, history: int, entities: int, repeats: int) -> dict:
         stream.update("e", times[i], observed[i])
 
     single = median_seconds(one_update, repeats, warmup=0)
+    with CountedOps() as counted:
+        one_update()
     many = estimator.stream()
-    for e in range(entities):
-        many.entities[e] = copy.deepcopy(saved)
+    for t, obs in zip(times[:history], observed[:history], strict=True):
+        many.update_many([(e, t, obs) for e in range(entities)])
     step = [history]
 
     def batched() -> None:
@@ -90,7 +113,7 @@ def measure(estimator, data, history: int, entities: int, repeats: int) -> dict:
         many.update_many([(e, times[i], observed[i]) for e in range(entities)])
         step[0] += 1
 
-    batch_repeats = max(1, min(repeats, 3))
+    batch_repeats = max(1, min(repeats, 5))
     many_seconds = median_seconds(batched, batch_repeats, warmup=0) / entities
 
     # recompute: the whole history (L + 1 steps, as one stay) through the model's forward
@@ -118,21 +141,25 @@ def measure(estimator, data, history: int, entities: int, repeats: int) -> dict:
         "recompute_batched_ms": recompute_many * 1e3,
         "speedup": recompute / single,
         "speedup_batched": recompute_many / many_seconds,
+        "ops_per_update": counted.ops,
+        "memory_mib_batched": many.slots.before.memory.floats() * 4 / 2**20,
     }
 
 
 def markdown_table(result: dict) -> str:
     """Milliseconds per update and the ratio of recomputing to updating, per history length."""
+    n = f"{result['entities']:,}"
     lines = [
-        f"| history (steps) | update, 1 entity (ms) | recompute, 1 entity (ms) | recompute / update | update, "
-        f"{result['entities']:,} entities (ms each) | recompute, {result['entities']:,} entities (ms each) | "
-        "recompute / update |",
-        "|---|---|---|---|---|---|---|",
+        f"| history (steps) | update, 1 entity (ms) | recompute, 1 entity (ms) | recompute / update | update, {n} "
+        f"entities (ms each) | recompute, {n} entities (ms each) | recompute / update | attention memory, {n} "
+        "entities (MiB) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in result["rows"]:
         lines.append(
             f"| {row['history']:,} | {row['update_ms']:.2f} | {row['recompute_ms']:.2f} | {row['speedup']:.1f}x | "
-            f"{row['update_batched_ms']:.3f} | {row['recompute_batched_ms']:.3f} | {row['speedup_batched']:.1f}x |"
+            f"{row['update_batched_ms']:.3f} | {row['recompute_batched_ms']:.3f} | {row['speedup_batched']:.1f}x | "
+            f"{row['memory_mib_batched']:.0f} |"
         )
     return "\n".join(lines)
 
@@ -143,20 +170,29 @@ def main() -> None:
     parser.add_argument("--histories", type=int, nargs="+", default=[10, 100, 200, 1000])
     parser.add_argument("--entities", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=3, help="measure every history this many times; the "
+                        "table gives each number's median over the rounds, the results also their range")
     args = parser.parse_args()
     torch.set_num_threads(1)
     estimator, data = estimator_of_recipe()
     rows = []
+    dispatch_us = dispatch_seconds() * 1e6
     with flushed_subnormals(True):
         for history in args.histories:
-            row = measure(estimator, data, history, args.entities, args.repeats)
+            rounds = [measure(estimator, data, history, args.entities, args.repeats) for _ in range(args.rounds)]
+            row = {key: float(np.median([r[key] for r in rounds])) for key in rounds[0]}
+            row["history"] = history
+            row["range"] = {key: [min(r[key] for r in rounds), max(r[key] for r in rounds)]
+                            for key in ("speedup", "speedup_batched")}  # fmt: skip
             rows.append(row)
             print(json.dumps(row), flush=True)
     result = {
         "protocol": "stream-speed",
         "command": "python benchmarks/stream_speed.py --out " + args.out,
-        "machine": {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__, "threads": 1},
+        "rounds": args.rounds,
+        "machine": machine(),
         "entities": args.entities,
+        "dispatch_us": dispatch_us,
         "rows": rows,
     }
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")

@@ -83,6 +83,36 @@ def test_updates_at_one_time_merge_into_one_step_and_batches_equal_one_by_one(ru
         assert halves[stay, step] == pytest.approx(singles[stay, step], abs=1e-6)
 
 
+def test_rows_grown_and_reused_leave_every_other_entity_as_it_would_be_alone(run, small_physionet):
+    """Entities open while the stream's rows double, and a closed entity's row goes to a new one: every
+    entity's risks are those it gets in a stream of its own."""
+    data = load_physionet2012(small_physionet).subset(np.arange(40))
+    steps = {stay: range(data.offsets[i], data.offsets[i + 1]) for i, stay in enumerate(data.record_ids)}
+    alone = {}
+    for stay, rows in steps.items():
+        own = run.stream()
+        alone[stay] = [own.update(stay, float(data.times[k]), observations(data, k)) for k in rows]
+    shared = run.stream()
+    got: dict = {stay: [] for stay in steps}
+    early, late = list(steps)[:10], list(steps)[10:]
+    for k in range(3):  # ten entities with a history, before thirty more make the rows grow twice
+        at = {s: steps[s][k] for s in early}
+        answers = shared.update_many([(s, float(data.times[at[s]]), observations(data, at[s])) for s in early])
+        for stay, answer in zip(early, answers, strict=True):
+            got[stay].append(answer)
+    shared.close(early[3])  # its row is taken by the next entity opened
+    reopened = early[3]
+    got[reopened] = []
+    for k in range(max(len(rows) for rows in steps.values())):
+        wave = [s for s in steps if (k if s in late or s == reopened else k + 3) < len(steps[s])]
+        at = {s: steps[s][k if s in late or s == reopened else k + 3] for s in wave}
+        answers = shared.update_many([(s, float(data.times[at[s]]), observations(data, at[s])) for s in wave])
+        for stay, answer in zip(wave, answers, strict=True):
+            got[stay].append(answer)
+    for stay in steps:
+        np.testing.assert_allclose(got[stay], alone[stay], atol=1e-6)
+
+
 def test_bad_updates_are_refused_and_closing_frees_an_entity(run, small_physionet):
     stream = run.stream()
     stream.update("a", 2.0, {"HR": 80.0})

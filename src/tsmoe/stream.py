@@ -8,7 +8,9 @@
 
 Each entity's state is what the model needs to go on without re-reading the past: the liquid experts'
 states, each variable's last observation (observation decay), running sums (observation summary) and the
-mixed states temporal attention reads (:meth:`tsmoe.models.mrmoe.MRMoE.step`). The rules are the ones the
+mixed states temporal attention reads (:meth:`tsmoe.models.mrmoe.MRMoE.step`). Every open entity has a
+row of the stream's state tensors (:class:`tsmoe.models.entity_slots.EntitySlots`), so a batch of updates is a
+few gathers and scatters around one model step, not a loop over entities. The rules are the ones the
 model was trained under, so a risk after an observation equals ``predict`` on the entity's table cut at
 that time (to float rounding):
 
@@ -35,7 +37,8 @@ import torch
 
 from tsmoe.data.irregular import IrregularNormalizer
 from tsmoe.errors import ConfigError, DataError
-from tsmoe.models.mrmoe import MRMoE, StepState
+from tsmoe.models.entity_slots import EntitySlots
+from tsmoe.models.mrmoe import MRMoE
 from tsmoe.tasks import get_task
 from tsmoe.training.numerics import flushed_subnormals
 
@@ -50,17 +53,35 @@ class Risk(NamedTuple):
 
 @dataclass
 class EntityStream:
-    """One entity: its clock origin, static descriptors (scaled), the state before and after its latest
-    step, and that step's time and observations (so an update at the same time can be merged in)."""
+    """One entity's clock and bookkeeping: its row of the stream's states (``slot``), its clock origin, its
+    latest step's time and the one before it, and the observations given at the latest step's time (so
+    that an update at the same time can be merged in)."""
 
+    slot: int
     origin: float | None
-    static: torch.Tensor
-    static_mask: torch.Tensor
-    before: StepState
-    after: StepState | None = None
-    last_time: float | None = None  # the latest step's time since the origin
+    last_time: float | None = None  # the latest step's time since the origin (None: no step yet)
     previous_time: float = 0.0  # the step before it (0: the origin)
-    observed: dict[str, list[float]] = field(default_factory=dict)
+    observed: list[Mapping[str, float]] = field(default_factory=list)
+
+
+Rows = slice | torch.Tensor  # rows of the stream's states: a range (views) or a list of them (copies)
+
+
+def _rows_of(slots: np.ndarray) -> Rows:
+    """Sorted row numbers as a slice where they are consecutive (as when a stream updates all its
+    entities, or one), else as a tensor."""
+    if len(slots) == 0 or slots[-1] - slots[0] == len(slots) - 1:
+        first = int(slots[0]) if len(slots) else 0
+        return slice(first, first + len(slots))
+    return torch.from_numpy(slots)
+
+
+def _number(value: Any) -> float:
+    """``value`` as a float; NaN where it is not a number (refused by the caller)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 class StreamingPredictor:
@@ -78,7 +99,6 @@ class StreamingPredictor:
                 f"streaming updates are for MR-MoE and its rungs (mrmoe, cfc, ltc, ctrnn, ...); this run's model "
                 f"is '{estimator.config.model['name']}': score whole tables with predict"
             )
-        model.start_state(1)  # refuses the options that read ahead of a step
         self.model = model.eval()
         self.task = get_task(estimator.meta_["task"])
         self.calibrated = estimator.calibrated  # the run's temperature or Venn-Abers map, if it has one
@@ -91,6 +111,7 @@ class StreamingPredictor:
         params = estimator.data_params()
         self.duplicates = getattr(params, "duplicates", "mean")
         self.flush = estimator.config.training.flush_subnormals
+        self.slots = EntitySlots(self.model, len(self.static_names))  # refuses models that read ahead of a step
         self.entities: dict[Any, EntityStream] = {}
 
     # ---- entities ---------------------------------------------------------------------------------------
@@ -107,17 +128,17 @@ class StreamingPredictor:
                     f"static descriptor '{name}' of entity {entity!r} is not one of the run's {self.static_names}"
                 )
             raw[0, self.static_names.index(name)] = float(value)
-        self.entities[entity] = EntityStream(
-            origin=start,
-            static=torch.from_numpy(self.normalizer.scale_static(raw)),
-            static_mask=torch.from_numpy((~np.isnan(raw)).astype(np.float32)),
-            before=self.model.start_state(1),
+        slot = self.slots.take(
+            torch.from_numpy(self.normalizer.scale_static(raw)), torch.from_numpy((~np.isnan(raw)).astype(np.float32))
         )
+        self.entities[entity] = EntityStream(slot=slot, origin=start)
 
     def close(self, entity: Any) -> None:
-        """Forget ``entity`` (its state is freed)."""
-        if self.entities.pop(entity, None) is None:
+        """Forget ``entity`` (its row is freed for another)."""
+        stream = self.entities.pop(entity, None)
+        if stream is None:
             raise DataError(f"entity {entity!r} is not open")
+        self.slots.free(stream.slot)
 
     def __len__(self) -> int:
         return len(self.entities)
@@ -133,6 +154,8 @@ class StreamingPredictor:
     def update_many(self, updates: Iterable[tuple[Any, float, Mapping[str, float]]]) -> list[Any]:
         """Several updates; those of distinct entities go through the model as one batch."""
         updates = list(updates)
+        if updates and len({update[0] for update in updates}) == len(updates):  # distinct entities: one wave
+            return self._advance(updates)
         results: list[Any] = [None] * len(updates)
         pending = list(range(len(updates)))
         while pending:  # waves in which each entity appears once, in the order given
@@ -150,27 +173,42 @@ class StreamingPredictor:
         """One batched step for updates of distinct entities. Every update is checked before any state
         changes, so a refused one leaves every entity as it was."""
         checked = [self._check(entity, time, observations) for entity, time, observations in updates]
-        streams, times, dts, observed, states = [], [], [], [], []
-        for (entity, time, _), (since, same, merged) in zip(updates, checked, strict=True):
-            if entity not in self.entities:
+        raw = self._rows([update[0] for update in updates], [steps for _, _, steps in checked])
+        slots, times, dts, final = [], [], [], []
+        for (entity, time, _), (since, same, steps) in zip(updates, checked, strict=True):
+            stream = self.entities.get(entity)
+            if stream is None:
                 self.open(entity)
-            stream = self.entities[entity]
+                stream = self.entities[entity]
             if stream.origin is None:
                 stream.origin = float(time)
-            if not same:  # a new step: the latest one is final now
-                if stream.after is not None:
-                    stream.before = stream.after
-                stream.previous_time = stream.last_time if stream.last_time is not None else 0.0
-            stream.observed, stream.last_time = merged, since
-            streams.append(stream)
+            if not same and stream.last_time is not None:  # a new step: the latest one is final now
+                final.append(stream.slot)
+                stream.previous_time = stream.last_time
+            stream.observed, stream.last_time = steps, since
+            slots.append(stream.slot)
             times.append(since)
             dts.append(since - stream.previous_time)  # the first step's: its time since the start
-            observed.append(merged)
-            states.append(stream.before)
-        return self._run(streams, times, dts, self._rows(observed), states)
+        order = np.argsort(slots, kind="stable")  # rows in order: a stream's whole population is one view
+        raw = raw[order]
+        index = _rows_of(np.asarray(slots)[order])
+        step = {
+            "values": torch.from_numpy(self.normalizer.scale_values(raw)),
+            "mask": torch.from_numpy((~np.isnan(raw)).astype(np.float32)),
+            "times": torch.from_numpy(np.asarray(times, dtype=np.float32)[order]),
+            "dt": torch.from_numpy(np.asarray(dts, dtype=np.float32)[order]),
+        }
+        answers = self._run(index, _rows_of(np.sort(np.asarray(final, dtype=np.int64))), step)
+        results: list[Any] = [None] * len(updates)
+        for position, answer in zip(order.tolist(), answers, strict=True):
+            results[position] = answer
+        return results
 
-    def _check(self, entity: Any, time: float, observations: Mapping[str, float]) -> tuple[float, bool, dict]:
-        """``(time since the start, whether it is the latest step's time, the step's merged observations)``."""
+    def _check(
+        self, entity: Any, time: float, observations: Mapping[str, float]
+    ) -> tuple[float, bool, list[Mapping[str, float]]]:
+        """``(time since the start, whether it is the latest step's time, the step's observations so far)``;
+        nothing changes."""
         time = float(time)
         if not math.isfinite(time):
             raise DataError(f"entity {entity!r}: time {time} is not a finite number")
@@ -186,67 +224,81 @@ class StreamingPredictor:
                 "updates come in time order"
             )
         same = last is not None and since == last  # the same step: merged, and redone from the state before it
-        merged = self._merge(entity, stream.observed if same and stream is not None else {}, observations)
-        return since, same, merged
+        if not observations.keys() <= self.index.keys():
+            unknown = next(name for name in observations if name not in self.index)
+            raise DataError(
+                f"entity {entity!r}: variable '{unknown}' is not one of the run's ({', '.join(self.variables)})"
+            )
+        given = dict(observations)  # the caller's mapping may change after the call
+        return since, same, [*stream.observed, given] if same and stream is not None else [given]
 
-    def _merge(self, entity: Any, observed: dict[str, list[float]], new: Mapping[str, float]) -> dict[str, list[float]]:
-        merged = {name: list(values) for name, values in observed.items()}
-        for name, value in new.items():
-            if name not in self.index:
-                raise DataError(
-                    f"entity {entity!r}: variable '{name}' is not one of the run's ({', '.join(self.variables)})"
-                )
-            value = float(value)
-            if not math.isfinite(value):
-                raise DataError(f"entity {entity!r}: variable '{name}' has the value {value}, not a finite number")
-            if name in merged and self.duplicates == "error" and value not in merged[name]:
-                raise DataError(
-                    f"entity {entity!r}: variable '{name}' is given {value} and {merged[name][0]} at one time "
-                    "(the run's data.duplicates is error)"
-                )
-            merged.setdefault(name, []).append(value)
-        return merged
-
-    def _rows(self, observed: list[dict[str, list[float]]]) -> np.ndarray:
-        """The steps' raw values ``(B, F)``, NaN where unobserved; repeats merged by the run's rule."""
-        raw = np.full((len(observed), len(self.variables)), np.nan)
-        for i, step in enumerate(observed):
-            for name, values in step.items():
-                if len(values) == 1 or self.duplicates == "first":
-                    value = values[0]
-                elif self.duplicates == "last":
-                    value = values[-1]
-                else:  # mean (and error, where every repeat agrees)
-                    value = math.fsum(values) / len(values)
-                raw[i, self.index[name]] = value
+    def _rows(self, entities: list[Any], steps: list[list[Mapping[str, float]]]) -> np.ndarray:
+        """The steps' raw values ``(B, F)``, NaN where unobserved: each step's observations so far, a
+        variable given more than once merged by the run's rule. A value that is not a finite number is an
+        error, with its entity and variable named."""
+        columns: list[int] = []
+        values: list[Any] = []
+        counts: list[int] = []
+        for i, observed in enumerate(steps):
+            merged = observed[0] if len(observed) == 1 else self._merged(entities[i], observed)
+            columns += map(self.index.__getitem__, merged)
+            values += merged.values()
+            counts.append(len(merged))
+        rows = np.repeat(np.arange(len(steps)), counts)
+        raw = np.full((len(steps), len(self.variables)), np.nan)
+        try:
+            given = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):  # a value that is not a number
+            given = np.array([_number(value) for value in values])
+        if not np.isfinite(given).all():
+            i = int(rows[np.flatnonzero(~np.isfinite(given))[0]])
+            self._refuse_value(entities[i], steps[i])
+        raw[rows, columns] = given
         return raw
 
+    def _merged(self, entity: Any, observed: list[Mapping[str, float]]) -> dict[str, float]:
+        """One step's observations given in several updates: each variable's values merged by the run's
+        ``data.duplicates`` rule (mean; first; last; error, where they differ)."""
+        values: dict[str, list[float]] = {}
+        for mapping in observed:
+            for name, value in mapping.items():
+                values.setdefault(name, []).append(float(value))
+        merged = {}
+        for name, repeats in values.items():
+            if self.duplicates == "error" and len(set(repeats)) > 1:
+                raise DataError(
+                    f"entity {entity!r}: variable '{name}' is given {repeats[-1]} and {repeats[0]} at one time "
+                    "(the run's data.duplicates is error)"
+                )
+            if self.duplicates == "last":
+                merged[name] = repeats[-1]
+            elif self.duplicates == "first" or len(repeats) == 1:
+                merged[name] = repeats[0]
+            else:  # mean (and error, where every repeat agrees)
+                merged[name] = math.fsum(repeats) / len(repeats)
+        return merged
+
+    def _refuse_value(self, entity: Any, observed: list[Mapping[str, float]]) -> None:
+        """Raise the error for the first value of ``observed`` that is not a finite number."""
+        for mapping in observed:
+            for name, value in mapping.items():
+                if not math.isfinite(_number(value)):
+                    raise DataError(
+                        f"entity {entity!r}: variable '{name}' has the value {value!r}, not a finite number"
+                    )
+        raise AssertionError("no bad value")  # unreachable: called only when one is there
+
     @torch.no_grad()
-    def _run(
-        self,
-        streams: list[EntityStream],
-        times: list[float],
-        dts: list[float],
-        raw: np.ndarray,
-        states: list[StepState],
-    ) -> list[Any]:
-        """One batched model step for the given entities (``raw (B, F)``: their steps' values, NaN where
-        unobserved); stores each one's new state."""
-        step = {
-            "values": torch.from_numpy(self.normalizer.scale_values(raw)),
-            "mask": torch.from_numpy((~np.isnan(raw)).astype(np.float32)),
-            "times": torch.tensor(times, dtype=torch.float32),
-            "dt": torch.tensor(dts, dtype=torch.float32),
-            "static": torch.cat([s.static for s in streams]),
-            "static_mask": torch.cat([s.static_mask for s in streams]),
-        }
+    def _run(self, index: Rows, final: Rows, step: dict[str, torch.Tensor]) -> list[Any]:
+        """One batched model step for the entities in rows ``index`` (``step``: their values, masks, times
+        and gaps); rows ``final`` first make their latest step final. Stores the new states."""
+        states = self.slots
+        if not isinstance(final, slice) or final.stop > final.start:
+            states.before.put(final, states.after.select(final))
+        step["static"], step["static_mask"] = states.static[index], states.static_mask[index]
         with flushed_subnormals(self.flush):
-            output, after = self.model.step(step, StepState.stack(states))
-        if len(streams) == 1:
-            streams[0].after = after
-        else:
-            for stream, state in zip(streams, after.rows(), strict=True):
-                stream.after = state
+            output, after = self.model.step(step, states.before.select(index))
+        states.after.put(index, after)
         answers = self._answers(self.calibrated(output))
         if self.bounds is None:
             return answers

@@ -5,7 +5,10 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from tsmoe.layers.state_memory import StateMemory
 
 
 class FeatureAttention(nn.Module):
@@ -64,35 +67,25 @@ class TemporalAttention(nn.Module):
         weights = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1).nan_to_num(0.0)
         return torch.einsum("bts,bsd->btd", weights, self.value(states)), weights
 
-    def step(self, new: torch.Tensor, caches: list[KeyValueCache], lengths: list[int]) -> torch.Tensor:
-        """:meth:`forward` for the newest step of ``B`` sequences, from their caches: ``new (B, D)`` is
-        each sequence's newest state (the query), whose key and value are written into its cache at
-        ``lengths[b]`` (the steps before it); -> ``context (B, D)``. Each step costs one key and value,
-        and a product with the ``lengths[b] + 1`` cached keys: no pass over the history's states."""
-        # the rows split once, and the scale folded into the query: per sequence only the cache write and the
-        # three ops of attention remain (their dispatch, not their arithmetic, is the cost of a step)
-        queries = (self.query(new) * self.scale).unbind(0)
-        keys_new, values_new = self.key(new).unbind(0), self.value(new).unbind(0)
-        contexts = []
-        for cache, n, query, key, value in zip(caches, lengths, queries, keys_new, values_new, strict=True):
-            keys, values = cache.put(n, key, value)
-            contexts.append(torch.mv(values.T, torch.softmax(torch.mv(keys, query), dim=0)))
-        return torch.stack(contexts)
+    def step(self, new: torch.Tensor, memory: StateMemory, slots: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` for the newest step of ``B`` sequences: ``new (B, D)`` is each sequence's newest
+        state (the query), written into ``memory`` at row ``slots[b]``, place ``lengths[b]`` (the steps
+        before it) -> ``context (B, D)``. Each step costs a pass over the stored states, not the model
+        over the history.
 
-
-class KeyValueCache:
-    """One sequence's keys and values for :meth:`TemporalAttention.step`: ``(capacity, D)`` buffers that
-    double when full, so appending costs O(1) on average. :meth:`put` writes step ``n`` (overwriting a
-    step being redone) and returns the views of steps ``0..n``."""
-
-    def __init__(self, width: int, capacity: int = 16) -> None:
-        self.keys = torch.empty(capacity, width)
-        self.values = torch.empty(capacity, width)
-
-    def put(self, n: int, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if n >= len(self.keys):
-            grown = max(2 * len(self.keys), n + 1)
-            self.keys = torch.cat([self.keys, torch.empty(grown - len(self.keys), self.keys.shape[1])])
-            self.values = torch.cat([self.values, torch.empty(grown - len(self.values), self.values.shape[1])])
-        self.keys[n], self.values[n] = key, value
-        return self.keys[: n + 1], self.values[: n + 1]
+        Only the states are stored, not their keys and values: with ``k_t = W_k m_t + b_k`` the score
+        ``q . k_t = (W_k^T q) . m_t + q . b_k``, whose last term is the same for every ``t`` and cancels in
+        the softmax; and as the weights sum to 1, ``sum_t w_t (W_v m_t + b_v) = W_v (sum_t w_t m_t) + b_v``."""
+        memory.write(slots, lengths, new)
+        queries = (self.query(new) * self.scale) @ self.key.weight  # (B, D): W_k^T q
+        pooled = torch.empty_like(new)
+        for members, states in memory.read(slots, lengths + 1):  # (b, n, D) per bucket of the memory
+            counts = lengths[members] + 1
+            allowed = None  # every place up to each sequence's newest step; None where all reach n
+            if int(counts.min()) < states.shape[1]:
+                allowed = (torch.arange(states.shape[1]) < counts.unsqueeze(-1))[:, None, None, :]
+            # one fused pass over each sequence's states (online softmax), the query a single row
+            pooled[members] = F.scaled_dot_product_attention(
+                queries[members, None, None, :], states[:, None], states[:, None], attn_mask=allowed, scale=1.0
+            )[:, 0, 0]
+        return self.value(pooled)

@@ -33,13 +33,14 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
-from tsmoe.layers.attention import FeatureAttention, KeyValueCache, TemporalAttention
+from tsmoe.layers.attention import FeatureAttention, TemporalAttention
 from tsmoe.layers.gate import StepGate, gated_readout, load_balancing_loss
 from tsmoe.layers.input_rate import expert_moving_average
 from tsmoe.layers.liquid import CfCCell, CTRNNCell, LiquidExperts, LTCCell
 from tsmoe.layers.observation_decay import DecayState, ObservationDecay
 from tsmoe.layers.observation_dropout import check_observation_dropout, drop_observations
 from tsmoe.layers.observation_summary import observation_summary, running_observation_summary
+from tsmoe.layers.state_memory import StateMemory
 from tsmoe.models.entry import ModelEntry
 from tsmoe.models.heads import RECORD_TASKS, StaticHead, is_per_step, n_outputs, static_per_step
 from tsmoe.models.window_forecaster import WindowOptions
@@ -236,7 +237,8 @@ class MRMoE(nn.Module):
     # ---- one step at a time (streaming) -------------------------------------------------------------
 
     def start_state(self, batch: int) -> StepState:
-        """What :meth:`step` carries for ``batch`` sequences that have seen nothing yet."""
+        """What :meth:`step` carries for ``batch`` sequences that have seen nothing yet (rows
+        ``0..batch-1`` of a new :class:`StateMemory`)."""
         if self.params.input_rate != "shared" or self.experts.strides is not None:
             raise ValueError("input_rate moving_average and expert_stride read ahead of a step: no streaming")
         n_features, hidden = self.n_features, self.params.hidden_size
@@ -245,8 +247,9 @@ class MRMoE(nn.Module):
             decay=DecayState.empty(batch, n_features) if self.decay is not None else None,
             sums=torch.zeros(batch, n_features),
             counts=torch.zeros(batch, n_features),
-            caches=[KeyValueCache(self.params.d_model) for _ in range(batch)] if self.temporal is not None else [],
-            lengths=[0] * batch,
+            lengths=torch.zeros(batch, dtype=torch.long),
+            memory=StateMemory(batch, self.params.d_model) if self.temporal is not None else None,
+            slots=torch.arange(batch),
         )
 
     def step(self, step: dict[str, torch.Tensor], state: StepState) -> tuple[torch.Tensor, StepState]:
@@ -255,8 +258,8 @@ class MRMoE(nn.Module):
         static_mask (B, P)``, and the ``state`` after their previous steps -> the outputs ``(B,)`` or
         ``(B, K)`` and the state after this step. The output equals :meth:`forward` on the whole sequence
         so far (every part of the model is causal); the state holds the liquid states, each variable's last
-        observation (observation decay), running sums (observation summary) and the mixed states that
-        temporal attention reads."""
+        observation (observation decay), running sums (observation summary) and, for temporal attention,
+        where its memory holds each sequence's mixed states (this step's are written there)."""
         values, mask = step["values"].unsqueeze(1), step["mask"].unsqueeze(1)  # (B, 1, F)
         weighted = values
         if self.features is not None:
@@ -280,57 +283,54 @@ class MRMoE(nn.Module):
             mixed = states[:, :, 0] @ self.readout[0] + self.readout_bias[0]
         summary = mixed[:, 0]
         if self.temporal is not None:  # the new state's key and value join each sequence's cache
-            context = self.temporal.step(summary, state.caches, state.lengths)
+            context = self.temporal.step(summary, state.memory, state.slots, state.lengths)
             summary = torch.cat([context, summary], dim=-1)
         sums, counts = state.sums + step["values"] * step["mask"], state.counts + step["mask"]
         if self.params.observation_summary:
             summary = torch.cat([summary, sums / counts.clamp(min=1.0), torch.log1p(counts)], dim=-1)
         output = self.head(summary, step["static"], step["static_mask"])
-        return output, StepState(h, decay, sums, counts, state.caches, [n + 1 for n in state.lengths])
+        return output, StepState(h, decay, sums, counts, state.lengths + 1, state.memory, state.slots)
 
 
 @dataclass
 class StepState:
     """What :meth:`MRMoE.step` carries for ``B`` sequences: ``h (B, K', H)`` the integrated experts'
     states, ``decay`` (observation decay's last values), ``sums, counts (B, F)`` of the observed values,
-    and for temporal attention each sequence's key/value cache with the number of steps it holds
-    (``lengths``; a step redone from an earlier state overwrites its place)."""
+    ``lengths (B,)`` the steps each has seen, and for temporal attention the :class:`StateMemory` that
+    holds their mixed states, sequence ``b`` in row ``slots[b]`` (shared, not copied, by every state that
+    refers to it; a step redone from an earlier state overwrites its place)."""
 
     h: torch.Tensor
     decay: DecayState | None
     sums: torch.Tensor
     counts: torch.Tensor
-    caches: list[KeyValueCache]
-    lengths: list[int]
+    lengths: torch.Tensor
+    memory: StateMemory | None
+    slots: torch.Tensor
 
-    def rows(self) -> list[StepState]:
-        """Every sequence's state alone (batches of one), split in one pass."""
-        batch = self.h.shape[0]
-        decays: list[DecayState | None] = [None] * batch
-        if self.decay is not None:
-            value, time, seen = (part.split(1) for part in self.decay.parts())
-            decays = [DecayState(*parts) for parts in zip(value, time, seen, strict=True)]
-        return [
-            StepState(h, decay, sums, counts, self.caches[i : i + 1], self.lengths[i : i + 1])
-            for i, (h, decay, sums, counts) in enumerate(
-                zip(self.h.split(1), decays, self.sums.split(1), self.counts.split(1), strict=True)
-            )
-        ]
+    def rows(self) -> list[torch.Tensor]:
+        """The per-sequence state, ``(B, ...)`` each, in the order :meth:`with_rows` takes it (not the
+        slots: they say where a sequence is, not what it has seen)."""
+        decay = list(self.decay.parts()) if self.decay is not None else []
+        return [self.h, *decay, self.sums, self.counts, self.lengths]
 
-    @staticmethod
-    def stack(states: list[StepState]) -> StepState:
-        """Several states as one batch (the caches are shared, not copied)."""
-        if len(states) == 1:
-            return states[0]
-        decay = None
-        if states[0].decay is not None:
-            value, time, seen = zip(*(s.decay.parts() for s in states), strict=True)
-            decay = DecayState(torch.cat(value), torch.cat(time), torch.cat(seen))
-        return StepState(
-            torch.cat([s.h for s in states]), decay, torch.cat([s.sums for s in states]),
-            torch.cat([s.counts for s in states]), [c for s in states for c in s.caches],
-            [n for s in states for n in s.lengths],
-        )  # fmt: skip
+    def with_rows(self, rows: list[torch.Tensor], slots: torch.Tensor) -> StepState:
+        """A state of other per-sequence tensors (in :meth:`rows`' order) in rows ``slots`` of the same
+        memory."""
+        h, *rest = rows
+        decay = DecayState(*rest[:3]) if self.decay is not None else None
+        sums, counts, lengths = rest[-3:]
+        return StepState(h, decay, sums, counts, lengths, self.memory, slots)
+
+    def select(self, index: torch.Tensor | slice) -> StepState:
+        """Sequences ``index`` of this state: ``(B',)`` numbers (copies) or a range (views)."""
+        return self.with_rows([row[index] for row in self.rows()], self.slots[index])
+
+    def put(self, index: torch.Tensor | slice, other: StepState) -> None:
+        """Overwrite what sequences ``index`` (numbers or a range) have seen with ``other``'s (in place;
+        their slots stay)."""
+        for row, new in zip(self.rows(), other.rows(), strict=True):
+            row[index] = new
 
 
 # ---- the ladder: the same module under each rung's defaults ----------------------------------------
