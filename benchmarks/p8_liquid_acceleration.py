@@ -2,7 +2,7 @@
 wall-clock seconds and against epochs, for MR-MoE, each single liquid network and the LSTM/GRU.
 
     OMP_NUM_THREADS=1 python benchmarks/p8_liquid_acceleration.py --on p1 --seeds 0 1 2 3 4 --workers 2
-    OMP_NUM_THREADS=1 python benchmarks/p8_liquid_acceleration.py --on etth1 --seeds 0 1 2 --workers 2
+    OMP_NUM_THREADS=1 python benchmarks/p8_liquid_acceleration.py --on etth1 --seeds 0 1 2 3 4 --workers 2
     python benchmarks/p8_liquid_acceleration.py --table [--on etth1]
 
 Every model trains from its published recipe for a fixed number of epochs (``--epochs``; no early
@@ -160,6 +160,8 @@ def plot(payload: dict, path: Path) -> None:
 
 
 def run(out: Path, protocol: str, models: list[str], seeds: list[int], epochs: int, workers: int) -> None:
+    from tsmoe.experiments.results import machine
+
     spec = PROTOCOLS[protocol]
     payload = (
         json.loads(out.read_text())
@@ -169,6 +171,7 @@ def run(out: Path, protocol: str, models: list[str], seeds: list[int], epochs: i
             "setting": protocol,
             "epochs": epochs,
             "curves": {},
+            "machine": machine(),
             "command": "OMP_NUM_THREADS=1 python benchmarks/" + " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:]),
         }
     )
