@@ -282,7 +282,7 @@ class MRMoE(nn.Module):
         else:
             mixed = states[:, :, 0] @ self.readout[0] + self.readout_bias[0]
         summary = mixed[:, 0]
-        if self.temporal is not None:  # the new state's key and value join each sequence's cache
+        if self.temporal is not None:  # the new mixed state joins each sequence's stored ones
             context = self.temporal.step(summary, state.memory, state.slots, state.lengths)
             summary = torch.cat([context, summary], dim=-1)
         sums, counts = state.sums + step["values"] * step["mask"], state.counts + step["mask"]
