@@ -288,7 +288,7 @@ class StreamingPredictor:
                     )
         raise AssertionError("no bad value")  # unreachable: called only when one is there
 
-    @torch.no_grad()
+    @torch.inference_mode()  # no autograd bookkeeping at all: 0.05 ms of a 0.35 ms step for one entity
     def _run(self, index: Rows, final: Rows, step: dict[str, torch.Tensor]) -> list[Any]:
         """One batched model step for the entities in rows ``index`` (``step``: their values, masks, times
         and gaps); rows ``final`` first make their latest step final. Stores the new states."""
