@@ -14,8 +14,10 @@ from tsmoe import Estimator
 from tsmoe.cli import main
 from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, collate_irregular
 from tsmoe.data.sources.physionet2012 import load_physionet2012
+from tsmoe.errors import ConfigError
 from tsmoe.metrics import normalized_utility, prediction_utility
 from tsmoe.models.registry import build_model
+from tsmoe.predict import on_a_clock
 from tsmoe.tasks import get_task, last_rows
 
 PER_STEP_MODELS = {
@@ -164,6 +166,9 @@ def test_a_per_step_run_reports_prefix_metrics_and_predicts_every_step(small_phy
     assert main(["predict", str(run), str(small_physionet), "-o", str(whole)]) == 0
     last = steps.groupby("record_id", sort=False).last()
     np.testing.assert_allclose(last["probability"], pd.read_csv(whole).set_index("record_id")["probability"], atol=1e-6)
+    hourly = tmp_path / "hourly.csv"  # a risk at every 6 hours: the per-step rows read on that clock
+    assert main(["predict", str(run), str(small_physionet), "-o", str(hourly), "--every", "6"]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(hourly), on_a_clock(steps, "record_id", "hours_since_start", 6.0))
 
 
 def test_labels_at_times_train_a_per_step_model_scored_by_utility(tmp_path):
@@ -186,3 +191,37 @@ def test_labels_at_times_train_a_per_step_model_scored_by_utility(tmp_path):
     estimator.fit()
     assert estimator.meta_["task"] == "binary_per_step"
     assert "utility" in estimator.metrics_ and -5 < estimator.metrics_["utility"] <= 1
+
+
+def test_per_step_predictions_read_on_a_clock_hold_what_was_known_at_each_time():
+    frame = pd.DataFrame({
+        "id": ["a"] * 4 + ["b"] * 2 + ["c"],
+        "hours_since_start": np.array([0.0, 0.4, 2.0, 2.9, 1.5, 1.5, 0.0], dtype=np.float32),
+        "probability": np.arange(7) / 10,
+    })  # fmt: skip
+    clocked = on_a_clock(frame, "id", "hours_since_start", 1.0)
+    assert list(clocked.columns) == ["id", "hours_since_start", "step_hours_since_start", "probability"]
+    # independently: for each record and hour from its first step's to the first at or after its last, the
+    # latest step at or before that hour
+    grid = pd.DataFrame({"id": ["a"] * 4 + ["b", "c"], "hours_since_start": [0.0, 1.0, 2.0, 3.0, 2.0, 0.0]})
+    steps = frame.rename(columns={"hours_since_start": "step"}).assign(step=lambda f: f.step.astype(float))
+    ordered = steps.reset_index().sort_values("step", kind="stable")  # ties keep their order: the later step last
+    expected = pd.merge_asof(grid.sort_values("hours_since_start"), ordered, left_on="hours_since_start",
+                             right_on="step", by="id", direction="backward")  # fmt: skip
+    expected = expected.sort_values(["id", "hours_since_start"]).reset_index(drop=True)
+    np.testing.assert_array_equal(clocked["id"], expected["id"])
+    np.testing.assert_allclose(clocked["hours_since_start"], expected["hours_since_start"])
+    np.testing.assert_allclose(clocked["probability"], expected["probability"])  # b at 2 h: its later step at 1.5
+    # a float32 time a rounding after a multiple counts as at it
+    tenth = pd.DataFrame({"id": ["a", "a"], "t": np.array([0.0, 0.3], dtype=np.float32), "probability": [0.1, 0.9]})
+    assert on_a_clock(tenth, "id", "t", 0.1)["probability"].tolist() == [0.1, 0.1, 0.1, 0.9]
+
+
+def test_a_clock_that_is_not_a_positive_number_or_too_fine_is_refused(monkeypatch):
+    frame = pd.DataFrame({"id": ["a", "a"], "t": [0.0, 100.0], "probability": [0.1, 0.2]})
+    for every in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="--every must be a positive number"):
+            on_a_clock(frame, "id", "t", every)
+    monkeypatch.setattr("tsmoe.predict.MAX_CLOCK_ROWS", 50)
+    with pytest.raises(ConfigError, match="would write 101 rows"):
+        on_a_clock(frame, "id", "t", 1.0)

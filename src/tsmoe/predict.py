@@ -16,6 +16,7 @@ same, holding the members' mean probabilities (and the class they give) or mean 
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from tsmoe.data.csv_files import read_csv_checked
 from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, IrregularSet, collate_irregular
 from tsmoe.data.sources.irregular_table import load_irregular_table
 from tsmoe.data.sources.physionet2012 import STATIC, VARIABLES, load_physionet2012, stay_rows, stays_to_steps
-from tsmoe.errors import DataError
+from tsmoe.errors import ConfigError, DataError
 from tsmoe.forecast import TEXT_COLUMN, forecast_table, key_columns, text_column
 from tsmoe.forecast import rolling_interval_widths as forecast_rolling_widths
 from tsmoe.tasks import get_task
@@ -77,6 +78,43 @@ def _predict_irregular(estimator, data: IrregularSet, id_column: str, every_step
     return pd.DataFrame({id_column: data.record_ids, **_columns(estimator, task, outputs)})
 
 
+MAX_CLOCK_ROWS = 100_000_000  # a clock finer than this many rows is a typo, not a request
+
+
+def on_a_clock(frame: pd.DataFrame, id_column: str, clock: str, every: float) -> pd.DataFrame:
+    """Per-step predictions read at regular times (a risk at every hour): for each record a row at each
+    multiple of ``every`` from its first step's time to the first multiple at or after its last step,
+    holding the prediction after the latest step at or before that time (what was known then), that
+    step's time in ``step_<clock>``. Before a record's first step nothing was known: no row. A step within
+    a millionth of ``every`` after a multiple counts as at it (times are float32).
+
+    ``frame``: the rows of :func:`predict_file` with ``every_step``, each record's rows together and in
+    time order; ``clock`` its time column."""
+    if not (math.isfinite(every) and every > 0):
+        raise ConfigError(f"--every must be a positive number of the run's time unit, got {every}")
+    records = frame[id_column].to_numpy()
+    times = frame[clock].to_numpy(np.float64)
+    starts = np.flatnonzero(np.r_[True, records[1:] != records[:-1]]) if len(frame) else np.zeros(0, int)
+    ends = np.r_[starts[1:], len(frame)].astype(int)
+    slack = every * 1e-6
+    first = np.ceil((times[starts] - slack) / every)
+    counts = (np.ceil((times[ends - 1] - slack) / every) - first + 1).astype(np.int64) if len(frame) else first
+    if counts.sum() > MAX_CLOCK_ROWS:
+        raise ConfigError(
+            f"--every {every} would write {int(counts.sum()):,} rows (more than {MAX_CLOCK_ROWS:,}): choose a "
+            "longer interval, in the run's time unit"
+        )
+    grids, rows = [], []
+    for start, end, k, n in zip(starts, ends, first, counts, strict=True):
+        grid = (k + np.arange(n)) * every
+        rows.append(start + np.searchsorted(times[start:end], grid + slack, side="right") - 1)
+        grids.append(grid)
+    picked = np.concatenate(rows) if rows else np.zeros(0, int)
+    out = frame.iloc[picked].reset_index(drop=True).rename(columns={clock: f"step_{clock}"})
+    out.insert(1, clock, np.concatenate(grids) if grids else np.zeros(0))
+    return out
+
+
 def _columns(estimator, task, raw: torch.Tensor) -> dict[str, np.ndarray]:
     """The table's columns for raw outputs: the task's (from the calibrated outputs) and, for a Venn-Abers
     run, the interval beside the probability (``probability_low``, ``probability_high``)."""
@@ -88,24 +126,31 @@ def _columns(estimator, task, raw: torch.Tensor) -> dict[str, np.ndarray]:
     return ordered | columns
 
 
-def predict_file(estimator, path: Path, overrides: dict | None = None, every_step: bool = False) -> pd.DataFrame:
+def predict_file(
+    estimator, path: Path, overrides: dict | None = None, every_step: bool = False, every: float | None = None
+) -> pd.DataFrame:
     """Predictions of a loaded :class:`~tsmoe.estimator.Estimator` for the file or folder at ``path``
     (``overrides``: ``data`` settings for reading it, for a run on a table of observations); with
-    ``every_step`` (irregular data) the prediction after every step of every record."""
+    ``every_step`` (irregular data) the prediction after every step of every record, and with ``every``
+    as well, those predictions read on a regular clock (:func:`on_a_clock`)."""
     if not path.exists():
         raise DataError(f"input '{path}' does not exist")
     if every_step and estimator.meta_["input_kind"] != "irregular":
         raise DataError("--per-step is for runs on irregular observations: a forecaster predicts per window")
+    if every is not None and not every_step:
+        raise ConfigError("every reads the predictions after every step on a clock: it needs every_step")
     if estimator.config.data["name"] == "irregular":
         data = _irregular_table(estimator, path, overrides or {})
-        return _predict_irregular(estimator, data, estimator.data_params().id_col, every_step)
+        frame = _predict_irregular(estimator, data, estimator.data_params().id_col, every_step)
+        return frame if every is None else on_a_clock(frame, frame.columns[0], frame.columns[1], every)
     if overrides:
         raise DataError(f"--set data.* is for runs on a table of observations (data set 'irregular'), got {overrides}")
     if estimator.meta_["input_kind"] == "irregular":
         if not path.is_dir():
             raise DataError(f"input '{path}': a classifier of PhysioNet stays reads a PhysioNet-format folder")
         data = load_physionet2012(path) if list(path.glob("set-*")) else _stays_without_labels(path)
-        return _predict_irregular(estimator, data, "record_id", every_step)
+        frame = _predict_irregular(estimator, data, "record_id", every_step)
+        return frame if every is None else on_a_clock(frame, "record_id", frame.columns[1], every)
     frame = read_csv_checked(path, text_columns=(TEXT_COLUMN, text_column(estimator)))
     return forecast_table(estimator, frame, f"file '{path}'", path)
 
