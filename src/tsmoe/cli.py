@@ -259,13 +259,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from tsmoe.ensemble import Ensemble
     from tsmoe.estimator import Estimator
     from tsmoe.forecast import key_columns
-    from tsmoe.predict import mean_prediction, predict_file, predict_file_ensemble
+    from tsmoe.predict import check_clock, mean_prediction, predict_file, predict_file_ensemble
 
     *runs, last = args.paths
     out = Path(args.output)
     check_output_file(out, [Path(p) for p in args.paths])  # before anything is read
     overrides = _data_overrides(args.set)
-    args.per_step = args.per_step or args.every is not None  # a clock reads the per-step predictions
+    if args.every is not None:  # a clock reads the per-step predictions
+        check_clock(args.every)
+        args.per_step = True
     levels = _interval_levels(args.intervals, len(args.paths) if args.after_data else len(runs))
     if levels and args.per_step:
         raise ConfigError("--intervals are for forecasts; --per-step predicts records")

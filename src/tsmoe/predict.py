@@ -81,6 +81,12 @@ def _predict_irregular(estimator, data: IrregularSet, id_column: str, every_step
 MAX_CLOCK_ROWS = 100_000_000  # a clock finer than this many rows is a typo, not a request
 
 
+def check_clock(every: float) -> None:
+    """Refuse a clock interval that is not a positive finite number (before any prediction is made)."""
+    if not (math.isfinite(every) and every > 0):
+        raise ConfigError(f"--every must be a positive number of the run's time unit, got {every}")
+
+
 def on_a_clock(frame: pd.DataFrame, id_column: str, clock: str, every: float) -> pd.DataFrame:
     """Per-step predictions read at regular times (a risk at every hour): for each record a row at each
     multiple of ``every`` from its first step's time to the first multiple at or after its last step,
@@ -90,8 +96,7 @@ def on_a_clock(frame: pd.DataFrame, id_column: str, clock: str, every: float) ->
 
     ``frame``: the rows of :func:`predict_file` with ``every_step``, each record's rows together and in
     time order; ``clock`` its time column."""
-    if not (math.isfinite(every) and every > 0):
-        raise ConfigError(f"--every must be a positive number of the run's time unit, got {every}")
+    check_clock(every)
     records = frame[id_column].to_numpy()
     times = frame[clock].to_numpy(np.float64)
     starts = np.flatnonzero(np.r_[True, records[1:] != records[:-1]]) if len(frame) else np.zeros(0, int)
