@@ -133,6 +133,31 @@ def test_bad_updates_are_refused_and_closing_frees_an_entity(run, small_physione
         stream.close("a")
 
 
+def test_a_rung_without_attention_streams_what_predict_gives(small_physionet):
+    """A single CfC (no gate, no attention: nothing in the state memory) streams in batches as predict
+    scores the stays cut at each step."""
+    cfc = Estimator("cfc", "physionet2012", model_params={"hidden_size": 8}, training={"max_epochs": 1},
+                    data_params={"root": str(small_physionet), "split_file": None},
+                    trainer={"accelerator": "cpu"}).fit()  # fmt: skip
+    data = load_physionet2012(small_physionet).subset(np.arange(6))
+    dataset = IrregularDataset(data, IrregularNormalizer.from_state(cfc.state_))
+    outputs, records, _ = cfc.predict_every_step(dataset, collate_irregular)
+    expected = torch.sigmoid(outputs).numpy()[data.lengths()[records] > 0]
+    stream = cfc.stream()
+    for i, stay in enumerate(data.record_ids):
+        stream.open(stay, start=0.0, static=stay_static(data, i))
+    longest = int(data.lengths().max())
+    streamed: dict = {stay: [] for stay in data.record_ids}
+    for k in range(longest):  # all stays step k together, as one batch
+        wave = [(i, stay) for i, stay in enumerate(data.record_ids) if k < data.lengths()[i]]
+        steps = [int(data.offsets[i]) + k for i, _ in wave]
+        answers = stream.update_many([(stay, float(data.times[j]), observations(data, j))
+                                      for (_, stay), j in zip(wave, steps, strict=True)])  # fmt: skip
+        for (_, stay), answer in zip(wave, answers, strict=True):
+            streamed[stay].append(answer)
+    np.testing.assert_allclose(np.concatenate([streamed[stay] for stay in data.record_ids]), expected, atol=1e-5)
+
+
 def test_a_model_without_a_step_form_is_refused(small_physionet):
     lstm = Estimator("lstm", "physionet2012", model_params={"hidden_size": 4, "head_hidden": 4},
                      training={"max_epochs": 1}, data_params={"root": str(small_physionet), "split_file": None},
