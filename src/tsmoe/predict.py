@@ -64,16 +64,20 @@ def _irregular_table(estimator, path: Path, overrides: dict) -> IrregularSet:
     return load_irregular_table(entry.for_run(params, estimator.meta_), with_labels=False)
 
 
-def _predict_irregular(estimator, data: IrregularSet, id_column: str, every_step: bool = False) -> pd.DataFrame:
+def _predict_irregular(
+    estimator, data: IrregularSet, id_column: str, every_step: bool = False, every: float | None = None
+) -> pd.DataFrame:
     """One row per record (its prediction from all its steps), or with ``every_step`` one per step of
-    each record (its prediction from the steps up to there), with the step's time since the start."""
+    each record (its prediction from the steps up to there), with the step's time since the start; with
+    ``every`` as well, those rows read on a clock (:func:`on_a_clock`)."""
     dataset = IrregularDataset(data, IrregularNormalizer.from_state(estimator.state_))
     task = get_task(estimator.meta_["task"])
     if every_step:
         outputs, records, times = estimator.predict_every_step(dataset, collate_irregular, raw=True)
         clock = f"{getattr(estimator.data_params(), 'time_unit', 'hours')}_since_start"
         columns = _columns(estimator, task, outputs)
-        return pd.DataFrame({id_column: data.record_ids[records], clock: times, **columns})
+        frame = pd.DataFrame({id_column: data.record_ids[records], clock: times, **columns})
+        return frame if every is None else on_a_clock(frame, id_column, clock, every)
     outputs = estimator.predict_dataset(dataset, collate_irregular, raw=True)
     return pd.DataFrame({id_column: data.record_ids, **_columns(estimator, task, outputs)})
 
@@ -99,11 +103,11 @@ def on_a_clock(frame: pd.DataFrame, id_column: str, clock: str, every: float) ->
     check_clock(every)
     records = frame[id_column].to_numpy()
     times = frame[clock].to_numpy(np.float64)
-    starts = np.flatnonzero(np.r_[True, records[1:] != records[:-1]]) if len(frame) else np.zeros(0, int)
-    ends = np.r_[starts[1:], len(frame)].astype(int)
+    starts = np.flatnonzero(np.r_[True, records[1:] != records[:-1]]) if len(frame) else np.zeros(0, np.int64)
+    ends = np.append(starts[1:], len(frame)) if len(frame) else starts
     slack = every * 1e-6
     first = np.ceil((times[starts] - slack) / every)
-    counts = (np.ceil((times[ends - 1] - slack) / every) - first + 1).astype(np.int64) if len(frame) else first
+    counts = (np.ceil((times[ends - 1] - slack) / every) - first + 1).astype(np.int64)
     if counts.sum() > MAX_CLOCK_ROWS:
         raise ConfigError(
             f"--every {every} would write {int(counts.sum()):,} rows (more than {MAX_CLOCK_ROWS:,}): choose a "
@@ -146,16 +150,14 @@ def predict_file(
         raise ConfigError("every reads the predictions after every step on a clock: it needs every_step")
     if estimator.config.data["name"] == "irregular":
         data = _irregular_table(estimator, path, overrides or {})
-        frame = _predict_irregular(estimator, data, estimator.data_params().id_col, every_step)
-        return frame if every is None else on_a_clock(frame, frame.columns[0], frame.columns[1], every)
+        return _predict_irregular(estimator, data, estimator.data_params().id_col, every_step, every)
     if overrides:
         raise DataError(f"--set data.* is for runs on a table of observations (data set 'irregular'), got {overrides}")
     if estimator.meta_["input_kind"] == "irregular":
         if not path.is_dir():
             raise DataError(f"input '{path}': a classifier of PhysioNet stays reads a PhysioNet-format folder")
         data = load_physionet2012(path) if list(path.glob("set-*")) else _stays_without_labels(path)
-        frame = _predict_irregular(estimator, data, "record_id", every_step)
-        return frame if every is None else on_a_clock(frame, "record_id", frame.columns[1], every)
+        return _predict_irregular(estimator, data, "record_id", every_step, every)
     frame = read_csv_checked(path, text_columns=(TEXT_COLUMN, text_column(estimator)))
     return forecast_table(estimator, frame, f"file '{path}'", path)
 

@@ -72,7 +72,7 @@ class StateMemory:
             rows = self.row[slots_np[members]]
             n = int(counts[_torch(members)].max())
             bucket = self.buckets[capacity]
-            if rows[-1] - rows[0] == len(rows) - 1 and (len(rows) < 3 or bool((np.diff(rows) == 1).all())):
+            if bool((np.diff(rows) == 1).all()):
                 states = bucket[int(rows[0]) : int(rows[0]) + len(rows), :n]  # consecutive rows: a view
             else:
                 states = bucket[torch.from_numpy(rows), :n]
