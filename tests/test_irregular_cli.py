@@ -14,6 +14,7 @@ import pytest
 
 from tsmoe import Estimator
 from tsmoe.cli import main
+from tsmoe.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ["--set", "data.id_col=pump", "--set", "data.variable_col=sensor", "--set", "data.value_col=reading",
@@ -97,3 +98,43 @@ def test_a_table_with_other_sensors_in_another_order_is_matched_by_name(sensor_r
     frame[frame.sensor != "pressure"].to_csv(without_pressure, index=False)
     assert main(["predict", str(run), str(without_pressure), "-o", str(tmp_path / "np.csv")]) == 0
     assert len(pd.read_csv(tmp_path / "np.csv")) == 40  # a sensor the table lacks stays unobserved
+
+
+def test_a_stream_takes_the_tables_timestamps_and_gives_what_predict_gives_after_each_step(sensor_run, tmp_path):
+    run, _, other = sensor_run
+    out = tmp_path / "steps.csv"
+    static_file = str(other / "static.csv")
+    assert main(["predict", str(run), str(other / "observations.csv"), "--per-step", "-o", str(out),
+                 "--set", f"data.static={static_file}"]) == 0  # fmt: skip
+    expected = pd.read_csv(out)
+    log = pd.read_csv(other / "observations.csv")
+    static = pd.read_csv(static_file).set_index("pump")
+    stream = Estimator.load(run).stream()
+    for pump, given in (("pump-00000", pd.Timestamp), ("pump-00001", str), ("pump-00002", np.datetime64)):
+        stream.open(pump, static=static.loc[pump].dropna().to_dict())
+        rows = log[log.pump == pump]
+        risks = [stream.update(pump, given(row.time), {row.sensor: row.reading}) for row in rows.itertuples()]
+        last_of_step = (rows.time != rows.time.shift(-1)).to_numpy()  # rows at one time are one step
+        # to 1e-6: the readings (3 decimals) are rounded to float32 as the table's are, or the quantile scaling,
+        # which can jump at a value many rows share, gives risks up to 4e-4 apart
+        np.testing.assert_allclose(np.array(risks)[last_of_step], expected[expected.pump == pump].probability,
+                                   atol=1e-6)  # fmt: skip
+    later = pd.Timestamp(log[log.pump == "pump-00000"].time.max()) + pd.Timedelta(hours=1)
+    with pytest.raises(DataError, match="its clock runs on timestamps, and the time 3.0 is a number"):
+        stream.update("pump-00000", 3.0, {"pressure": 5.0})
+    with pytest.raises(DataError, match="'yesterday' is not a time"):
+        stream.update("pump-00000", "yesterday", {"pressure": 5.0})
+    first = pd.Timestamp(log[log.pump == "pump-00000"].time.min())
+    with pytest.raises(DataError, match="goes back before its last update"):
+        stream.update("pump-00000", (first + pd.Timedelta(seconds=1)).isoformat(), {"pressure": 5.0})
+    with pytest.raises(DataError, match="is before its start"):
+        stream.update("pump-00000", first - pd.Timedelta(seconds=1), {"pressure": 5.0})
+    with pytest.raises(DataError, match="names no entity"):
+        stream.update(None, later, {"pressure": 5.0})
+    with pytest.raises(DataError, match="not a finite number within float32's range"):
+        stream.update("pump-00000", later, {"pressure": 1e300})
+    with pytest.raises(DataError, match="static descriptor 'age_years' of entity 'new' is 'old', not a number"):
+        stream.open("new", static={"age_years": "old"})
+    # an hour after the last reading, given in another time zone: the same instant as its UTC reading (one step)
+    aware = stream.update("pump-00000", later.tz_localize("UTC").tz_convert("Etc/GMT+2"), {"pressure": 5.0})
+    assert aware == stream.update("pump-00000", later, {})

@@ -15,10 +15,13 @@ model was trained under, so a risk after an observation equals ``predict`` on th
 that time (to float rounding):
 
 - an entity's clock starts at its first update, or at the ``start`` given to :meth:`StreamingPredictor.open`
-  (PhysioNet stays: the admission, time 0); times are numbers in the run's clock unit;
+  (PhysioNet stays: the admission, time 0); times are numbers in the run's clock unit (``data.time_unit``),
+  or timestamps (``datetime``, pandas ``Timestamp``, numpy ``datetime64``, ISO 8601 text) converted to it
+  as a table's are (:mod:`tsmoe.data.clock`), one kind or the other for each entity;
 - updates with the same time for one entity merge into one step (the step is recomputed from the state
   before it); a variable given twice at one time is merged by the run's ``data.duplicates`` rule;
-- a time before the entity's last one is an error, as is a variable the run does not know (its name said).
+- a time before the entity's last one is an error, as is a variable the run does not know (its name said),
+  and an entity given as ``None``.
 
 A run calibrated with ``venn_abers`` streams its merged probability; ``stream(interval=True)`` returns each
 risk as ``Risk(probability, low, high)``, with the Venn-Abers interval ``[p0, p1]`` that ``tsmoe predict``
@@ -35,7 +38,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from tsmoe.data.clock import instant_in_unit, is_instant
 from tsmoe.data.irregular import IrregularNormalizer
+from tsmoe.data.parsing import FLOAT32_MAX
 from tsmoe.errors import ConfigError, DataError
 from tsmoe.models.entity_slots import EntitySlots
 from tsmoe.models.mrmoe import MRMoE
@@ -54,11 +59,12 @@ class Risk(NamedTuple):
 @dataclass
 class EntityStream:
     """One entity's clock and bookkeeping: its row of the stream's states (``slot``), its clock origin, its
-    latest step's time and the one before it, and the observations given at the latest step's time (so
-    that an update at the same time can be merged in)."""
+    latest step's time and the one before it, the observations given at the latest step's time (so that
+    an update at the same time can be merged in), and whether its times are timestamps (None: none yet)."""
 
     slot: int
     origin: float | None
+    dated: bool | None = None
     last_time: float | None = None  # the latest step's time since the origin (None: no step yet)
     previous_time: float = 0.0  # the step before it (0: the origin)
     observed: list[Mapping[str, float]] = field(default_factory=list)
@@ -74,6 +80,17 @@ def _rows_of(slots: np.ndarray) -> Rows:
         first = int(slots[0]) if len(slots) else 0
         return slice(first, first + len(slots))
     return torch.from_numpy(slots)
+
+
+def _check_entity(entity: Any) -> None:
+    """An entity is named by any hashable value but ``None`` or NaN (a missing ID, as in a table)."""
+    if entity is None or (isinstance(entity, float) and math.isnan(entity)):
+        raise DataError(f"an update names no entity ({entity!r}): give each entity an ID")
+
+
+def _in_float32(value: float) -> bool:
+    """Whether ``value`` is a finite number that float32 holds (NaN is not)."""
+    return abs(value) <= FLOAT32_MAX
 
 
 def _number(value: Any) -> float:
@@ -110,6 +127,7 @@ class StreamingPredictor:
         self.static_names = list(estimator.meta_.get("static_names", []))
         params = estimator.data_params()
         self.duplicates = getattr(params, "duplicates", "mean")
+        self.time_unit = getattr(params, "time_unit", "hours")  # PhysioNet 2012: hours since admission
         self.flush = estimator.config.training.flush_subnormals
         self.slots = EntitySlots(self.model, len(self.static_names))  # refuses models that read ahead of a step
         self.entities: dict[Any, EntityStream] = {}
@@ -118,20 +136,29 @@ class StreamingPredictor:
 
     def open(self, entity: Any, start: float | None = None, static: Mapping[str, float] | None = None) -> None:
         """Begin ``entity``: its clock's origin (default: its first update's time) and its static
-        descriptors by name (missing ones stay missing)."""
+        descriptors by name (missing ones stay missing). ``start``: a number or a timestamp, as times are."""
+        _check_entity(entity)
         if entity in self.entities:
             raise DataError(f"entity {entity!r} is already open: close it first")
-        raw = np.full((1, len(self.static_names)), np.nan)
+        dated = None if start is None else is_instant(start)
+        if start is not None:
+            start = self._clock(entity, start)
+        raw = np.full((1, len(self.static_names)), np.nan, dtype=np.float32)  # float32, as a table stores them
         for name, value in (static or {}).items():
             if name not in self.static_names:
                 raise DataError(
                     f"static descriptor '{name}' of entity {entity!r} is not one of the run's {self.static_names}"
                 )
-            raw[0, self.static_names.index(name)] = float(value)
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                continue  # missing, as an empty cell of a static table
+            if not _in_float32(_number(value)):
+                raise DataError(f"static descriptor '{name}' of entity {entity!r} is {value!r}, not a number "
+                                "within float32's range")  # fmt: skip
+            raw[0, self.static_names.index(name)] = _number(value)
         slot = self.slots.take(
             torch.from_numpy(self.normalizer.scale_static(raw)), torch.from_numpy((~np.isnan(raw)).astype(np.float32))
         )
-        self.entities[entity] = EntityStream(slot=slot, origin=start)
+        self.entities[entity] = EntityStream(slot=slot, origin=start, dated=dated)
 
     def close(self, entity: Any) -> None:
         """Forget ``entity`` (its row is freed for another)."""
@@ -173,30 +200,33 @@ class StreamingPredictor:
         """One batched step for updates of distinct entities. Every update is checked before any state
         changes, so a refused one leaves every entity as it was."""
         checked = [self._check(entity, time, observations) for entity, time, observations in updates]
-        raw = self._rows([update[0] for update in updates], [steps for _, _, steps in checked])
-        slots, times, dts, final = [], [], [], []
-        for (entity, time, _), (since, same, steps) in zip(updates, checked, strict=True):
+        raw = self._rows([update[0] for update in updates], [checks[-1] for checks in checked])
+        slots, times, previous, final = [], [], [], []
+        for (entity, _, _), (time, dated, since, same, steps) in zip(updates, checked, strict=True):
             stream = self.entities.get(entity)
             if stream is None:
                 self.open(entity)
                 stream = self.entities[entity]
             if stream.origin is None:
-                stream.origin = float(time)
+                stream.origin = time
+            stream.dated = dated
             if not same and stream.last_time is not None:  # a new step: the latest one is final now
                 final.append(stream.slot)
                 stream.previous_time = stream.last_time
             stream.observed, stream.last_time = steps, since
             slots.append(stream.slot)
             times.append(since)
-            dts.append(since - stream.previous_time)  # the first step's: its time since the start
+            previous.append(stream.previous_time)  # the first step's: the start, 0
         order = np.argsort(slots, kind="stable")  # rows in order: a stream's whole population is one view
         raw = raw[order]
         index = _rows_of(np.asarray(slots)[order])
+        times32 = np.asarray(times, dtype=np.float32)[order]
         step = {
             "values": torch.from_numpy(self.normalizer.scale_values(raw)),
             "mask": torch.from_numpy((~np.isnan(raw)).astype(np.float32)),
-            "times": torch.from_numpy(np.asarray(times, dtype=np.float32)[order]),
-            "dt": torch.from_numpy(np.asarray(dts, dtype=np.float32)[order]),
+            "times": torch.from_numpy(times32),
+            # the gap as a table's: the difference of the two times in float32 (collate_irregular's diff)
+            "dt": torch.from_numpy(times32 - np.asarray(previous, dtype=np.float32)[order]),
         }
         answers = self._run(index, _rows_of(np.sort(np.asarray(final, dtype=np.int64))), step)
         results: list[Any] = [None] * len(updates)
@@ -205,23 +235,27 @@ class StreamingPredictor:
         return results
 
     def _check(
-        self, entity: Any, time: float, observations: Mapping[str, float]
-    ) -> tuple[float, bool, list[Mapping[str, float]]]:
-        """``(time since the start, whether it is the latest step's time, the step's observations so far)``;
-        nothing changes."""
-        time = float(time)
-        if not math.isfinite(time):
-            raise DataError(f"entity {entity!r}: time {time} is not a finite number")
+        self, entity: Any, given_time: Any, observations: Mapping[str, float]
+    ) -> tuple[float, bool, float, bool, list[Mapping[str, float]]]:
+        """``(the time in the clock's unit, whether it was a timestamp, the time since the start, whether it
+        is the latest step's time, the step's observations so far)``; nothing changes."""
+        _check_entity(entity)
         stream = self.entities.get(entity)
+        dated = is_instant(given_time)
+        if stream is not None and stream.dated is not None and dated != stream.dated:
+            clock, given = ("timestamps", "a number") if stream.dated else ("numbers", "a timestamp")
+            raise DataError(f"entity {entity!r}: its clock runs on {clock}, and the time {given_time!r} is "
+                            f"{given}; give every time of one entity the same way")  # fmt: skip
+        time = self._clock(entity, given_time)
         origin = stream.origin if stream is not None and stream.origin is not None else time
         since = time - origin
         if since < 0:
-            raise DataError(f"entity {entity!r}: time {time} is before its start {origin}")
+            raise DataError(f"entity {entity!r}: time {given_time!r} is before its start")
         last = stream.last_time if stream is not None else None
         if last is not None and since < last:
             raise DataError(
-                f"entity {entity!r}: time {time} goes back before its last update ({last + origin}); "
-                "updates come in time order"
+                f"entity {entity!r}: time {given_time!r} goes back before its last update ({since - last:g} "
+                f"{self.time_unit}); updates come in time order"
             )
         same = last is not None and since == last  # the same step: merged, and redone from the state before it
         if not observations.keys() <= self.index.keys():
@@ -230,12 +264,25 @@ class StreamingPredictor:
                 f"entity {entity!r}: variable '{unknown}' is not one of the run's ({', '.join(self.variables)})"
             )
         given = dict(observations)  # the caller's mapping may change after the call
-        return since, same, [*stream.observed, given] if same and stream is not None else [given]
+        return time, dated, since, same, [*stream.observed, given] if same and stream is not None else [given]
+
+    def _clock(self, entity: Any, time: Any) -> float:
+        """A time as given (a number in the clock's unit, or a timestamp) -> a finite float in the unit."""
+        if is_instant(time):
+            return instant_in_unit(time, self.time_unit, f"entity {entity!r}")
+        if isinstance(time, bool):
+            raise DataError(f"entity {entity!r}: the time {time!r} is a truth value, not a number or a timestamp")
+        number = _number(time)
+        if not math.isfinite(number):
+            raise DataError(f"entity {entity!r}: time {time!r} is not a finite number or a timestamp")
+        return number
 
     def _rows(self, entities: list[Any], steps: list[list[Mapping[str, float]]]) -> np.ndarray:
         """The steps' raw values ``(B, F)``, NaN where unobserved: each step's observations so far, a
-        variable given more than once merged by the run's rule. A value that is not a finite number is an
-        error, with its entity and variable named."""
+        variable given more than once merged by the run's rule, then rounded to float32 as a table's values
+        are stored (a model's quantile scaling can jump at a value many rows share: 2.8 and float32's 2.8 may
+        map apart). A value that is not a finite number within float32's range is an error, with its entity
+        and variable named."""
         columns: list[int] = []
         values: list[Any] = []
         counts: list[int] = []
@@ -245,13 +292,14 @@ class StreamingPredictor:
             values += merged.values()
             counts.append(len(merged))
         rows = np.repeat(np.arange(len(steps)), counts)
-        raw = np.full((len(steps), len(self.variables)), np.nan)
+        raw = np.full((len(steps), len(self.variables)), np.nan, dtype=np.float32)
         try:
             given = np.asarray(values, dtype=np.float64)
         except (TypeError, ValueError):  # a value that is not a number
             given = np.array([_number(value) for value in values])
-        if not np.isfinite(given).all():
-            i = int(rows[np.flatnonzero(~np.isfinite(given))[0]])
+        beyond = ~(np.abs(given) <= FLOAT32_MAX)  # NaN, infinite, or too large for float32
+        if beyond.any():
+            i = int(rows[np.flatnonzero(beyond)[0]])
             self._refuse_value(entities[i], steps[i])
         raw[rows, columns] = given
         return raw
@@ -282,10 +330,9 @@ class StreamingPredictor:
         """Raise the error for the first value of ``observed`` that is not a finite number."""
         for mapping in observed:
             for name, value in mapping.items():
-                if not math.isfinite(_number(value)):
-                    raise DataError(
-                        f"entity {entity!r}: variable '{name}' has the value {value!r}, not a finite number"
-                    )
+                if not _in_float32(_number(value)):
+                    raise DataError(f"entity {entity!r}: variable '{name}' has the value {value!r}, not a finite "
+                                    "number within float32's range")  # fmt: skip
         raise AssertionError("no bad value")  # unreachable: called only when one is there
 
     @torch.inference_mode()  # no autograd bookkeeping at all: 0.05 ms of a 0.35 ms step for one entity

@@ -84,3 +84,14 @@ def test_consumed_rows_give_the_same_steps():
         np.testing.assert_array_equal(getattr(consumed, name), getattr(kept, name))
     assert consumed.notes == kept.notes
     assert len(rows.time) == len(rows.variable) == 0  # released
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -1e39, 1e300])
+def test_a_value_float32_cannot_hold_is_an_error_naming_its_row(bad):
+    rows = random_rows(seed=5, order="shuffled")
+    rows.value[417] = bad
+    with pytest.raises(DataError, match=r"^row 417: the value .* is not finite within float32's range"):
+        rows_to_steps(rows, duplicates="mean")
+    rows.value[417] = 3.4e38  # the largest float32s are values like any other
+    grid = rows_to_steps(rows, duplicates="mean").values
+    assert np.isfinite(grid[~np.isnan(grid)]).all() and np.nanmax(grid) > 1e38

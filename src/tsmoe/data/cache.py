@@ -16,7 +16,8 @@ import numpy as np
 from tsmoe.io import atomic_write_bytes
 from tsmoe.paths import cache_dir
 
-CACHE_FORMAT = 1  # bump when the layout of a cached entry changes
+# bump when the layout of a cached entry, or a rule that makes one, changes (2: values beyond float32 refused)
+CACHE_FORMAT = 2
 
 
 def hash_files(paths: Iterable[Path], extra: str = "") -> str:

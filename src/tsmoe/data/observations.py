@@ -21,6 +21,7 @@ from typing import Literal
 
 import numpy as np
 
+from tsmoe.data.parsing import FLOAT32_MAX
 from tsmoe.errors import DataError
 
 DuplicatePolicy = Literal["error", "mean", "first", "last"]
@@ -77,8 +78,10 @@ def rows_to_steps(
     notes: dict = {}
     if len(entity) and np.any(~np.isfinite(time)):
         raise DataError(f"{rows.where(int(np.flatnonzero(~np.isfinite(time))[0]))}: the time is missing or not finite")
-    if len(entity) and np.any(~np.isfinite(rows.value)):
-        raise DataError(f"{rows.where(int(np.flatnonzero(~np.isfinite(rows.value))[0]))}: the value is not finite")
+    bad_value = _first_beyond_float32(rows.value)
+    if bad_value is not None:
+        raise DataError(f"{rows.where(bad_value)}: the value {rows.value[bad_value]:g} is not finite within float32's "
+                        "range (±3.4e38), which the model reads")  # fmt: skip
     # a table written in (entity, time) order needs no sort and no copy (``order`` None: the identity)
     order = None if _in_order(entity, time) else _narrow(np.lexsort((time, entity)))  # stable: file order in a time
     if order is not None:
@@ -155,6 +158,16 @@ def _blocks(n: int, size: int = 1 << 20) -> list[slice]:
     """``0..n`` in slices of ``size``: whole-array operations done a block at a time make no temporary
     as long as the array."""
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def _first_beyond_float32(values: np.ndarray) -> int | None:
+    """The first index of ``values`` that is NaN, infinite or beyond float32's range (None: none is), found
+    a block at a time (no temporary as long as the rows)."""
+    for block in _blocks(len(values)):
+        beyond = ~(np.abs(values[block]) <= FLOAT32_MAX)
+        if beyond.any():
+            return block.start + int(np.flatnonzero(beyond)[0])
+    return None
 
 
 def _non_decreasing(x: np.ndarray) -> bool:

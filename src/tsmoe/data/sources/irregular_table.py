@@ -36,6 +36,7 @@ import pyarrow as pa
 
 from tsmoe.data.adapter import IrregularAdapter, check_split_fractions
 from tsmoe.data.cache import cached_arrays, hash_files
+from tsmoe.data.clock import NANOSECONDS, TimeUnit
 from tsmoe.data.irregular import IrregularSet, Scaling
 from tsmoe.data.observations import DuplicatePolicy, ObservationRows, labels_at_steps, rows_to_steps
 from tsmoe.data.splits import IdSplit
@@ -43,8 +44,6 @@ from tsmoe.data.table_files import codes_and_names, file_columns, numbers, read_
 from tsmoe.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
-TimeUnit = Literal["seconds", "minutes", "hours", "days"]
-NANOSECONDS = {"seconds": 1e9, "minutes": 60e9, "hours": 3600e9, "days": 86400e9}
 
 
 @dataclass
