@@ -138,3 +138,30 @@ def test_a_stream_takes_the_tables_timestamps_and_gives_what_predict_gives_after
     # an hour after the last reading, given in another time zone: the same instant as its UTC reading (one step)
     aware = stream.update("pump-00000", later.tz_localize("UTC").tz_convert("Etc/GMT+2"), {"pressure": 5.0})
     assert aware == stream.update("pump-00000", later, {})
+
+
+def test_a_text_static_column_trains_as_indicators_that_predict_and_the_stream_read_alike(sensor_run, tmp_path):
+    _, logs, other = sensor_run
+    for folder in (logs, other):  # the pumps' model as text, as an export would give it
+        static = pd.read_csv(folder / "static.csv")
+        static.assign(model="type-" + static.model.astype(str)).to_csv(tmp_path / f"{folder.name}.csv", index=False)
+    run = tmp_path / "run"
+    tables = ["--set", f"data.observations={logs / 'observations.csv'}", "--set", f"data.labels={logs / 'labels.csv'}"]
+    assert main(["train", "mrmoe-irregular", "--out", str(run), *tables, "--set", f"data.static={tmp_path / 'log.csv'}",
+                 *COLUMNS, *TINY]) == 0  # fmt: skip
+    names = json.loads((run / "meta.json").read_text())["static_names"]
+    assert names == ["model=type-0", "model=type-1", "model=type-2", "age_years"]
+    out = tmp_path / "steps.csv"
+    assert main(["predict", str(run), str(other / "observations.csv"), "--per-step", "-o", str(out),
+                 "--set", f"data.static={tmp_path / 'other.csv'}"]) == 0  # fmt: skip
+    expected, log = pd.read_csv(out), pd.read_csv(other / "observations.csv")
+    static = pd.read_csv(tmp_path / "other.csv").set_index("pump")
+    stream = Estimator.load(run).stream()
+    pump = "pump-00003"
+    stream.open(pump, static=static.loc[pump].to_dict())  # {"model": "type-2", "age_years": 2.8}
+    rows = log[log.pump == pump]
+    risks = [stream.update(pump, row.time, {row.sensor: row.reading}) for row in rows.itertuples()]
+    last_of_step = (rows.time != rows.time.shift(-1)).to_numpy()
+    np.testing.assert_allclose(np.array(risks)[last_of_step], expected[expected.pump == pump].probability, atol=1e-6)
+    with pytest.raises(DataError, match=r"'model' of entity 'new' is 'type-9', not one of the run's categories"):
+        stream.open("new", static={"model": "type-9"})

@@ -41,6 +41,7 @@ import torch
 from tsmoe.data.clock import instant_in_unit, is_instant
 from tsmoe.data.irregular import IrregularNormalizer
 from tsmoe.data.parsing import FLOAT32_MAX
+from tsmoe.data.static_columns import SEPARATOR
 from tsmoe.errors import ConfigError, DataError
 from tsmoe.models.entity_slots import EntitySlots
 from tsmoe.models.mrmoe import MRMoE
@@ -125,6 +126,11 @@ class StreamingPredictor:
         self.variables = list(estimator.meta_["channel_names"])
         self.index = {name: i for i, name in enumerate(self.variables)}
         self.static_names = list(estimator.meta_.get("static_names", []))
+        self.categories: dict[str, dict[str, int]] = {}  # a text column's categories -> their indicators' places
+        for place, name in enumerate(self.static_names):
+            if SEPARATOR in name:
+                column, category = name.split(SEPARATOR, 1)
+                self.categories.setdefault(column, {})[category] = place
         params = estimator.data_params()
         self.duplicates = getattr(params, "duplicates", "mean")
         self.time_unit = getattr(params, "time_unit", "hours")  # PhysioNet 2012: hours since admission
@@ -136,7 +142,8 @@ class StreamingPredictor:
 
     def open(self, entity: Any, start: float | None = None, static: Mapping[str, float] | None = None) -> None:
         """Begin ``entity``: its clock's origin (default: its first update's time) and its static
-        descriptors by name (missing ones stay missing). ``start``: a number or a timestamp, as times are."""
+        descriptors by name (missing ones stay missing; a text column's by its category, ``{"sex": "F"}``, or by
+        its indicators, ``{"sex=F": 1, "sex=M": 0}``). ``start``: a number or a timestamp, as times are."""
         _check_entity(entity)
         if entity in self.entities:
             raise DataError(f"entity {entity!r} is already open: close it first")
@@ -145,12 +152,20 @@ class StreamingPredictor:
             start = self._clock(entity, start)
         raw = np.full((1, len(self.static_names)), np.nan, dtype=np.float32)  # float32, as a table stores them
         for name, value in (static or {}).items():
-            if name not in self.static_names:
+            if name not in self.static_names and name not in self.categories:
                 raise DataError(
                     f"static descriptor '{name}' of entity {entity!r} is not one of the run's {self.static_names}"
                 )
             if value is None or (isinstance(value, float) and math.isnan(value)):
                 continue  # missing, as an empty cell of a static table
+            if name not in self.static_names:  # a text column: its category's indicator 1, the others 0
+                places = self.categories[name]
+                if str(value) not in places:
+                    raise DataError(f"static descriptor '{name}' of entity {entity!r} is {value!r}, not one of the "
+                                    f"run's categories ({', '.join(places)})")  # fmt: skip
+                raw[0, list(places.values())] = 0.0
+                raw[0, places[str(value)]] = 1.0
+                continue
             if not _in_float32(_number(value)):
                 raise DataError(f"static descriptor '{name}' of entity {entity!r} is {value!r}, not a number "
                                 "within float32's range")  # fmt: skip

@@ -16,8 +16,9 @@ import numpy as np
 from tsmoe.io import atomic_write_bytes
 from tsmoe.paths import cache_dir
 
-# bump when the layout of a cached entry, or a rule that makes one, changes (2: values beyond float32 refused)
-CACHE_FORMAT = 2
+# bump when the layout of a cached entry, or a rule that makes one, changes (2: values beyond float32 refused;
+# 3: static text columns as indicators)
+CACHE_FORMAT = 3
 
 
 def hash_files(paths: Iterable[Path], extra: str = "") -> str:

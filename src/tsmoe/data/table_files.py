@@ -141,7 +141,7 @@ def read_table(path: Path, columns: list[str], text: tuple[str, ...] = (), numbe
 def codes_and_names(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[str]]:
     """A dictionary-encoded text column -> ``(codes (R,) int32, names)``; a missing cell has code -1."""
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    codes = array.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+    codes = array.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
     if array.null_count:
         codes = np.where(array.is_null().to_numpy(zero_copy_only=False), -1, codes).astype(np.int32)
     return codes, [str(name) for name in array.dictionary.to_pylist()]

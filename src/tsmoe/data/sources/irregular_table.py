@@ -7,7 +7,8 @@ Files (CSV, gzipped CSV or Parquet; each a file or a folder of files, read by :m
   column per variable, empty where unobserved;
 - ``data.labels``: ``id`` and ``label_col``: integer classes ``0..C-1`` (binary or multiclass) or numbers
   (regression; ``label_type`` overrides what the column's type says); not needed to predict;
-- ``data.static`` (optional): ``id`` and descriptors (numbers), and the entity's clock start (``start_col``).
+- ``data.static`` (optional): ``id`` and descriptors (numbers, or text: one indicator per category, by
+  :mod:`tsmoe.data.static_columns`), and the entity's clock start (``start_col``).
 
 Times are numbers in ``time_unit`` or timestamps (converted to it); an entity's clock starts at its first
 observation unless ``start_col`` gives it. Steps are made by :func:`tsmoe.data.observations.rows_to_steps`.
@@ -40,6 +41,7 @@ from tsmoe.data.clock import NANOSECONDS, TimeUnit
 from tsmoe.data.irregular import IrregularSet, Scaling
 from tsmoe.data.observations import DuplicatePolicy, ObservationRows, labels_at_steps, rows_to_steps
 from tsmoe.data.splits import IdSplit
+from tsmoe.data.static_columns import TextColumn, categories_of, indicator_name, is_text, split_indicator
 from tsmoe.data.table_files import codes_and_names, file_columns, numbers, read_batches, read_table, table_files
 from tsmoe.errors import ConfigError, DataError
 
@@ -499,7 +501,10 @@ def _match_labels(
 def _static(
     params: IrregularTableParams, files: list[Path], entity_ids: np.ndarray, notes: dict
 ) -> tuple[np.ndarray, list[str], np.ndarray | None]:
-    """``static (E, P)`` (NaN where missing), the static names, and the clock starts ``(E,)`` (NaN: none)."""
+    """``static (E, P)`` (NaN where missing), the static names, and the clock starts ``(E,)`` (NaN: none).
+    Every column but the ID and start, numbers as they are and text as indicators
+    (:mod:`tsmoe.data.static_columns`), or the ``static_columns`` named (a run's: ``column=category`` for
+    an indicator)."""
     names = list(params.static_columns or [])
     if not files:
         if params.start_col:
@@ -507,29 +512,62 @@ def _static(
         if names:  # a run with descriptors, scoring a table given without them
             notes["entities without descriptors (no data.static given): static columns missing"] = len(entity_ids)
         return np.full((len(entity_ids), len(names)), np.nan, np.float32), names, None
-    present = file_columns(files[0])
+    present = list(dict.fromkeys(c for path in files for c in file_columns(path)))  # every file's columns
     if params.static_columns is None:
-        names = [c for c in present if c not in (params.id_col, params.start_col)]
-    static = np.full((len(entity_ids), len(names)), np.nan, dtype=np.float32)
+        columns = [c for c in file_columns(files[0]) if c not in (params.id_col, params.start_col)]
+    else:  # the columns the names read: a column's own name, or column=category
+        columns = list(dict.fromkeys(c if c in present else (split_indicator(c, present) or (c,))[0] for c in names))
     starts = np.full(len(entity_ids), np.nan) if params.start_col else None
     index = {name: i for i, name in enumerate(entity_ids.tolist())}
     unknown, seen = 0, np.zeros(len(entity_ids), dtype=bool)
+    pieces: list[tuple[np.ndarray, dict[str, TextColumn]]] = []  # per file: each kept row's entity, the columns
     for path in files:
-        columns = [c for c in names if c in file_columns(path)]
-        wanted = [params.id_col, *columns, *([params.start_col] if params.start_col else [])]
-        table = read_table(path, wanted, text=(params.id_col,), numbers=tuple(columns))
+        here = [c for c in columns if c in file_columns(path)]
+        wanted = [params.id_col, *here, *([params.start_col] if params.start_col else [])]
+        table = read_table(path, wanted, text=(params.id_col, *here))  # as text: a column may be categories
         codes, ids = codes_and_names(table[params.id_col])
         _refuse_missing(codes < 0, path, params.id_col, "an ID")
         position = np.array([index.get(name, -1) for name in ids], dtype=np.int64)[codes]
         unknown += int((position < 0).sum())
         rows = position >= 0
         seen[position[rows]] = True
-        for column in columns:
-            static[position[rows], names.index(column)] = numbers(table[column])[rows]
+        kept = np.flatnonzero(rows)  # the rows of entities in the data: only they are read (and can be wrong)
+        pieces.append((position[rows], {c: _text_column(table[c], path, c, kept) for c in here}))
         if starts is not None:
             starts[position[rows]] = _clock(table[params.start_col], path, params.start_col, params.time_unit)[rows]
+    if params.static_columns is None:  # every column: a text one becomes one indicator per category
+        names = []
+        for column in columns:
+            read = [piece[1][column] for piece in pieces if column in piece[1]]
+            text = is_text(read)
+            names += [indicator_name(column, c) for c in categories_of(read, column)] if text else [column]
+    static = np.full((len(entity_ids), len(names)), np.nan, dtype=np.float32)
+    unknown_categories = 0
+    for entities, read in pieces:
+        for column, cells in read.items():
+            if column in names:
+                if params.static_columns is not None and is_text([cells]):
+                    raise DataError(
+                        f"static column '{column}' holds text, e.g. '{cells.texts[0]}': a text column is read as one "
+                        f"indicator per category, named {column}=CATEGORY; list those in data.static_columns, or "
+                        "leave it unset to take every column"
+                    )
+                static[entities, names.index(column)] = cells.numbers()
+                continue
+            places = [j for j, name in enumerate(names) if (split_indicator(name, present) or ("",))[0] == column]
+            indicators, unseen = cells.indicators([split_indicator(names[j], present)[1] for j in places])
+            static[entities[:, None], places] = indicators
+            unknown_categories += int(unseen.sum())
+    if unknown_categories:
+        notes["static cells of a category the run does not know (its indicators missing)"] = unknown_categories
     if unknown:
         notes["static rows of unknown entities (ignored)"] = unknown
     if not seen.all():
         notes["entities without a static row (descriptors missing)"] = int((~seen).sum())
     return static, names, starts
+
+
+def _text_column(column: pa.ChunkedArray, path: Path, name: str, kept: np.ndarray) -> TextColumn:
+    """The ``kept`` rows of a static column read as text."""
+    codes, texts = codes_and_names(column)
+    return TextColumn(codes[kept], texts, lambda row: f"file '{path}', column '{name}', row {int(kept[row]) + 1}")
