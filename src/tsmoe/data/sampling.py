@@ -89,8 +89,10 @@ def warn_of_gaps(data: SeriesSet, where: str, step: object | None = None) -> Non
         step = parse_step(stored)
     for gap in gaps(data, step):
         log.warning(
-            "%s, series '%s': a gap of %s after %s (the usual step is %s); a model reads the rows on either "
-            "side as consecutive", where, gap.series, step_text(gap.length), when(gap.after), step_text(step),
+            "%s, series '%s': a gap of %s after %s (the usual step is %s); models of fixed steps (DLinear, "
+            "PatchTST, iTransformer, MoME) read the rows on either side as consecutive, the recurrent ones (MR-MoE "
+            "and its rungs, LSTM, GRU) the gap's length", where, gap.series, step_text(gap.length), when(gap.after),
+            step_text(step),
         )  # fmt: skip
 
 
