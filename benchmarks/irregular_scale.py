@@ -20,11 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from tsmoe.experiments.results import machine
 
 HERE = Path(__file__).resolve().parent
 
@@ -70,7 +71,8 @@ def markdown_table(result: dict) -> str:
     runs = result["results"]
     lines = [
         f"{result['rows']:,} rows ({runs['csv size (MiB)']:.0f} MiB as CSV, {runs['parquet size (MiB)']:.0f} MiB as "
-        f"Parquet); numeric payload {result['numeric_payload_mib']:.0f} MiB; one thread",
+        f"Parquet); numeric payload {result['numeric_payload_mib']:.0f} MiB; one thread of an "
+        f"{result['machine']['cpu']}",
         "",
         "| reader | gives | seconds | peak memory above imports (MiB) |",
         "|---|---|---|---|",
@@ -79,7 +81,8 @@ def markdown_table(result: dict) -> str:
     for name in ("tsmoe csv", "tsmoe csv, cached", "tsmoe parquet", "tsmoe parquet, cached", "pandas read_csv"):
         run = runs[name]
         what = gives.get(name, f"{run.get('steps', 0):,} steps of {run.get('entities', 0):,} entities")
-        lines.append(f"| {name} | {what} | {run['seconds']:.1f} | {run['peak_mib']:.0f} |")
+        ratio = run["peak_mib"] / result["numeric_payload_mib"]
+        lines.append(f"| {name} | {what} | {run['seconds']:.1f} | {run['peak_mib']:.0f} ({ratio:.2f}x the payload) |")
     return "\n".join(lines)
 
 
@@ -112,7 +115,7 @@ def main() -> None:
     result = {
         "protocol": "irregular-scale",
         "command": "python benchmarks/irregular_scale.py --pumps " + str(args.pumps),
-        "machine": {"cpu": platform.processor() or platform.machine(), "threads": 1},
+        "machine": {**machine(), "threads": 1},
         "rows": n_rows,
         "numeric_payload_mib": n_rows * 28 / 2**20,
         "results": rows,

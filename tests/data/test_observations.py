@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tsmoe.data.observations import ObservationRows, rows_to_steps
+from tsmoe.data.observations import ObservationRows, _sorted_within_steps, rows_to_steps
 from tsmoe.errors import DataError
 
 
@@ -95,3 +95,12 @@ def test_a_value_float32_cannot_hold_is_an_error_naming_its_row(bad):
     rows.value[417] = 3.4e38  # the largest float32s are values like any other
     grid = rows_to_steps(rows, duplicates="mean").values
     assert np.isfinite(grid[~np.isnan(grid)]).all() and np.nanmax(grid) > 1e38
+
+
+@pytest.mark.parametrize("block", [1, 7, 1000])
+def test_sorting_cells_within_blocks_of_whole_steps_is_a_stable_sort(block):
+    rng = np.random.default_rng(6)
+    steps = np.repeat(np.arange(200), rng.integers(1, 6, 200))  # steps in order, up to 5 rows each
+    cell = (steps * 3 + rng.integers(0, 3, len(steps))).astype(np.int32)  # variables in any order within a step
+    order = _sorted_within_steps(cell, 3, block=block)
+    np.testing.assert_array_equal(order, np.argsort(cell, kind="stable"))

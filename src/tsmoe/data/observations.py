@@ -76,9 +76,10 @@ def rows_to_steps(
     n_entities, n_variables = len(rows.entity_ids), len(rows.variables)
     entity, time = rows.entity, rows.time.astype(np.float64, copy=False)
     notes: dict = {}
-    if len(entity) and np.any(~np.isfinite(time)):
-        raise DataError(f"{rows.where(int(np.flatnonzero(~np.isfinite(time))[0]))}: the time is missing or not finite")
-    bad_value = _first_beyond_float32(rows.value)
+    bad_time = _first_true(time, lambda block: ~np.isfinite(block))
+    if bad_time is not None:
+        raise DataError(f"{rows.where(bad_time)}: the time is missing or not finite")
+    bad_value = _first_true(rows.value, lambda block: ~(np.abs(block) <= FLOAT32_MAX))  # NaN, inf, beyond float32
     if bad_value is not None:
         raise DataError(f"{rows.where(bad_value)}: the value {rows.value[bad_value]:g} is not finite within float32's "
                         "range (±3.4e38), which the model reads")  # fmt: skip
@@ -87,41 +88,42 @@ def rows_to_steps(
     if order is not None:
         entity, time = entity[order], time[order]
         # an entity whose rows were not in time order in the file: in sorted order its rows go back in the file
-        backwards = (np.diff(entity) == 0) & (np.diff(order) < 0)
+        backwards = (entity[1:] == entity[:-1]) & (order[1:] < order[:-1])
         if backwards.any():
             notes["entities with rows out of time order (sorted)"] = int(len(np.unique(entity[1:][backwards])))
         del backwards
+    elif not consume:  # the clock is shifted to each entity's start in place: in a copy, for a caller's rows
+        time = time.copy()
     first_of_step = np.ones(len(entity), dtype=bool)
-    first_of_step[1:] = (np.diff(entity) != 0) | (np.diff(time) != 0)
-    step_entity, step_time = entity[first_of_step], time[first_of_step]
-    del entity, time  # the sorted copies, if any
+    first_of_step[1:] = (entity[1:] != entity[:-1]) | (time[1:] != time[:-1])
     # each row's step + 1, then its cell: step * F + variable (int32 where every cell fits: half the memory)
-    cell = np.cumsum(first_of_step, dtype=np.int32 if len(step_entity) * n_variables < 2**31 else np.int64)
+    n_steps = int(np.count_nonzero(first_of_step))
+    cell = np.cumsum(first_of_step, dtype=np.int32 if n_steps * n_variables < 2**31 else np.int64)
     cell -= 1
     cell *= n_variables
     cell += rows.variable if order is None else rows.variable[order]
     if consume:  # the rows' values are all that is read of them from here (errors name rows by file_rows)
         rows.release(keep_values=True)
 
-    origin = _origins(step_entity, step_time, n_entities, starts)
-    since_start = step_time  # made in place, in blocks: no second array of S times
-    for block in _blocks(len(since_start)):
-        since_start[block] -= origin[step_entity[block]]
-    del step_time
-    if np.any(since_start < 0):
-        step = int(np.flatnonzero(since_start < 0)[0])
-        row = int(np.flatnonzero(first_of_step)[step])
-        raise DataError(f"{rows.where(row if order is None else int(order[row]))}: the observation is before its "
-                        "entity's start time")  # fmt: skip
-    del first_of_step
-    times = since_start.astype(np.float32)
-    del since_start
+    origin = _origins(entity, time, n_entities, starts)
+    for block in _blocks(len(time)):  # each row's time since its entity's start, in place
+        time[block] -= origin[entity[block]]
+    before_start = _first_true(time, lambda block: block < 0)
+    if before_start is not None:
+        row = before_start if order is None else int(order[before_start])
+        raise DataError(f"{rows.where(row)}: the observation is before its entity's start time")
+    counts = np.zeros(n_entities, dtype=np.int64)  # each entity's steps, counted a block at a time
+    for block in _blocks(len(entity)):
+        counts += np.bincount(entity[block][first_of_step[block]], minlength=n_entities)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    times = _compressed(time, first_of_step, np.float32)  # rounded once, from float64 since the start
+    del entity, time, first_of_step  # the rows' own arrays or sorted copies: freed here
 
     # the rows of a cell are next to each other unless a step lists its variables out of order: only then sort
     if _non_decreasing(cell):
         file_rows = order
     else:
-        by_cell = _narrow(np.argsort(cell, kind="stable"))  # rows of one cell stay in file order
+        by_cell = _sorted_within_steps(cell, n_variables)  # rows of one cell stay in file order
         cell = cell[by_cell]
         file_rows = by_cell if order is None else order[by_cell]
         del by_cell
@@ -135,18 +137,31 @@ def rows_to_steps(
         merged = values
     else:
         cell_first = cell[first_of_cell]
-        merged = _merge_cells(values, cell, cell_first, first_of_cell, file_rows, duplicates, rows, notes, step_entity)
+        merged = _merge_cells(values, cell, cell_first, first_of_cell, file_rows, duplicates, rows, notes, offsets)
         cell = cell_first
     del values, file_rows, first_of_cell
-    counts = np.bincount(step_entity, minlength=n_entities)
-    del step_entity
     _check_float32_times(times, counts)
 
     grid = np.full((len(times), n_variables), np.nan, dtype=np.float32)
     for block in _blocks(len(cell)):  # in blocks: indexing makes an int64 copy of the cells it is given
         grid.reshape(-1)[cell[block]] = merged[block]
     del cell, merged
-    return Steps(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), times, grid, notes, origin)
+    return Steps(offsets, times, grid, notes, origin)
+
+
+def _sorted_within_steps(cell: np.ndarray, n_variables: int, block: int = 1 << 20) -> np.ndarray:
+    """The stable order of ``cell`` (int32 where it fits), where the steps (``cell // F``) are already in
+    order and only a step's own rows may not be: sorted a block of whole steps at a time, so no int64
+    order of every row is ever made."""
+    order = np.empty(len(cell), dtype=np.int32 if len(cell) < 2**31 else np.int64)
+    start = 0
+    while start < len(cell):
+        end = min(start + block, len(cell))
+        while end < len(cell) and cell[end] // n_variables == cell[end - 1] // n_variables:
+            end += 1  # a block ends where a step does
+        order[start:end] = np.argsort(cell[start:end], kind="stable") + start
+        start = end
+    return order
 
 
 def _narrow(index: np.ndarray) -> np.ndarray:
@@ -160,16 +175,6 @@ def _blocks(n: int, size: int = 1 << 20) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
-def _first_beyond_float32(values: np.ndarray) -> int | None:
-    """The first index of ``values`` that is NaN, infinite or beyond float32's range (None: none is), found
-    a block at a time (no temporary as long as the rows)."""
-    for block in _blocks(len(values)):
-        beyond = ~(np.abs(values[block]) <= FLOAT32_MAX)
-        if beyond.any():
-            return block.start + int(np.flatnonzero(beyond)[0])
-    return None
-
-
 def _non_decreasing(x: np.ndarray) -> bool:
     """Whether ``x`` never decreases (compared in blocks)."""
     return all(bool(np.all(x[b.start + 1 : b.stop + 1] >= x[b])) for b in _blocks(len(x) - 1))
@@ -177,22 +182,44 @@ def _non_decreasing(x: np.ndarray) -> bool:
 
 def _in_order(entity: np.ndarray, time: np.ndarray) -> bool:
     """Whether the rows are sorted by entity, then time (ties in any order)."""
-    if len(entity) < 2:
-        return True
-    step = np.diff(entity)
-    return bool(np.all((step > 0) | ((step == 0) & (np.diff(time) >= 0))))
+    for b in _blocks(len(entity) - 1):  # a block at a time: no differences of every row
+        e0, e1 = entity[b], entity[b.start + 1 : b.stop + 1]
+        if not np.all((e1 > e0) | ((e1 == e0) & (time[b.start + 1 : b.stop + 1] >= time[b]))):
+            return False
+    return True
 
 
-def _origins(step_entity: np.ndarray, step_time: np.ndarray, n_entities: int, starts: np.ndarray | None) -> np.ndarray:
-    """Each entity's clock origin ``(E,)``: its given start, else its first step's time."""
+def _origins(entity: np.ndarray, time: np.ndarray, n_entities: int, starts: np.ndarray | None) -> np.ndarray:
+    """Each entity's clock origin ``(E,)`` from rows sorted by entity then time: its given start, else its
+    first row's time."""
     origin = np.zeros(n_entities, dtype=np.float64)
-    first = np.ones(len(step_entity), dtype=bool)
-    first[1:] = np.diff(step_entity) != 0
-    origin[step_entity[first]] = step_time[first]
+    first = np.ones(len(entity), dtype=bool)
+    first[1:] = entity[1:] != entity[:-1]
+    origin[entity[first]] = time[first]
     if starts is not None:
         given = ~np.isnan(starts)
         origin[given] = starts[given]
     return origin
+
+
+def _first_true(values: np.ndarray, test: Callable[[np.ndarray], np.ndarray]) -> int | None:
+    """The first index where ``test`` (applied to a block of ``values``) holds, a block at a time."""
+    for block in _blocks(len(values)):
+        hits = test(values[block])
+        if hits.any():
+            return block.start + int(np.flatnonzero(hits)[0])
+    return None
+
+
+def _compressed(values: np.ndarray, keep: np.ndarray, dtype: type) -> np.ndarray:
+    """``values[keep]`` as ``dtype``, a block at a time (no temporary of the selection in ``values``' type)."""
+    out = np.empty(int(np.count_nonzero(keep)), dtype=dtype)
+    at = 0
+    for block in _blocks(len(values)):
+        piece = values[block][keep[block]]
+        out[at : at + len(piece)] = piece
+        at += len(piece)
+    return out
 
 
 def _merge_cells(
@@ -204,15 +231,15 @@ def _merge_cells(
     policy: DuplicatePolicy,
     rows: ObservationRows,
     notes: dict,
-    step_entity: np.ndarray,
+    offsets: np.ndarray,
 ) -> np.ndarray:
     """One value per cell, float32, where some cells are given more than once: ``values (R,)`` of the rows,
     whose cells ``cell (R,)`` are sorted, ``cell_first`` the distinct cells, ``first_of_cell`` marks each
     cell's first row. Repeats are merged by ``policy`` (module docstring). ``file_rows`` maps each value to
-    its row (None: the identity), ``step_entity (S,)`` each step's entity: an error names the rows from
+    its row (None: the identity), ``offsets (E + 1,)`` each entity's steps: an error names the rows from
     these, not from the rows' own arrays (which a caller may have released). Only the repeated cells are
     looked at: in a real table, few of many."""
-    merged = values.astype(np.float32)[first_of_cell]
+    merged = _compressed(values, first_of_cell, np.float32)
     repeated = np.unique(cell[np.flatnonzero(~first_of_cell)])  # the cells given more than once
     starts, ends = np.searchsorted(cell, repeated, side="left"), np.searchsorted(cell, repeated, side="right")
     sizes = ends - starts
@@ -229,9 +256,10 @@ def _merge_cells(
             a, b = int(starts[first]), int(starts[first] + 1)  # the cell's first two rows, in cell order
             step, variable = divmod(int(cell[a]), len(rows.variables))
             row_a, row_b = (a, b) if file_rows is None else (int(file_rows[a]), int(file_rows[b]))
+            entity = rows.entity_ids[np.searchsorted(offsets, step, side="right") - 1]  # the step's
             raise DataError(
                 f"{rows.where(row_b)} gives {rows.variables[variable]} = {values[b]:g} for entity "
-                f"'{rows.entity_ids[step_entity[step]]}' at the time {rows.where(row_a)} gives it {values[a]:g}: "
+                f"'{entity}' at the time {rows.where(row_a)} gives it {values[a]:g}: "
                 "set data.duplicates to mean, first or last to merge such rows"
             )
         notes[f"cells given different values in several rows ({policy} taken)"] = int(conflicting.sum())

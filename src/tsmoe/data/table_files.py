@@ -1,7 +1,8 @@
 """Reading a user's tables with Arrow: a CSV (optionally gzipped) or Parquet file, or a folder of them.
 
-Only the columns asked for are read, each file in one pass, with text columns dictionary-encoded (a name
-repeated over millions of rows is stored once), so a large table costs near its numeric payload. Policies:
+Only the columns asked for are read, each file parsed in one pass (a Parquet file a row group at a time),
+with text columns dictionary-encoded (a name repeated over millions of rows is stored once), so a large
+table costs near its numeric payload. Policies:
 
 - a folder is read as the files in it ending ``.csv``, ``.csv.gz``, ``.parquet`` or ``.pq``, sorted by name;
 - a column asked for that a file lacks is an error naming the file and the columns it has;
@@ -65,7 +66,7 @@ def read_batches(
     _check_columns(path, columns)
     try:
         if _is_parquet(path):
-            pieces = pq.ParquetFile(path).iter_batches(batch_size=rows, columns=columns)
+            pieces = _row_groups(pq.ParquetFile(path), columns, rows)
         else:  # every column's type fixed from the first block, so a later block cannot be read otherwise
             read_options = pa_csv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False)
             options = _csv_options(columns, text, numbers)
@@ -85,6 +86,13 @@ def read_batches(
         raise DataError(f"file '{path}': not a readable table ({_short(error)})") from None
     if offset == 0:
         raise DataError(f"file '{path}' has a header but no rows")
+
+
+def _row_groups(file: pq.ParquetFile, columns: list[str], rows: int) -> Iterator[pa.RecordBatch]:
+    """A Parquet file's ``columns`` in batches of at most ``rows`` rows, one row group read at a time (its
+    ``iter_batches`` held three times the memory of a row group on a 10 M-row file)."""
+    for group in range(file.num_row_groups):
+        yield from file.read_row_group(group, columns=columns).to_batches(max_chunksize=rows)
 
 
 def _widened(kind: pa.DataType) -> pa.DataType:

@@ -40,12 +40,14 @@ from tsmoe.data.cache import cached_arrays, hash_files
 from tsmoe.data.clock import NANOSECONDS, TimeUnit
 from tsmoe.data.irregular import IrregularSet, Scaling
 from tsmoe.data.observations import DuplicatePolicy, ObservationRows, labels_at_steps, rows_to_steps
+from tsmoe.data.row_buffer import RowBuffer, row_bound
 from tsmoe.data.splits import IdSplit
 from tsmoe.data.static_columns import TextColumn, categories_of, indicator_name, is_text, split_indicator
 from tsmoe.data.table_files import codes_and_names, file_columns, numbers, read_batches, read_table, table_files
 from tsmoe.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
+ROW_TYPES = {"entity": np.int32, "time": np.float64, "variable": np.int32, "value": np.float64}
 
 
 @dataclass
@@ -175,11 +177,14 @@ def _read(params: IrregularTableParams, files: list[Path], label_files: list[Pat
 def _observation_rows(params: IrregularTableParams, files: list[Path]) -> tuple[ObservationRows, dict]:
     """Every file's rows as one :class:`ObservationRows`: entities sorted by ID, variables by name (or
     as the params list them), rows of variables not listed dropped and counted. Each file is read in
-    pieces turned into int32 codes and float64 numbers at once, so the rows cost about 24 bytes each."""
+    pieces turned into int32 codes and float64 numbers at once, written into arrays made once for every
+    file's rows (:class:`tsmoe.data.row_buffer.RowBuffer`), so the rows cost about 24 bytes each and are
+    never held twice."""
     entity_index: dict[str, int] = {}
     variable_index: dict[str, int] = {name: i for i, name in enumerate(params.variables or [])}
     fixed = params.variables is not None
-    entity, time, variable, value = [], [], [], []
+    # long: at most a row of the files per observation; wide: a row holds several, the buffer grows to them
+    buffer = RowBuffer(ROW_TYPES, sum(row_bound(path) for path in files))
     pieces: list[tuple[Path, int, np.ndarray | None]] = []  # (file, its first row, kept rows or None: all)
     starts = [0]
     ignored: dict[str, int] = {}
@@ -218,10 +223,8 @@ def _observation_rows(params: IrregularTableParams, files: list[Path]) -> tuple[
                 kept, column = np.nonzero(~np.isnan(grid))
                 row_var, row_value = var_of_column[column], grid[kept, column]
             del table
-            entity.append(to_entity[ids if kept is None else ids[kept]])
-            time.append(clock if kept is None else clock[kept])
-            variable.append(row_var)
-            value.append(row_value)
+            buffer.append(entity=to_entity[ids if kept is None else ids[kept]],
+                          time=clock if kept is None else clock[kept], variable=row_var, value=row_value)  # fmt: skip
             pieces.append((path, offset, kept))
             starts.append(starts[-1] + (n if kept is None else len(kept)))
         for column in extra:  # wide layout: columns that are not variables of the run
@@ -232,17 +235,15 @@ def _observation_rows(params: IrregularTableParams, files: list[Path]) -> tuple[
     if ignored:
         notes["rows of variables the run does not know (ignored)"] = ignored
     variables = list(variable_index)
-    # each column joined and its pieces freed before the next: at most one column is held twice
-    entity_all = _joined(entity)
-    variable_all = _joined(variable)
+    arrays = buffer.arrays()
+    pa.default_memory_pool().release_unused()  # the pieces' Arrow memory, kept by its pool otherwise
     if not fixed:  # variables in name order, so a table's column order never changes a model
         by_name = np.argsort(np.array(variables, dtype=object), kind="stable")
         rank = np.empty(len(variables), dtype=np.int32)
         rank[by_name] = np.arange(len(variables))
-        variable_all, variables = rank[variable_all], [variables[i] for i in by_name]
-    ids, entity_all = _sorted_ids(list(entity_index), entity_all)
-    time_all = _joined(time)
-    value_all = _joined(value)
+        _renumber(arrays["variable"], rank)
+        variables = [variables[i] for i in by_name]
+    ids = _sorted_ids(list(entity_index), arrays["entity"])
     bounds = np.array(starts)
 
     def where(row: int) -> str:
@@ -251,7 +252,8 @@ def _observation_rows(params: IrregularTableParams, files: list[Path]) -> tuple[
         in_piece = row - int(bounds[part])
         return f"file '{path}', row {offset + (in_piece if kept is None else int(kept[in_piece])) + 1}"
 
-    rows = ObservationRows(ids, entity_all, time_all, variable_all, value_all, tuple(variables), where)
+    rows = ObservationRows(ids, arrays["entity"], arrays["time"], arrays["variable"], arrays["value"],
+                           tuple(variables), where)  # fmt: skip
     return rows, notes
 
 
@@ -279,25 +281,24 @@ def _variable_codes(names: list[str], index: dict[str, int], fixed: bool) -> np.
     return np.array([index.setdefault(name, len(index)) for name in names], dtype=np.int32)
 
 
-def _joined(parts: list[np.ndarray]) -> np.ndarray:
-    """The pieces' arrays as one (the array itself for one piece: no copy); the list is emptied and the
-    memory Arrow held for the pieces given back at once: Arrow's pool keeps freed memory for its own reuse
-    otherwise, and the next column's joined copy would come on top of it."""
-    joined = parts[0] if len(parts) == 1 else np.concatenate(parts)
-    parts.clear()
-    pa.default_memory_pool().release_unused()
-    return joined
+def _renumber(codes: np.ndarray, new: np.ndarray) -> None:
+    """``codes[i] = new[codes[i]]`` in place, a block at a time (no second array of every row)."""
+    for start in range(0, len(codes), 1 << 20):
+        block = codes[start : start + (1 << 20)]
+        block[:] = new[block]
 
 
-def _sorted_ids(names: list[str], codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Entity IDs sorted (so the order of files and rows never changes a split) and the codes renumbered."""
+def _sorted_ids(names: list[str], codes: np.ndarray) -> np.ndarray:
+    """Entity IDs sorted (so the order of files and rows never changes a split); ``codes`` renumbered
+    to them in place."""
     ids = np.array(names, dtype=str)
     order = np.argsort(ids, kind="stable")
     if np.array_equal(order, np.arange(len(ids))):  # already in ID order (a log sorted by ID)
-        return ids, codes
+        return ids
     rank = np.empty(len(ids), dtype=np.int32)
     rank[order] = np.arange(len(ids))
-    return ids[order], rank[codes] if len(codes) else codes
+    _renumber(codes, rank)
+    return ids[order]
 
 
 def _clock(column: pa.ChunkedArray, path: Path, name: str, unit: TimeUnit) -> np.ndarray:
