@@ -225,3 +225,16 @@ def test_a_clock_that_is_not_a_positive_number_or_too_fine_is_refused(monkeypatc
     monkeypatch.setattr("tsmoe.predict.MAX_CLOCK_ROWS", 50)
     with pytest.raises(ConfigError, match="would write 101 rows"):
         on_a_clock(frame, "id", "t", 1.0)
+
+
+def test_metrics_at_a_time_are_left_out_where_no_record_has_a_step_since_the_time_before():
+    rng = np.random.default_rng(0)
+    record = np.repeat(np.arange(40), 8)
+    time = np.tile(np.linspace(0.0, 11.0, 8), 40)  # every record cut at 11 h, as data.until=12 would
+    label = np.repeat(np.arange(40) % 2, 8)
+    output = torch.tensor(rng.normal(size=len(record)) + label, dtype=torch.float32)
+    table = torch.tensor(np.stack([label, record, time], axis=1), dtype=torch.float64)
+    metrics = get_task("binary_per_step").metrics(output, table, intervals=False)
+    assert {"auroc_at_6", "auroc_at_12", "auroc_last"} <= set(metrics)
+    assert not {"auroc_at_24", "auroc_at_36", "auroc_at_48"} & set(metrics)  # the 12 h steps again
+    assert metrics["auroc_at_12"] == metrics["auroc_last"]

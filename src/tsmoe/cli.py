@@ -46,14 +46,15 @@ def _print_metrics(metrics: dict[str, float | list], title: str) -> None:
 
 
 def _summary_table(estimator, metrics: dict[str, float], where: str, split: str) -> str:
-    """One readable table: the run, the data it was scored on, and the metrics as one row."""
+    """One readable table: the run, the data it was scored on, and the metrics as one row (early prediction's
+    metrics at each time, ``auroc_at_24``, ..., are in the list above it and the metrics file only)."""
     meta = estimator.meta_
     cells = {
         "model": estimator.config.model["name"],
         "data": f"{estimator.config.data['name']} ({where}, split {split})",
         "params": f"{meta['n_parameters']:,}",
         "best epoch": str(meta["best_epoch"]),
-        **{name: _number(value) for name, value in metrics.items() if not isinstance(value, list)},
+        **{name: _number(v) for name, v in metrics.items() if not isinstance(v, list) and "_at_" not in name},
     }
     widths = {k: max(len(k), len(v)) for k, v in cells.items()}
     line = "+" + "+".join("-" * (w + 2) for w in widths.values()) + "+"

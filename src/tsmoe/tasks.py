@@ -373,7 +373,8 @@ class PerStepTask(Task):
     weighs alike). Scored outputs are the labelled steps' rows; their targets a table ``(n, 3)`` of
     ``[label, record, time]``, so :meth:`metrics` reports the base metrics over all steps and, at each
     time ``H`` of :data:`PREFIXES`, over the records' last step at or before ``H`` (``auroc_at_24``: what
-    was known 24 h after the start), and over their last step (``auroc_last``, the whole-record score).
+    was known 24 h after the start; left out where those steps are the previous time's, as when the data
+    are cut at ``until``), and over their last step (``auroc_last``, the whole-record score).
     A binary task whose labels turn from 0 to 1 within records (an onset, as the PhysioNet 2019 sepsis
     labels) also reports the challenge's normalised ``utility``
     (:func:`tsmoe.metrics.normalized_utility`)."""
@@ -436,9 +437,12 @@ class PerStepTask(Task):
         label = label.long() if self.base.is_classifier else label.float()
         # over all steps no interval: a record's steps are not independent items (its last steps are)
         scores = self.base.metrics(output, label, original_scale, intervals=False)
+        previous = None
         for prefix in (*PREFIXES, None):
             rows = last_rows(record, time, prefix)
-            if len(rows):
+            repeated = prefix is not None and previous is not None and np.array_equal(rows, previous)
+            previous = rows
+            if len(rows) and not repeated:  # no record has a step since the last prefix (data cut by until)
                 suffix = "last" if prefix is None else f"at_{prefix:g}"
                 at_prefix = self.base.metrics(output[rows], label[rows], intervals=intervals)
                 scores |= {prefixed(k, suffix): v for k, v in at_prefix.items()}
