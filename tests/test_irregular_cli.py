@@ -165,3 +165,24 @@ def test_a_text_static_column_trains_as_indicators_that_predict_and_the_stream_r
     np.testing.assert_allclose(np.array(risks)[last_of_step], expected[expected.pump == pump].probability, atol=1e-6)
     with pytest.raises(DataError, match=r"'model' of entity 'new' is 'type-9', not one of the run's categories"):
         stream.open("new", static={"model": "type-9"})
+
+
+def test_predictions_per_step_and_on_a_clock_carry_the_tables_own_times(sensor_run, tmp_path):
+    run, _, other = sensor_run
+    log = pd.read_csv(other / "observations.csv", parse_dates=["time"])
+    static = ["--set", f"data.static={other / 'static.csv'}"]
+    steps, hourly = tmp_path / "steps.csv", tmp_path / "hourly.csv"
+    assert main(["predict", str(run), str(other / "observations.csv"), "--per-step", "-o", str(steps), *static]) == 0
+    assert main(["predict", str(run), str(other / "observations.csv"), "--every", "6", "-o", str(hourly), *static]) == 0
+    per_step = pd.read_csv(steps, parse_dates=["time"])
+    assert list(per_step.columns[:3]) == ["pump", "time", "hours_since_start"]
+    expected = log[["pump", "time"]].drop_duplicates().sort_values(["pump", "time"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(per_step[["pump", "time"]], expected)  # each step's own time, exactly
+    clock = pd.read_csv(hourly, parse_dates=["time", "step_time"])
+    first = log.groupby("pump").time.min()
+    np.testing.assert_array_equal(  # the clock's time: the pump's first reading plus the clock's hours
+        clock.time.to_numpy(), (clock.pump.map(first) + pd.to_timedelta(clock.hours_since_start, unit="h")).to_numpy()
+    )
+    merged = clock.merge(per_step, left_on=["pump", "step_time"], right_on=["pump", "time"], suffixes=("", "_step"))
+    assert len(merged) == len(clock) and (merged.step_time <= merged.time).all()
+    np.testing.assert_allclose(merged.probability, merged.probability_step)  # the step's risk, found by its time

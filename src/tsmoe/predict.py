@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from tsmoe.data.clock import as_given
 from tsmoe.data.csv_files import read_csv_checked
 from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, IrregularSet, collate_irregular
 from tsmoe.data.sources.irregular_table import load_irregular_table
@@ -74,12 +75,47 @@ def _predict_irregular(
     task = get_task(estimator.meta_["task"])
     if every_step:
         outputs, records, times = estimator.predict_every_step(dataset, collate_irregular, raw=True)
-        clock = f"{getattr(estimator.data_params(), 'time_unit', 'hours')}_since_start"
+        params = estimator.data_params()
+        clock = f"{getattr(params, 'time_unit', 'hours')}_since_start"
         columns = _columns(estimator, task, outputs)
         frame = pd.DataFrame({id_column: data.record_ids[records], clock: times, **columns})
-        return frame if every is None else on_a_clock(frame, id_column, clock, every)
+        if data.clock is None:  # times only since each record's start (PhysioNet stays: since admission)
+            return frame if every is None else on_a_clock(frame, id_column, clock, every)
+        return _with_given_times(frame, data, records, id_column, clock, params, every)
     outputs = estimator.predict_dataset(dataset, collate_irregular, raw=True)
     return pd.DataFrame({id_column: data.record_ids, **_columns(estimator, task, outputs)})
+
+
+def _with_given_times(
+    frame: pd.DataFrame, data: IrregularSet, records: np.ndarray, id_column: str, clock: str, params, every
+) -> pd.DataFrame:
+    """The per-step ``frame`` with each step's time as the table gave it, in a column named as the table's
+    (``time``); read on a clock (``every``), each row's time on that clock as the table would give it
+    (the record's start plus the clock's time) and the step's in ``step_time``."""
+    name = params.time_col
+    frame.insert(1, name, _step_times(data, records))
+    if every is None:
+        frame[name] = as_given(frame[name].to_numpy(), data.clock.kind, params.time_unit)
+        return frame
+    out = on_a_clock(frame, id_column, clock, every).rename(columns={name: f"step_{name}"})
+    origin = dict(zip(data.record_ids.tolist(), data.clock.origins.tolist(), strict=True))
+    absolute = out[id_column].map(origin).to_numpy(np.float64) + out[clock].to_numpy(np.float64)
+    out.insert(1, name, as_given(absolute, data.clock.kind, params.time_unit))
+    out[f"step_{name}"] = as_given(out[f"step_{name}"].to_numpy(), data.clock.kind, params.time_unit)
+    return out
+
+
+def _step_times(data: IrregularSet, records: np.ndarray) -> np.ndarray:
+    """Each per-step row's time as the table gave it (``records (n,)``: each row's record, its rows
+    together and in time order); NaN for the one empty step of a record without any."""
+    if not len(records):
+        return np.zeros(0)
+    starts = np.flatnonzero(np.r_[True, records[1:] != records[:-1]])
+    rank = np.arange(len(records)) - np.repeat(starts, np.diff(np.r_[starts, len(records)]))
+    real = rank < data.lengths()[records]
+    out = np.full(len(records), np.nan)
+    out[real] = data.clock.steps[(data.offsets[records] + rank)[real]]
+    return out
 
 
 MAX_CLOCK_ROWS = 100_000_000  # a clock finer than this many rows is a typo, not a request

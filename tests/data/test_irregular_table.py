@@ -201,3 +201,15 @@ def test_a_large_csv_is_read_in_pieces_whose_types_agree(tmp_path, monkeypatch):
     dated = load_irregular_table(params(tmp_path / "dates", "id,time,variable,value\n" + "\n".join(stamps) + "\n",
                                         "id,label\na,1\n"))  # fmt: skip
     assert dated.times[-1] == pytest.approx(9.0 + 0.5 / 3600)
+
+
+def test_times_given_as_numbers_in_one_file_and_timestamps_in_another_are_refused(tmp_path):
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "1.csv").write_text("id,time,variable,value\na,0,hr,80\na,1.5,hr,82\n")
+    (tmp_path / "parts" / "2.csv").write_text("id,time,variable,value\nb,2026-03-01T10:00:00,hr,90\n")
+    labels = write(tmp_path, "labels.csv", "id,label\na,1\nb,0\n")
+    with pytest.raises(DataError, match=r"file '.*1.csv' gives times as numbers and file '.*2.csv' as timestamps"):
+        load_irregular_table(IrregularTableParams(observations=str(tmp_path / "parts"), labels=labels))
+    static = write(tmp_path, "static.csv", "id,admitted\na,2026-03-01T09:00:00\n")
+    with pytest.raises(DataError, match=r"column 'admitted': its times are timestamps and the observations' are"):
+        load_irregular_table(params(tmp_path, static=static, start_col="admitted"))

@@ -17,8 +17,8 @@ from tsmoe.io import atomic_write_bytes
 from tsmoe.paths import cache_dir
 
 # bump when the layout of a cached entry, or a rule that makes one, changes (2: values beyond float32 refused;
-# 3: static text columns as indicators)
-CACHE_FORMAT = 3
+# 3: static text columns as indicators; 4: a table read to predict keeps its steps' own times)
+CACHE_FORMAT = 4
 
 
 def hash_files(paths: Iterable[Path], extra: str = "") -> str:

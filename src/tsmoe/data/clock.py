@@ -38,3 +38,16 @@ def instant_in_unit(value: Any, unit: TimeUnit, what: str) -> float:
     if pd.isna(stamp):
         raise DataError(f"{what}: the time is missing ({value!r})")
     return float(stamp.value) / NANOSECONDS[unit]  # .value: nanoseconds since the epoch, UTC for an aware time
+
+
+def as_given(values: np.ndarray, kind: str, unit: TimeUnit) -> np.ndarray:
+    """Times in the clock's unit ``(n,)`` float64 (NaN: none) back as a table gave them: numbers as they
+    are; timestamps (``kind == "timestamp"``, the unit since 1970-01-01) as datetime64 to the microsecond
+    (a float64 of hours since 1970 holds a time to well under one), the UTC reading of a zoned time."""
+    if kind != "timestamp":
+        return values
+    microseconds = np.round(values * (NANOSECONDS[unit] / 1000))
+    out = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[us]")
+    known = ~np.isnan(microseconds)
+    out[known] = microseconds[known].astype(np.int64).astype("datetime64[us]")
+    return out

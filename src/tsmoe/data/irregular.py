@@ -24,6 +24,18 @@ from tsmoe.errors import DataError
 
 
 @dataclass(frozen=True)
+class Clock:
+    """Where a set's times came from, to write a prediction beside the time it is for: ``steps (S,)``
+    float64 each step's time as the table gave it and ``origins (N,)`` each record's clock start, both in
+    the clock's unit (since 1970-01-01 where ``kind`` is ``"timestamp"``; the table's numbers where it is
+    ``"number"``)."""
+
+    steps: np.ndarray
+    origins: np.ndarray
+    kind: str
+
+
+@dataclass(frozen=True)
 class IrregularSet:
     """N irregular multivariate series stored flat, with static descriptors and a label each.
 
@@ -41,6 +53,7 @@ class IrregularSet:
     static_names: tuple[str, ...]
     notes: dict = field(default_factory=dict)  # what reading the source did (rows skipped by a stated policy)
     step_labels: np.ndarray | None = None  # (S,) a label per step (early prediction), NaN where a step has none
+    clock: Clock | None = None  # the times as a table gave them (a table read to predict)
 
     def __post_init__(self) -> None:
         n = len(self.record_ids)
@@ -97,6 +110,9 @@ class IrregularSet:
             static_names=self.static_names,
             notes=self.notes,
             step_labels=None if self.step_labels is None else self.step_labels[steps],
+            clock=None
+            if self.clock is None
+            else Clock(self.clock.steps[steps], self.clock.origins[indices], self.clock.kind),  # fmt: skip
         )
 
     def until(self, hours: float) -> IrregularSet:
@@ -120,6 +136,7 @@ class IrregularSet:
             static_names=self.static_names,
             notes=notes,
             step_labels=None if self.step_labels is None else self.step_labels[keep],
+            clock=None if self.clock is None else Clock(self.clock.steps[keep], self.clock.origins, self.clock.kind),
         )
 
     def with_outcome_at_every_step(self) -> IrregularSet:

@@ -31,7 +31,8 @@ DuplicatePolicy = Literal["error", "mean", "first", "last"]
 class ObservationRows:
     """R observation rows as arrays. ``entity (R,)`` indexes ``entity_ids (E,)``; ``variable (R,)``
     indexes ``variables (F,)``; ``time (R,)`` float64 in the clock's unit; ``value (R,)`` float64.
-    ``where(r)`` names row ``r`` for an error message (its file and line)."""
+    ``where(r)`` names row ``r`` for an error message (its file and line); ``clock_kind`` says whether the
+    times were given as numbers or as timestamps (then in the unit since 1970-01-01)."""
 
     entity_ids: np.ndarray
     entity: np.ndarray
@@ -40,6 +41,7 @@ class ObservationRows:
     value: np.ndarray
     variables: tuple[str, ...]
     where: Callable[[int], str]
+    clock_kind: str = "number"
 
     def release(self, keep_values: bool = False) -> None:
         """Drop the row arrays (about 24 bytes a row; with ``keep_values`` all but ``value``); the names,
@@ -59,6 +61,7 @@ class Steps:
     values: np.ndarray
     notes: dict
     origins: np.ndarray | None = None  # (E,) each entity's clock origin in the rows' time
+    clock: np.ndarray | None = None  # (S,) float64 each step's time as the rows gave it (``keep_clock``)
 
 
 def rows_to_steps(
@@ -66,13 +69,15 @@ def rows_to_steps(
     starts: np.ndarray | None = None,
     duplicates: DuplicatePolicy = "error",
     consume: bool = False,
+    keep_clock: bool = False,
 ) -> Steps:
     """Group ``rows`` into steps (module docstring). ``starts (E,)`` are the entities' clock origins in
     the rows' time (NaN or ``None``: the entity's first observation). With ``consume`` the rows' arrays are
     released (:meth:`ObservationRows.release`) as soon as steps are made of them: codes and times once each
     row's cell is known, values once put in cell order, so the grid of steps is never held beside them (for
     a caller that needs them no more). Errors name rows all the same: from the cells, each step's entity and
-    the map to file rows."""
+    the map to file rows. With ``keep_clock`` the steps keep their times as the rows gave them, float64
+    (``Steps.clock``: to write a prediction beside the time it is for)."""
     n_entities, n_variables = len(rows.entity_ids), len(rows.variables)
     entity, time = rows.entity, rows.time.astype(np.float64, copy=False)
     notes: dict = {}
@@ -105,6 +110,7 @@ def rows_to_steps(
     if consume:  # the rows' values are all that is read of them from here (errors name rows by file_rows)
         rows.release(keep_values=True)
 
+    clock = _compressed(time, first_of_step, np.float64) if keep_clock else None  # before the shift below
     origin = _origins(entity, time, n_entities, starts)
     for block in _blocks(len(time)):  # each row's time since its entity's start, in place
         time[block] -= origin[entity[block]]
@@ -146,7 +152,7 @@ def rows_to_steps(
     for block in _blocks(len(cell)):  # in blocks: indexing makes an int64 copy of the cells it is given
         grid.reshape(-1)[cell[block]] = merged[block]
     del cell, merged
-    return Steps(offsets, times, grid, notes, origin)
+    return Steps(offsets, times, grid, notes, origin, clock)
 
 
 def _sorted_within_steps(cell: np.ndarray, n_variables: int, block: int = 1 << 20) -> np.ndarray:

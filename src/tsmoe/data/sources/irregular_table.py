@@ -38,7 +38,7 @@ import pyarrow as pa
 from tsmoe.data.adapter import IrregularAdapter, check_split_fractions
 from tsmoe.data.cache import cached_arrays, hash_files
 from tsmoe.data.clock import NANOSECONDS, TimeUnit
-from tsmoe.data.irregular import IrregularSet, Scaling
+from tsmoe.data.irregular import Clock, IrregularSet, Scaling
 from tsmoe.data.observations import DuplicatePolicy, ObservationRows, labels_at_steps, rows_to_steps
 from tsmoe.data.row_buffer import RowBuffer, row_bound
 from tsmoe.data.splits import IdSplit
@@ -136,20 +136,25 @@ def load_irregular_table(params: IrregularTableParams, with_labels: bool = True)
         static_names=tuple(arrays["static_names"].tolist()),
         notes=notes,
         step_labels=arrays.get("step_labels"),
+        clock=Clock(arrays["clock"], arrays["origins"], str(arrays["clock_kind"])) if "clock" in arrays else None,
     )
 
 
 def _read(params: IrregularTableParams, files: list[Path], label_files: list[Path], static_files: list[Path]) -> dict:
     rows, notes = _observation_rows(params, files)
     entity_ids = rows.entity_ids
-    labels, timed = _labels(params, label_files) if label_files else (None, None)
+    labels, timed = _labels(params, label_files, rows.clock_kind) if label_files else (None, None)
     if labels is not None:
         entity_ids, labels, rows = _match_labels(params, rows, labels, notes)
-    static, static_names, starts = _static(params, static_files, entity_ids, notes)
+    static, static_names, starts = _static(params, static_files, entity_ids, notes, rows.clock_kind)
     variables = rows.variables
-    steps = rows_to_steps(rows, starts, params.duplicates, consume=True)  # the rows are not needed after
+    kind = rows.clock_kind
+    # the rows are not needed after; predicting (no labels), each step keeps its own time for the output
+    steps = rows_to_steps(rows, starts, params.duplicates, consume=True, keep_clock=not label_files)
     notes.update(steps.notes)
     extra = {}
+    if steps.clock is not None:
+        extra |= {"clock": steps.clock, "origins": steps.origins, "clock_kind": np.array(kind)}
     if timed is not None:  # labels at times: each to its step
         names, times, values = timed
         position = np.searchsorted(entity_ids, names)
@@ -187,6 +192,7 @@ def _observation_rows(params: IrregularTableParams, files: list[Path]) -> tuple[
     buffer = RowBuffer(ROW_TYPES, sum(row_bound(path) for path in files))
     pieces: list[tuple[Path, int, np.ndarray | None]] = []  # (file, its first row, kept rows or None: all)
     starts = [0]
+    kinds: dict[str, Path] = {}  # "number" or "timestamp": the times' kind, and a file that has it
     ignored: dict[str, int] = {}
     empty_values = 0
     for path in files:
@@ -200,6 +206,11 @@ def _observation_rows(params: IrregularTableParams, files: list[Path]) -> tuple[
             to_entity = np.array([entity_index.setdefault(name, len(entity_index)) for name in id_names], np.int32)
             clock = _clock(table[params.time_col], path, params.time_col, params.time_unit)
             _refuse_missing(np.isnan(clock), path, params.time_col, "a time", offset)
+            kinds.setdefault(clock_kind(table[params.time_col]), path)
+            if len(kinds) > 1:
+                raise DataError(f"file '{kinds['number']}' gives times as numbers and file '{kinds['timestamp']}' "
+                                f"as timestamps (column '{params.time_col}'): one table's times are all one or the "
+                                "other")  # fmt: skip
             kept: np.ndarray | None = None  # None: every row of the piece is kept, in order
             if params.layout == "long":
                 codes, names = codes_and_names(table[params.variable_col])
@@ -253,7 +264,7 @@ def _observation_rows(params: IrregularTableParams, files: list[Path]) -> tuple[
         return f"file '{path}', row {offset + (in_piece if kept is None else int(kept[in_piece])) + 1}"
 
     rows = ObservationRows(ids, arrays["entity"], arrays["time"], arrays["variable"], arrays["value"],
-                           tuple(variables), where)  # fmt: skip
+                           tuple(variables), where, clock_kind=next(iter(kinds), "number"))  # fmt: skip
     return rows, notes
 
 
@@ -299,6 +310,21 @@ def _sorted_ids(names: list[str], codes: np.ndarray) -> np.ndarray:
     rank[order] = np.arange(len(ids))
     _renumber(codes, rank)
     return ids[order]
+
+
+def _same_kind(column: pa.ChunkedArray, kind: str, path: Path, name: str) -> pa.ChunkedArray:
+    """``column`` (of times) if its kind is the observations' times' ``kind``; else an error."""
+    if column.null_count < len(column) and clock_kind(column) != kind:
+        raise DataError(f"file '{path}', column '{name}': its times are {clock_kind(column)}s and the observations' "
+                        f"are {kind}s; give them the same way")  # fmt: skip
+    return column
+
+
+def clock_kind(column: pa.ChunkedArray) -> str:
+    """``"number"`` for a column of numbers (times in the clock's unit), else ``"timestamp"``."""
+    kind = column.type
+    numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind)
+    return "number" if numeric else "timestamp"
 
 
 def _clock(column: pa.ChunkedArray, path: Path, name: str, unit: TimeUnit) -> np.ndarray:
@@ -364,12 +390,13 @@ def _refuse_missing(missing: np.ndarray, path: Path, column: str, what: str, off
 # ---- labels and static descriptors ------------------------------------------------------------------
 
 
-def _labels(params: IrregularTableParams, files: list[Path]) -> tuple[dict[str, object], tuple | None]:
+def _labels(params: IrregularTableParams, files: list[Path], clock_kind: str) -> tuple[dict[str, object], tuple | None]:
     """ID -> label from the label table(s), typed as classes or numbers; with ``label_time_col`` also
-    the labels at times, ``(ids (L,), times (L,) in the clock's unit, labels (L,))``, and each entity's
-    label the largest class it reaches (ever positive) or its last number."""
+    the labels at times (given as the observations' are, ``clock_kind``), ``(ids (L,), times (L,) in the
+    clock's unit, labels (L,))``, and each entity's label the largest class it reaches (ever positive) or
+    its last number."""
     if params.label_time_col:
-        return _timed_labels(params, files)
+        return _timed_labels(params, files, clock_kind)
     by_id: dict[str, object] = {}
     for path in files:
         table = read_table(path, [params.id_col, params.label_col], text=(params.id_col,))
@@ -404,13 +431,14 @@ def _label_values(params: IrregularTableParams, table: pa.Table, path: Path) -> 
     return values, kind
 
 
-def _timed_labels(params: IrregularTableParams, files: list[Path]) -> tuple[dict[str, object], tuple]:
+def _timed_labels(params: IrregularTableParams, files: list[Path], clock_kind: str) -> tuple[dict[str, object], tuple]:
     names, times, values, kinds = [], [], [], set()
     for path in files:
         table = read_table(path, [params.id_col, params.label_time_col, params.label_col], text=(params.id_col,))
         ids, id_names = codes_and_names(table[params.id_col])
         _refuse_missing(ids < 0, path, params.id_col, "an ID")
-        clock = _clock(table[params.label_time_col], path, params.label_time_col, params.time_unit)
+        clock = _clock(_same_kind(table[params.label_time_col], clock_kind, path, params.label_time_col), path,
+                       params.label_time_col, params.time_unit)  # fmt: skip
         _refuse_missing(np.isnan(clock), path, params.label_time_col, "a time")
         label, kind = _label_values(params, table, path)
         kinds.add(kind)
@@ -493,14 +521,14 @@ def _match_labels(
         where = rows.where
         kept_rows = np.flatnonzero(keep)
         rows = ObservationRows(ids, row_code[keep], rows.time[keep], rows.variable[keep], rows.value[keep],
-                               rows.variables, lambda r: where(int(kept_rows[r])))  # fmt: skip
+                               rows.variables, lambda r: where(int(kept_rows[r])), rows.clock_kind)  # fmt: skip
     values = [labels[i] for i in ids.tolist()]
     dtype = np.int64 if all(isinstance(v, int) for v in values) else np.float32
     return ids, np.array(values, dtype=dtype), rows
 
 
 def _static(
-    params: IrregularTableParams, files: list[Path], entity_ids: np.ndarray, notes: dict
+    params: IrregularTableParams, files: list[Path], entity_ids: np.ndarray, notes: dict, kind: str = "number"
 ) -> tuple[np.ndarray, list[str], np.ndarray | None]:
     """``static (E, P)`` (NaN where missing), the static names, and the clock starts ``(E,)`` (NaN: none).
     Every column but the ID and start, numbers as they are and text as indicators
@@ -535,7 +563,8 @@ def _static(
         kept = np.flatnonzero(rows)  # the rows of entities in the data: only they are read (and can be wrong)
         pieces.append((position[rows], {c: _text_column(table[c], path, c, kept) for c in here}))
         if starts is not None:
-            starts[position[rows]] = _clock(table[params.start_col], path, params.start_col, params.time_unit)[rows]
+            start = _same_kind(table[params.start_col], kind, path, params.start_col)
+            starts[position[rows]] = _clock(start, path, params.start_col, params.time_unit)[rows]
     if params.static_columns is None:  # every column: a text one becomes one indicator per category
         names = []
         for column in columns:
