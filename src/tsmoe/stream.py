@@ -269,8 +269,8 @@ class StreamingPredictor:
         last = stream.last_time if stream is not None else None
         if last is not None and since < last:
             raise DataError(
-                f"entity {entity!r}: time {given_time!r} goes back before its last update ({since - last:g} "
-                f"{self.time_unit}); updates come in time order"
+                f"entity {entity!r}: time {given_time!r} goes back {last - since:g} {self.time_unit} before its last "
+                "update; updates come in time order"
             )
         same = last is not None and since == last  # the same step: merged, and redone from the state before it
         if not observations.keys() <= self.index.keys():

@@ -49,6 +49,11 @@ class TextColumn:
                             "range)")  # fmt: skip
         return np.where(self.codes >= 0, parsed[np.maximum(self.codes, 0)], np.nan).astype(np.float32)
 
+    def a_text(self) -> str:
+        """The first filled cell's text that is not a number (for a message)."""
+        texts = np.isnan(_parsed(self.texts))
+        return next(self.texts[code] for code in self.codes if code >= 0 and texts[code])
+
     def counts(self) -> tuple[int, int]:
         """``(filled cells, filled cells that are not numbers)``."""
         filled = self.codes[self.codes >= 0]

@@ -578,7 +578,7 @@ def _static(
             if column in names:
                 if params.static_columns is not None and is_text([cells]):
                     raise DataError(
-                        f"static column '{column}' holds text, e.g. '{cells.texts[0]}': a text column is read as one "
+                        f"static column '{column}' holds text, e.g. '{cells.a_text()}': a text column is read as one "
                         f"indicator per category, named {column}=CATEGORY; list those in data.static_columns, or "
                         "leave it unset to take every column"
                     )
