@@ -125,6 +125,12 @@ def test_bad_updates_are_refused_and_closing_frees_an_entity(run, small_physione
         stream.update("a", 4.0, {"Pulse": 81.0})
     with pytest.raises(DataError, match="not a finite number"):
         stream.update("a", 4.0, {"HR": float("nan")})
+    with pytest.raises(DataError, match=r"observations are a mapping \{variable: value\}, got 80.0"):
+        stream.update("a", 4.0, 80.0)
+    with pytest.raises(DataError, match=r"an update is \(entity, time, \{variable: value\}\), got \('a', 4.0\)"):
+        stream.update_many([("a", 4.0)])
+    with pytest.raises(DataError, match=r"entity \['a'\] cannot name an entity"):
+        stream.update_many([(["a"], 4.0, {"HR": 80.0})])
     assert stream.update("a", 3.0, {}) == pytest.approx(stream.update("a", 3.0, {"HR": 80.0}))  # nothing changed
     assert len(stream) == 1
     stream.close("a")

@@ -31,7 +31,7 @@ writes as ``probability_low`` and ``probability_high``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -87,6 +87,8 @@ def _check_entity(entity: Any) -> None:
     """An entity is named by any hashable value but ``None`` or NaN (a missing ID, as in a table)."""
     if entity is None or (isinstance(entity, float) and math.isnan(entity)):
         raise DataError(f"an update names no entity ({entity!r}): give each entity an ID")
+    if not isinstance(entity, Hashable):
+        raise DataError(f"entity {entity!r} cannot name an entity: give an ID such as a string or a number")
 
 
 def _in_float32(value: float) -> bool:
@@ -196,6 +198,10 @@ class StreamingPredictor:
     def update_many(self, updates: Iterable[tuple[Any, float, Mapping[str, float]]]) -> list[Any]:
         """Several updates; those of distinct entities go through the model as one batch."""
         updates = list(updates)
+        for update in updates:
+            if not (isinstance(update, tuple | list) and len(update) == 3):
+                raise DataError(f"an update is (entity, time, {{variable: value}}), got {update!r}")
+            _check_entity(update[0])
         if updates and len({update[0] for update in updates}) == len(updates):  # distinct entities: one wave
             return self._advance(updates)
         results: list[Any] = [None] * len(updates)
@@ -273,6 +279,8 @@ class StreamingPredictor:
                 "update; updates come in time order"
             )
         same = last is not None and since == last  # the same step: merged, and redone from the state before it
+        if not isinstance(observations, Mapping):
+            raise DataError(f"entity {entity!r}: observations are a mapping {{variable: value}}, got {observations!r}")
         if not observations.keys() <= self.index.keys():
             unknown = next(name for name in observations if name not in self.index)
             raise DataError(
