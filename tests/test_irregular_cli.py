@@ -167,7 +167,7 @@ def test_a_text_static_column_trains_as_indicators_that_predict_and_the_stream_r
         stream.open("new", static={"model": "type-9"})
 
 
-def test_predictions_per_step_and_on_a_clock_carry_the_tables_own_times(sensor_run, tmp_path):
+def test_predictions_per_step_and_on_a_clock_carry_the_tables_own_times(sensor_run, tmp_path, capsys):
     run, _, other = sensor_run
     log = pd.read_csv(other / "observations.csv", parse_dates=["time"])
     static = ["--set", f"data.static={other / 'static.csv'}"]
@@ -186,3 +186,20 @@ def test_predictions_per_step_and_on_a_clock_carry_the_tables_own_times(sensor_r
     merged = clock.merge(per_step, left_on=["pump", "step_time"], right_on=["pump", "time"], suffixes=("", "_step"))
     assert len(merged) == len(clock) and (merged.step_time <= merged.time).all()
     np.testing.assert_allclose(merged.probability, merged.probability_step)  # the step's risk, found by its time
+    # on the clock's own hours (every 6 h of the day, UTC): from the first at or after each pump's first reading
+    aligned = tmp_path / "aligned.csv"
+    assert main(["predict", str(run), str(other / "observations.csv"), "--every", "6", "--align", "clock",
+                 "-o", str(aligned), *static]) == 0  # fmt: skip
+    on_hours = pd.read_csv(aligned, parse_dates=["time", "step_time"])
+    assert (on_hours.time.dt.hour % 6 == 0).all() and (on_hours.time == on_hours.time.dt.floor("h")).all()
+    first_row = on_hours.groupby("pump").time.min()
+    assert ((first_row >= first) & (first_row - first < pd.Timedelta(hours=6))).all()
+    np.testing.assert_allclose(on_hours.hours_since_start,
+                               (on_hours.time - on_hours.pump.map(first)).dt.total_seconds() / 3600)  # fmt: skip
+    found = on_hours.merge(per_step, left_on=["pump", "step_time"], right_on=["pump", "time"], suffixes=("", "_s"))
+    assert len(found) == len(on_hours) and (found.step_time <= found.time).all()
+    readings = log[["pump", "time"]].drop_duplicates().rename(columns={"time": "reading"}).sort_values("reading")
+    latest = pd.merge_asof(found.sort_values("time"), readings, left_on="time", right_on="reading", by="pump")
+    assert (latest.step_time == latest.reading).all()  # the latest reading by then
+    assert main(["predict", str(run), str(other / "observations.csv"), "--align", "clock", "-o", str(aligned)]) == 2
+    assert "--align sets where --every's clock starts" in capsys.readouterr().err

@@ -5,8 +5,8 @@ tsmoe train --resume RUN_DIR
 tsmoe evaluate RUN_DIR [--set data.root=DIR ...] [--split default|all] [--part test|validation] [--intervals 0.9]
                [--calibration validation|rolling] [--calibration-windows N]
 tsmoe evaluate RUN_DIR RUN_DIR ... [--out ENSEMBLE.json]   (a deep ensemble: mean probabilities or forecasts)
-tsmoe predict RUN_DIR [RUN_DIR ...] INPUT -o OUTPUT.csv [--set data.KEY=VALUE ...] [--per-step] [--every H]
-              [--intervals 0.9] [--calibration validation|rolling] [--calibration-windows N]
+tsmoe predict RUN_DIR [RUN_DIR ...] INPUT -o OUTPUT.csv [--set data.KEY=VALUE ...] [--per-step]
+              [--every H [--align clock]] [--intervals 0.9] [--calibration validation|rolling] [--calibration-windows N]
 tsmoe report RUN_DIR
 tsmoe compare RUN_A RUN_B [--part test|validation] [--json]      (a side may be RUN+RUN+...: an ensemble)
 tsmoe calibrate RUN_DIR [--method temperature|venn_abers]
@@ -269,6 +269,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.every is not None:  # a clock reads the per-step predictions
         check_clock(args.every)
         args.per_step = True
+    elif args.align != "start":
+        raise ConfigError("--align sets where --every's clock starts: give --every H too")
     levels = _interval_levels(args.intervals, len(args.paths) if args.after_data else len(runs))
     if levels and args.per_step:
         raise ConfigError("--intervals are for forecasts; --per-step predicts records")
@@ -286,7 +288,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     elif len(runs) > 1:
         frame = predict_file_ensemble(Ensemble.load(runs).members, Path(last), overrides)
     else:
-        frame = predict_file(Estimator.load(runs[0]), Path(last), overrides, args.per_step, args.every)
+        frame = predict_file(Estimator.load(runs[0]), Path(last), overrides, args.per_step, args.every, args.align)
     if levels:
         from tsmoe.intervals import with_interval_columns
         from tsmoe.predict import rolling_interval_widths
@@ -491,6 +493,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="H",
         help="irregular data: the per-step predictions on a clock, a row per record at every H of the run's time "
         "unit (e.g. 1: every hour) holding the prediction after the latest step by then; implies --per-step",
+    )
+    predict.add_argument(
+        "--align",
+        choices=("start", "clock"),
+        default="start",
+        help="--every's times: start (default), multiples of H from each record's start; clock, multiples of H "
+        "of the table's own times (every hour on the hour, UTC, for timestamps)",
     )
     predict.add_argument(
         "--set",

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tsmoe.data.clock import as_given
+from tsmoe.data.clock import NANOSECONDS, as_given
 from tsmoe.data.csv_files import read_csv_checked
 from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, IrregularSet, collate_irregular
 from tsmoe.data.sources.irregular_table import load_irregular_table
@@ -66,7 +66,12 @@ def _irregular_table(estimator, path: Path, overrides: dict) -> IrregularSet:
 
 
 def _predict_irregular(
-    estimator, data: IrregularSet, id_column: str, every_step: bool = False, every: float | None = None
+    estimator,
+    data: IrregularSet,
+    id_column: str,
+    every_step: bool = False,
+    every: float | None = None,
+    align: str = "start",
 ) -> pd.DataFrame:
     """One row per record (its prediction from all its steps), or with ``every_step`` one per step of
     each record (its prediction from the steps up to there), with the step's time since the start; with
@@ -81,27 +86,46 @@ def _predict_irregular(
         frame = pd.DataFrame({id_column: data.record_ids[records], clock: times, **columns})
         if data.clock is None:  # times only since each record's start (PhysioNet stays: since admission)
             return frame if every is None else on_a_clock(frame, id_column, clock, every)
-        return _with_given_times(frame, data, records, id_column, clock, params, every)
+        return _with_given_times(frame, data, records, id_column, clock, params, every, align == "clock")
     outputs = estimator.predict_dataset(dataset, collate_irregular, raw=True)
     return pd.DataFrame({id_column: data.record_ids, **_columns(estimator, task, outputs)})
 
 
 def _with_given_times(
-    frame: pd.DataFrame, data: IrregularSet, records: np.ndarray, id_column: str, clock: str, params, every
+    frame: pd.DataFrame,
+    data: IrregularSet,
+    records: np.ndarray,
+    id_column: str,
+    clock: str,
+    params,
+    every: float | None,
+    aligned: bool = False,
 ) -> pd.DataFrame:
     """The per-step ``frame`` with each step's time as the table gave it, in a column named as the table's
-    (``time``); read on a clock (``every``), each row's time on that clock as the table would give it
-    (the record's start plus the clock's time) and the step's in ``step_time``."""
+    (``time``); read on a clock (``every``), each row's time on that clock as the table would give it and
+    since the record's start, and the step's in ``step_time`` and ``step_<clock>``. The clock runs from
+    each record's start, or (``aligned``) on multiples of ``every`` of the table's own times, where a
+    record without any step has no time and so no row."""
     name = params.time_col
     frame.insert(1, name, _step_times(data, records))
     if every is None:
         frame[name] = as_given(frame[name].to_numpy(), data.clock.kind, params.time_unit)
         return frame
-    out = on_a_clock(frame, id_column, clock, every).rename(columns={name: f"step_{name}"})
     origin = dict(zip(data.record_ids.tolist(), data.clock.origins.tolist(), strict=True))
-    absolute = out[id_column].map(origin).to_numpy(np.float64) + out[clock].to_numpy(np.float64)
-    out.insert(1, name, as_given(absolute, data.clock.kind, params.time_unit))
-    out[f"step_{name}"] = as_given(out[f"step_{name}"].to_numpy(), data.clock.kind, params.time_unit)
+    if aligned:
+        out = on_a_clock(frame[frame[name].notna()].reset_index(drop=True), id_column, name, every)
+        out = out.rename(columns={clock: f"step_{clock}"})
+        since = out[name].to_numpy(np.float64) - out[id_column].map(origin).to_numpy(np.float64)
+        if data.clock.kind == "timestamp":  # to the microsecond, as the times are: no float noise of 1e-11 h
+            per_unit = NANOSECONDS[params.time_unit] / 1000
+            since = np.round(since * per_unit) / per_unit
+        out.insert(2, clock, since)
+    else:
+        out = on_a_clock(frame, id_column, clock, every).rename(columns={name: f"step_{name}"})
+        absolute = out[id_column].map(origin).to_numpy(np.float64) + out[clock].to_numpy(np.float64)
+        out.insert(1, name, absolute)
+    for column in (name, f"step_{name}"):
+        out[column] = as_given(out[column].to_numpy(np.float64), data.clock.kind, params.time_unit)
     return out
 
 
@@ -172,12 +196,18 @@ def _columns(estimator, task, raw: torch.Tensor) -> dict[str, np.ndarray]:
 
 
 def predict_file(
-    estimator, path: Path, overrides: dict | None = None, every_step: bool = False, every: float | None = None
+    estimator,
+    path: Path,
+    overrides: dict | None = None,
+    every_step: bool = False,
+    every: float | None = None,
+    align: str = "start",
 ) -> pd.DataFrame:
     """Predictions of a loaded :class:`~tsmoe.estimator.Estimator` for the file or folder at ``path``
     (``overrides``: ``data`` settings for reading it, for a run on a table of observations); with
     ``every_step`` (irregular data) the prediction after every step of every record, and with ``every``
-    as well, those predictions read on a regular clock (:func:`on_a_clock`)."""
+    as well, those predictions read on a regular clock (:func:`on_a_clock`): multiples of ``every`` from
+    each record's start (``align="start"``), or of a table's own times (``"clock"``)."""
     if not path.exists():
         raise DataError(f"input '{path}' does not exist")
     if every_step and estimator.meta_["input_kind"] != "irregular":
@@ -186,12 +216,14 @@ def predict_file(
         raise ConfigError("every reads the predictions after every step on a clock: it needs every_step")
     if estimator.config.data["name"] == "irregular":
         data = _irregular_table(estimator, path, overrides or {})
-        return _predict_irregular(estimator, data, estimator.data_params().id_col, every_step, every)
+        return _predict_irregular(estimator, data, estimator.data_params().id_col, every_step, every, align)
     if overrides:
         raise DataError(f"--set data.* is for runs on a table of observations (data set 'irregular'), got {overrides}")
     if estimator.meta_["input_kind"] == "irregular":
         if not path.is_dir():
             raise DataError(f"input '{path}': a classifier of PhysioNet stays reads a PhysioNet-format folder")
+        if align != "start":
+            raise ConfigError("--align clock reads a table's own times; PhysioNet stays' clocks start at admission")
         data = load_physionet2012(path) if list(path.glob("set-*")) else _stays_without_labels(path)
         return _predict_irregular(estimator, data, "record_id", every_step, every)
     frame = read_csv_checked(path, text_columns=(TEXT_COLUMN, text_column(estimator)))
