@@ -305,3 +305,11 @@ def test_a_training_table_with_a_hole_is_reported(tmp_path, caplog):
         Estimator("dlinear", "csv", data_params={"lookback": 14, "horizon": 7}, training={"max_epochs": 1},
                   trainer={"accelerator": "cpu"}).fit(frame)  # fmt: skip
     assert "the frame, series 'shop': a gap of 31 days after 2022-04-10" in caplog.text
+
+
+def test_an_ensemble_of_a_venn_abers_run_and_another_is_refused_saying_why():
+    plain = pd.DataFrame({"id": ["a", "b"], "probability": [0.2, 0.7], "prediction": [0, 1]})
+    intervals = plain.assign(probability_low=[0.1, 0.6], probability_high=[0.3, 0.8])
+    with pytest.raises(DataError, match="one run is calibrated with venn_abers, the other not"):
+        mean_prediction([plain, intervals[["id", "probability", "probability_low", "probability_high", "prediction"]]],
+                        "binary", "input 'x.csv'")  # fmt: skip

@@ -258,8 +258,10 @@ def mean_prediction(
     keys = [c for c in first.columns if c in (*KEYS, *extra_keys)]
     for number, frame in enumerate(frames[1:], start=1):
         if list(frame.columns) != list(first.columns) or not frame[keys].equals(first[keys]):
+            intervals = {"probability_low", "probability_high"} & (set(frame.columns) ^ set(first.columns))
+            why = " (one run is calibrated with venn_abers, the other not: calibrate them alike)" if intervals else ""
             raise DataError(
                 f"{where}: ensemble members 0 and {number} predict different rows or columns "
-                f"({list(first.columns)} against {list(frame.columns)})"
+                f"({list(first.columns)} against {list(frame.columns)}){why}"
             )
     return get_task(task).mean_table(frames, keys)
