@@ -83,11 +83,12 @@ def _rows_of(slots: np.ndarray) -> Rows:
     return torch.from_numpy(slots)
 
 
-def _check_entity(entity: Any) -> None:
-    """An entity is named by any hashable value but ``None`` or NaN (a missing ID, as in a table)."""
+def _check_entity(entity: Any, hashable: bool = False) -> None:
+    """An entity is named by any hashable value (checked with ``hashable``; ``update_many`` checks it for
+    a whole batch) but ``None`` or NaN (a missing ID, as in a table)."""
     if entity is None or (isinstance(entity, float) and math.isnan(entity)):
         raise DataError(f"an update names no entity ({entity!r}): give each entity an ID")
-    if not isinstance(entity, Hashable):
+    if hashable and not isinstance(entity, Hashable):
         raise DataError(f"entity {entity!r} cannot name an entity: give an ID such as a string or a number")
 
 
@@ -146,7 +147,7 @@ class StreamingPredictor:
         """Begin ``entity``: its clock's origin (default: its first update's time) and its static
         descriptors by name (missing ones stay missing; a text column's by its category, ``{"sex": "F"}``, or by
         its indicators, ``{"sex=F": 1, "sex=M": 0}``). ``start``: a number or a timestamp, as times are."""
-        _check_entity(entity)
+        _check_entity(entity, hashable=True)
         if entity in self.entities:
             raise DataError(f"entity {entity!r} is already open: close it first")
         dated = None if start is None else is_instant(start)
@@ -198,10 +199,10 @@ class StreamingPredictor:
     def update_many(self, updates: Iterable[tuple[Any, float, Mapping[str, float]]]) -> list[Any]:
         """Several updates; those of distinct entities go through the model as one batch."""
         updates = list(updates)
-        for update in updates:
+        for update in updates:  # what the grouping below needs: each entity is checked fully in _check
             if not (isinstance(update, tuple | list) and len(update) == 3):
                 raise DataError(f"an update is (entity, time, {{variable: value}}), got {update!r}")
-            _check_entity(update[0])
+            _check_entity(update[0], hashable=True)
         if updates and len({update[0] for update in updates}) == len(updates):  # distinct entities: one wave
             return self._advance(updates)
         results: list[Any] = [None] * len(updates)
