@@ -41,7 +41,7 @@ import torch
 from tsmoe.data.clock import instant_in_unit, is_instant
 from tsmoe.data.irregular import IrregularNormalizer
 from tsmoe.data.parsing import FLOAT32_MAX
-from tsmoe.data.static_columns import SEPARATOR
+from tsmoe.data.static_columns import indicator_places
 from tsmoe.errors import ConfigError, DataError
 from tsmoe.models.entity_slots import EntitySlots
 from tsmoe.models.mrmoe import MRMoE
@@ -129,11 +129,7 @@ class StreamingPredictor:
         self.variables = list(estimator.meta_["channel_names"])
         self.index = {name: i for i, name in enumerate(self.variables)}
         self.static_names = list(estimator.meta_.get("static_names", []))
-        self.categories: dict[str, dict[str, int]] = {}  # a text column's categories -> their indicators' places
-        for place, name in enumerate(self.static_names):
-            if SEPARATOR in name:
-                column, category = name.split(SEPARATOR, 1)
-                self.categories.setdefault(column, {})[category] = place
+        self.categories = indicator_places(self.static_names)  # a text column's categories -> their places
         params = estimator.data_params()
         self.duplicates = getattr(params, "duplicates", "mean")
         self.time_unit = getattr(params, "time_unit", "hours")  # PhysioNet 2012: hours since admission

@@ -17,7 +17,7 @@ from tsmoe.errors import DataError
 
 TimeUnit = Literal["seconds", "minutes", "hours", "days"]
 NANOSECONDS = {"seconds": 1e9, "minutes": 60e9, "hours": 3600e9, "days": 86400e9}
-INSTANT_TYPES = (datetime.datetime, datetime.date, np.datetime64, str)  # pd.Timestamp is a datetime
+INSTANT_TYPES = (datetime.date, np.datetime64, str)  # a datetime (and pd.Timestamp) is a date
 
 
 def is_instant(value: Any) -> bool:

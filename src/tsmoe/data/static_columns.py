@@ -94,6 +94,17 @@ def indicator_name(column: str, category: str) -> str:
     return f"{column}{SEPARATOR}{category}"
 
 
+def indicator_places(names: list[str]) -> dict[str, dict[str, int]]:
+    """A run's static names -> each text column's categories and their places among the names
+    (``["age", "sex=F", "sex=M"]`` -> ``{"sex": {"F": 1, "M": 2}}``)."""
+    places: dict[str, dict[str, int]] = {}
+    for place, name in enumerate(names):
+        if SEPARATOR in name:
+            column, category = name.split(SEPARATOR, 1)
+            places.setdefault(column, {})[category] = place
+    return places
+
+
 def split_indicator(name: str, columns: list[str]) -> tuple[str, str] | None:
     """``(column, category)`` where ``name`` is ``column=category`` for one of ``columns`` and not itself a
     column; else None."""

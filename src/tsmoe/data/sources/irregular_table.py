@@ -331,7 +331,7 @@ def _clock(column: pa.ChunkedArray, path: Path, name: str, unit: TimeUnit) -> np
     """A time column -> ``(R,)`` float64 in ``unit``: numbers are taken as in it, timestamps (or text
     that parses as ISO 8601 dates) converted; NaN where missing."""
     kind = column.type
-    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind):
+    if clock_kind(column) == "number":
         return numbers(column.cast(pa.float64()))
     if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_dictionary(kind):
         column = _parse_times(column.cast(pa.string()), path, name)
