@@ -43,6 +43,7 @@ def test_overrides_reach_every_section():
         (["data.name=mnist"], "unknown data set 'mnist'; known: "),
         (["training.lr=fast"], "training.lr: expected a number, got 'fast'"),
         (["data.horizon=1.5"], "data.horizon: expected an integer"),
+        (["training.batch_size=1.8446744073709556e+19"], r"training.batch_size: expected an integer within ±9.2e18"),
         (["data.metrics_scale=log"], r"data.metrics_scale: must be one of \['scaled', 'original'\]"),
         (["optimizer.lr=1"], "unknown section 'optimizer'"),
         (["lr"], "--set expects key=value"),

@@ -16,6 +16,8 @@ from typing import Any
 
 from tsmoe.errors import ConfigError
 
+INT64_MAX = 2**63 - 1
+
 
 def _number(text: str) -> int | float | str:
     """A number as a person writes it (``1e-4``, ``1E-4``, ``.5``, ``1_000``), which YAML 1.1 leaves as a
@@ -67,6 +69,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             number = int(number)
         if isinstance(number, bool) or not isinstance(number, int):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        if abs(number) > INT64_MAX:  # torch and NumPy take sizes and counts as 64-bit integers
+            raise ConfigError(f"{where}: expected an integer within ±9.2e18, got {value!r}")
         return number
     if annotation is float:
         number = _number(value) if isinstance(value, str) else value

@@ -1,8 +1,10 @@
 import numpy as np
+import pytest
 import torch
 
 from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, IrregularSet, collate_irregular
 from tsmoe.data.sources.physionet2012 import STATIC, VARIABLES, load_physionet2012, parse_stay
+from tsmoe.errors import ConfigError
 from tsmoe.models.registry import build_model
 
 
@@ -58,3 +60,12 @@ def test_dlinear_individual_has_maps_per_channel():
         {"name": "dlinear", "individual": True}, {"lookback": 24, "horizon": 6, "n_channels": 5}, "forecast", "window"
     )
     assert len(model.seasonal) == 5 and model({"x": torch.randn(2, 24, 5)}).shape == (2, 6, 5)
+
+
+@pytest.mark.parametrize("kernel", [0, -3, 97, 10**18])
+def test_a_dlinear_kernel_outside_one_to_twice_the_lookback_is_refused(kernel):
+    with pytest.raises(ConfigError, match=rf"model.moving_avg: .* 1 to twice the lookback \(96\) steps, got {kernel}"):
+        build_model({"name": "dlinear", "moving_avg": kernel}, {"lookback": 48, "horizon": 12, "n_channels": 3},
+                    "forecast", "window")  # fmt: skip
+    assert build_model({"name": "dlinear", "moving_avg": 96}, {"lookback": 48, "horizon": 12, "n_channels": 3},
+                       "forecast", "window") is not None  # fmt: skip

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from tsmoe.errors import ConfigError
 from tsmoe.models.entry import ModelEntry
 
 
@@ -43,6 +44,11 @@ class DLinear(nn.Module):
     def __init__(self, params: DLinearParams, dims: dict[str, int], task: str) -> None:
         super().__init__()
         lookback, horizon, channels = dims["lookback"], dims["horizon"], dims["n_channels"]
+        if not 1 <= params.moving_avg <= 2 * lookback:  # wider, the padding's repeated ends are all it averages
+            raise ConfigError(
+                f"model.moving_avg: the trend filter's kernel must be 1 to twice the lookback ({2 * lookback}) "
+                f"steps, got {params.moving_avg}"
+            )
         self.decompose = MovingAverage(params.moving_avg)
         count = channels if params.individual else 1
         self.seasonal = nn.ModuleList(nn.Linear(lookback, horizon) for _ in range(count))
