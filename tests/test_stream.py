@@ -121,6 +121,8 @@ def test_bad_updates_are_refused_and_closing_frees_an_entity(run, small_physione
         stream.update("a", 2.5, {"HR": 81.0})
     with pytest.raises(DataError, match="is before its start"):
         stream.update("a", 1.0, {"HR": 81.0})
+    with pytest.raises(DataError, match="beyond float32's range"):  # it would be an infinite time to the model
+        stream.update("a", 1e39, {"HR": 81.0})
     with pytest.raises(DataError, match="variable 'Pulse' is not one of the run's"):
         stream.update("a", 4.0, {"Pulse": 81.0})
     with pytest.raises(DataError, match="not a finite number"):
@@ -131,6 +133,10 @@ def test_bad_updates_are_refused_and_closing_frees_an_entity(run, small_physione
         stream.update_many([("a", 4.0)])
     with pytest.raises(DataError, match=r"entity \['a'\] cannot name an entity"):
         stream.update_many([(["a"], 4.0, {"HR": 80.0})])
+    with pytest.raises(DataError, match=r"entity \('a', \['b'\]\) cannot name an entity"):  # a tuple holding a list
+        stream.update(("a", ["b"]), 4.0, {"HR": 80.0})
+    with pytest.raises(DataError, match=r"entity \['a'\] cannot name an entity"):
+        stream.close(["a"])
     assert stream.update("a", 3.0, {}) == pytest.approx(stream.update("a", 3.0, {"HR": 80.0}))  # nothing changed
     assert len(stream) == 1
     stream.close("a")

@@ -31,7 +31,7 @@ writes as ``probability_low`` and ``probability_high``.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -88,8 +88,12 @@ def _check_entity(entity: Any, hashable: bool = False) -> None:
     a whole batch) but ``None`` or NaN (a missing ID, as in a table)."""
     if entity is None or (isinstance(entity, float) and math.isnan(entity)):
         raise DataError(f"an update names no entity ({entity!r}): give each entity an ID")
-    if hashable and not isinstance(entity, Hashable):
-        raise DataError(f"entity {entity!r} cannot name an entity: give an ID such as a string or a number")
+    if hashable:
+        try:
+            hash(entity)  # a tuple may hold a list: isinstance(..., Hashable) does not look inside
+        except TypeError:
+            message = f"entity {entity!r} cannot name an entity: give an ID such as a string or a number"
+            raise DataError(message) from None
 
 
 def _in_float32(value: float) -> bool:
@@ -176,6 +180,7 @@ class StreamingPredictor:
 
     def close(self, entity: Any) -> None:
         """Forget ``entity`` (its row is freed for another)."""
+        _check_entity(entity, hashable=True)
         stream = self.entities.pop(entity, None)
         if stream is None:
             raise DataError(f"entity {entity!r} is not open")
@@ -269,6 +274,9 @@ class StreamingPredictor:
         since = time - origin
         if since < 0:
             raise DataError(f"entity {entity!r}: time {given_time!r} is before its start")
+        if not _in_float32(since):  # the model reads times since the start in float32, as a table's
+            raise DataError(f"entity {entity!r}: time {given_time!r} is {since:.3g} {self.time_unit} after its start, "
+                            "beyond float32's range (±3.4e38) in which the model reads times")  # fmt: skip
         last = stream.last_time if stream is not None else None
         if last is not None and since < last:
             raise DataError(

@@ -92,6 +92,7 @@ def test_numeric_labels_regress_and_until_keeps_the_first_hours(tmp_path):
         (OBSERVATIONS + "c,,hr,1\n", LABELS, "row 8: a time is missing"),
         (OBSERVATIONS + "c,1,hr,71\n", LABELS, "row 8 gives hr = 71 for entity 'c' at the time"),
         (OBSERVATIONS + "c,x1,hr,71\n", LABELS, "row 8: 'x1' is not a number, as most of the column's times are"),
+        (OBSERVATIONS + "c,1e39,hr,71\n", LABELS, "row 8: the observation is 1e.39 time units after its entity"),
         (
             "id,time,variable,value\na,2026-01-01T00:00,hr,1\na,2026-01-01T01:00,hr,2\na,x1,hr,3\n",
             "id,label\na,1\n",

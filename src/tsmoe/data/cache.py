@@ -17,8 +17,9 @@ from tsmoe.io import atomic_write_bytes
 from tsmoe.paths import cache_dir
 
 # bump when the layout of a cached entry, or a rule that makes one, changes (2: values beyond float32 refused;
-# 3: static text columns as indicators; 4: a table read to predict keeps its steps' own times)
-CACHE_FORMAT = 4
+# 3: static text columns as indicators; 4: a table read to predict keeps its steps' own times; 5: times beyond
+# float32's range since the start refused)
+CACHE_FORMAT = 5
 
 
 def hash_files(paths: Iterable[Path], extra: str = "") -> str:

@@ -114,10 +114,14 @@ def rows_to_steps(
     origin = _origins(entity, time, n_entities, starts)
     for block in _blocks(len(time)):  # each row's time since its entity's start, in place
         time[block] -= origin[entity[block]]
-    before_start = _first_true(time, lambda block: block < 0)
-    if before_start is not None:
-        row = before_start if order is None else int(order[before_start])
-        raise DataError(f"{rows.where(row)}: the observation is before its entity's start time")
+    # times are read as float32 since the start: one before it, or beyond float32's range after it, is refused
+    out_of_clock = _first_true(time, lambda block: (block < 0) | (block > FLOAT32_MAX))
+    if out_of_clock is not None:
+        row = out_of_clock if order is None else int(order[out_of_clock])
+        if time[out_of_clock] < 0:
+            raise DataError(f"{rows.where(row)}: the observation is before its entity's start time")
+        raise DataError(f"{rows.where(row)}: the observation is {time[out_of_clock]:.3g} time units after its "
+                        "entity's start, beyond float32's range (±3.4e38) in which the model reads times")  # fmt: skip
     counts = np.zeros(n_entities, dtype=np.int64)  # each entity's steps, counted a block at a time
     for block in _blocks(len(entity)):
         counts += np.bincount(entity[block][first_of_step[block]], minlength=n_entities)
