@@ -137,6 +137,11 @@ def test_bad_updates_are_refused_and_closing_frees_an_entity(run, small_physione
         stream.update(("a", ["b"]), 4.0, {"HR": 80.0})
     with pytest.raises(DataError, match=r"entity \['a'\] cannot name an entity"):
         stream.close(["a"])
+    with pytest.raises(DataError, match=r"entity 'z': time 4.0 is before its start"):  # in the batch's second wave
+        stream.update_many([("z", 5.0, {"HR": 80.0}), ("z", 4.0, {"HR": 80.0})])
+    with pytest.raises(DataError, match=r"variable 'HR' has the value \[80.0\], not a finite number"):
+        stream.update_many([("z", 5.0, {"HR": 80.0}), ("z", 5.0, {"HR": [80.0]})])
+    assert "z" not in stream.entities  # neither call took its first update either
     assert stream.update("a", 3.0, {}) == pytest.approx(stream.update("a", 3.0, {"HR": 80.0}))  # nothing changed
     assert len(stream) == 1
     stream.close("a")

@@ -103,6 +103,8 @@ def _in_float32(value: float) -> bool:
 
 def _number(value: Any) -> float:
     """``value`` as a float; NaN where it is not a number (refused by the caller)."""
+    if np.ndim(value) != 0:  # a sequence or an array, even of one number
+        return math.nan
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -206,6 +208,7 @@ class StreamingPredictor:
             _check_entity(update[0], hashable=True)
         if updates and len({update[0] for update in updates}) == len(updates):  # distinct entities: one wave
             return self._advance(updates)
+        self._check_in_order(updates)  # so that a refused update in a later wave leaves the earlier ones undone
         results: list[Any] = [None] * len(updates)
         pending = list(range(len(updates)))
         while pending:  # waves in which each entity appears once, in the order given
@@ -222,7 +225,9 @@ class StreamingPredictor:
     def _advance(self, updates: list[tuple[Any, float, Mapping[str, float]]]) -> list[Any]:
         """One batched step for updates of distinct entities. Every update is checked before any state
         changes, so a refused one leaves every entity as it was."""
-        checked = [self._check(entity, time, observations) for entity, time, observations in updates]
+        checked = [
+            self._check(entity, time, observations, self.entities.get(entity)) for entity, time, observations in updates
+        ]
         raw = self._rows([update[0] for update in updates], [checks[-1] for checks in checked])
         slots, times, previous, final = [], [], [], []
         for (entity, _, _), (time, dated, since, same, steps) in zip(updates, checked, strict=True):
@@ -257,13 +262,24 @@ class StreamingPredictor:
             results[position] = answer
         return results
 
+    def _check_in_order(self, updates: list[tuple[Any, float, Mapping[str, float]]]) -> None:
+        """Check updates that name an entity more than once, each against what the ones before it leave
+        (its clock, its latest step), values included; nothing changes."""
+        ahead: dict[Any, EntityStream] = {}  # each entity as the updates checked so far leave it
+        for entity, given_time, observations in updates:
+            stream = ahead.get(entity, self.entities.get(entity))
+            time, dated, since, _, steps = self._check(entity, given_time, observations, stream)
+            self._rows([entity], [steps])
+            origin = time if stream is None or stream.origin is None else stream.origin
+            ahead[entity] = EntityStream(slot=-1, origin=origin, dated=dated, last_time=since, observed=steps)
+
     def _check(
-        self, entity: Any, given_time: Any, observations: Mapping[str, float]
+        self, entity: Any, given_time: Any, observations: Mapping[str, float], stream: EntityStream | None
     ) -> tuple[float, bool, float, bool, list[Mapping[str, float]]]:
         """``(the time in the clock's unit, whether it was a timestamp, the time since the start, whether it
-        is the latest step's time, the step's observations so far)``; nothing changes."""
+        is the latest step's time, the step's observations so far)`` of an update of ``entity``, now
+        ``stream`` (None: not open); nothing changes."""
         _check_entity(entity)
-        stream = self.entities.get(entity)
         dated = is_instant(given_time)
         if stream is not None and stream.dated is not None and dated != stream.dated:
             clock, given = ("timestamps", "a number") if stream.dated else ("numbers", "a timestamp")
@@ -323,8 +339,10 @@ class StreamingPredictor:
         raw = np.full((len(steps), len(self.variables)), np.nan, dtype=np.float32)
         try:
             given = np.asarray(values, dtype=np.float64)
+            if given.shape != (len(values),):  # a value that is a sequence of numbers
+                raise ValueError
         except (TypeError, ValueError):  # a value that is not a number
-            given = np.array([_number(value) for value in values])
+            given = np.array([_number(value) for value in values], dtype=np.float64)
         beyond = ~(np.abs(given) <= FLOAT32_MAX)  # NaN, infinite, or too large for float32
         if beyond.any():
             i = int(rows[np.flatnonzero(beyond)[0]])
@@ -338,7 +356,10 @@ class StreamingPredictor:
         values: dict[str, list[float]] = {}
         for mapping in observed:
             for name, value in mapping.items():
-                values.setdefault(name, []).append(float(value))
+                number = _number(value)
+                if not _in_float32(number):  # refused before it is merged with the others
+                    self._refuse_value(entity, observed)
+                values.setdefault(name, []).append(number)
         merged = {}
         for name, repeats in values.items():
             if self.duplicates == "error" and len(set(repeats)) > 1:
