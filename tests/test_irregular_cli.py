@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -203,3 +204,29 @@ def test_predictions_per_step_and_on_a_clock_carry_the_tables_own_times(sensor_r
     assert (latest.step_time == latest.reading).all()  # the latest reading by then
     assert main(["predict", str(run), str(other / "observations.csv"), "--align", "clock", "-o", str(aligned)]) == 2
     assert "--align sets where --every's clock starts" in capsys.readouterr().err
+
+
+def test_a_frame_is_predicted_from_python_as_tsmoe_predict_predicts_its_file(sensor_run, tmp_path):
+    run, _, other = sensor_run
+    estimator, observations = Estimator.load(run), other / "observations.csv"
+    static = {"static": str(other / "static.csv")}
+    for options, flags in [({}, []), ({"per_step": True}, ["--per-step"]), ({"every": 6}, ["--every", "6"])]:
+        written = tmp_path / "written.csv"
+        assert main(["predict", str(run), str(observations), "-o", str(written), *flags,
+                     "--set", f"data.static={static['static']}"]) == 0  # fmt: skip
+        expected = pd.read_csv(written)
+        from_file = estimator.predict_table(observations, data_overrides=static, **options)
+        from_frame = estimator.predict_table(pd.read_csv(observations), data_overrides=static, **options)
+        for table in (from_file, from_frame):  # as the CSV holds it: times as text, numbers as written
+            pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(table.to_csv(index=False))), expected)
+    dated = pd.read_csv(observations, parse_dates=["time"])  # the times as pandas timestamps: the same risks
+    np.testing.assert_array_equal(estimator.predict_table(dated, per_step=True).probability,
+                                  estimator.predict_table(observations, per_step=True).probability)  # fmt: skip
+    mixed = pd.read_csv(observations).astype({"reading": object})
+    mixed.loc[4, "reading"] = "n/a"
+    with pytest.raises(DataError, match=r"the frame, column 'reading': row 5: 'n/a' among cells of another kind"):
+        estimator.predict_table(mixed)
+    with pytest.raises(DataError, match=r"the frame, column 'time', row 3: 'soon' is not an ISO 8601 date"):
+        estimator.predict_table(pd.read_csv(observations).assign(time=lambda f: f.time.where(f.index != 2, "soon")))
+    with pytest.raises(DataError, match="reads a path or a pandas DataFrame, got list"):
+        estimator.predict_table([1, 2])

@@ -33,6 +33,7 @@ from tsmoe.data.prepared import PreparedData, SplitChoice
 from tsmoe.data.registry import get_dataset
 from tsmoe.data.sampling import data_step
 from tsmoe.data.series import SeriesSet
+from tsmoe.data.table_files import frame_as_parquet
 from tsmoe.errors import ConfigError, DataError, TrainingError, TrainingInterrupted
 from tsmoe.forecast import forecast_data_set, forecast_table, rolling_interval_widths
 from tsmoe.intervals import check_calibration, check_levels, with_interval_columns
@@ -40,6 +41,7 @@ from tsmoe.models.output import unpack
 from tsmoe.models.registry import build_model
 from tsmoe.params import build_dataclass
 from tsmoe.paths import launch_rank
+from tsmoe.predict import check_clock, predict_file
 from tsmoe.tasks import classification_task, get_task, monitor_mode
 from tsmoe.training.calibration import check_calibration_method
 from tsmoe.training.numerics import flushed_subnormals
@@ -721,6 +723,43 @@ class Estimator:
         output, _ = self._outputs(prepared.test, prepared.collate, prepared.task, raw=True)
         bounds = self.probability_bounds(output)
         return np.stack([bounds["probability_low"], bounds["probability_high"]], axis=1)
+
+    def predict_table(
+        self,
+        observations: str | Path | pd.DataFrame,
+        per_step: bool = False,
+        every: float | None = None,
+        align: str = "start",
+        data_overrides: dict[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        """What ``tsmoe predict RUN INPUT`` writes, as a frame. For a run on a table of observations (data
+        set ``irregular``): one row per entity, or with ``per_step`` one per step of each entity (the
+        prediction after it, beside the table's own time for it), and with ``every`` those read on a clock
+        of that period (``align``: ``"start"``, from each entity's first reading, or ``"clock"``, the
+        table's own hours). ``observations``: a file or folder, or a pandas frame in the layout and column
+        names the run reads, read by the same rules as a file (written as Parquet first; an error names
+        its row counted from 1). ``data_overrides``: ``data`` settings for reading it, as ``--set data.*``
+        (another static table, ``until``). For a PhysioNet run, a folder of stays; for a forecaster, a CSV
+        of series (a frame: :meth:`forecast`)."""
+        self._check_fitted()
+        if every is not None:  # a clock reads the predictions after every step
+            check_clock(every)
+            per_step = True
+        if isinstance(observations, str | Path):
+            return predict_file(self, Path(observations), data_overrides, per_step, every, align)
+        if not isinstance(observations, pd.DataFrame):
+            raise DataError(f"predict_table reads a path or a pandas DataFrame, got {type(observations).__name__}")
+        if self.config.data["name"] != "irregular":
+            raise ConfigError(
+                "predict_table reads a frame as a table of observations (data set 'irregular'); "
+                "a forecaster forecasts a frame of series with forecast(frame)"
+            )
+        with tempfile.TemporaryDirectory() as folder:
+            path = frame_as_parquet(observations, Path(folder) / "observations.parquet", "the frame")
+            try:
+                return predict_file(self, path, data_overrides, per_step, every, align)
+            except DataError as error:  # name the frame, not the file it passed through
+                raise DataError(str(error).replace(f"file '{path}'", "the frame")) from None
 
     def stream(self, interval: bool = False) -> Any:
         """A :class:`tsmoe.stream.StreamingPredictor`: predictions updated one observation at a time, for

@@ -8,7 +8,8 @@ table costs near its numeric payload. Policies:
 - a column asked for that a file lacks is an error naming the file and the columns it has;
 - IDs are read as text, so ``007`` stays ``007`` and IDs match across tables whatever their type;
 - a number column holding text (``abc`` where a value belongs) is an error naming the file, row and text;
-- empty cells and Arrow's NA spellings (``NA``, ``NaN``, ``null``, ...) are missing values.
+- empty cells and Arrow's NA spellings (``NA``, ``NaN``, ``null``, ...) are missing values;
+- a pandas frame is written as a Parquet file first (:func:`frame_as_parquet`) and read by the same rules.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
@@ -44,6 +46,40 @@ def table_files(path: str | Path, role: str) -> list[Path]:
     if not path.name.lower().endswith(SUFFIXES):
         raise DataError(f"{role} '{path}': expected a file ending {', '.join(SUFFIXES)}")
     return [path]
+
+
+def frame_as_parquet(frame: pd.DataFrame, path: Path, role: str) -> Path:
+    """``frame`` written as the Parquet file ``path`` (its columns as pandas types them, the index left out),
+    so that a frame is read as a file of the same table would be; a column whose cells are of several
+    kinds (numbers and text) is an error naming it (``role`` names the frame)."""
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(f"{role}: expected a pandas DataFrame or a path, got {type(frame).__name__}")
+    names = [str(name) for name in frame.columns]
+    if len(set(names)) != len(names):
+        raise DataError(f"{role}: column names repeat ({names})")
+    frame = frame.set_axis(names, axis=1)
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        for name in names:  # which column and cell: Arrow's error names neither plainly
+            try:
+                pa.Table.from_pandas(frame[[name]], preserve_index=False)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                raise DataError(f"{role}, column '{name}': {_odd_cell(frame[name])}; give the column one kind "
+                                "of cell, numbers or text") from None  # fmt: skip
+        raise
+    pq.write_table(table, path)
+    return path
+
+
+def _odd_cell(column: pd.Series) -> str:
+    """The first cell of ``column`` whose kind (text or not) is the rarer one, as ``row N (from 1): value``."""
+    text = column.map(lambda cell: isinstance(cell, str)).to_numpy(dtype=bool)
+    rare = text if text.sum() * 2 < len(text) else ~text
+    if not rare.any():
+        return "its cells are of several kinds"
+    position = int(np.flatnonzero(rare)[0])
+    return f"row {position + 1}: {column.iloc[position]!r} among cells of another kind"
 
 
 def file_columns(path: Path) -> list[str]:
