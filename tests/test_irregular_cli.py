@@ -15,7 +15,7 @@ import pytest
 
 from tsmoe import Estimator
 from tsmoe.cli import main
-from tsmoe.errors import DataError
+from tsmoe.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ["--set", "data.id_col=pump", "--set", "data.variable_col=sensor", "--set", "data.value_col=reading",
@@ -230,3 +230,5 @@ def test_a_frame_is_predicted_from_python_as_tsmoe_predict_predicts_its_file(sen
         estimator.predict_table(pd.read_csv(observations).assign(time=lambda f: f.time.where(f.index != 2, "soon")))
     with pytest.raises(DataError, match="reads a path or a pandas DataFrame, got list"):
         estimator.predict_table([1, 2])
+    with pytest.raises(ConfigError, match="align is 'start' .* or 'clock' .*, got 'hour'"):
+        estimator.predict_table(observations, every=1, align="hour")

@@ -208,6 +208,9 @@ def predict_file(
     ``every_step`` (irregular data) the prediction after every step of every record, and with ``every``
     as well, those predictions read on a regular clock (:func:`on_a_clock`): multiples of ``every`` from
     each record's start (``align="start"``), or of a table's own times (``"clock"``)."""
+    if align not in ("start", "clock"):
+        raise ConfigError(f"align is 'start' (each record's first step) or 'clock' (the table's own hours), "
+                          f"got {align!r}")  # fmt: skip
     if not path.exists():
         raise DataError(f"input '{path}' does not exist")
     if every_step and estimator.meta_["input_kind"] != "irregular":
