@@ -87,7 +87,7 @@ def test_numeric_labels_regress_and_until_keeps_the_first_hours(tmp_path):
 @pytest.mark.parametrize(
     ("observations", "labels", "message"),
     [
-        (OBSERVATIONS + "c,2,hr,abc\n", LABELS, "abc"),
+        (OBSERVATIONS + "c,2,hr,abc\n", LABELS, "column 'value', row 8: 'abc' is not a number"),
         (OBSERVATIONS + ",2,hr,1\n", LABELS, "row 8: an ID is missing"),
         (OBSERVATIONS + "c,,hr,1\n", LABELS, "row 8: a time is missing"),
         (OBSERVATIONS + "c,1,hr,71\n", LABELS, "row 8 gives hr = 71 for entity 'c' at the time"),
@@ -202,6 +202,23 @@ def test_a_large_csv_is_read_in_pieces_whose_types_agree(tmp_path, monkeypatch):
     dated = load_irregular_table(params(tmp_path / "dates", "id,time,variable,value\n" + "\n".join(stamps) + "\n",
                                         "id,label\na,1\n"))  # fmt: skip
     assert dated.times[-1] == pytest.approx(9.0 + 0.5 / 3600)
+
+
+def test_text_in_a_number_column_is_named_by_column_and_row_in_any_piece_of_a_csv(tmp_path, monkeypatch):
+    """Arrow names a cell it cannot read as a number by column position and a row count of its own; the
+    error names the column and the row as the other errors do, in a later piece of the file too."""
+    import tsmoe.data.table_files
+
+    monkeypatch.setattr(tsmoe.data.table_files, "BLOCK_BYTES", 4096)
+    rows = [f"e{i % 7},{i},x,{i % 5}" for i in range(3000)]
+    rows[2500] = "e1,2500,x,n/a?"
+    labels = "id,label\n" + "".join(f"e{i},{i % 2}\n" for i in range(7))
+    with pytest.raises(DataError, match=r"column 'value', row 2501: 'n/a\?' is not a number"):
+        load_irregular_table(params(tmp_path, "id,time,variable,value\n" + "\n".join(rows) + "\n", labels))
+    (tmp_path / "wide").mkdir()  # the wide layout: every column but the ID and the time is a variable
+    with pytest.raises(DataError, match=r"column 'kind', row 2: 'pump' is not a number"):
+        wide = "id,time,hr,kind\na,0,80,\nb,1,82,pump\n"
+        load_irregular_table(params(tmp_path / "wide", wide, "id,label\na,0\nb,1\n", layout="wide"))
 
 
 def test_times_given_as_numbers_in_one_file_and_timestamps_in_another_are_refused(tmp_path):

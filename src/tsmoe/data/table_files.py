@@ -117,6 +117,7 @@ def read_batches(
             yield offset, table
             offset += table.num_rows
     except pa.ArrowInvalid as error:
+        _name_the_bad_number(path, numbers, error)
         raise DataError(f"file '{path}': {_short(error)}") from None
     except OSError as error:
         raise DataError(f"file '{path}': not a readable table ({_short(error)})") from None
@@ -174,12 +175,29 @@ def read_table(path: Path, columns: list[str], text: tuple[str, ...] = (), numbe
         else:
             table = pa_csv.read_csv(path, convert_options=_csv_options(columns, text, numbers))
     except pa.ArrowInvalid as error:
+        _name_the_bad_number(path, numbers, error)
         raise DataError(f"file '{path}': {_short(error)}") from None
     except OSError as error:
         raise DataError(f"file '{path}': not a readable table ({_short(error)})") from None
     if table.num_rows == 0:
         raise DataError(f"file '{path}' has a header but no rows")
     return _typed(table, path, text, numbers)
+
+
+def _name_the_bad_number(path: Path, numbers: tuple[str, ...], error: pa.ArrowInvalid) -> None:
+    """After Arrow failed to read a CSV's number column (its message names the column by position and the
+    row by a count of its own), the error naming the column, row and text as :func:`_as_numbers` does:
+    the number columns read again as text, on this error path only."""
+    if _is_parquet(path) or not numbers or "conversion error" not in str(error):
+        return
+    try:
+        options = pa_csv.ConvertOptions(include_columns=list(numbers), column_types=dict.fromkeys(numbers, pa.string()),
+                                        strings_can_be_null=True)  # fmt: skip
+        table = pa_csv.read_csv(path, convert_options=options)
+    except (pa.ArrowInvalid, OSError):
+        return  # the file fails otherwise too: the caller's message stands
+    for name in numbers:
+        _as_numbers(table[name], path, name)
 
 
 def codes_and_names(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[str]]:
