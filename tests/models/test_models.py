@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -5,7 +7,7 @@ import torch
 from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, IrregularSet, collate_irregular
 from tsmoe.data.sources.physionet2012 import STATIC, VARIABLES, load_physionet2012, parse_stay
 from tsmoe.errors import ConfigError
-from tsmoe.models.registry import build_model
+from tsmoe.models.registry import MODELS, build_model
 
 
 def test_lstm_output_ignores_padding(small_physionet):
@@ -62,10 +64,38 @@ def test_dlinear_individual_has_maps_per_channel():
     assert len(model.seasonal) == 5 and model({"x": torch.randn(2, 24, 5)}).shape == (2, 6, 5)
 
 
-@pytest.mark.parametrize("kernel", [0, -3, 97, 10**18])
-def test_a_dlinear_kernel_outside_one_to_twice_the_lookback_is_refused(kernel):
+@pytest.mark.parametrize("kernel", [97, 10**18])
+def test_a_dlinear_kernel_longer_than_twice_the_lookback_is_refused(kernel):
     with pytest.raises(ConfigError, match=rf"model.moving_avg: .* 1 to twice the lookback \(96\) steps, got {kernel}"):
         build_model({"name": "dlinear", "moving_avg": kernel}, {"lookback": 48, "horizon": 12, "n_channels": 3},
                     "forecast", "window")  # fmt: skip
     assert build_model({"name": "dlinear", "moving_avg": 96}, {"lookback": 48, "horizon": 12, "n_channels": 3},
                        "forecast", "window") is not None  # fmt: skip
+
+
+SIZES = {"irregular": {"n_features": 5, "n_static": 2, "n_classes": 2},
+         "window": {"lookback": 24, "horizon": 6, "n_channels": 3}}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_integer_setting_of_every_model_below_one_is_refused_by_name(name):
+    """Widths, layers, experts, heads, patches, strides: 0 or -1 became a tensor of no width, a division by
+    zero or a reshape error inside a layer."""
+    entry = MODELS[name]
+    kind = entry.input_kind
+    task = "binary" if kind == "irregular" else "forecast"
+    integers = [f.name for f in dataclasses.fields(entry.params) if isinstance(f.default, int)
+                and not isinstance(f.default, bool)]  # fmt: skip
+    assert integers
+    for field in integers:
+        for value in (0, -1):
+            with pytest.raises(ConfigError, match=rf"model.{field} is a count or a size: at least 1, got {value}"):
+                build_model({"name": name, field: value}, SIZES[kind], task, kind)
+    if "expert_stride" in {f.name for f in dataclasses.fields(entry.params)}:
+        with pytest.raises(ConfigError, match=r"model.expert_stride is a count or a size: at least 1, got \[1, 0, 2\]"):
+            build_model({"name": name, "expert_stride": [1, 0, 2]}, SIZES[kind], task, kind)
+
+
+def test_sizes_whose_weights_cannot_be_held_are_a_config_error():
+    with pytest.raises(ConfigError, match="model 'lstm' cannot be built with these sizes"):
+        build_model({"name": "lstm", "hidden_size": 2**40}, SIZES["irregular"], "binary", "irregular")

@@ -7,6 +7,7 @@ A model is a pure ``torch.nn.Module`` built as ``cls(params, dims, task)`` and c
 
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 from typing import Any
 
@@ -40,6 +41,17 @@ def get_model(name: str) -> ModelEntry:
     return MODELS[name]
 
 
+def check_counts_and_sizes(params: Any) -> None:
+    """Every integer setting of a model (widths, layers, experts, heads, patch lengths, strides, top-k)
+    is a count or a size: one below 1 is a config error here, before it becomes a tensor of no width or a
+    division by zero inside a layer."""
+    for field in dataclasses.fields(params):
+        value = getattr(params, field.name)
+        for item in value if isinstance(value, list | tuple) else [value]:
+            if isinstance(item, int) and not isinstance(item, bool) and item < 1:
+                raise ConfigError(f"model.{field.name} is a count or a size: at least 1, got {value!r}")
+
+
 def build_model(config: dict[str, Any], dims: dict[str, int], task: str, input_kind: str) -> nn.Module:
     """Build the model named in a resolved ``model`` config section for data of ``input_kind``/``task``."""
     values = dict(config)
@@ -55,6 +67,7 @@ def build_model(config: dict[str, Any], dims: dict[str, int], task: str, input_k
         done = ["forecast"] if on_windows else sorted(entry.tasks)
         raise ConfigError(f"model '{entry.name}' does not do task '{task}' on {input_kind} input (it does {done})")
     params = build_dataclass(entry.params, values, "model")
+    check_counts_and_sizes(params)
     if on_windows:
         model_class = partial(WindowForecaster, entry.cls)
     else:
@@ -76,3 +89,6 @@ def build_model(config: dict[str, Any], dims: dict[str, int], task: str, input_k
         raise
     except ValueError as error:  # a model's own check of its parameters, e.g. experts >= 1
         raise ConfigError(f"model '{entry.name}': {error}") from error
+    except (RuntimeError, MemoryError) as error:  # sizes whose weights this machine cannot hold
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"model '{entry.name}' cannot be built with these sizes ({detail})") from None
