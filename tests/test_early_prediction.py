@@ -219,8 +219,8 @@ def test_per_step_predictions_read_on_a_clock_hold_what_was_known_at_each_time()
 
 def test_a_clock_that_is_not_a_positive_number_or_too_fine_is_refused(monkeypatch):
     frame = pd.DataFrame({"id": ["a", "a"], "t": [0.0, 100.0], "probability": [0.1, 0.2]})
-    for every in (0.0, -1.0, float("nan"), float("inf")):
-        with pytest.raises(ConfigError, match="--every must be a positive number"):
+    for every in (0.0, -1.0, float("nan"), float("inf"), "1", True, None):  # text and truth values: from Python
+        with pytest.raises(ConfigError, match=r"every \(--every\) must be a positive number"):
             on_a_clock(frame, "id", "t", every)
     monkeypatch.setattr("tsmoe.predict.MAX_CLOCK_ROWS", 50)
     with pytest.raises(ConfigError, match="would write 101 rows"):

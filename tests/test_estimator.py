@@ -112,6 +112,15 @@ def test_wrong_model_for_data_and_unfitted_use():
         Estimator("dlinear", "physionet2012", data_params={"split_file": None}).fit()
     with pytest.raises(ConfigError, match="not fitted"):
         Estimator("dlinear", "etth1").predict()
+    with pytest.raises(ConfigError, match=r"model_params is a mapping of settings \(\{key: value\}\), got \[64\]"):
+        Estimator("lstm", "physionet2012", model_params=[64])
+    with pytest.raises(ConfigError, match="training is a mapping of settings"):
+        Estimator("lstm", "physionet2012", training="fast")
+
+
+def test_a_split_other_than_default_or_all_is_refused(lstm_run):
+    with pytest.raises(ConfigError, match=r"split is 'default' .* or 'all' .*, got 'test'"):
+        lstm_run[0].evaluate(split="test")
 
 
 def test_broken_run_folders_fail_clearly(lstm_run, tmp_path):

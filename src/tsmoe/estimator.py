@@ -15,7 +15,7 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +131,11 @@ class Estimator:
         trainer: dict[str, Any] | None = None,
         logging: dict[str, Any] | None = None,
     ) -> None:
+        sections = {"model_params": model_params, "data_params": data_params, "training": training,
+                    "trainer": trainer, "logging": logging}  # fmt: skip
+        for name, section in sections.items():
+            if section is not None and not isinstance(section, Mapping):
+                raise ConfigError(f"{name} is a mapping of settings ({{key: value}}), got {section!r}")
         self.config = resolve(
             {
                 "seed": seed,
@@ -615,6 +620,8 @@ class Estimator:
         self, data: Any, split: SplitChoice, data_overrides: dict[str, Any] | None
     ) -> PreparedData:
         self._check_fitted()
+        if split not in ("default", "all"):
+            raise ConfigError(f"split is 'default' (the run's test part) or 'all' (every item), got {split!r}")
         params, entry = self._data_params(data_overrides)
         params = entry.for_run(params, self.meta_)
         source = self._load_source(data, params, entry)

@@ -19,6 +19,7 @@ import logging
 import math
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -145,10 +146,10 @@ def _step_times(data: IrregularSet, records: np.ndarray) -> np.ndarray:
 MAX_CLOCK_ROWS = 100_000_000  # a clock finer than this many rows is a typo, not a request
 
 
-def check_clock(every: float) -> None:
+def check_clock(every: Any) -> None:
     """Refuse a clock interval that is not a positive finite number (before any prediction is made)."""
-    if not (math.isfinite(every) and every > 0):
-        raise ConfigError(f"--every must be a positive number of the run's time unit, got {every}")
+    if isinstance(every, bool) or not isinstance(every, int | float) or not (math.isfinite(every) and every > 0):
+        raise ConfigError(f"every (--every) must be a positive number of the run's time unit, got {every!r}")
 
 
 def on_a_clock(frame: pd.DataFrame, id_column: str, clock: str, every: float) -> pd.DataFrame:

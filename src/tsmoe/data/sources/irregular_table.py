@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from tsmoe.data.adapter import IrregularAdapter, check_split_fractions
@@ -93,6 +94,12 @@ class IrregularTable(IrregularAdapter):
     params = IrregularTableParams
     description = "a table of irregular observations of yours (id, time, variable, value): set data.observations"
     companions = {"observations": ("labels", "static", "split_file")}
+
+    def from_frame(self, frame: pd.DataFrame, params: IrregularTableParams) -> IrregularSet:
+        raise DataError(
+            "data set 'irregular' trains and evaluates on files (data.observations, data.labels: CSV or Parquet); "
+            "a trained run scores a frame of observations with predict_table(frame)"
+        )
 
     def load(self, params: IrregularTableParams) -> IrregularSet:
         if params.observations is None:
