@@ -224,7 +224,7 @@ def test_expert_stride_runs_every_cell_and_ignores_padding(cell, batch_items):
 def test_expert_stride_is_checked_against_the_experts():
     with pytest.raises(ConfigError, match="expert_stride must hold one stride per expert"):
         tiny("mrmoe", expert_stride=[1, 2])
-    with pytest.raises(ConfigError, match="integers >= 1"):
+    with pytest.raises(ConfigError, match="model.expert_stride is a count or a size: at least 1"):
         tiny("mrmoe", expert_stride=[1, 0, 2])
     with pytest.raises(ConfigError, match=r"expert_stride\[0\] must be 1"):
         tiny("mrmoe", expert_stride=[2, 2, 4], fast_expert="quasi_steady")
