@@ -231,3 +231,28 @@ def test_times_given_as_numbers_in_one_file_and_timestamps_in_another_are_refuse
     static = write(tmp_path, "static.csv", "id,admitted\na,2026-03-01T09:00:00\n")
     with pytest.raises(DataError, match=r"column 'admitted': its times are timestamps and the observations' are"):
         load_irregular_table(params(tmp_path, static=static, start_col="admitted"))
+
+
+def test_a_parquet_tables_columns_are_read_by_type_and_other_types_are_named(tmp_path):
+    """Dates, decimals, truth values and dictionary-encoded text are read; times of day, durations, lists and
+    bytes are errors naming the column and its type (they ended in Arrow's cast errors)."""
+    import datetime as dt
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    base = {"id": ["a", "a", "b"], "time": [dt.date(2026, 1, 1), dt.date(2026, 1, 2), dt.date(2026, 1, 1)],
+            "variable": pa.array(["hr", "temp", "hr"]).dictionary_encode(),
+            "value": [decimal.Decimal("1.5"), decimal.Decimal("2"), decimal.Decimal("3")]}  # fmt: skip
+    labels = write(tmp_path, "labels.csv", "id,label\na,1\nb,0\n")
+    pq.write_table(pa.table(base), tmp_path / "good.parquet")
+    data = load_irregular_table(IrregularTableParams(observations=str(tmp_path / "good.parquet"), labels=labels))
+    assert data.times.tolist() == [0.0, 24.0, 0.0] and np.nanmax(data.values[:, 0]) == 3.0
+    odd = [("time", [dt.time(1), dt.time(2), dt.time(3)], "time64"),
+           ("time", pa.array([1, 2, 3], type=pa.duration("s")), "duration"),
+           ("value", [[1.0], [2.0], [3.0]], "list"), ("id", [b"a", b"a", b"b"], "binary")]  # fmt: skip
+    for column, values, kind in odd:
+        pq.write_table(pa.table({**base, column: values}), tmp_path / "odd.parquet")
+        with pytest.raises(DataError, match=rf"column '{column}': its type is {kind}.*; tsmoe reads columns of"):
+            load_irregular_table(IrregularTableParams(observations=str(tmp_path / "odd.parquet"), labels=labels))

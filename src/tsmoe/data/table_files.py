@@ -31,6 +31,9 @@ from tsmoe.errors import DataError
 SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 TEXT = pa.dictionary(pa.int32(), pa.string())
 BLOCK_BYTES = 1 << 20  # a CSV is read and converted 1 MiB at a time: Arrow reads a few blocks ahead
+# what Arrow raises for a pandas column it cannot store as one type (text among numbers, a number too large
+# for the type it chose, a list in a cell)
+UNCONVERTIBLE = (pa.ArrowException, OverflowError, TypeError, ValueError)
 
 
 def table_files(path: str | Path, role: str) -> list[Path]:
@@ -60,11 +63,11 @@ def frame_as_parquet(frame: pd.DataFrame, path: Path, role: str) -> Path:
     frame = frame.set_axis(names, axis=1)
     try:
         table = pa.Table.from_pandas(frame, preserve_index=False)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+    except UNCONVERTIBLE:
         for name in names:  # which column and cell: Arrow's error names neither plainly
             try:
                 pa.Table.from_pandas(frame[[name]], preserve_index=False)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            except UNCONVERTIBLE:
                 raise DataError(f"{role}, column '{name}': {_odd_cell(frame[name])}; give the column one kind "
                                 "of cell, numbers or text") from None  # fmt: skip
         raise
@@ -147,6 +150,22 @@ def _check_columns(path: Path, columns: list[str]) -> None:
     missing = [c for c in columns if c not in present]
     if missing:
         raise DataError(f"file '{path}' has no column(s) {missing}; its columns are {present}")
+    if _is_parquet(path):  # a Parquet column may be of any type: only numbers, text and times are read
+        schema = pq.read_schema(path)
+        for name in columns:
+            kind = schema.field(name).type
+            if not _readable(kind):
+                raise DataError(f"file '{path}', column '{name}': its type is {kind}; tsmoe reads columns of "
+                                "numbers, text, truth values, dates or timestamps")  # fmt: skip
+
+
+def _readable(kind: pa.DataType) -> bool:
+    """Whether a Parquet column of this type is read (numbers, text, truth values, dates, timestamps)."""
+    if pa.types.is_dictionary(kind):
+        return _readable(kind.value_type)
+    checks = (pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal, pa.types.is_boolean, pa.types.is_string,
+              pa.types.is_large_string, pa.types.is_timestamp, pa.types.is_date, pa.types.is_null)  # fmt: skip
+    return any(check(kind) for check in checks)
 
 
 def _csv_options(columns: list[str], text: tuple[str, ...], numbers: tuple[str, ...]) -> pa_csv.ConvertOptions:
