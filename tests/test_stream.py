@@ -4,6 +4,7 @@ same stay cut at that time, for real stays, at every prefix."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -58,16 +59,19 @@ def test_every_update_equals_predict_on_the_stay_cut_there(run, small_physionet)
 
 def test_updates_at_one_time_merge_into_one_step_and_batches_equal_one_by_one(run, small_physionet):
     data = load_physionet2012(small_physionet).subset(np.arange(4))
-    one, split, batched = run.stream(), run.stream(), run.stream()
+    one, split, batched, elapsed = run.stream(), run.stream(), run.stream(), run.stream()
     for i, stay in enumerate(data.record_ids):
         for stream in (one, split, batched):
             stream.open(stay, start=0.0, static=stay_static(data, i))
+        elapsed.open(stay, start=pd.Timedelta(0), static=stay_static(data, i))
     singles, halves, queue = {}, {}, []
     for i, stay in enumerate(data.record_ids):
         for step in range(data.offsets[i], data.offsets[i + 1]):
             seen = observations(data, step)
             time = float(data.times[step])
             singles[stay, step] = one.update(stay, time, seen)
+            # a duration since admission (pandas' timedelta) is the same time in the clock's unit (hours)
+            assert elapsed.update(stay, pd.Timedelta(hours=time), seen) == pytest.approx(singles[stay, step], abs=1e-6)
             names = list(seen)
             split.update(stay, time, {n: seen[n] for n in names[: len(names) // 2]})
             halves[stay, step] = split.update(stay, time, {n: seen[n] for n in names[len(names) // 2 :]})

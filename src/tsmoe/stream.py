@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from tsmoe.data.clock import instant_in_unit, is_instant
+from tsmoe.data.clock import DURATION_TYPES, duration_in_unit, instant_in_unit, is_instant
 from tsmoe.data.irregular import IrregularNormalizer
 from tsmoe.data.parsing import FLOAT32_MAX
 from tsmoe.data.static_columns import indicator_places
@@ -313,9 +313,11 @@ class StreamingPredictor:
         return time, dated, since, same, [*stream.observed, given] if same and stream is not None else [given]
 
     def _clock(self, entity: Any, time: Any) -> float:
-        """A time as given (a number in the clock's unit, or a timestamp) -> a finite float in the unit."""
+        """A time as given (a number in the clock's unit, a duration, or a timestamp) -> a finite float in the unit."""
         if is_instant(time):
             return instant_in_unit(time, self.time_unit, f"entity {entity!r}")
+        if isinstance(time, DURATION_TYPES):  # time since some start: a number of the clock's unit, as in a table
+            return duration_in_unit(time, self.time_unit, f"entity {entity!r}")
         if isinstance(time, bool):
             raise DataError(f"entity {entity!r}: the time {time!r} is a truth value, not a number or a timestamp")
         number = _number(time)

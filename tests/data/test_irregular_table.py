@@ -234,7 +234,7 @@ def test_times_given_as_numbers_in_one_file_and_timestamps_in_another_are_refuse
 
 
 def test_a_parquet_tables_columns_are_read_by_type_and_other_types_are_named(tmp_path):
-    """Dates, decimals, truth values and dictionary-encoded text are read; times of day, durations, lists and
+    """Dates, durations, decimals, truth values and dictionary-encoded text are read; times of day, lists and
     bytes are errors naming the column and its type (they ended in Arrow's cast errors)."""
     import datetime as dt
     import decimal
@@ -249,8 +249,11 @@ def test_a_parquet_tables_columns_are_read_by_type_and_other_types_are_named(tmp
     pq.write_table(pa.table(base), tmp_path / "good.parquet")
     data = load_irregular_table(IrregularTableParams(observations=str(tmp_path / "good.parquet"), labels=labels))
     assert data.times.tolist() == [0.0, 24.0, 0.0] and np.nanmax(data.values[:, 0]) == 3.0
+    # durations (pandas' timedelta: time since some start) are numbers of the clock's unit
+    pq.write_table(pa.table({**base, "time": pa.array([0, 5400, 1800], type=pa.duration("s"))}), tmp_path / "d.parquet")
+    elapsed = load_irregular_table(IrregularTableParams(observations=str(tmp_path / "d.parquet"), labels=labels))
+    assert elapsed.times.tolist() == [0.0, 1.5, 0.0]
     odd = [("time", [dt.time(1), dt.time(2), dt.time(3)], "time64"),
-           ("time", pa.array([1, 2, 3], type=pa.duration("s")), "duration"),
            ("value", [[1.0], [2.0], [3.0]], "list"), ("id", [b"a", b"a", b"b"], "binary")]  # fmt: skip
     for column, values, kind in odd:
         pq.write_table(pa.table({**base, column: values}), tmp_path / "odd.parquet")

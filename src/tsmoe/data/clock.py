@@ -2,7 +2,8 @@
 
 A table's timestamps and a stream's are read by the same rule, so that both give a step the same time: an
 instant is its nanoseconds since 1970-01-01 (its UTC reading if it carries a time zone, its wall-clock
-reading if it does not), divided in float64 by the unit's nanoseconds.
+reading if it does not), divided in float64 by the unit's nanoseconds. A duration (time since some start,
+as pandas' timedelta gives it) is a number of the unit: its nanoseconds divided likewise.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tsmoe.errors import DataError
 TimeUnit = Literal["seconds", "minutes", "hours", "days"]
 NANOSECONDS = {"seconds": 1e9, "minutes": 60e9, "hours": 3600e9, "days": 86400e9}
 INSTANT_TYPES = (datetime.date, np.datetime64, str)  # a datetime (and pd.Timestamp) is a date
+DURATION_TYPES = (datetime.timedelta, np.timedelta64)  # a pd.Timedelta is a timedelta
 
 
 def is_instant(value: Any) -> bool:
@@ -38,6 +40,14 @@ def instant_in_unit(value: Any, unit: TimeUnit, what: str) -> float:
     if pd.isna(stamp):
         raise DataError(f"{what}: the time is missing ({value!r})")
     return float(stamp.value) / NANOSECONDS[unit]  # .value: nanoseconds since the epoch, UTC for an aware time
+
+
+def duration_in_unit(value: Any, unit: TimeUnit, what: str) -> float:
+    """One duration (datetime.timedelta, pandas Timedelta, numpy timedelta64) -> float64 in ``unit``."""
+    length = pd.Timedelta(value)
+    if pd.isna(length):
+        raise DataError(f"{what}: the time is missing ({value!r})")
+    return float(length.value) / NANOSECONDS[unit]
 
 
 def as_given(values: np.ndarray, kind: str, unit: TimeUnit) -> np.ndarray:

@@ -156,15 +156,16 @@ def _check_columns(path: Path, columns: list[str]) -> None:
             kind = schema.field(name).type
             if not _readable(kind):
                 raise DataError(f"file '{path}', column '{name}': its type is {kind}; tsmoe reads columns of "
-                                "numbers, text, truth values, dates or timestamps")  # fmt: skip
+                                "numbers, text, truth values, dates, timestamps or durations")  # fmt: skip
 
 
 def _readable(kind: pa.DataType) -> bool:
-    """Whether a Parquet column of this type is read (numbers, text, truth values, dates, timestamps)."""
+    """Whether a Parquet column of this type is read (numbers, text, truth values, dates, timestamps, durations)."""
     if pa.types.is_dictionary(kind):
         return _readable(kind.value_type)
     checks = (pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal, pa.types.is_boolean, pa.types.is_string,
-              pa.types.is_large_string, pa.types.is_timestamp, pa.types.is_date, pa.types.is_null)  # fmt: skip
+              pa.types.is_large_string, pa.types.is_timestamp, pa.types.is_date, pa.types.is_duration,
+              pa.types.is_null)  # fmt: skip
     return any(check(kind) for check in checks)
 
 

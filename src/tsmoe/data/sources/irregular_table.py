@@ -328,16 +328,19 @@ def _same_kind(column: pa.ChunkedArray, kind: str, path: Path, name: str) -> pa.
 
 
 def clock_kind(column: pa.ChunkedArray) -> str:
-    """``"number"`` for a column of numbers (times in the clock's unit), else ``"timestamp"``."""
+    """``"number"`` for a column of numbers or durations (times in the clock's unit), else ``"timestamp"``."""
     kind = column.type
     numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind)
-    return "number" if numeric else "timestamp"
+    return "number" if numeric or pa.types.is_duration(kind) else "timestamp"
 
 
 def _clock(column: pa.ChunkedArray, path: Path, name: str, unit: TimeUnit) -> np.ndarray:
-    """A time column -> ``(R,)`` float64 in ``unit``: numbers are taken as in it, timestamps (or text
-    that parses as ISO 8601 dates) converted; NaN where missing."""
+    """A time column -> ``(R,)`` float64 in ``unit``: numbers are taken as in it, durations and timestamps
+    (or text that parses as ISO 8601 dates) converted; NaN where missing."""
     kind = column.type
+    if pa.types.is_duration(kind):  # time since some start (pandas' timedelta): its nanoseconds in the unit
+        nanoseconds = column.cast(pa.duration("ns")).cast(pa.int64())
+        return numbers(nanoseconds.cast(pa.float64())) / NANOSECONDS[unit]
     if clock_kind(column) == "number":
         return numbers(column.cast(pa.float64()))
     if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_dictionary(kind):
