@@ -16,6 +16,7 @@ import pytest
 from tsmoe import Estimator
 from tsmoe.cli import main
 from tsmoe.errors import ConfigError, DataError
+from tsmoe.paths import cache_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ["--set", "data.id_col=pump", "--set", "data.variable_col=sensor", "--set", "data.value_col=reading",
@@ -219,6 +220,9 @@ def test_a_frame_is_predicted_from_python_as_tsmoe_predict_predicts_its_file(sen
         from_frame = estimator.predict_table(pd.read_csv(observations), data_overrides=static, **options)
         for table in (from_file, from_frame):  # as the CSV holds it: times as text, numbers as written
             pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(table.to_csv(index=False))), expected)
+    cached = {p.name for p in (cache_dir() / "irregular").glob("*.npz")}
+    estimator.predict_table(pd.read_csv(observations).head(500), per_step=True)  # a frame never read before
+    assert {p.name for p in (cache_dir() / "irregular").glob("*.npz")} == cached  # leaves no cache entry behind
     dated = pd.read_csv(observations, parse_dates=["time"])  # the times as pandas timestamps: the same risks
     np.testing.assert_array_equal(estimator.predict_table(dated, per_step=True).probability,
                                   estimator.predict_table(observations, per_step=True).probability)  # fmt: skip

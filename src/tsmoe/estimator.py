@@ -764,7 +764,7 @@ class Estimator:
         with tempfile.TemporaryDirectory() as folder:
             path = frame_as_parquet(observations, Path(folder) / "observations.parquet", "the frame")
             try:
-                return predict_file(self, path, data_overrides, per_step, every, align)
+                return predict_file(self, path, data_overrides, per_step, every, align, cache=False)
             except DataError as error:  # name the frame, not the file it passed through
                 raise DataError(str(error).replace(f"file '{path}'", "the frame")) from None
 

@@ -59,11 +59,12 @@ def _stays_without_labels(folder: Path) -> IrregularSet:
     )
 
 
-def _irregular_table(estimator, path: Path, overrides: dict) -> IrregularSet:
+def _irregular_table(estimator, path: Path, overrides: dict, cache: bool = True) -> IrregularSet:
     """A table of observations read as the run read its own (column names, layout, time unit, its
-    variables matched by name), with ``overrides`` (e.g. another static table, ``until``); no labels."""
+    variables matched by name), with ``overrides`` (e.g. another static table, ``until``); no labels.
+    ``cache``: keep the prepared arrays in the cache (a file read again), or not (a frame read once)."""
     params, entry = estimator._data_params({**overrides, "observations": str(path)})
-    return load_irregular_table(entry.for_run(params, estimator.meta_), with_labels=False)
+    return load_irregular_table(entry.for_run(params, estimator.meta_), with_labels=False, cache=cache)
 
 
 def _predict_irregular(
@@ -203,12 +204,14 @@ def predict_file(
     every_step: bool = False,
     every: float | None = None,
     align: str = "start",
+    cache: bool = True,
 ) -> pd.DataFrame:
     """Predictions of a loaded :class:`~tsmoe.estimator.Estimator` for the file or folder at ``path``
     (``overrides``: ``data`` settings for reading it, for a run on a table of observations); with
     ``every_step`` (irregular data) the prediction after every step of every record, and with ``every``
     as well, those predictions read on a regular clock (:func:`on_a_clock`): multiples of ``every`` from
-    each record's start (``align="start"``), or of a table's own times (``"clock"``)."""
+    each record's start (``align="start"``), or of a table's own times (``"clock"``). ``cache`` false: a
+    table of observations is read without keeping its arrays in the cache (read once)."""
     if align not in ("start", "clock"):
         raise ConfigError(f"align is 'start' (each record's first step) or 'clock' (the table's own hours), "
                           f"got {align!r}")  # fmt: skip
@@ -219,7 +222,7 @@ def predict_file(
     if every is not None and not every_step:
         raise ConfigError("every reads the predictions after every step on a clock: it needs every_step")
     if estimator.config.data["name"] == "irregular":
-        data = _irregular_table(estimator, path, overrides or {})
+        data = _irregular_table(estimator, path, overrides or {}, cache)
         return _predict_irregular(estimator, data, estimator.data_params().id_col, every_step, every, align)
     if overrides:
         raise DataError(f"--set data.* is for runs on a table of observations (data set 'irregular'), got {overrides}")

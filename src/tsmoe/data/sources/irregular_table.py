@@ -116,19 +116,23 @@ class IrregularTable(IrregularAdapter):
         return params
 
 
-def load_irregular_table(params: IrregularTableParams, with_labels: bool = True) -> IrregularSet:
+def load_irregular_table(params: IrregularTableParams, with_labels: bool = True, cache: bool = True) -> IrregularSet:
     """The observations (and labels, unless ``with_labels`` is false: labels -1) the ``params`` name, as
-    an :class:`IrregularSet`; the arrays are cached on disk, keyed by the files' bytes and the params."""
+    an :class:`IrregularSet`; the arrays are cached on disk, keyed by the files' bytes and the params, unless
+    ``cache`` is false (a table read once, as a frame passed through a file: its entry would only pile up)."""
     files = table_files(params.observations, "data.observations")
     label_files = table_files(params.labels, "data.labels") if with_labels and params.labels else []
     if with_labels and not label_files:
         raise ConfigError("data set 'irregular' needs data.labels to train or evaluate: a table of id and label")
     static_files = table_files(params.static, "data.static") if params.static else []
-    key = hash_files(
-        [*files, *label_files, *static_files],
-        extra=json.dumps({**params.__dict__, "with_labels": with_labels}, sort_keys=True, default=str),
-    )
-    arrays = cached_arrays("irregular", key, lambda: _read(params, files, label_files, static_files))
+    if cache:
+        key = hash_files(
+            [*files, *label_files, *static_files],
+            extra=json.dumps({**params.__dict__, "with_labels": with_labels}, sort_keys=True, default=str),
+        )
+        arrays = cached_arrays("irregular", key, lambda: _read(params, files, label_files, static_files))
+    else:
+        arrays = _read(params, files, label_files, static_files)
     notes = json.loads(str(arrays["notes"]))
     for reason, count in notes.items():
         log.warning("data.observations: %s: %s", reason, count)
