@@ -15,6 +15,7 @@ import pytest
 
 from tsmoe import Estimator
 from tsmoe.cli import main
+from tsmoe.ensemble import Ensemble
 from tsmoe.errors import ConfigError, DataError
 from tsmoe.paths import cache_dir
 
@@ -236,3 +237,27 @@ def test_a_frame_is_predicted_from_python_as_tsmoe_predict_predicts_its_file(sen
         estimator.predict_table([1, 2])
     with pytest.raises(ConfigError, match="align is 'start' .* or 'clock' .*, got 'hour'"):
         estimator.predict_table(observations, every=1, align="hour")
+
+
+def test_an_ensemble_predicts_after_every_step_the_mean_of_its_members(sensor_run, tmp_path):
+    run, logs, other = sensor_run
+    second = tmp_path / "second"
+    tables = [f"data.{name}={logs / name}.csv" for name in ("observations", "labels", "static")]
+    assert main(["train", "mrmoe-irregular", "--out", str(second), *[a for t in tables for a in ("--set", t)],
+                 *COLUMNS, *TINY, "--set", "seed=1"]) == 0  # fmt: skip
+    observations, static = other / "observations.csv", {"static": str(other / "static.csv")}
+    members = [Estimator.load(folder) for folder in (run, second)]
+    for options, flags in [({"per_step": True}, ["--per-step"]), ({"every": 6}, ["--every", "6"])]:
+        written = tmp_path / "ensemble.csv"
+        assert main(["predict", str(run), str(second), str(observations), "-o", str(written), *flags,
+                     "--set", f"data.static={static['static']}"]) == 0  # fmt: skip
+        mean = pd.read_csv(written)
+        alone = [member.predict_table(observations, data_overrides=static, **options) for member in members]
+        assert len(mean) == len(alone[0]) == len(alone[1]) > 40
+        np.testing.assert_allclose(mean.probability, (alone[0].probability + alone[1].probability) / 2, atol=1e-7)
+        assert (mean.prediction == (mean.probability > 0.5)).all()
+        keys = [c for c in alone[0].columns if c not in ("probability", "prediction")]  # pump and the times
+        pd.testing.assert_frame_equal(mean[keys], pd.read_csv(io.StringIO(alone[0][keys].to_csv(index=False))))
+        from_frame = Ensemble.load([run, second]).predict_table(pd.read_csv(observations), data_overrides=static,
+                                                                **options)  # fmt: skip
+        pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(from_frame.to_csv(index=False))), mean)

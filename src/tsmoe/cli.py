@@ -277,16 +277,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
     _check_calibration(args, levels)
     if args.calibration == "rolling" and args.after_data:
         raise ConfigError("--calibration rolling calibrates on the input's own recent windows; --after-data has none")
-    if args.per_step and (len(runs) != 1 or args.after_data):
-        raise ConfigError("--per-step takes one run and an input table (RUN INPUT)")
+    if args.per_step and (not runs or args.after_data):
+        raise ConfigError("--per-step takes runs and an input table (RUN [RUN ...] INPUT)")
     if args.after_data:  # every path is a run: forecast what follows each run's own data set
         estimators = Ensemble.load(args.paths).members if len(args.paths) > 1 else [Estimator.load(last)]
         frames = [estimator.forecast() for estimator in estimators]
         frame = mean_prediction(frames, estimators[0].meta_["task"], "--after-data", key_columns(estimators[0]))
     elif not runs:
         raise ConfigError("tsmoe predict needs a run folder and an input (RUN INPUT), or --after-data")
-    elif len(runs) > 1:
-        frame = predict_file_ensemble(Ensemble.load(runs).members, Path(last), overrides)
+    elif len(runs) > 1:  # an ensemble's mean, per entity or after every step
+        frame = predict_file_ensemble(
+            Ensemble.load(runs).members, Path(last), overrides, args.per_step, args.every, args.align
+        )
     else:
         frame = predict_file(Estimator.load(runs[0]), Path(last), overrides, args.per_step, args.every, args.align)
     if levels:

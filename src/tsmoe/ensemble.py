@@ -9,6 +9,7 @@ statistics, so members with different scalings mix correctly.
 >>> ensemble = Ensemble.load(["runs/mrmoe-s0", "runs/mrmoe-s1", "runs/mrmoe-s2"])
 >>> ensemble.evaluate()         # {'ensemble': {'auroc': ...}, 'members': [{'auroc': ...}, ...]}
 >>> ensemble.predict_proba()    # (N, 2), the test split's items in order
+>>> ensemble.predict_table("new_obs.csv", per_step=True)  # the mean risk after every step of every entity
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 import torch
 
 from tsmoe.data.prepared import SplitChoice
 from tsmoe.data.splits import same_items
 from tsmoe.errors import ConfigError, DataError
 from tsmoe.estimator import Estimator
+from tsmoe.predict import predict_table
 from tsmoe.tasks import ClassificationTask, Task, get_task
 
 Part = Literal["test", "validation"]
@@ -182,3 +185,16 @@ class Ensemble:
         if isinstance(task, ClassificationTask):  # labels of the members' mean (N, K) table
             return task.table_labels(torch.from_numpy(self.predict_proba(data, split, data_overrides))).numpy()
         return np.mean([member.predict(data, split, data_overrides) for member in self.members], axis=0)
+
+    def predict_table(
+        self,
+        observations: str | Path | pd.DataFrame,
+        per_step: bool = False,
+        every: float | None = None,
+        align: str = "start",
+        data_overrides: dict[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        """What ``tsmoe predict RUN RUN ... INPUT`` writes: :meth:`Estimator.predict_table` of every member,
+        averaged row by row (classes from the mean probabilities); after every step (``per_step``, ``every``)
+        the members must read the same steps and times."""
+        return predict_table(self.members, observations, per_step, every, align, data_overrides)

@@ -33,7 +33,6 @@ from tsmoe.data.prepared import PreparedData, SplitChoice
 from tsmoe.data.registry import get_dataset
 from tsmoe.data.sampling import data_step
 from tsmoe.data.series import SeriesSet
-from tsmoe.data.table_files import frame_as_parquet
 from tsmoe.errors import ConfigError, DataError, TrainingError, TrainingInterrupted
 from tsmoe.forecast import forecast_data_set, forecast_table, rolling_interval_widths
 from tsmoe.intervals import check_calibration, check_levels, with_interval_columns
@@ -41,7 +40,7 @@ from tsmoe.models.output import unpack
 from tsmoe.models.registry import build_model
 from tsmoe.params import build_dataclass
 from tsmoe.paths import launch_rank
-from tsmoe.predict import check_clock, predict_file
+from tsmoe.predict import predict_table
 from tsmoe.tasks import classification_task, get_task, monitor_mode
 from tsmoe.training.calibration import check_calibration_method
 from tsmoe.training.numerics import flushed_subnormals
@@ -749,24 +748,7 @@ class Estimator:
         (another static table, ``until``). For a PhysioNet run, a folder of stays; for a forecaster, a CSV
         of series (a frame: :meth:`forecast`)."""
         self._check_fitted()
-        if every is not None:  # a clock reads the predictions after every step
-            check_clock(every)
-            per_step = True
-        if isinstance(observations, str | Path):
-            return predict_file(self, Path(observations), data_overrides, per_step, every, align)
-        if not isinstance(observations, pd.DataFrame):
-            raise DataError(f"predict_table reads a path or a pandas DataFrame, got {type(observations).__name__}")
-        if self.config.data["name"] != "irregular":
-            raise ConfigError(
-                "predict_table reads a frame as a table of observations (data set 'irregular'); "
-                "a forecaster forecasts a frame of series with forecast(frame)"
-            )
-        with tempfile.TemporaryDirectory() as folder:
-            path = frame_as_parquet(observations, Path(folder) / "observations.parquet", "the frame")
-            try:
-                return predict_file(self, path, data_overrides, per_step, every, align, cache=False)
-            except DataError as error:  # name the frame, not the file it passed through
-                raise DataError(str(error).replace(f"file '{path}'", "the frame")) from None
+        return predict_table([self], observations, per_step, every, align, data_overrides)
 
     def stream(self, interval: bool = False) -> Any:
         """A :class:`tsmoe.stream.StreamingPredictor`: predictions updated one observation at a time, for

@@ -10,13 +10,16 @@
   text reads it from the file's text column.
 
 With several runs (``tsmoe predict RUN RUN ... INPUT``, :func:`predict_file_ensemble`) the table is the
-same, holding the members' mean probabilities (and the class they give) or mean forecasts.
+same, holding the members' mean probabilities (and the class they give) or mean forecasts, after every step
+too. :func:`predict_table` is the same from Python (``Estimator.predict_table``, ``Ensemble.predict_table``),
+from a path or a pandas frame of observations.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,7 @@ from tsmoe.data.csv_files import read_csv_checked
 from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, IrregularSet, collate_irregular
 from tsmoe.data.sources.irregular_table import load_irregular_table
 from tsmoe.data.sources.physionet2012 import STATIC, VARIABLES, load_physionet2012, stay_rows, stays_to_steps
+from tsmoe.data.table_files import frame_as_parquet
 from tsmoe.errors import ConfigError, DataError
 from tsmoe.forecast import TEXT_COLUMN, forecast_table, key_columns, text_column
 from tsmoe.forecast import rolling_interval_widths as forecast_rolling_widths
@@ -249,11 +253,65 @@ def rolling_interval_widths(
 KEYS = ("record_id", "unique_id", "row", "step", "ds")  # the columns that name what a row predicts
 
 
-def predict_file_ensemble(estimators: list, path: Path, overrides: dict | None = None) -> pd.DataFrame:
+def predict_file_ensemble(
+    estimators: list,
+    path: Path,
+    overrides: dict | None = None,
+    every_step: bool = False,
+    every: float | None = None,
+    align: str = "start",
+    cache: bool = True,
+) -> pd.DataFrame:
     """The table of :func:`predict_file` for an ensemble: each member predicts, then probabilities (or
-    regression values, or forecasts) are averaged row by row; classes come from the mean probabilities."""
-    return mean_prediction([predict_file(estimator, path, overrides) for estimator in estimators],
-                           estimators[0].meta_["task"], f"input '{path}'", key_columns(estimators[0]))  # fmt: skip
+    regression values, or forecasts) are averaged row by row; classes come from the mean probabilities.
+    After every step (``every_step``, ``every``) the rows are each step's, or each clock time's, of every
+    entity, and the members must give the same ones (the same times, since the start too)."""
+    frames = [predict_file(estimator, path, overrides, every_step, every, align, cache) for estimator in estimators]
+    unit = getattr(estimators[0].data_params(), "time_unit", "hours")
+    id_column, time_column = key_columns(estimators[0])
+    since = f"{unit}_since_start"  # the clock's columns: each row's time and its step's (step_...)
+    keys = (id_column, "record_id", time_column, since, f"step_{time_column}", f"step_{since}")
+    return mean_prediction(frames, estimators[0].meta_["task"], f"input '{path}'", keys)
+
+
+def predict_table(
+    estimators: list,
+    observations: str | Path | pd.DataFrame,
+    per_step: bool = False,
+    every: float | None = None,
+    align: str = "start",
+    overrides: dict | None = None,
+) -> pd.DataFrame:
+    """What ``tsmoe predict`` writes for one run, or for the mean of several (``estimators``), from a
+    file or folder, or from a pandas frame of observations (a run on a table of observations): the frame is
+    written as Parquet in a temporary folder, read by the same rules as a file and not cached; an error names
+    the frame's column and row. ``every`` implies ``per_step``."""
+    if every is not None:  # a clock reads the predictions after every step
+        check_clock(every)
+        per_step = True
+    if isinstance(observations, str | Path):
+        return _predict_path(estimators, Path(observations), overrides, per_step, every, align, cache=True)
+    if not isinstance(observations, pd.DataFrame):
+        raise DataError(f"predict_table reads a path or a pandas DataFrame, got {type(observations).__name__}")
+    if estimators[0].config.data["name"] != "irregular":
+        raise ConfigError(
+            "predict_table reads a frame as a table of observations (data set 'irregular'); "
+            "a forecaster forecasts a frame of series with forecast(frame)"
+        )
+    with tempfile.TemporaryDirectory() as folder:
+        path = frame_as_parquet(observations, Path(folder) / "observations.parquet", "the frame")
+        try:
+            return _predict_path(estimators, path, overrides, per_step, every, align, cache=False)
+        except DataError as error:  # name the frame, not the file it passed through
+            raise DataError(str(error).replace(f"file '{path}'", "the frame")) from None
+
+
+def _predict_path(
+    estimators: list, path: Path, overrides: dict | None, per_step: bool, every: float | None, align: str, cache: bool
+) -> pd.DataFrame:
+    if len(estimators) == 1:
+        return predict_file(estimators[0], path, overrides, per_step, every, align, cache)
+    return predict_file_ensemble(estimators, path, overrides, per_step, every, align, cache)
 
 
 def mean_prediction(
