@@ -16,6 +16,7 @@ import pytest
 from tsmoe import Estimator
 from tsmoe.cli import main
 from tsmoe.ensemble import Ensemble
+from tsmoe.ensemble_stream import EnsembleStream
 from tsmoe.errors import ConfigError, DataError
 from tsmoe.paths import cache_dir
 
@@ -261,3 +262,21 @@ def test_an_ensemble_predicts_after_every_step_the_mean_of_its_members(sensor_ru
         from_frame = Ensemble.load([run, second]).predict_table(pd.read_csv(observations), data_overrides=static,
                                                                 **options)  # fmt: skip
         pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(from_frame.to_csv(index=False))), mean)
+    # the ensemble's stream: after each reading of two pumps, the mean risk the per-step table holds
+    per_step = Ensemble.load([run, second]).predict_table(observations, per_step=True, data_overrides=static)
+    log = pd.read_csv(observations, parse_dates=["time"])
+    descriptors = pd.read_csv(other / "static.csv").set_index("pump")
+    stream = Ensemble.load([run, second]).stream()
+    for pump in log.pump.unique()[:2]:
+        stream.open(pump, static={k: v for k, v in descriptors.loc[pump].items() if pd.notna(v)})
+        rows = log[log.pump == pump]
+        answers = [stream.update(pump, row.time, {row.sensor: row.reading}) for row in rows.itertuples()]
+        last = pd.Series(answers, index=rows.time).groupby(level=0).last()  # readings at one time: one step
+        np.testing.assert_allclose(last.to_numpy(), per_step[per_step.pump == pump].probability, atol=1e-6)
+    with pytest.raises(DataError, match="is not one of the run's"):  # refused by the first member: no change
+        stream.update(pump, rows.time.iloc[-1], {"humidity": 1.0})
+    assert len(stream) == 2 and all(len(member) == 2 for member in stream.streams)
+    other_sensors = members[1].stream()
+    other_sensors.variables = [*other_sensors.variables, "humidity"]  # as a run trained on another table
+    with pytest.raises(ConfigError, match="ensemble members read updates differently: a and b differ in variables"):
+        EnsembleStream([members[0].stream(), other_sensors], ["a", "b"])

@@ -10,6 +10,7 @@ statistics, so members with different scalings mix correctly.
 >>> ensemble.evaluate()         # {'ensemble': {'auroc': ...}, 'members': [{'auroc': ...}, ...]}
 >>> ensemble.predict_proba()    # (N, 2), the test split's items in order
 >>> ensemble.predict_table("new_obs.csv", per_step=True)  # the mean risk after every step of every entity
+>>> ensemble.stream().update("pump-7", 0.5, {"vibration": 2.1})   # ... and as observations arrive
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 
 from tsmoe.data.prepared import SplitChoice
 from tsmoe.data.splits import same_items
+from tsmoe.ensemble_stream import EnsembleStream
 from tsmoe.errors import ConfigError, DataError
 from tsmoe.estimator import Estimator
 from tsmoe.predict import predict_table
@@ -198,3 +200,9 @@ class Ensemble:
         averaged row by row (classes from the mean probabilities); after every step (``per_step``, ``every``)
         the members must read the same steps and times."""
         return predict_table(self.members, observations, per_step, every, align, data_overrides)
+
+    def stream(self, interval: bool = False) -> EnsembleStream:
+        """The members' streams as one (:class:`tsmoe.ensemble_stream.EnsembleStream`): each update answered
+        by the members' mean, as :meth:`predict_table` gives it after every step; with ``interval`` (runs
+        calibrated with Venn-Abers) each as ``Risk(probability, low, high)``, the ends averaged too."""
+        return EnsembleStream([member.stream(interval) for member in self.members], self.names)
