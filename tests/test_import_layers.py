@@ -31,7 +31,7 @@ LAYERS: dict[str, int] = {
     "tsmoe.metrics": 3, "tsmoe.tasks": 3, "tsmoe.config": 3,
     "tsmoe.training": 4,
     "tsmoe.estimator": 5, "tsmoe.forecast": 5, "tsmoe.predict": 5, "tsmoe.ensemble": 5, "tsmoe.stream": 5,
-    "tsmoe.ensemble_stream": 5,
+    "tsmoe.ensemble_stream": 5, "tsmoe.stream_rows": 5,
     "tsmoe.intervals": 5,
     "tsmoe.cli": 6, "tsmoe.analysis": 6, "tsmoe.experiments": 6, "tsmoe.tuning": 6, "tsmoe": 6,
 }  # fmt: skip

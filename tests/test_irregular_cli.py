@@ -280,3 +280,38 @@ def test_an_ensemble_predicts_after_every_step_the_mean_of_its_members(sensor_ru
     other_sensors.variables = [*other_sensors.variables, "humidity"]  # as a run trained on another table
     with pytest.raises(ConfigError, match="ensemble members read updates differently: a and b differ in variables"):
         EnsembleStream([members[0].stream(), other_sensors], ["a", "b"])
+
+
+def test_tsmoe_stream_answers_every_row_as_predict_per_step_and_reads_a_pipe(
+    sensor_run, tmp_path, monkeypatch, capsys, caplog
+):
+    run, _, other = sensor_run
+    log = pd.read_csv(other / "observations.csv")
+    first = log[log.pump.isin(log.pump.unique()[:3])].sort_values(["pump", "time"], kind="stable")
+    rows = tmp_path / "rows.csv"
+    first.to_csv(rows, index=False)
+    static = ["--set", f"data.static={other / 'static.csv'}"]
+    streamed, per_step = tmp_path / "streamed.csv", tmp_path / "steps.csv"
+    assert main(["stream", str(run), str(rows), "-o", str(streamed), *static]) == 0
+    assert main(["predict", str(run), str(rows), "--per-step", "-o", str(per_step), *static]) == 0
+    answers, steps = pd.read_csv(streamed), pd.read_csv(per_step)
+    assert list(answers.columns) == ["pump", "time", "probability"] and len(answers) == len(first)
+    after_each_step = answers.groupby(["pump", "time"], sort=False).probability.last().reset_index()  # one step
+    np.testing.assert_allclose(after_each_step.probability, steps.probability, atol=1e-6)
+    assert (after_each_step.time.to_numpy() == steps.time.to_numpy()).all()
+    # from a pipe (standard input) to standard output, a bad row skipped and named
+    bad = rows.read_text().splitlines()
+    bad.insert(3, f"{first.pump.iloc[0]},{first.time.iloc[0]},humidity,1.0")
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(bad) + "\n"))
+    capsys.readouterr()
+    assert main(["stream", str(run), "-", "--skip-bad-rows", *static]) == 0
+    out, err = capsys.readouterr()
+    assert pd.read_csv(io.StringIO(out)).probability.tolist() == answers.probability.tolist()
+    assert "input line 4 skipped: entity" in caplog.text and "(0 without a reading, 1 skipped)" in err
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(bad) + "\n"))
+    assert main(["stream", str(run), "-", *static]) == 2  # without --skip-bad-rows: stopped, the line named
+    assert "tsmoe: error: input line 4: entity" in capsys.readouterr().err
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(rows.read_bytes() + "pump-00001,2026-01-01 00:00:00,temp\u00e9rature,1\n".encode("latin-1"))
+    assert main(["stream", str(run), str(latin), "-o", str(tmp_path / "out.csv")]) == 2
+    assert "the input is not UTF-8 text" in capsys.readouterr().err

@@ -7,6 +7,7 @@ tsmoe evaluate RUN_DIR [--set data.root=DIR ...] [--split default|all] [--part t
 tsmoe evaluate RUN_DIR RUN_DIR ... [--out ENSEMBLE.json]   (a deep ensemble: mean probabilities or forecasts)
 tsmoe predict RUN_DIR [RUN_DIR ...] INPUT -o OUTPUT.csv [--set data.KEY=VALUE ...] [--per-step]
               [--every H [--align clock]] [--intervals 0.9] [--calibration validation|rolling] [--calibration-windows N]
+tsmoe stream RUN_DIR [RUN_DIR ...] INPUT|- [-o OUTPUT.csv] [--interval] [--set data.static=FILE] [--skip-bad-rows]
 tsmoe report RUN_DIR
 tsmoe compare RUN_A RUN_B [--part test|validation] [--json]      (a side may be RUN+RUN+...: an ensemble)
 tsmoe calibrate RUN_DIR [--method temperature|venn_abers]
@@ -305,6 +306,49 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stream(args: argparse.Namespace) -> int:
+    """Rows of observations read a line at a time (a file, or ``-``: standard input, a pipe), each answered by
+    a line of predictions as soon as it is read (:mod:`tsmoe.stream_rows`)."""
+    from contextlib import nullcontext
+
+    from tsmoe.ensemble import Ensemble
+    from tsmoe.estimator import Estimator
+    from tsmoe.stream_rows import answer_columns, layout_of, static_lookup, stream_rows
+
+    *runs, source = args.paths
+    if not runs:
+        raise ConfigError("tsmoe stream needs run folders and an input (RUN [RUN ...] INPUT; - reads standard input)")
+    overrides = _data_overrides(args.set)
+    if set(overrides) - {"static"}:
+        raise ConfigError(f"tsmoe stream takes --set data.static=FILE only, got {sorted(overrides)}")
+    if source != "-" and not Path(source).is_file():
+        raise ConfigError(f"input '{source}' is not a file (give a CSV file, or - to read standard input)")
+    if args.output is not None:
+        check_output_file(Path(args.output), [Path(source)] if source != "-" else [])
+    estimator = Estimator.load(runs[0])
+    if estimator.config.data["name"] != "irregular":
+        raise ConfigError(
+            f"tsmoe stream reads rows of a table of observations: a run on data set 'irregular'; {runs[0]} is on "
+            f"'{estimator.config.data['name']}' (from Python, Estimator.stream() streams any MR-MoE run)"
+        )
+    stream = Ensemble.load(runs).stream(args.interval) if len(runs) > 1 else estimator.stream(args.interval)
+    layout = layout_of(estimator)
+    columns = answer_columns(estimator.meta_["task"], estimator.meta_["dims"].get("n_classes", 2), args.interval)
+    static = static_lookup(overrides.get("static"), layout.id_col)
+    with (  # standard input and output are the caller's: used, not closed
+        nullcontext(sys.stdin) if source == "-" else open(source, newline="", encoding="utf-8-sig") as lines,
+        nullcontext(sys.stdout) if args.output is None else open(args.output, "w", newline="") as out,
+    ):
+        try:
+            counts = stream_rows(stream, lines, out, layout, columns, static, args.skip_bad_rows)
+        except BrokenPipeError:  # the reader went away (| head): stop quietly, as a filter does
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+            return 0
+    print(f"streamed {counts['answered']} answers for {counts['rows']} rows ({counts['without a reading']} without "
+          f"a reading, {counts['skipped']} skipped)", file=sys.stderr)  # fmt: skip
+    return 0
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """Calibrate a trained classifier on its validation split (a temperature, or a Venn-Abers map) and keep it
     in the run."""
@@ -511,6 +555,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="runs on a table of observations: how to read INPUT (e.g. data.static=FILE, data.until=6)",
     )
     predict.set_defaults(func=cmd_predict)
+
+    stream = sub.add_parser(
+        "stream", help="predict after every row of observations as it is read (a file, or - for a pipe)"
+    )
+    stream.add_argument(
+        "paths",
+        nargs="+",
+        metavar="RUN [RUN ...] INPUT",
+        help="one run folder on data set 'irregular', or several (their mean), then a CSV of observations in the "
+        "run's columns and layout, or - to read standard input (e.g. tail -f log.csv | tsmoe stream RUN -)",
+    )
+    stream.add_argument("-o", "--output", help="CSV to write (default: standard output, a line per answer)")
+    stream.add_argument(
+        "--interval", action="store_true", help="a Venn-Abers run: probability_low and probability_high too"
+    )
+    stream.add_argument(
+        "--skip-bad-rows",
+        action="store_true",
+        help="skip a row the stream refuses (a time going back, an unknown variable), with a warning naming its "
+        "line, instead of stopping",
+    )
+    stream.add_argument(
+        "--set", action="append", default=[], metavar="data.static=FILE", help="the entities' static descriptors"
+    )
+    stream.set_defaults(func=cmd_stream)
 
     report = sub.add_parser("report", help="write report.html: training, experts, routing, attention")
     report.add_argument("run_dir")

@@ -52,6 +52,11 @@ class EnsembleStream:
     def __len__(self) -> int:
         return len(self.streams[0])
 
+    @property
+    def entities(self) -> dict[Any, Any]:
+        """The open entities (the first member's; every member holds the same ones)."""
+        return self.streams[0].entities
+
     def update(self, entity: Any, time: Any, observations: Mapping[str, float]) -> Any:
         """The members' mean answer after ``observations`` of ``entity`` at ``time``."""
         return self.update_many([(entity, time, observations)])[0]
