@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -115,23 +115,8 @@ def stream_rows(
     """Feed the CSV ``lines`` (header first) to ``stream`` row by row, writing each answer to ``out`` as it
     comes, under ``columns`` (:func:`answer_columns`; module docstring). Returns the counts: rows read,
     answered, without a reading, skipped."""
-    try:
-        return _stream_rows(stream, lines, out, layout, columns, static, skip_bad_rows)
-    except csv.Error as error:  # a line the CSV reader cannot split (a NUL byte, a field past its limit)
-        raise DataError(f"the input is not readable CSV: {error}") from None
-
-
-def _stream_rows(
-    stream: Any,
-    lines: Iterable[str],
-    out: TextIO,
-    layout: RowLayout,
-    columns: list[str],
-    static: dict[str, dict[str, str]],
-    skip_bad_rows: bool,
-) -> dict[str, int]:
     rows = csv.DictReader(_numbered(lines, counter := {"line": 0}))
-    header = rows.fieldnames
+    header = _readable(lambda: rows.fieldnames)
     if header is None:
         raise DataError("the input is empty: it needs a header line")
     layout.check(list(header))
@@ -139,7 +124,7 @@ def _stream_rows(
     writer.writerow([layout.id_col, layout.time_col, *columns])
     out.flush()
     counts = {"rows": 0, "answered": 0, "without a reading": 0, "skipped": 0}
-    for row in rows:
+    for row in _read_rows(rows):
         counts["rows"] += 1
         line = counter["line"]
         entity, time = (row.get(layout.id_col) or "").strip(), (row.get(layout.time_col) or "").strip()
@@ -165,6 +150,20 @@ def _stream_rows(
         out.flush()  # the answer as soon as the row is read: a monitor downstream sees it now
         counts["answered"] += 1
     return counts
+
+
+def _readable(read: Callable[[], Any]) -> Any:
+    """``read()``, with a line the CSV reader cannot split (a NUL byte, a field past its limit) an error."""
+    try:
+        return read()
+    except csv.Error as error:
+        raise DataError(f"the input is not readable CSV: {error}") from None
+
+
+def _read_rows(rows: csv.DictReader) -> Iterator[dict[str, str]]:
+    """The reader's rows, each read as :func:`_readable` reads."""
+    while (row := _readable(lambda: next(rows, None))) is not None:
+        yield row
 
 
 def _numbered(lines: Iterable[str], counter: dict[str, int]) -> Iterator[str]:
