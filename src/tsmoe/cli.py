@@ -261,7 +261,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from tsmoe.ensemble import Ensemble
     from tsmoe.estimator import Estimator
     from tsmoe.forecast import key_columns
-    from tsmoe.predict import check_clock, mean_prediction, predict_file, predict_file_ensemble
+    from tsmoe.predict import check_clock, mean_prediction, predict_table
 
     *runs, last = args.paths
     out = Path(args.output)
@@ -286,12 +286,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         frame = mean_prediction(frames, estimators[0].meta_["task"], "--after-data", key_columns(estimators[0]))
     elif not runs:
         raise ConfigError("tsmoe predict needs a run folder and an input (RUN INPUT), or --after-data")
-    elif len(runs) > 1:  # an ensemble's mean, per entity or after every step
-        frame = predict_file_ensemble(
-            Ensemble.load(runs).members, Path(last), overrides, args.per_step, args.every, args.align
-        )
-    else:
-        frame = predict_file(Estimator.load(runs[0]), Path(last), overrides, args.per_step, args.every, args.align)
+    else:  # one run, or an ensemble's mean; per entity or after every step
+        estimators = Ensemble.load(runs).members if len(runs) > 1 else [Estimator.load(runs[0])]
+        frame = predict_table(estimators, Path(last), args.per_step, args.every, args.align, overrides)
     if levels:
         from tsmoe.intervals import with_interval_columns
         from tsmoe.predict import rolling_interval_widths

@@ -9,10 +9,10 @@
   gives back): the next ``horizon`` steps of each series, or one forecast per window; a model that reads
   text reads it from the file's text column.
 
-With several runs (``tsmoe predict RUN RUN ... INPUT``, :func:`predict_file_ensemble`) the table is the
+With several runs (``tsmoe predict RUN RUN ... INPUT``, :func:`predict_table`) the table is the
 same, holding the members' mean probabilities (and the class they give) or mean forecasts, after every step
-too. :func:`predict_table` is the same from Python (``Estimator.predict_table``, ``Ensemble.predict_table``),
-from a path or a pandas frame of observations.
+too; from Python the same (``Estimator.predict_table``, ``Ensemble.predict_table``), from a path or a pandas
+frame of observations.
 """
 
 from __future__ import annotations
@@ -253,27 +253,6 @@ def rolling_interval_widths(
 KEYS = ("record_id", "unique_id", "row", "step", "ds")  # the columns that name what a row predicts
 
 
-def predict_file_ensemble(
-    estimators: list,
-    path: Path,
-    overrides: dict | None = None,
-    every_step: bool = False,
-    every: float | None = None,
-    align: str = "start",
-    cache: bool = True,
-) -> pd.DataFrame:
-    """The table of :func:`predict_file` for an ensemble: each member predicts, then probabilities (or
-    regression values, or forecasts) are averaged row by row; classes come from the mean probabilities.
-    After every step (``every_step``, ``every``) the rows are each step's, or each clock time's, of every
-    entity, and the members must give the same ones (the same times, since the start too)."""
-    frames = [predict_file(estimator, path, overrides, every_step, every, align, cache) for estimator in estimators]
-    unit = getattr(estimators[0].data_params(), "time_unit", "hours")
-    id_column, time_column = key_columns(estimators[0])
-    since = f"{unit}_since_start"  # the clock's columns: each row's time and its step's (step_...)
-    keys = (id_column, "record_id", time_column, since, f"step_{time_column}", f"step_{since}")
-    return mean_prediction(frames, estimators[0].meta_["task"], f"input '{path}'", keys)
-
-
 def predict_table(
     estimators: list,
     observations: str | Path | pd.DataFrame,
@@ -309,9 +288,18 @@ def predict_table(
 def _predict_path(
     estimators: list, path: Path, overrides: dict | None, per_step: bool, every: float | None, align: str, cache: bool
 ) -> pd.DataFrame:
-    if len(estimators) == 1:
-        return predict_file(estimators[0], path, overrides, per_step, every, align, cache)
-    return predict_file_ensemble(estimators, path, overrides, per_step, every, align, cache)
+    """:func:`predict_file` for one run; for an ensemble, each member's table, then probabilities (or
+    regression values, or forecasts) averaged row by row and classes from the mean probabilities. After every
+    step the rows are each step's, or each clock time's, of every entity: the members must give the same ones
+    (the same times, since the start too)."""
+    frames = [predict_file(estimator, path, overrides, per_step, every, align, cache) for estimator in estimators]
+    if len(frames) == 1:
+        return frames[0]
+    unit = getattr(estimators[0].data_params(), "time_unit", "hours")
+    id_column, time_column = key_columns(estimators[0])
+    since = f"{unit}_since_start"  # the clock's columns: each row's time and its step's (step_...)
+    keys = (id_column, "record_id", time_column, since, f"step_{time_column}", f"step_{since}")
+    return mean_prediction(frames, estimators[0].meta_["task"], f"input '{path}'", keys)
 
 
 def mean_prediction(

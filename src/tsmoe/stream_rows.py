@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import numpy as np
-import pandas as pd
 
+from tsmoe.data.table_files import file_columns, read_table, table_files
 from tsmoe.errors import DataError
 from tsmoe.stream import Risk
 
@@ -69,27 +69,21 @@ def layout_of(estimator: Any) -> RowLayout:
 
 
 def static_lookup(path: str | None, id_col: str) -> dict[str, dict[str, str]]:
-    """A static table (CSV or Parquet) as ``{id: {column: cell}}``, cells as text (empty ones left out), for
-    :meth:`tsmoe.stream.StreamingPredictor.open` to read by the run's rules."""
-    if path is None:
-        return {}
-    try:  # empty cells and the usual NA spellings are missing, as in a table
-        parquet = str(path).lower().endswith((".parquet", ".pq"))
-        frame = pd.read_parquet(path) if parquet else pd.read_csv(path, dtype=str)
-    except (OSError, ValueError) as error:
-        raise DataError(f"data.static '{path}': not a readable table ({error})") from None
-    if id_col not in frame.columns:
-        raise DataError(f"data.static '{path}' has no column '{id_col}'; it has {list(frame.columns)}")
+    """A static table (a CSV or Parquet file, or a folder of them) read as a table's files are
+    (:mod:`tsmoe.data.table_files`: the same NA spellings, IDs as text), as ``{id: {column: cell}}`` with every
+    cell as text and empty ones left out, for :meth:`tsmoe.stream.StreamingPredictor.open` to read by the
+    run's rules."""
     lookup: dict[str, dict[str, str]] = {}
-    for record in frame.to_dict("records"):
-        entity = str(record.pop(id_col))
-        lookup[entity] = {k: str(v) for k, v in record.items() if not _missing(v) and str(v).strip()}
+    if path is None:
+        return lookup
+    for file in table_files(path, "data.static"):
+        columns = file_columns(file)
+        table = read_table(file, [id_col, *(c for c in columns if c != id_col)], text=tuple(columns))
+        cells = {name: table[name].to_pylist() for name in table.column_names}
+        for row, entity in enumerate(cells.pop(id_col)):
+            if entity is not None:
+                lookup[entity] = {name: column[row] for name, column in cells.items() if column[row]}
     return lookup
-
-
-def _missing(cell: Any) -> bool:
-    """A missing cell of a table read by pandas (NaN, None, NA, NaT)."""
-    return cell is None or cell is pd.NA or cell is pd.NaT or (isinstance(cell, float) and cell != cell)
 
 
 def answer_columns(task: str, classes: int, interval: bool) -> list[str]:

@@ -55,8 +55,6 @@ def frame_as_parquet(frame: pd.DataFrame, path: Path, role: str) -> Path:
     """``frame`` written as the Parquet file ``path`` (its columns as pandas types them, the index left out),
     so that a frame is read as a file of the same table would be; a column whose cells are of several
     kinds (numbers and text) is an error naming it (``role`` names the frame)."""
-    if not isinstance(frame, pd.DataFrame):
-        raise DataError(f"{role}: expected a pandas DataFrame or a path, got {type(frame).__name__}")
     names = [str(name) for name in frame.columns]
     if len(set(names)) != len(names):
         raise DataError(f"{role}: column names repeat ({names})")
