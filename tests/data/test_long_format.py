@@ -1,5 +1,7 @@
 """The long-format API refuses every kind of bad input with a tsmoe error naming column and row."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -112,3 +114,31 @@ def test_lookback_plus_horizon_longer_than_series():
 
 def test_errors_are_tsmoe_errors():
     assert issubclass(DataError, TsmoeError)
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        pd.array([1, None, 3, 4, 5, 6] * 2, dtype="Int64"),  # a nullable integer column's NA
+        [1.0, np.nan, 3.0, 4.0, 5.0, 6.0] * 2,  # an empty cell of a CSV of steps
+        pd.Series([1, None, 3, 4, 5, 6] * 2, dtype=object),
+        pd.to_datetime(["2024-01-01", None, "2024-01-03", "2024-01-04", "2024-01-05", "2024-01-06"] * 2),
+    ],
+)
+def test_a_missing_timestamp_is_named_as_missing_whatever_the_columns_type(column):
+    with pytest.raises(DataError, match="column 'ds', row 2: the timestamp is missing"):
+        from_long_dataframe(frame().assign(ds=column))
+
+
+def test_steps_beyond_64_bit_integers_are_refused():
+    for steps in (np.array([1, 2, 3, 4, 5, 2**63 + 5] * 2, dtype=np.uint64), [1.0, 2.0, 3.0, 4.0, 5.0, 1e30] * 2):
+        with pytest.raises(DataError, match="column 'ds', row 6: the step .* is beyond the range of 64-bit integers"):
+            from_long_dataframe(frame().assign(ds=steps))
+
+
+def test_zoned_dates_of_a_datetime_column_are_read_in_utc_without_a_warning():
+    zoned = frame().assign(ds=frame()["ds"].dt.tz_localize("Europe/Paris"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data = from_long_dataframe(zoned)
+    assert data.series[0].timestamps[0] == np.datetime64("2023-12-31T23:00")

@@ -1,7 +1,8 @@
 """Property-based: any long-format frame or CSV either loads with every row kept, or raises a tsmoe error.
 
-Hypothesis draws frames with random NaNs, duplicated and unsorted timestamps, huge and tiny values,
-empty and non-ASCII text, and wrong dtypes. Never a raw pandas or numpy traceback, never a dropped row.
+Hypothesis draws frames with random NaNs, duplicated and unsorted timestamps (also as typed columns:
+nullable integers with NA, dates with NaT, zoned dates, unsigned steps), huge and tiny values, empty and
+non-ASCII text, and wrong dtypes. Never a raw pandas or numpy traceback, never a dropped row.
 """
 
 from __future__ import annotations
@@ -57,7 +58,26 @@ def long_frames(draw) -> pd.DataFrame:
         columns["y"] = draw(st.lists(st.floats(-1e30, 1e30), min_size=n, max_size=n))
         columns["x1"] = draw(st.lists(st.floats(-1e30, 1e30), min_size=n, max_size=n))
         columns["note"] = draw(st.lists(st.one_of(st.text(max_size=30), st.none()), min_size=n, max_size=n))
-    return pd.DataFrame(columns)
+    frame = pd.DataFrame(columns)
+    return _typed_times(frame, draw(st.sampled_from(["as drawn", "Int64", "datetime64", "zoned", "uint64"])))
+
+
+def _typed_times(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """The time column as a typed column, where its cells allow (a nullable integer column with NA, dates
+    with NaT, zoned dates, unsigned steps), as pandas gives them from Parquet or a user's own frame."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if kind == "Int64":
+                frame["ds"] = frame["ds"].astype("Int64")
+            elif kind == "uint64":
+                frame["ds"] = frame["ds"].astype("uint64")
+            elif kind in ("datetime64", "zoned"):
+                dates = pd.to_datetime(frame["ds"], errors="raise")
+                frame["ds"] = dates.dt.tz_localize("Europe/Paris") if kind == "zoned" else dates
+    except (TypeError, ValueError, OverflowError):
+        pass  # not possible for these cells: the column as drawn
+    return frame
 
 
 def check_loaded(series_set, n_rows: int, with_covariate: bool) -> None:

@@ -37,31 +37,46 @@ def _numeric(frame: pd.DataFrame, column: str, source: str) -> np.ndarray:
 
 
 def _timestamps(frame: pd.DataFrame, column: str, source: str) -> np.ndarray:
-    """Integer steps or dates, never a mix: ``(N,)`` int64 or datetime64[ns]."""
+    """Integer steps or dates, never a mix: ``(N,)`` int64 or datetime64[ns]. An empty cell (NaN, NaT, a
+    nullable integer's NA) is refused as missing, before its type could make it look like something else."""
     raw = frame[column]
+
+    def where(position: int) -> str:
+        return f"{source}, column '{column}', row {_row(frame, position)}"
+
+    missing = raw.isna().to_numpy()
+    if missing.any():
+        raise DataError(f"{where(int(np.flatnonzero(missing)[0]))}: the timestamp is missing")
     if pd.api.types.is_bool_dtype(raw):
         raise DataError(f"{source}, column '{column}': holds true/false values, not timestamps")
     if pd.api.types.is_integer_dtype(raw):
+        if pd.api.types.is_unsigned_integer_dtype(raw) and len(raw) and raw.max() > np.iinfo(np.int64).max:
+            position = int(np.argmax(raw.to_numpy() > np.iinfo(np.int64).max))
+            raise DataError(f"{where(position)}: the step {raw.iloc[position]} is beyond the range of 64-bit integers")
         return raw.to_numpy(dtype=np.int64)
     if pd.api.types.is_datetime64_any_dtype(raw):
-        return raw.to_numpy().astype("datetime64[ns]")
+        return parse_dates(raw, where)  # zoned dates to UTC, as in a text column
     is_number = raw.map(lambda v: isinstance(v, int | float | np.number) and not isinstance(v, bool)).to_numpy()
-    if is_number.all() and raw.notna().all():
-        fractional = np.flatnonzero(raw.to_numpy(dtype=np.float64) % 1 != 0)
-        if len(fractional) == 0:
-            return raw.to_numpy(dtype=np.float64).astype(np.int64)
-        position = int(fractional[0])
-        raise DataError(
-            f"{source}, column '{column}', row {_row(frame, position)}: '{raw.iloc[position]}' is not a whole "
-            "step; timestamps are integer steps or dates"
-        )
+    if is_number.all():
+        numbers = raw.to_numpy(dtype=np.float64)
+        fractional = np.flatnonzero(numbers % 1 != 0)  # an infinity too (its remainder is NaN)
+        if len(fractional):
+            position = int(fractional[0])
+            raise DataError(
+                f"{where(position)}: '{raw.iloc[position]}' is not a whole step; timestamps are integer steps or dates"
+            )
+        beyond = np.flatnonzero(np.abs(numbers) >= 2.0**63)
+        if len(beyond):
+            position = int(beyond[0])
+            raise DataError(f"{where(position)}: the step {raw.iloc[position]} is beyond the range of 64-bit integers")
+        return numbers.astype(np.int64)
     if is_number.any():
         position = int(np.flatnonzero(is_number)[0])
         raise DataError(
-            f"{source}, column '{column}', row {_row(frame, position)}: the number '{raw.iloc[position]}' among "
-            "dates; timestamps are integer steps or dates, not a mix"
+            f"{where(position)}: the number '{raw.iloc[position]}' among dates; timestamps are integer steps or "
+            "dates, not a mix"
         )
-    return parse_dates(raw, lambda position: f"{source}, column '{column}', row {_row(frame, position)}")
+    return parse_dates(raw, where)
 
 
 def from_long_dataframe(
