@@ -197,3 +197,37 @@ def test_predict_with_rolling_calibration_uses_the_inputs_latest_known_errors(fo
     for extra, message in refusals.items():
         assert main([*args, *extra]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_a_run_trained_on_a_frame_keeps_its_validation_residuals_for_its_intervals(forecaster, tmp_path, capsys):
+    from tsmoe import Estimator
+    from tsmoe.intervals import validation_residuals
+
+    steps = np.arange(200)
+    frame = pd.concat(
+        pd.DataFrame({"unique_id": name, "ds": steps, "y": np.sin(steps / 6 + phase)})
+        for name, phase in (("a", 0.0), ("b", 1.0))
+    )
+    run = tmp_path / "from-frame"
+    estimator = Estimator(
+        "dlinear", "csv", data_params={"lookback": 24, "horizon": 6}, training={"max_epochs": 1},
+        trainer={"accelerator": "cpu"},
+    ).fit(frame, run_dir=run)  # fmt: skip
+    # what it kept is what its validation split gives when the frame is given again
+    kept = estimator.conformal_residuals_
+    assert np.array_equal(kept, validation_residuals(estimator, estimator.prepare_data(frame)))
+    in_session = estimator.forecast(frame, intervals=[0.9])
+    assert (in_session["y_lo_90"] < in_session["y"]).all() and (in_session["y"] < in_session["y_hi_90"]).all()
+    pd.testing.assert_frame_equal(Estimator.load(run).forecast(frame, intervals=[0.9]), in_session)
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    args = ["predict", str(run), str(tmp_path / "in.csv"), "-o", str(tmp_path / "fc.csv"), "--intervals", "0.9"]
+    assert main(args) == 0
+    written = pd.read_csv(tmp_path / "fc.csv")
+    assert np.allclose(written[["y", "y_lo_90", "y_hi_90"]], in_session[["y", "y_lo_90", "y_hi_90"]], atol=1e-5)
+    assert not (forecaster / "conformal.safetensors").exists()  # a run on a file reads its validation split again
+    with pytest.raises(ConfigError, match="a run trained on a frame keeps no path to it"):
+        estimator.evaluate()
+    (run / "conformal.safetensors").unlink()  # as a run trained before tsmoe kept its residuals
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "trained on data in memory that it does not keep" in capsys.readouterr().err

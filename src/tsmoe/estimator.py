@@ -35,7 +35,7 @@ from tsmoe.data.sampling import data_step
 from tsmoe.data.series import SeriesSet
 from tsmoe.errors import ConfigError, DataError, TrainingError, TrainingInterrupted
 from tsmoe.forecast import forecast_data_set, forecast_table, rolling_interval_widths
-from tsmoe.intervals import check_calibration, check_levels, with_interval_columns
+from tsmoe.intervals import check_calibration, check_levels, validation_residuals, with_interval_columns
 from tsmoe.models.output import unpack
 from tsmoe.models.registry import build_model
 from tsmoe.params import build_dataclass
@@ -325,6 +325,11 @@ class Estimator:
         if prepared.notes:  # what reading the data skipped by its stated policy, with the counts
             self.meta_["data_notes"] = prepared.notes
         self.meta_.update(meta or {})
+        # a forecaster trained on data in memory cannot read its validation split again: it keeps the
+        # residuals its conformal intervals are made from
+        self.conformal_residuals_ = None
+        if data is not None and prepared.task == "forecast" and refit is None and self.is_global_zero_:
+            self.conformal_residuals_ = validation_residuals(self, prepared)
         # the test split is scored once, by process 0 (the others of a DDP run stop here)
         self.metrics_ = self.score_part(prepared, prepared.test) if self.is_global_zero_ and score_test else None
         if run_dir is None:  # the weights are in memory now; the scratch folder goes
@@ -819,6 +824,8 @@ class Estimator:
         run_io.write_text(folder / run_io.CONFIG, self.config.to_yaml())
         run_io.write_weights(folder / run_io.WEIGHTS, self.model_.state_dict())
         run_io.write_arrays(folder / run_io.PREPROCESSING, self.state_)
+        if getattr(self, "conformal_residuals_", None) is not None:
+            run_io.write_arrays(folder / run_io.CONFORMAL, {"abs_residuals": self.conformal_residuals_})
         self._write_meta_and_calibration(folder)
         run_io.write_json(folder / run_io.SPLIT, self.split_)
         if getattr(self, "metrics_", None) is not None:
@@ -847,6 +854,8 @@ class Estimator:
         estimator.venn_abers_ = None
         if calibration.get("method") == "venn_abers":
             estimator.venn_abers_ = VennAbers.from_arrays(run_io.read_arrays(folder / run_io.CALIBRATION))
+        conformal = folder / run_io.CONFORMAL
+        estimator.conformal_residuals_ = run_io.read_arrays(conformal)["abs_residuals"] if conformal.exists() else None
         metrics_path = folder / run_io.METRICS
         estimator.metrics_ = run_io.read_json(metrics_path) if metrics_path.exists() else None
         return estimator

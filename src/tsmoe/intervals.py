@@ -101,9 +101,25 @@ def _abs_residuals(estimator: Any, prepared: Any, dataset: Any, original: bool) 
     return residuals.reshape(len(residuals), residuals.shape[1], -1)
 
 
+def validation_residuals(estimator: Any, prepared: Any) -> np.ndarray:
+    """The absolute residuals ``(n, H, C)`` of ``prepared``'s validation part on the original scale: what a run
+    trained on data in memory keeps (``conformal.safetensors``), as it cannot read that split again."""
+    return _held_out_residuals(estimator, prepared, original=True)
+
+
 def half_widths(estimator: Any, levels: Sequence[float], original: bool) -> np.ndarray:
     """The run's conformal half-widths ``(L, H, C)``, from its validation split's residuals on the original
-    scale (``original``) or on the scale its metrics use."""
+    scale (``original``) or on the scale its metrics use: those it kept (a run trained on a frame), else
+    from its data set read again."""
+    kept = getattr(estimator, "conformal_residuals_", None)
+    if kept is not None and original:
+        return conformal_quantiles(kept, levels)
+    if estimator.config.data["name"] == "csv" and not estimator.config.data.get("root"):
+        raise ConfigError(
+            "conformal intervals take their widths from the run's validation residuals, and this run was trained "
+            "on data in memory that it does not keep (nor, trained before tsmoe kept them, its residuals): train "
+            "it again, or use --calibration rolling (calibration='rolling'), widths from the input's own errors"
+        )
     residuals = _held_out_residuals(estimator, estimator.prepare_data(), original)
     return conformal_quantiles(residuals, levels)
 

@@ -9,6 +9,8 @@ A run folder holds::
     metrics.json                test metrics (lower-case keys)
     split.json                  the split used
     calibration.safetensors     the Venn-Abers map of a run calibrated so (training.calibrate: venn_abers)
+    conformal.safetensors       a forecaster trained on data in memory (a frame): its validation split's
+                                absolute residuals, from which its conformal intervals are made
     logs/metrics.csv            per-epoch training and validation metrics
 
 Every file is written to a temporary name and renamed, so a reader never sees half a file.
@@ -38,6 +40,7 @@ CONFIG, WEIGHTS, PREPROCESSING, META, METRICS, SPLIT = (
     "config.yaml", "model.safetensors", "preprocessing.safetensors", "meta.json", "metrics.json", "split.json",
 )  # fmt: skip
 CALIBRATION = "calibration.safetensors"
+CONFORMAL = "conformal.safetensors"
 
 
 def atomic_write_bytes(path: Path, write: Callable[[object], None]) -> None:

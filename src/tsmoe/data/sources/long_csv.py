@@ -30,7 +30,10 @@ class LongCsv(SeriesAdapter):
 
     def load(self, params: CsvParams) -> SeriesSet:
         if params.root is None:
-            raise ConfigError("data set 'csv' needs data.root: the path of a long-format CSV (unique_id, ds, y)")
+            raise ConfigError(
+                "data set 'csv' needs data.root: the path of a long-format CSV (unique_id, ds, y); a run trained on "
+                "a frame keeps no path to it: give the data again (evaluate(frame), or --set data.root=FILE)"
+            )
         data = read_long_csv(
             params.root,
             id_col=params.id_col,
