@@ -227,6 +227,11 @@ def test_a_run_trained_on_a_frame_keeps_its_validation_residuals_for_its_interva
     assert not (forecaster / "conformal.safetensors").exists()  # a run on a file reads its validation split again
     with pytest.raises(ConfigError, match="a run trained on a frame keeps no path to it"):
         estimator.evaluate()
+    capsys.readouterr()
+    assert main(["report", str(run)]) == 2
+    assert "--set data.root=FILE" in capsys.readouterr().err
+    assert main(["report", str(run), "--set", f"data.root={tmp_path / 'in.csv'}"]) == 0  # its data given again
+    assert (run / "report.html").exists()
     (run / "conformal.safetensors").unlink()  # as a run trained before tsmoe kept its residuals
     capsys.readouterr()
     assert main(args) == 2

@@ -135,7 +135,7 @@ def _data_overrides(pairs: list[str]) -> dict:
     raw = apply_overrides({}, pairs)
     extra = set(raw) - {"data"}
     if extra:
-        raise TsmoeError(f"evaluate/predict take only data.* overrides, got {sorted(extra)}")
+        raise TsmoeError(f"evaluate/predict/report take only data.* overrides, got {sorted(extra)}")
     return raw.get("data", {})
 
 
@@ -229,17 +229,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_run_report(run_dir: str | Path) -> Path:
-    """Load a saved run and write its ``report.html`` (read-outs on its own test split); the page's path."""
+def write_run_report(run_dir: str | Path, data_overrides: dict | None = None) -> Path:
+    """Load a saved run and write its ``report.html`` (read-outs on its own test split, of its data set or of
+    the data ``data_overrides`` name, such as the file a run trained on a frame came from); the page's path."""
     from tsmoe.analysis.report import write_report
     from tsmoe.estimator import Estimator
 
     run = Estimator.load(run_dir)
-    return write_report(run_dir, run.model_, run.prepare_data(), run.config, run.meta_, run.metrics_)
+    prepared = run.prepare_data(data_overrides=data_overrides)
+    return write_report(run_dir, run.model_, prepared, run.config, run.meta_, run.metrics_)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    print(f"report: {write_run_report(args.run_dir)}")
+    print(f"report: {write_run_report(args.run_dir, _data_overrides(args.set))}")
     return 0
 
 
@@ -580,6 +582,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="write report.html: training, experts, routing, attention")
     report.add_argument("run_dir")
+    report.add_argument(
+        "--set", action="append", default=[], metavar="data.KEY=VALUE",
+        help="where the run's data are now (e.g. data.root=FILE for a run trained on a frame); its test split is read",
+    )  # fmt: skip
     report.set_defaults(func=cmd_report)
 
     calibrate = sub.add_parser("calibrate", help="calibrate a trained classifier's risks on its validation split")
