@@ -68,6 +68,9 @@ def recipe_mapping(tmp_path: Path) -> dict:
         ({"training.lr": {"type": "float", "high": 1e-2}}, "needs 'low'"),
         ({"trainer.devices": {"type": "int", "low": 1, "high": 2}}, "section.key with section one of data"),
         ({"training.lr": {"kind": "float"}}, "unknown key(s)"),
+        ({"training.lr": {"low": 1e-4, "high": 1e-2}}, "training.lr: needs 'type' (not given)"),
+        ({"training.patience": {"type": "float", "low": 2, "high": 6}}, "for a whole-number setting give type int"),
+        ({"model.individual": {"type": "categorical", "choices": [True], "high": "x"}}, "high are for int and float"),
     ],
 )
 def test_a_bad_space_is_refused_naming_the_key(tmp_path: Path, params: dict, message: str) -> None:
@@ -76,6 +79,14 @@ def test_a_bad_space_is_refused_naming_the_key(tmp_path: Path, params: dict, mes
         read_space(space, recipe_mapping(tmp_path))
     assert message in str(error.value)
     assert "space.yaml" in str(error.value)
+
+
+@pytest.mark.parametrize("section", ["sampler", "pruner"])
+@pytest.mark.parametrize("value", [[1, 2], 0.0, "tpe"])
+def test_a_sampler_or_pruner_that_is_no_mapping_is_refused(tmp_path: Path, section: str, value) -> None:
+    space = write(tmp_path / "space.yaml", {**SPACE, section: value})  # 0.0 was read as "every default"
+    with pytest.raises(ConfigError, match=f"space.yaml', {section}: expected a mapping of settings"):
+        read_space(space, recipe_mapping(tmp_path))
 
 
 def test_conditional_parameters_reach_every_corner_and_are_drawn_only_where_they_apply(tmp_path: Path) -> None:

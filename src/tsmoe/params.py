@@ -89,7 +89,10 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
 
 
 def build_dataclass(cls: type, values: dict[str, Any] | None, where: str) -> Any:
-    """Instantiate dataclass ``cls`` from ``values``, refusing unknown keys and wrong types."""
+    """Instantiate dataclass ``cls`` from ``values`` (a mapping; None: every default), refusing unknown keys,
+    wrong types and missing required keys."""
+    if values is not None and not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping of settings {{key: value}}, got {values!r}")
     values = dict(values or {})
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
@@ -98,8 +101,16 @@ def build_dataclass(cls: type, values: dict[str, Any] | None, where: str) -> Any
         raise ConfigError(
             f"unknown key(s) {', '.join(f'{where}.{k}' for k in unknown)}; valid keys: {', '.join(names)}"
         )
+    required = [f.name for f in dataclasses.fields(cls) if f.name not in values and _has_no_default(f)]
+    if required:
+        raise ConfigError(f"{where}: needs {', '.join(f'{name!r}' for name in required)} (not given)")
     coerced = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in values.items()}
     try:
         return cls(**coerced)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{where}: {error}") from None
+
+
+def _has_no_default(field: dataclasses.Field) -> bool:
+    """Whether a dataclass field must be given (it has neither a default nor a default factory)."""
+    return field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING

@@ -202,6 +202,9 @@ def _checked(key: str, spec: ParamSpec, earlier: dict[str, ParamSpec], where: st
             raise ConfigError(f"{where}: a categorical parameter needs a non-empty list 'choices'")
         if len({repr(c) for c in spec.choices}) != len(spec.choices):
             raise ConfigError(f"{where}: choices {spec.choices} repeat a value")
+        ranged = [name for name in ("low", "high", "step") if getattr(spec, name) is not None] + ["log"] * spec.log
+        if ranged:
+            raise ConfigError(f"{where}: {', '.join(ranged)} are for int and float ranges; a categorical takes choices")
         return spec
     if spec.choices:
         raise ConfigError(f"{where}: 'choices' is for type categorical; a {spec.type} takes low and high")
@@ -261,13 +264,35 @@ def corners(space: SearchSpace) -> list[dict[str, Any]]:
 
 def check_against_recipe(space: SearchSpace, recipe: dict[str, Any], where: str) -> None:
     """Resolve the recipe with each corner of the space; the first config the typed parameters refuse is
-    reported with the values that made it."""
+    reported with the values that made it. A float range must also draw fractions the setting takes (its
+    ends may be whole numbers that an integer setting accepts, its inside not)."""
     for assignment in corners(space):
         try:
             resolve(with_values(recipe, assignment))
         except ConfigError as error:
             shown = ", ".join(f"{k}={v!r}" for k, v in assignment.items())
             raise ConfigError(f"search space '{where}': the recipe with {shown} is refused: {error}") from None
+    for key, spec in space.params.items():
+        fraction = _a_fraction_inside(spec, space.params) if spec.type == "float" else None
+        if fraction is None:
+            continue
+        try:
+            resolve(with_values(recipe, {key: fraction}))
+        except ConfigError as error:
+            raise ConfigError(
+                f"search space '{where}', {key}: a float range draws fractions such as {fraction:g}, which the recipe "
+                f"refuses ({error}); for a whole-number setting give type int"
+            ) from None
+
+
+def _a_fraction_inside(spec: ParamSpec, params: dict[str, ParamSpec]) -> float | None:
+    """A value inside a float range that is not a whole number (None where the range holds none)."""
+    low, high = _extreme(spec.low, params, "low"), _extreme(spec.high, params, "high")
+    for share in (0.5, 1 / 3, 0.1):
+        value = low + (high - low) * share
+        if low < value < high and not value.is_integer():
+            return value
+    return None
 
 
 def space_summary(space: SearchSpace) -> list[dict[str, Any]]:
