@@ -194,6 +194,11 @@ def test_forecast_of_a_frame_is_the_forecast_of_its_file(window_run, series_run,
     series.to_csv(tmp_path / "s.csv", index=False)
     from_frame, from_file = series_run.forecast(series), predict_file(series_run, tmp_path / "s.csv")
     assert from_frame["y"].to_numpy() == pytest.approx(from_file["y"].to_numpy(), abs=1e-6)
+    # a Parquet file as its CSV: dates, texts and the windows' lists as its schema types them
+    series.to_parquet(tmp_path / "s.parquet")
+    pd.testing.assert_frame_equal(predict_file(series_run, tmp_path / "s.parquet"), from_file)
+    as_lists.to_parquet(tmp_path / "w.parquet")
+    pd.testing.assert_frame_equal(predict_file(window_run, tmp_path / "w.parquet"), window_run.forecast(as_lists))
     assert from_frame["unique_id"].tolist() == ["a"] * HORIZON + ["b"] * HORIZON
     assert pd.Timestamp(from_frame["ds"].iloc[0]) == series["ds"].iloc[119] + pd.Timedelta(weeks=1)
 

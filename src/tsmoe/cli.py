@@ -402,7 +402,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     print(f"shipped data in {shipped_data_dir()}:")
     for name, description, size in shipped_summary():
         print(f"  {name:<15} {size / 2**20:6.1f} MiB  {description}")
-    print("  csv             (yours)     a long-format CSV of series: --set data.name=csv --set data.root=FILE")
+    print("  csv             (yours)     long-format series, CSV or Parquet: --set data.name=csv --set data.root=FILE")
     print("  irregular       (yours)     a table of irregular observations (id, time, variable, value) and labels:")
     print(
         "                              tsmoe train configs/mrmoe-irregular.yaml --set data.observations=FILE "

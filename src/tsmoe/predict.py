@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from tsmoe.data.clock import NANOSECONDS, as_given
-from tsmoe.data.csv_files import read_csv_checked
+from tsmoe.data.csv_files import read_table_checked
 from tsmoe.data.irregular import IrregularDataset, IrregularNormalizer, IrregularSet, collate_irregular
 from tsmoe.data.sources.irregular_table import load_irregular_table
 from tsmoe.data.sources.physionet2012 import STATIC, VARIABLES, load_physionet2012, stay_rows, stays_to_steps
@@ -237,7 +237,7 @@ def predict_file(
             raise ConfigError("--align clock reads a table's own times; PhysioNet stays' clocks start at admission")
         data = load_physionet2012(path) if list(path.glob("set-*")) else _stays_without_labels(path)
         return _predict_irregular(estimator, data, "record_id", every_step, every)
-    frame = read_csv_checked(path, text_columns=(TEXT_COLUMN, text_column(estimator)))
+    frame = read_table_checked(path, text_columns=(TEXT_COLUMN, text_column(estimator)))
     return forecast_table(estimator, frame, f"file '{path}'", path)
 
 
@@ -246,7 +246,7 @@ def rolling_interval_widths(
 ) -> tuple[str, dict[str, np.ndarray]]:
     """For ``tsmoe predict --intervals --calibration rolling``: :func:`tsmoe.forecast.rolling_interval_widths`
     of the series in the file at ``path``."""
-    frame = read_csv_checked(path, text_columns=(TEXT_COLUMN, text_column(estimator)))
+    frame = read_table_checked(path, text_columns=(TEXT_COLUMN, text_column(estimator)))
     return forecast_rolling_widths(estimator, frame, f"file '{path}'", levels, windows, path)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tsmoe.data.long_format import read_long_csv
+from tsmoe.data.long_format import read_long_file
 from tsmoe.data.sources.ett import load_ett
 from tsmoe.data.sources.mome_windows import load_mome_split
 from tsmoe.data.sources.physionet2012 import parse_stay
@@ -49,7 +49,7 @@ def test_a_long_csv_reads_alike_with_its_columns_in_another_order_and_extra_colu
     reordered = frame.assign(note="kept out", extra=1.0)[["extra", "y", "note", "ds", "unique_id"]].to_csv(index=False)
     (tmp_path / "clean.csv").write_text(clean, encoding="utf-8", newline="")
     (tmp_path / "messy.csv").write_text(VARIANTS[variant](reordered), encoding="utf-8", newline="")
-    expected, got = read_long_csv(tmp_path / "clean.csv"), read_long_csv(tmp_path / "messy.csv")
+    expected, got = read_long_file(tmp_path / "clean.csv"), read_long_file(tmp_path / "messy.csv")
     assert [s.name for s in got.series] == [s.name for s in expected.series]
     for a, b in zip(got.series, expected.series, strict=True):
         np.testing.assert_array_equal(a.values, b.values)

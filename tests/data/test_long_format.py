@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tsmoe.data.long_format import from_long_dataframe, read_long_csv
+from tsmoe.data.long_format import from_long_dataframe, read_long_file
 from tsmoe.data.prepared import prepare_forecasting
 from tsmoe.errors import DataError, TsmoeError
 
@@ -96,14 +96,33 @@ def test_empty_frame_and_empty_file(tmp_path):
     path = tmp_path / "empty.csv"
     path.write_text("")
     with pytest.raises(DataError, match=f"file '{path}' is empty"):
-        read_long_csv(path)
+        read_long_file(path)
 
 
 def test_csv_errors_name_the_file(tmp_path):
     path = tmp_path / "data.csv"
     frame(y=(3, "lots")).to_csv(path, index=False)
     with pytest.raises(DataError, match=f"file '{path}', column 'y', row 4"):
-        read_long_csv(path)
+        read_long_file(path)
+
+
+def test_a_parquet_file_reads_as_its_csv_and_a_bad_one_is_named(tmp_path):
+    table = frame().assign(news=["NA"] + [None] * 11)  # a text "NA" stays that text, as a CSV's does
+    table.to_csv(tmp_path / "data.csv", index=False)
+    table.to_parquet(tmp_path / "data.parquet")
+    from_csv = read_long_file(tmp_path / "data.csv", covariates=("temp",), text_col="news")
+    from_parquet = read_long_file(tmp_path / "data.parquet", covariates=("temp",), text_col="news")
+    for a, b in zip(from_csv.series, from_parquet.series, strict=True):
+        np.testing.assert_array_equal(a.values, b.values)
+        np.testing.assert_array_equal(a.timestamps, b.timestamps)
+    assert {k: v[1] for k, v in from_parquet.texts.items()} == {k: v[1] for k, v in from_csv.texts.items()}
+    assert from_parquet.texts["a"][1][0] == "NA"
+    (tmp_path / "bad.parquet").write_text("unique_id,ds,y\n")
+    with pytest.raises(DataError, match="bad.parquet': not a readable Parquet file"):
+        read_long_file(tmp_path / "bad.parquet")
+    table.iloc[:0].to_parquet(tmp_path / "empty.parquet")
+    with pytest.raises(DataError, match="empty.parquet' has no rows"):
+        read_long_file(tmp_path / "empty.parquet")
 
 
 def test_lookback_plus_horizon_longer_than_series():

@@ -15,7 +15,7 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tsmoe.data.long_format import from_long_dataframe, read_long_csv
+from tsmoe.data.long_format import from_long_dataframe, read_long_file
 from tsmoe.errors import TsmoeError
 
 SETTINGS = settings(
@@ -114,7 +114,7 @@ def test_long_csv_loads_whole_or_raises_a_tsmoe_error(tmp_path_factory, frame, e
         payload = frame.to_csv(index=False).encode("utf-8")
     path.write_bytes(payload + junk)
     try:
-        loaded = read_long_csv(path, covariates=("x1",), text_col="note")
+        loaded = read_long_file(path, covariates=("x1",), text_col="note")
     except TsmoeError as error:
         assert str(error)
         return
@@ -132,7 +132,7 @@ def test_a_frame_that_loads_loads_the_same_from_its_csv(tmp_path_factory, frame,
     path = tmp_path_factory.mktemp("csv") / "data.csv"
     frame.to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC)  # quoted, so a "\r" in a text stays in it
     try:
-        loaded = read_long_csv(path, covariates=covariates, text_col="note")
+        loaded = read_long_file(path, covariates=covariates, text_col="note")
     except TsmoeError as error:  # only what a CSV cannot carry: e.g. ids 0 and "0" become the same series
         assert "timestamp" in str(error) or "series id" in str(error), error
         return

@@ -1,4 +1,5 @@
-"""Reading the standard long-horizon benchmark files (wide CSV: one timestamp column, numeric columns)."""
+"""Reading files into pandas frames with clear errors: CSV (the standard long-horizon benchmark files, wide: one
+timestamp column and numeric columns; users' long tables) and Parquet (users' long tables)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from pandas._libs.parsers import STR_NA_VALUES
 
 from tsmoe.data.parsing import parse_dates, to_float32
@@ -34,6 +36,23 @@ def read_csv_checked(path: Path, text_columns: tuple[str, ...] = (), **kwargs) -
         raise DataError(f"file '{path}': not a readable CSV ({error})") from None
     if frame.empty:
         raise DataError(f"file '{path}' has a header but no rows")
+    return frame
+
+
+def read_table_checked(path: Path, text_columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A user's table as a frame: a Parquet file (``.parquet``, ``.pq``) as its schema types it, any other file
+    as a CSV by :func:`read_csv_checked`'s rules; a missing, empty or unreadable file is a :class:`DataError`."""
+    path = Path(path)
+    if not path.name.lower().endswith((".parquet", ".pq")):
+        return read_csv_checked(path, text_columns)
+    if not path.is_file():
+        raise DataError(f"file '{path}' does not exist")
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError, pa.ArrowException) as error:
+        raise DataError(f"file '{path}': not a readable Parquet file ({error})") from None
+    if frame.empty:
+        raise DataError(f"file '{path}' has no rows")
     return frame
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tsmoe.data.csv_files import read_csv_checked
+from tsmoe.data.csv_files import read_table_checked
 from tsmoe.data.parsing import check_float32, parse_dates
 from tsmoe.data.series import Series, SeriesSet
 from tsmoe.errors import DataError
@@ -146,11 +146,12 @@ def from_long_dataframe(
     return SeriesSet(series=tuple(series), columns=columns, targets=(target_col,), source=source, texts=texts)
 
 
-def read_long_csv(path: str | Path, **kwargs) -> SeriesSet:
-    """Read a long-format CSV (``.csv`` or ``.csv.gz``) and validate it with :func:`from_long_dataframe`.
+def read_long_file(path: str | Path, **kwargs) -> SeriesSet:
+    """Read a long-format CSV (``.csv`` or ``.csv.gz``) or Parquet file (``.parquet``, ``.pq``) and validate it
+    with :func:`from_long_dataframe`.
 
-    The text column, if any, is read as written: only an empty cell means "no text"."""
+    A CSV's text column, if any, is read as written: only an empty cell means "no text"."""
     path = Path(path)
     text_col = kwargs.get("text_col")
-    frame = read_csv_checked(path, text_columns=(text_col,) if text_col else ())
+    frame = read_table_checked(path, text_columns=(text_col,) if text_col else ())
     return from_long_dataframe(frame, source=f"file '{path}'", **kwargs)

@@ -1,12 +1,12 @@
-"""A long-format CSV of the user's: one row per series and time (``unique_id, ds, y`` and covariates, or
-the column names the config sets), read by :mod:`tsmoe.data.long_format`'s rules."""
+"""A long-format table of the user's (CSV or Parquet): one row per series and time (``unique_id, ds, y`` and
+covariates, or the column names the config sets), read by :mod:`tsmoe.data.long_format`'s rules."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from tsmoe.data.adapter import ForecastParams, SeriesAdapter
-from tsmoe.data.long_format import read_long_csv
+from tsmoe.data.long_format import read_long_file
 from tsmoe.data.sampling import warn_of_gaps
 from tsmoe.data.series import SeriesSet
 from tsmoe.errors import ConfigError
@@ -14,7 +14,7 @@ from tsmoe.errors import ConfigError
 
 @dataclass
 class CsvParams(ForecastParams):
-    """A long-format CSV of the user's (``root`` is the file)."""
+    """A long-format CSV or Parquet file of the user's (``root`` is the file)."""
 
     id_col: str = "unique_id"
     time_col: str = "ds"
@@ -26,15 +26,15 @@ class CsvParams(ForecastParams):
 class LongCsv(SeriesAdapter):
     name = "csv"
     params = CsvParams
-    description = "a long-format CSV of yours (unique_id, ds, y, covariates): set data.root"
+    description = "a long-format CSV or Parquet file of yours (unique_id, ds, y, covariates): set data.root"
 
     def load(self, params: CsvParams) -> SeriesSet:
         if params.root is None:
             raise ConfigError(
-                "data set 'csv' needs data.root: the path of a long-format CSV (unique_id, ds, y); a run trained on "
-                "a frame keeps no path to it: give the data again (evaluate(frame), or --set data.root=FILE)"
+                "data set 'csv' needs data.root: the path of a long-format CSV or Parquet file (unique_id, ds, y); a "
+                "run trained on a frame keeps no path to it: give the data (evaluate(frame), or --set data.root=FILE)"
             )
-        data = read_long_csv(
+        data = read_long_file(
             params.root,
             id_col=params.id_col,
             time_col=params.time_col,
