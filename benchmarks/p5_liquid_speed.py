@@ -14,7 +14,9 @@ measures chosen settings (experts, hidden size, steps) only. Reported per varian
 per second (median over repeats, the variants taking turns within each repeat), activation memory (bytes
 of tensors autograd saves for backward, counted exactly by a saved-tensor hook), FLOPs per step (torch's
 FlopCounterMode) and the achieved fraction of the machine's dense matmul rate, which the script measures
-itself with one large ``torch.matmul``.
+itself with one large ``torch.matmul``. As tsmoe trains, subnormal floats are flushed to zero and freed memory
+is kept in the process for the next step (``--subnormals keep`` and ``--freed-memory leave`` measure without
+them; the process setting applies to every variant alike).
 
 "Same total width" means the single networks have ``K * hidden`` state units (and the ncps CfC
 ``K * units`` backbone units), as many as the K experts together; the experts' weights are
@@ -45,6 +47,7 @@ from tsmoe.layers.liquid import CfCCell, LiquidCell
 from tsmoe.models.mrmoe import MRMoE
 from tsmoe.models.output import unpack
 from tsmoe.models.registry import build_model
+from tsmoe.training.memory import keep_freed_memory
 from tsmoe.training.numerics import flushed_subnormals
 
 PHYSIONET_FEATURES, PHYSIONET_STATIC, D_MODEL = 37, 5, 32
@@ -340,10 +343,14 @@ def main() -> None:
                         help="only these settings (experts, hidden size, steps), e.g. 4,64,100")  # fmt: skip
     parser.add_argument("--subnormals", choices=["flush", "keep"], default="flush",
                         help="flush subnormal floats to zero, as tsmoe trains (default), or keep them")  # fmt: skip
+    parser.add_argument("--freed-memory", choices=["keep", "leave"], default="keep",
+                        help="keep freed memory in the process, as tsmoe trains (default; every variant), or "
+                        "leave malloc's defaults (tsmoe.training.memory)")  # fmt: skip
     args = parser.parse_args()
     if args.table:
         print(markdown_table(json.loads(Path(args.out).read_text())))
         return
+    freed_memory_kept = keep_freed_memory(args.freed_memory == "keep")
 
     peak = matmul_rate()
     settings = (
@@ -392,12 +399,13 @@ def main() -> None:
             f" tsmoe / ncps same width {results[-1]['speedup_vs_ncps_same_width']:.2f}x",
             flush=True,
         )
-    command = " ".join(f"--{k}={v}" if not isinstance(v, bool) else f"--{k}" for k, v in vars(args).items()
-                       if v not in (False, None))  # fmt: skip
+    command = " ".join(f"--{k.replace('_', '-')}={v}" if not isinstance(v, bool) else f"--{k.replace('_', '-')}"
+                       for k, v in vars(args).items() if v not in (False, None))  # fmt: skip
     write_json(
         Path(args.out),
         {"command": f"python benchmarks/p5_liquid_speed.py {command}", "matmul_gflops": peak / 1e9,
-         "machine": machine(), "subnormals": args.subnormals, "batches": args.batches, "results": results},
+         "machine": machine(), "subnormals": args.subnormals, "freed_memory_kept": freed_memory_kept,
+         "batches": args.batches, "results": results},
     )  # fmt: skip
 
 

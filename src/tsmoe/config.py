@@ -70,6 +70,10 @@ class TrainingConfig:
     # flush subnormal floats to zero while training and predicting (tsmoe.training.numerics): a gradient
     # carried back through many steps decays into them, which many CPUs compute far more slowly
     flush_subnormals: bool = True
+    # keep memory freed between training steps in the process instead of handing it back to the system, so
+    # that the next step's buffers are not fresh pages, each first written through a page fault (glibc's
+    # malloc thresholds, tsmoe.training.memory; for the rest of the process)
+    keep_freed_memory: bool = True
     # CPU threads torch trains with: "auto" uses the cores other processes leave free (at least one, at most
     # torch's default; tsmoe.training.threads), an integer fixes the count
     threads: int | Literal["auto"] = "auto"

@@ -223,6 +223,7 @@ class Estimator:
         from torch.utils.data import default_collate
 
         from tsmoe.training.distillation import SoftTargets, teacher_probabilities, with_soft_targets
+        from tsmoe.training.memory import keep_freed_memory
         from tsmoe.training.seed import seed_everything
         from tsmoe.training.text_choice import wants_text_choice
         from tsmoe.training.threads import use_threads
@@ -256,6 +257,7 @@ class Estimator:
             train_set = SoftTargets(prepared.train, teacher, training.distill_weight)
             train_collate = with_soft_targets(prepared.collate or default_collate)
         threads = use_threads(training.threads)  # before the model: a busy machine gets fewer threads
+        freed_memory_kept = keep_freed_memory(training.keep_freed_memory)
         seed_everything(self.config.seed)
         self.temperature_ = self.venn_abers_ = None  # fitted after training, where training.calibrate asks
         self.model_ = build_model(self.config.model, prepared.dims, prepared.task, prepared.input_kind)
@@ -314,6 +316,7 @@ class Estimator:
             "n_parameters": sum(p.numel() for p in self.model_.parameters()),
             "world_size": trainer.world_size,
             "threads": threads,
+            "freed_memory_kept": freed_memory_kept,
             "text_encoder": text_encoder_name(params),
         }
         if refit is not None:
