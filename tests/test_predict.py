@@ -281,7 +281,7 @@ def daily_sales(days: pd.DatetimeIndex, shift: float = 0.0) -> pd.DataFrame:
     return pd.DataFrame({"unique_id": "shop", "ds": days, "y": np.sin(np.arange(len(days)) / 7 + shift) + 3})
 
 
-def test_series_with_a_hole_are_reported_and_another_sampling_step_is_refused(tmp_path, caplog):
+def test_series_with_a_hole_are_reported_and_another_sampling_step_is_refused(tmp_path, caplog, capsys):
     from tsmoe.cli import main
 
     daily_sales(pd.date_range("2022-01-01", periods=150, freq="D")).to_csv(tmp_path / "train.csv", index=False)
@@ -300,6 +300,14 @@ def test_series_with_a_hole_are_reported_and_another_sampling_step_is_refused(tm
     daily_sales(pd.date_range("2022-06-01", periods=60, freq="h")).to_csv(tmp_path / "hourly.csv", index=False)
     assert main(["predict", str(run), str(tmp_path / "hourly.csv"), "-o", str(tmp_path / "b.csv")]) == 2
     assert not (tmp_path / "b.csv").exists()
+    # integer steps where the run was trained on dates (a gap check compared days with numbers, a traceback)
+    stepped = daily_sales(days).assign(ds=np.arange(60))
+    stepped.to_csv(tmp_path / "steps.csv", index=False)
+    capsys.readouterr()
+    assert main(["predict", str(run), str(tmp_path / "steps.csv"), "-o", str(tmp_path / "c.csv")]) == 2
+    assert "series 'shop': its times are integer steps, but the run was trained on series timed by dates" in (
+        capsys.readouterr().err
+    )
 
 
 def test_a_training_table_with_a_hole_is_reported(tmp_path, caplog):

@@ -216,12 +216,20 @@ def forecast_data_set(estimator, data: object, where: str) -> pd.DataFrame:
 
 
 def check_sampling(data: SeriesSet, trained: str | None, where: str) -> None:
-    """Refuse series sampled at another step than the run was trained on; warn of each series' first hole
+    """Refuse series timed otherwise (dates, integer steps) or sampled at another step than the run was trained
+    on; warn of each series' first hole
     (rows further apart than 1.5 steps), which the model reads as if its two sides were consecutive."""
     if trained is None:  # a run from before the step was stored, or trained on windows
         return
     step = parse_step(trained)
+    trained_on_dates = isinstance(step, pd.Timedelta)
     for series in data.series:
+        if np.issubdtype(series.timestamps.dtype, np.datetime64) != trained_on_dates:
+            given, trained_on = ("integer steps", "dates") if trained_on_dates else ("dates", "integer steps")
+            raise DataError(
+                f"{where}, series '{series.name}': its times are {given}, but the run was trained on series timed "
+                f"by {trained_on}; give the times as its training data did"
+            )
         own = usual_step(series)
         if own is not None and type(own) is type(step) and own != step:
             raise DataError(
