@@ -4,7 +4,8 @@ MR-MoE's fused scan (``tsmoe.layers.cfc_scan``) writes whole-sequence buffers of
 training step and frees them after its backward pass. glibc's ``malloc`` gives blocks that large back to the
 system (``munmap``, or trimming the top of the heap), so the next step's buffers are fresh pages, and the
 first write to each 4 KiB page is a page fault. A training step of P5's size (4 experts of 64 units, 64
-sequences of 100 steps) took about 9,400 page faults, against under 400 with freed memory kept
+sequences of 100 steps) took from 0 to 15,600 page faults, by process, under glibc's adaptive default, and
+about 22,700 with its fixed 128 KiB thresholds, against a few hundred with freed memory kept
 (``tests/test_memory.py`` counts them); a P1 training process 580,000 against 110,000. What a fault costs
 depends on the machine (a virtual machine pays more), so the same code timed differently from one process
 to the next; the times: ``docs/MRMOE.md``.
