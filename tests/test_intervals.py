@@ -105,6 +105,7 @@ def test_evaluate_with_rolling_calibration(forecaster, capsys):
     refusals = {
         ("--calibration-windows", "100000"): "needs that many validation windows",
         ("--part", "validation"): "come after its validation windows",
+        ("--split", "all"): "with every item scored (split all, the default when data.root is set) there are none",
     }
     for extra, message in refusals.items():
         args = ["evaluate", str(forecaster), "--intervals", "0.9", "--calibration", "rolling", *extra, "--no-plots"]

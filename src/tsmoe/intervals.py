@@ -81,8 +81,9 @@ def _held_out_residuals(estimator: Any, prepared: Any, original: bool) -> np.nda
     return _abs_residuals(estimator, prepared, prepared.val, original)
 
 
-def _check_held_out(estimator: Any, prepared: Any) -> None:
-    """Refuse a run that is not a forecaster or has no held-out validation residuals in ``prepared``."""
+def _check_held_out(estimator: Any, prepared: Any, without_validation: str | None = None) -> None:
+    """Refuse a run that is not a forecaster or has no held-out validation residuals in ``prepared`` (saying
+    ``without_validation`` where ``prepared`` has no validation part)."""
     task = get_task(estimator.meta_["task"])
     if task.name != "forecast":
         raise ConfigError(f"conformal intervals are for forecasters; this run's task is {task.name}")
@@ -92,7 +93,8 @@ def _check_held_out(estimator: Any, prepared: Any) -> None:
             "split to take conformal residuals from; train it without refit"
         )
     if len(prepared.val) == 0:
-        raise ConfigError("this run's data has no validation split to take conformal residuals from")
+        default = "this run's data has no validation split to take conformal residuals from"
+        raise ConfigError(without_validation or default)
 
 
 def _abs_residuals(estimator: Any, prepared: Any, dataset: Any, original: bool) -> np.ndarray:
@@ -170,7 +172,11 @@ def conformal_widths(
     if calibration == "validation":  # the run's own validation split, whatever data is scored
         val_residuals = _held_out_residuals(estimator, estimator.prepare_data(), estimator.original_scale())
         return conformal_quantiles(val_residuals, levels)[:, None], len(val_residuals)
-    _check_held_out(estimator, prepared)
+    _check_held_out(  # split "all" scores every item: none comes before the scored ones to calibrate on
+        estimator, prepared, "rolling calibration starts from the validation windows before the scored ones, and "
+        "with every item scored (split all, the default when data.root is set) there are none: score the run's "
+        "test part (--split default)",
+    )  # fmt: skip
     val = prepared.val
     if not hasattr(dataset, "target_starts"):
         raise ConfigError(
