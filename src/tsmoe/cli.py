@@ -8,7 +8,7 @@ tsmoe evaluate RUN_DIR RUN_DIR ... [--out ENSEMBLE.json]   (a deep ensemble: mea
 tsmoe predict RUN_DIR [RUN_DIR ...] INPUT -o OUTPUT.csv [--set data.KEY=VALUE ...] [--per-step]
               [--every H [--align clock]] [--intervals 0.9] [--calibration validation|rolling] [--calibration-windows N]
 tsmoe stream RUN_DIR [RUN_DIR ...] INPUT|- [-o OUTPUT.csv] [--interval] [--set data.static=FILE] [--skip-bad-rows]
-tsmoe report RUN_DIR
+tsmoe report RUN_DIR [--set data.root=FILE]
 tsmoe compare RUN_A RUN_B [--part test|validation] [--json]      (a side may be RUN+RUN+...: an ensemble)
 tsmoe calibrate RUN_DIR [--method temperature|venn_abers]
 tsmoe tune CONFIG --space SPACE --trials N --out DIR [--workers K] [--storage URL] [--study NAME] [--set ...]

@@ -8,6 +8,7 @@ the column and the row.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -50,9 +51,8 @@ def _timestamps(frame: pd.DataFrame, column: str, source: str) -> np.ndarray:
     if pd.api.types.is_bool_dtype(raw):
         raise DataError(f"{source}, column '{column}': holds true/false values, not timestamps")
     if pd.api.types.is_integer_dtype(raw):
-        if pd.api.types.is_unsigned_integer_dtype(raw) and len(raw) and raw.max() > np.iinfo(np.int64).max:
-            position = int(np.argmax(raw.to_numpy() > np.iinfo(np.int64).max))
-            raise DataError(f"{where(position)}: the step {raw.iloc[position]} is beyond the range of 64-bit integers")
+        if pd.api.types.is_unsigned_integer_dtype(raw):
+            _refuse_beyond_int64(raw.to_numpy() > np.iinfo(np.int64).max, raw, where)
         return raw.to_numpy(dtype=np.int64)
     if pd.api.types.is_datetime64_any_dtype(raw):
         return parse_dates(raw, where)  # zoned dates to UTC, as in a text column
@@ -65,10 +65,7 @@ def _timestamps(frame: pd.DataFrame, column: str, source: str) -> np.ndarray:
             raise DataError(
                 f"{where(position)}: '{raw.iloc[position]}' is not a whole step; timestamps are integer steps or dates"
             )
-        beyond = np.flatnonzero(np.abs(numbers) >= 2.0**63)
-        if len(beyond):
-            position = int(beyond[0])
-            raise DataError(f"{where(position)}: the step {raw.iloc[position]} is beyond the range of 64-bit integers")
+        _refuse_beyond_int64(np.abs(numbers) >= 2.0**63, raw, where)
         return numbers.astype(np.int64)
     if is_number.any():
         position = int(np.flatnonzero(is_number)[0])
@@ -77,6 +74,13 @@ def _timestamps(frame: pd.DataFrame, column: str, source: str) -> np.ndarray:
             "dates, not a mix"
         )
     return parse_dates(raw, where)
+
+
+def _refuse_beyond_int64(beyond: np.ndarray, raw: pd.Series, where: Callable[[int], str]) -> None:
+    """Refuse the first step ``beyond`` marks: too large for the 64-bit integers steps are kept in."""
+    if beyond.any():
+        position = int(np.argmax(beyond))
+        raise DataError(f"{where(position)}: the step {raw.iloc[position]} is beyond the range of 64-bit integers")
 
 
 def from_long_dataframe(
