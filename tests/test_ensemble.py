@@ -166,3 +166,8 @@ def test_predict_with_several_runs_writes_the_mean_probability(two_seeds, other_
     assert list(ab.columns) == ["record_id", "probability", "prediction"] and ab["record_id"].equals(a["record_id"])
     np.testing.assert_allclose(ab["probability"], (a["probability"] + b["probability"]) / 2, atol=1e-7)
     assert (ab["prediction"] == (ab["probability"] >= 0.5)).all()
+
+
+def test_intervals_are_refused_for_an_ensemble_of_classifiers_before_any_scoring(two_seeds):
+    with pytest.raises(ConfigError, match="conformal intervals are for forecasters; this ensemble's task is binary"):
+        Ensemble.load(two_seeds).evaluate(intervals=[0.9])

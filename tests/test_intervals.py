@@ -237,3 +237,97 @@ def test_a_run_trained_on_a_frame_keeps_its_validation_residuals_for_its_interva
     capsys.readouterr()
     assert main(args) == 2
     assert "trained on data in memory that it does not keep" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def two_forecasters(forecaster):
+    """The forecaster and a second seed of it (ETTh1's split is chronological: both score the same windows)."""
+    second = forecaster.parent / "dl-s1"
+    assert main(["train", "configs/dlinear-etth1.yaml", "--out", str(second), *SETS, "--set", "seed=1"]) == 0
+    return [forecaster, second]
+
+
+def test_an_ensemble_of_forecasters_has_intervals_around_its_mean(two_forecasters, tmp_path, capsys):
+    from tsmoe import Ensemble, Estimator
+
+    members = [Estimator.load(folder) for folder in two_forecasters]
+    prepared = [member.prepare_data() for member in members]
+
+    def mean_and_target(part: str, original: bool) -> tuple[np.ndarray, np.ndarray]:
+        scored = [m.scored_outputs(p, getattr(p, part), original) for m, p in zip(members, prepared, strict=True)]
+        return np.mean([o.double().numpy() for o, _ in scored], axis=0), scored[0][1].double().numpy()
+
+    # by hand: the width is the conformal quantile of the mean forecast's validation errors, not a member's
+    val_mean, val_target = mean_and_target("val", original=False)
+    width = conformal_quantiles(np.abs(val_mean - val_target), [0.9])[0]
+    test_mean, test_target = mean_and_target("test", original=False)
+    result = Ensemble.load(two_forecasters).evaluate(intervals=[0.9])
+    assert result["calibration"] == "validation" and result["calibration_windows"] == len(val_target)
+    assert result["ensemble"]["coverage_90"] == pytest.approx(np.mean(np.abs(test_target - test_mean) <= width))
+    assert result["ensemble"]["width_90"] == pytest.approx(2 * width.mean())
+    assert "coverage_90" not in result["members"][0]
+    out = tmp_path / "ensemble.json"
+    runs = list(map(str, two_forecasters))
+    assert main(["evaluate", *runs, "--intervals", "0.9", "--no-plots", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["ensemble"]["coverage_90"] == pytest.approx(result["ensemble"]["coverage_90"])
+    assert "| -" in capsys.readouterr().out  # the members have no intervals of their own in the table
+
+    # a forecast file: the members' mean, and around it the original-scale quantile of the mean's errors
+    frame = pd.read_csv(shipped_data_dir() / "ett" / "ETTh1.csv.gz").iloc[-200:].reset_index(drop=True)
+    frame.to_csv(tmp_path / "recent.csv", index=False)
+    out = tmp_path / "fc.csv"
+    assert main(["predict", *runs, str(tmp_path / "recent.csv"), "-o", str(out), "--intervals", "0.9"]) == 0
+    meta = members[0].meta_
+    table, names = pd.read_csv(out), [meta["channel_names"][c] for c in meta["target_channels"]]
+    val_mean, val_target = mean_and_target("val", original=True)
+    original_width = conformal_quantiles(np.abs(val_mean - val_target), [0.9])[0]  # (H, C)
+    assert np.allclose(table[[f"{n}_hi_90" for n in names]].to_numpy() - table[names].to_numpy(), original_width)
+    plain = [m.forecast(frame.rename(columns={"date": "ds"}).assign(unique_id="recent")) for m in members]
+    assert np.allclose(table[names].to_numpy(), np.mean([p[names].to_numpy() for p in plain], axis=0), atol=1e-6)
+    long = frame.rename(columns={"date": "ds"}).assign(unique_id="recent")
+    api = Ensemble.load(two_forecasters).forecast(long, intervals=[0.9])
+    assert np.allclose(api[[f"{n}_lo_90" for n in names]], table[[f"{n}_lo_90" for n in names]], atol=1e-5)
+
+    # rolling: each series' widths from the mean forecast's errors on its 9 latest windows with known targets
+    args = ["predict", *runs, str(tmp_path / "recent.csv"), "-o", str(out), "--intervals", "0.9"]
+    assert main([*args, "--calibration", "rolling", "--calibration-windows", "9"]) == 0
+    rolling, errors = pd.read_csv(out), []
+    for origin in range(200 - 6 - 9 + 1, 200 - 6 + 1):
+        cut = long.iloc[:origin]
+        forecast = Ensemble.load(two_forecasters).forecast(cut)[names].to_numpy()
+        errors.append(forecast - frame.iloc[origin : origin + 6][names].to_numpy())
+    high = rolling[[f"{n}_hi_90" for n in names]].to_numpy() - rolling[names].to_numpy()
+    assert np.allclose(high, np.abs(np.stack(errors)).max(0), atol=1e-4)
+    ensemble = Ensemble.load(two_forecasters)
+    by_api = ensemble.forecast(long, intervals=[0.9], calibration="rolling", calibration_windows=9)
+    assert np.allclose(by_api[[f"{n}_hi_90" for n in names]].to_numpy(), rolling[[f"{n}_hi_90" for n in names]])
+
+    # rolling on the test split: the mean's errors on the windows before each scored one; the point metrics stay
+    rolled = Ensemble.load(two_forecasters).evaluate(intervals=[0.9], calibration="rolling", calibration_windows=240)
+    assert rolled["calibration_windows"] == 240 and 0.5 < rolled["ensemble"]["coverage_90"] < 1
+    assert rolled["ensemble"]["mse"] == pytest.approx(result["ensemble"]["mse"])
+    with pytest.raises(ConfigError, match="there are none"):
+        Ensemble.load(two_forecasters).evaluate(split="all", intervals=[0.9], calibration="rolling")
+
+
+def test_an_ensemble_of_runs_trained_on_frames_takes_rolling_intervals_only(tmp_path, capsys):
+    from tsmoe import Ensemble, Estimator
+
+    steps = np.arange(200)
+    frame = pd.DataFrame({"unique_id": "a", "ds": steps, "y": np.sin(steps / 6)})
+    for seed in (0, 1):
+        Estimator(
+            "dlinear", "csv", data_params={"lookback": 24, "horizon": 6}, training={"max_epochs": 1},
+            trainer={"accelerator": "cpu"}, seed=seed,
+        ).fit(frame, run_dir=tmp_path / f"s{seed}")  # fmt: skip
+    ensemble = Ensemble.load([tmp_path / "s0", tmp_path / "s1"])
+    # each kept only its own absolute errors, and the mean forecast's errors are not made from those
+    with pytest.raises(ConfigError, match="trained on data in memory: an ensemble's intervals"):
+        ensemble.forecast(frame, intervals=[0.9])
+    rolling = ensemble.forecast(frame, intervals=[0.9], calibration="rolling", calibration_windows=19)
+    assert (rolling["y_lo_90"] < rolling["y"]).all() and (rolling["y"] < rolling["y_hi_90"]).all()
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    runs = [str(tmp_path / "s0"), str(tmp_path / "s1")]
+    args = ["predict", *runs, str(tmp_path / "in.csv"), "-o", str(tmp_path / "o.csv")]
+    assert main([*args, "--intervals", "0.9"]) == 2  # refused before anything is forecast or written
+    assert "--calibration rolling" in capsys.readouterr().err and not (tmp_path / "o.csv").exists()

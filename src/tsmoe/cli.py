@@ -100,15 +100,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _interval_levels(levels: list[float] | None, runs: int) -> list[float]:
-    """The checked ``--intervals`` levels (none: ``[]``); one run only (an ensemble has no validation residuals
-    of its own)."""
+def _interval_levels(levels: list[float] | None) -> list[float]:
+    """The checked ``--intervals`` levels (none: ``[]``)."""
     if not levels:
         return []
     from tsmoe.intervals import check_levels
 
-    if runs > 1:
-        raise ConfigError("--intervals takes one run: conformal intervals come from that run's validation residuals")
     return check_levels(levels)
 
 
@@ -140,13 +137,15 @@ def _data_overrides(pairs: list[str]) -> dict:
 
 
 def _ensemble_table(names: list[str], result: dict) -> str:
-    """Members, their mean +- std, and the ensemble, one row each."""
+    """Members, their mean +- std, and the ensemble, one row each (``-`` for what only the ensemble has: its
+    intervals' coverage and width)."""
     from statistics import fmean, stdev
 
     keys = [key for key, value in result["ensemble"].items() if not isinstance(value, list)]
-    rows = [[name, *(f"{m[k]:.4f}" for k in keys)] for name, m in zip(names, result["members"], strict=True)]
-    columns = [[m[k] for m in result["members"]] for k in keys]
-    rows.append(["members, mean +- std", *(f"{fmean(c):.4f} +- {stdev(c):.4f}" for c in columns)])
+    members = result["members"]
+    rows = [[name, *(f"{m[k]:.4f}" if k in m else "-" for k in keys)] for name, m in zip(names, members, strict=True)]
+    columns = [[m[k] for m in members] if all(k in m for m in members) else None for k in keys]
+    rows.append(["members, mean +- std", *(f"{fmean(c):.4f} +- {stdev(c):.4f}" if c else "-" for c in columns)])
     rows.append([f"ensemble of {len(names)}", *(f"{result['ensemble'][k]:.4f}" for k in keys)])
     header = ["run", *keys]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
@@ -165,7 +164,10 @@ def cmd_evaluate_ensemble(args: argparse.Namespace, overrides: dict, split: str)
     if not args.no_plots:
         log.info("an ensemble writes no plots; evaluate one run for its gate and attention plots")
     ensemble = Ensemble.load(args.run_dir)
-    result = ensemble.evaluate(split=split, data_overrides=overrides, part=args.part)
+    result = ensemble.evaluate(
+        split=split, data_overrides=overrides, part=args.part, intervals=args.intervals,
+        calibration=args.calibration, calibration_windows=args.calibration_windows,
+    )  # fmt: skip
     where = overrides.get("root") or overrides.get("observations") or "the training data"
     print(f"ensemble of {len(args.run_dir)} runs on {where} (split '{split}', {args.part} part):")
     print(_ensemble_table(args.run_dir, result))
@@ -182,7 +184,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from tsmoe.estimator import Estimator
 
     overrides = _data_overrides(args.set)
-    levels = _interval_levels(args.intervals, len(args.run_dir))
+    levels = _interval_levels(args.intervals)
     _check_calibration(args, levels)
     # other data (another root, another table of observations) is scored whole unless --split says otherwise
     split = args.split or ("all" if {"root", "observations"} & set(overrides) else "default")
@@ -274,7 +276,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         args.per_step = True
     elif args.align != "start":
         raise ConfigError("--align sets where --every's clock starts: give --every H too")
-    levels = _interval_levels(args.intervals, len(args.paths) if args.after_data else len(runs))
+    levels = _interval_levels(args.intervals)
     if levels and args.per_step:
         raise ConfigError("--intervals are for forecasts; --per-step predicts records")
     _check_calibration(args, levels)
@@ -282,24 +284,28 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise ConfigError("--calibration rolling calibrates on the input's own recent windows; --after-data has none")
     if args.per_step and (not runs or args.after_data):
         raise ConfigError("--per-step takes runs and an input table (RUN [RUN ...] INPUT)")
-    if args.after_data:  # every path is a run: forecast what follows each run's own data set
-        estimators = Ensemble.load(args.paths).members if len(args.paths) > 1 else [Estimator.load(last)]
+    if not args.after_data and not runs:
+        raise ConfigError("tsmoe predict needs a run folder and an input (RUN INPUT), or --after-data")
+    run_paths = args.paths if args.after_data else runs  # with --after-data every path is a run
+    ensemble = Ensemble.load(run_paths) if len(run_paths) > 1 else None
+    estimators = ensemble.members if ensemble else [Estimator.load(run_paths[0])]
+    if levels and ensemble:  # refused before any forecast: intervals of a mean need its members' errors
+        ensemble.check_interval_members(args.calibration)
+    if args.after_data:  # forecast what follows each run's own data set
         frames = [estimator.forecast() for estimator in estimators]
         frame = mean_prediction(frames, estimators[0].meta_["task"], "--after-data", key_columns(estimators[0]))
-    elif not runs:
-        raise ConfigError("tsmoe predict needs a run folder and an input (RUN INPUT), or --after-data")
     else:  # one run, or an ensemble's mean; per entity or after every step
-        estimators = Ensemble.load(runs).members if len(runs) > 1 else [Estimator.load(runs[0])]
         frame = predict_table(estimators, Path(last), args.per_step, args.every, args.align, overrides)
     if levels:
-        from tsmoe.intervals import with_interval_columns
+        from tsmoe.intervals import conformal_quantiles, with_interval_columns
         from tsmoe.predict import rolling_interval_widths
 
-        estimator = Estimator.load(args.paths[0] if args.after_data else runs[0])
-        by_series = None
+        by_series = widths = None
         if args.calibration == "rolling":  # each series' widths from its own latest known errors in the input
-            by_series = rolling_interval_widths(estimator, Path(last), levels, args.calibration_windows)
-        frame = with_interval_columns(frame, estimator, levels, by_series)
+            by_series = rolling_interval_widths(estimators, Path(last), levels, args.calibration_windows)
+        elif ensemble:  # the mean forecast's errors on the members' validation split
+            widths = conformal_quantiles(ensemble.validation_residuals(original=True), levels)
+        frame = with_interval_columns(frame, estimators[0], levels, by_series, widths)
     run_io.write_text(out, frame.to_csv(index=False))  # atomic: a killed predict leaves no half file
     print(f"wrote {len(frame)} rows to {out}")
     return 0

@@ -11,6 +11,8 @@ statistics, so members with different scalings mix correctly.
 >>> ensemble.predict_proba()    # (N, 2), the test split's items in order
 >>> ensemble.predict_table("new_obs.csv", per_step=True)  # the mean risk after every step of every entity
 >>> ensemble.stream().update("pump-7", 0.5, {"vibration": 2.1})   # ... and as observations arrive
+>>> forecasters = Ensemble.load(["runs/dl-s0", "runs/dl-s1"])
+>>> forecasters.forecast(frame, intervals=[0.9])   # the mean forecast, conformal intervals from the mean's errors
 """
 
 from __future__ import annotations
@@ -28,10 +30,25 @@ from tsmoe.data.splits import same_items
 from tsmoe.ensemble_stream import EnsembleStream
 from tsmoe.errors import ConfigError, DataError
 from tsmoe.estimator import Estimator
-from tsmoe.predict import predict_table
+from tsmoe.forecast import key_columns, rolling_interval_widths
+from tsmoe.intervals import (
+    ROLLING_WITHOUT_VALIDATION,
+    check_calibration,
+    check_levels,
+    conformal_quantiles,
+    interval_metrics,
+    rolling_widths,
+    rolling_windows,
+    with_interval_columns,
+)
+from tsmoe.predict import mean_prediction, predict_table
 from tsmoe.tasks import ClassificationTask, Task, get_task
 
 Part = Literal["test", "validation"]
+
+
+def _part_of(prepared: Any, part: str) -> Any:
+    return prepared.test if part == "test" else prepared.val
 
 
 class Ensemble:
@@ -112,32 +129,53 @@ class Ensemble:
         split: SplitChoice = "default",
         data_overrides: dict[str, Any] | None = None,
         part: Part = "test",
+        original: bool | None = None,
     ) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Each member's outputs on the metrics' scale (see :meth:`Estimator.scored_outputs`) over the
-        same items, and their target; :meth:`scores` turns them into metrics."""
+        """Each member's outputs on the metrics' scale (see :meth:`Estimator.scored_outputs`; ``original``
+        chooses the scale instead) over the same items, and their target; :meth:`scores` turns them into
+        metrics."""
+        self._check_part(split, part)
+        parts, _ = self._parts_outputs(data, split, data_overrides, (part,), original)
+        return parts[part]
+
+    def _check_part(self, split: SplitChoice, part: str) -> None:
         if part not in ("test", "validation"):
             raise ConfigError(f"part must be 'test' or 'validation', got {part!r}")
         if split == "all" and part == "validation":
             raise ConfigError("with split 'all' every item is scored as test; there is no validation part")
         for name, member in zip(self.names, self.members, strict=True):
             member.check_part_unseen(part, f"ensemble member '{name}'")
+
+    def _parts_outputs(
+        self,
+        data: Any,
+        split: SplitChoice,
+        data_overrides: dict[str, Any] | None,
+        parts: tuple[str, ...],
+        original: bool | None = None,
+    ) -> tuple[dict[str, tuple[list[torch.Tensor], torch.Tensor]], Any]:
+        """``{part: (each member's outputs, the target)}`` for ``parts`` of the data each member prepares alike,
+        and the first member's prepared data (where its windows lie)."""
         if data is None and not data_overrides and split == "default":
             self._check_same_split()
-        outputs, target = [], None
+        found: dict[str, tuple[list[torch.Tensor], torch.Tensor | None]] = {part: ([], None) for part in parts}
+        first = None
         for name, member in zip(self.names, self.members, strict=True):
             prepared = member.prepare_data(data, split=split, data_overrides=data_overrides)
-            dataset = prepared.test if part == "test" else prepared.val
-            output, member_target = member.scored_outputs(prepared, dataset)
-            if target is None:
-                target = member_target
-            elif member_target.shape != target.shape or not torch.equal(member_target, target):
-                raise DataError(
-                    f"ensemble members see different {part} targets: {self.names[0]} and {name} "
-                    f"(shapes {tuple(target.shape)} and {tuple(member_target.shape)}); their data settings "
-                    f"differ: {self.members[0].config.data} against {member.config.data}"
-                )
-            outputs.append(output.float())
-        return outputs, target
+            first = prepared if first is None else first
+            for part in parts:
+                outputs, target = found[part]
+                output, member_target = member.scored_outputs(prepared, _part_of(prepared, part), original)
+                if target is None:
+                    target = member_target
+                elif member_target.shape != target.shape or not torch.equal(member_target, target):
+                    raise DataError(
+                        f"ensemble members see different {part} targets: {self.names[0]} and {name} "
+                        f"(shapes {tuple(target.shape)} and {tuple(member_target.shape)}); their data settings "
+                        f"differ: {self.members[0].config.data} against {member.config.data}"
+                    )
+                found[part] = ([*outputs, output.float()], target)
+        return found, first  # type: ignore[return-value]
 
     def combine(self, outputs: list[torch.Tensor]) -> torch.Tensor:
         """Mean class probabilities ``(N,)`` (binary) or ``(N, K)``, or mean predictions, over members."""
@@ -163,10 +201,104 @@ class Ensemble:
         split: SplitChoice = "default",
         data_overrides: dict[str, Any] | None = None,
         part: Part = "test",
+        intervals: Sequence[float] | None = None,
+        calibration: str = "validation",
+        calibration_windows: int | None = None,
     ) -> dict[str, Any]:
         """``{"ensemble": metrics, "members": [metrics, ...]}`` on the ``test`` (or ``validation``) part of
-        ``data`` (default: the data set the members were trained on; arguments as :meth:`Estimator.evaluate`)."""
-        return self.scores(*self.member_outputs(data, split, data_overrides, part))
+        ``data`` (default: the data set the members were trained on; arguments as :meth:`Estimator.evaluate`).
+
+        ``intervals`` (forecasters; levels such as ``[0.9]``) adds the coverage and width of conformal
+        intervals around the ensemble's mean forecast, and CRPS and WQL, to the ensemble's metrics, as
+        ``tsmoe evaluate --intervals`` does for one run (:mod:`tsmoe.intervals`): half-widths from the mean
+        forecast's errors on the members' shared validation split, or with ``calibration="rolling"`` on the
+        latest windows before each scored one; the result also says which (``calibration``,
+        ``calibration_windows``)."""
+        levels = check_levels(intervals) if intervals else []
+        check_calibration(levels, calibration, calibration_windows)
+        if not levels:
+            return self.scores(*self.member_outputs(data, split, data_overrides, part))
+        self._check_part(split, part)
+        self.check_interval_members(calibration)
+        if calibration == "rolling":
+            if split == "all":
+                raise ConfigError(ROLLING_WITHOUT_VALIDATION)
+            parts, prepared = self._parts_outputs(data, split, data_overrides, ("validation", part))
+            scored = _part_of(prepared, part)
+            windows = rolling_windows(prepared.val, scored, prepared.dims["horizon"], calibration_windows)
+            outputs, target = parts[part]
+            residuals = self._abs_residuals(outputs, target), self._abs_residuals(*parts["validation"])
+            widths = rolling_widths(prepared.val, scored, residuals[1], residuals[0], levels, windows)
+        else:
+            val_residuals = self.validation_residuals(self.members[0].original_scale())
+            widths, windows = conformal_quantiles(val_residuals, levels)[:, None], len(val_residuals)
+            outputs, target = self.member_outputs(data, split, data_overrides, part)
+        result = self.scores(outputs, target)
+        result["ensemble"] |= interval_metrics(self.combine(outputs), target, levels, widths)
+        return {**result, "calibration": calibration, "calibration_windows": windows}
+
+    def validation_residuals(self, original: bool = True) -> np.ndarray:
+        """The absolute errors ``(n, H, C)`` of the members' mean forecast on their shared validation split (of
+        the data they were trained on), on the original scale or (``original=False``) the scaled one: what the
+        ensemble's conformal intervals take their widths from."""
+        self.check_interval_members("validation")
+        return self._abs_residuals(*self.member_outputs(part="validation", original=original))
+
+    def _abs_residuals(self, outputs: list[torch.Tensor], target: torch.Tensor) -> np.ndarray:
+        residuals = (self.combine(outputs).double() - target.double()).abs().numpy()
+        return residuals.reshape(len(residuals), residuals.shape[1], -1)
+
+    def check_interval_members(self, calibration: str) -> None:
+        """Refuse, before any scoring, conformal intervals for an ensemble that is not of forecasters, or whose
+        members have no held-out validation split of their own data to read again (``validation``)."""
+        if self.task.name != "forecast":
+            raise ConfigError(f"conformal intervals are for forecasters; this ensemble's task is {self.task.name}")
+        for name, member in zip(self.names, self.members, strict=True):
+            if "refit" in member.meta_:
+                raise ConfigError(
+                    f"ensemble member '{name}' was refit on its validation items (training.refit): the ensemble "
+                    "has no held-out validation split to take conformal residuals from"
+                )
+            in_memory = member.config.data["name"] == "csv" and not member.config.data.get("root")
+            if calibration == "validation" and in_memory:
+                raise ConfigError(
+                    f"ensemble member '{name}' was trained on data in memory: an ensemble's intervals come from its "
+                    "mean forecast's errors on the members' validation split, which needs that data again; train "
+                    "the members on a file, or use --calibration rolling (calibration='rolling'), widths from the "
+                    "input's own errors"
+                )
+
+    def forecast(
+        self,
+        frame: pd.DataFrame | None = None,
+        data_overrides: dict[str, Any] | None = None,
+        intervals: Sequence[float] | None = None,
+        calibration: str = "validation",
+        calibration_windows: int | None = None,
+    ) -> pd.DataFrame:
+        """The members' mean forecast of what comes after ``frame`` (or after their own data set), in the
+        form :meth:`Estimator.forecast` gives one run's; with ``intervals``, conformal intervals around the
+        mean from its errors on the members' validation split, or (``calibration="rolling"``) each series'
+        own from the mean's errors on its ``calibration_windows`` latest windows in ``frame``."""
+        levels = check_levels(intervals) if intervals else []
+        check_calibration(levels, calibration, calibration_windows)
+        if levels:
+            self.check_interval_members(calibration)
+        first = self.members[0]
+        tables = [member.forecast(frame, data_overrides) for member in self.members]
+        where = "the frame" if frame is not None else "forecast"
+        table = mean_prediction(tables, first.meta_["task"], where, key_columns(first))
+        if not levels:
+            return table
+        if calibration == "rolling":
+            if frame is None:
+                raise ConfigError(
+                    "rolling calibration reads a frame's own recent windows: forecast without a frame has none"
+                )
+            by_series = rolling_interval_widths(self.members, frame, "the frame", levels, calibration_windows)
+            return with_interval_columns(table, first, levels, by_series)
+        widths = conformal_quantiles(self.validation_residuals(original=True), levels)
+        return with_interval_columns(table, first, levels, widths=widths)
 
     def predict_proba(
         self, data: Any = None, split: SplitChoice = "default", data_overrides: dict[str, Any] | None = None

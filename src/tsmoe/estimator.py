@@ -711,7 +711,7 @@ class Estimator:
             return table
         by_series = None
         if calibration == "rolling":
-            by_series = rolling_interval_widths(self, frame, "the frame", levels, calibration_windows)
+            by_series = rolling_interval_widths([self], frame, "the frame", levels, calibration_windows)
         return with_interval_columns(table, self, levels, by_series)
 
     def predict_proba(

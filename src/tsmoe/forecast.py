@@ -311,19 +311,22 @@ def _window_items(
     return items, collate_text_windows
 
 
-def recent_residuals(
-    estimator, data: SeriesSet, where: str, text: TextSetting | None, windows: int | None = None
-) -> list[np.ndarray]:
-    """Per series of ``data``, the absolute errors ``(windows, H, C)`` (targets, original scale) of the run's
-    forecasts from the ``windows`` latest windows whose whole target the series holds (origins
-    ``L - H - windows + 1 .. L - H`` of a series of ``L`` rows; default: as many as the shortest series
-    holds): the errors known when forecasting what follows it, for intervals calibrated on the input's own
-    recent past."""
+def held_windows(estimator, data: SeriesSet) -> int:
+    """How many windows with a known target the shortest series of ``data`` holds for this run (its lookback
+    and horizon): rolling calibration's default pool."""
+    lookback, horizon = estimator.meta_["dims"]["lookback"], estimator.meta_["dims"]["horizon"]
+    return max(1, min(len(s.values) - lookback - horizon + 1 for s in data.series))
+
+
+def recent_errors(estimator, data: SeriesSet, where: str, text: TextSetting | None, windows: int) -> np.ndarray:
+    """The run's errors ``forecast - target`` ``(S, windows, H, C)`` (targets, original scale) on each of the
+    ``S`` series of ``data``, from the ``windows`` latest windows whose whole target the series holds (origins
+    ``L - H - windows + 1 .. L - H`` of a series of ``L`` rows): the errors known when forecasting what follows
+    it, for intervals calibrated on the input's own recent past. Every run of an ensemble with this horizon
+    forecasts the same targets here, whatever its lookback."""
     meta = estimator.meta_
     lookback, horizon, channels = meta["dims"]["lookback"], meta["dims"]["horizon"], meta["target_channels"]
     check_sampling(data, meta.get("time_step"), where)
-    if windows is None:
-        windows = max(1, min(len(s.values) - lookback - horizon + 1 for s in data.series))
     origins = []
     for number, series in enumerate(data.series):
         held = len(series.values) - lookback - horizon + 1
@@ -339,32 +342,45 @@ def recent_residuals(
     scaler = StandardScaler.from_state(estimator.state_)
     forecasts = scaler.inverse(estimator.predict_dataset(items, collate)[..., channels], channels)
     targets = scaler.inverse(torch.stack([item["y"] for item in items])[..., channels], channels)
-    errors = (forecasts.double() - targets.double()).abs().numpy()
-    return list(errors.reshape(len(data.series), windows, horizon, len(channels)))
+    errors = (forecasts.double() - targets.double()).numpy()
+    return errors.reshape(len(data.series), windows, horizon, len(channels))
 
 
 def rolling_interval_widths(
-    estimator,
+    estimators: list,
     frame: pd.DataFrame,
     where: str,
     levels: list[float],
     windows: int | None = None,
     path: Path | None = None,
 ) -> tuple[str, dict[str, np.ndarray]]:
-    """Each series of ``frame``'s own conformal half-widths ``(L, H, C)`` on the original scale, from the run's
-    errors on the ``windows`` latest windows of that series whose whole target it holds (default: as many as
-    its shortest series holds; :func:`recent_residuals`), with the forecast table's id column: what
+    """Each series of ``frame``'s own conformal half-widths ``(L, H, C)`` on the original scale, from the errors
+    of one run (``estimators`` of one), or of the mean forecast of several (an ensemble), on the ``windows``
+    latest windows of that series whose whole target it holds (default: as many as its shortest series holds
+    for every run; :func:`recent_errors`), with the forecast table's id column: what
     :func:`tsmoe.intervals.with_interval_columns` takes as ``by_series``."""
-    if estimator.meta_["task"] != "forecast":
-        raise DataError(f"intervals are for forecasters; this run's task is {estimator.meta_['task']}")
+    first = estimators[0]
+    if first.meta_["task"] != "forecast":
+        raise DataError(f"intervals are for forecasters; this run's task is {first.meta_['task']}")
     if WINDOW_COLUMN in frame.columns:
         raise DataError(
             f"{where} holds fixed windows, not series: no history to calibrate on; use calibration 'validation'"
         )
-    data, where, text = read_series_table(estimator, frame, where, path)
-    residuals = recent_residuals(estimator, data, where, text, windows)
-    by_name = {series.name: errors for series, errors in zip(data.series, residuals, strict=True)}
-    return key_columns(estimator)[0], recent_half_widths(by_name, levels, where)
+    read = [read_series_table(estimator, frame, where, path) for estimator in estimators]  # (data, where, text)
+    if windows is None:
+        windows = min(held_windows(estimator, data) for estimator, (data, _, _) in zip(estimators, read, strict=True))
+    errors = [recent_errors(estimator, *each, windows) for estimator, each in zip(estimators, read, strict=True)]
+    names = [series.name for series in read[0][0].series]
+    for number, (data, _, _) in enumerate(read[1:], start=1):
+        if [series.name for series in data.series] != names or errors[number].shape != errors[0].shape:
+            raise DataError(
+                f"{where}: ensemble members 0 and {number} read other series or targets from it "
+                f"({names} against {[series.name for series in data.series]}, errors {errors[0].shape} against "
+                f"{errors[number].shape})"
+            )
+    residuals = np.abs(np.mean(errors, axis=0))  # the mean forecast's errors: the targets are the same
+    by_name = dict(zip(names, residuals, strict=True))
+    return key_columns(first)[0], recent_half_widths(by_name, levels, read[0][1])
 
 
 def forecast_windows(estimator, frame: pd.DataFrame, where: str) -> pd.DataFrame:

@@ -154,6 +154,12 @@ def rolling_quantiles(
     return np.stack(out)
 
 
+ROLLING_WITHOUT_VALIDATION = (
+    "rolling calibration starts from the validation windows before the scored ones, and with every item scored "
+    "(split all, the default when data.root is set) there are none: score the run's test part (--split default)"
+)
+
+
 def conformal_widths(
     estimator: Any,
     prepared: Any,
@@ -167,17 +173,23 @@ def conformal_widths(
     comes from. ``validation`` takes them from the run's own validation split; ``rolling`` each window's from
     the ``windows`` latest windows whose targets were known at its origin, ``prepared``'s validation part then
     ``dataset`` itself, which must follow it (default: as many as the validation part holds before the first
-    window)."""
+    window; :func:`rolling_widths`)."""
     check_calibration(levels, calibration, windows)
     if calibration == "validation":  # the run's own validation split, whatever data is scored
         val_residuals = _held_out_residuals(estimator, estimator.prepare_data(), estimator.original_scale())
         return conformal_quantiles(val_residuals, levels)[:, None], len(val_residuals)
-    _check_held_out(  # split "all" scores every item: none comes before the scored ones to calibrate on
-        estimator, prepared, "rolling calibration starts from the validation windows before the scored ones, and "
-        "with every item scored (split all, the default when data.root is set) there are none: score the run's "
-        "test part (--split default)",
-    )  # fmt: skip
-    val = prepared.val
+    _check_held_out(estimator, prepared, ROLLING_WITHOUT_VALIDATION)  # split all: nothing before the scored
+    windows = rolling_windows(prepared.val, dataset, prepared.dims["horizon"], windows)
+    scale = estimator.original_scale()
+    val_residuals = _abs_residuals(estimator, prepared, prepared.val, scale)
+    residuals = _abs_residuals(estimator, prepared, dataset, scale)
+    return rolling_widths(prepared.val, dataset, val_residuals, residuals, levels, windows), windows
+
+
+def rolling_windows(val: Any, dataset: Any, horizon: int, windows: int | None) -> int:
+    """How many windows rolling calibration of ``dataset`` after ``val`` (windows of one prepared split) pools:
+    ``windows``, or as many as every series' validation part holds before its first scored window; refused,
+    before any window is scored, where the windows do not know their places or do not follow ``val``."""
     if not hasattr(dataset, "target_starts"):
         raise ConfigError(
             "rolling calibration needs windows that know where they start in their series (a table of series); "
@@ -185,26 +197,40 @@ def conformal_widths(
         )
     series, val_series = dataset.item_series(), val.item_series()
     starts, val_starts = dataset.target_starts(), val.target_starts()
-    for s in np.unique(series):  # checked before any window is scored
+    for s in np.unique(series):
         before, after = val_starts[val_series == s], starts[series == s]
         if len(after) and (np.any(np.diff(after) <= 0) or (len(before) and after[0] <= before[-1])):
             raise ConfigError(
                 f"rolling calibration needs the scored windows of series {s} to come after its validation windows, "
                 "in time order (the test part of the run's own chronological split)"
             )
-    horizon = prepared.dims["horizon"]
-    if windows is None:  # as many as every series' validation part holds before its first scored window
-        firsts = {s: starts[series == s][0] for s in np.unique(series)}
-        windows = max(1, min(int(np.sum(val_starts[val_series == s] <= o - horizon)) for s, o in firsts.items()))
-    val_residuals = _abs_residuals(estimator, prepared, val, estimator.original_scale())
-    residuals = _abs_residuals(estimator, prepared, dataset, estimator.original_scale())
+    if windows is not None:
+        return windows
+    firsts = {s: starts[series == s][0] for s in np.unique(series)}
+    return max(1, min(int(np.sum(val_starts[val_series == s] <= o - horizon)) for s, o in firsts.items()))
+
+
+def rolling_widths(
+    val: Any,
+    dataset: Any,
+    val_residuals: np.ndarray,
+    residuals: np.ndarray,
+    levels: Sequence[float],
+    windows: int,
+) -> np.ndarray:
+    """Half-widths ``(L, N, H, C)`` for the ``N`` windows of ``dataset`` from the absolute residuals ``(n, H, C)``
+    of ``val`` and ``(N, H, C)`` of ``dataset`` (one model's, or an ensemble's mean forecast's): each window's
+    from the ``windows`` latest of its series whose targets were known at its origin (:func:`rolling_quantiles`)."""
+    series, val_series = dataset.item_series(), val.item_series()
+    starts, val_starts = dataset.target_starts(), val.target_starts()
+    horizon = residuals.shape[1]
     widths = np.empty((len(levels), *residuals.shape))
     for s in np.unique(series):
         here, before = series == s, val_series == s
         sequence = np.concatenate([val_residuals[before], residuals[here]])
         origins = np.concatenate([val_starts[before], starts[here]])
         widths[:, here] = rolling_quantiles(sequence, origins, int(before.sum()), horizon, windows, levels)
-    return widths, windows
+    return widths
 
 
 def interval_metrics(
@@ -235,15 +261,18 @@ def with_interval_columns(
     estimator: Any,
     levels: Sequence[float],
     by_series: tuple[str, dict[Any, np.ndarray]] | None = None,
+    widths: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """A forecast table (``tsmoe predict``: a ``step`` column and one column per target) with
     ``<target>_lo_<l>`` and ``<target>_hi_<l>`` after the targets' columns, on the original scale: the
-    validation split's half-widths, or ``by_series = (id column, {series: (L, H, C) half-widths})``, each
-    series' own (:func:`recent_half_widths`)."""
+    validation split's half-widths (the run's, or ``widths (L, H, C)`` given, an ensemble's), or ``by_series =
+    (id column, {series: (L, H, C) half-widths})``, each series' own (:func:`recent_half_widths`)."""
     names = [estimator.meta_["channel_names"][c] for c in estimator.meta_["target_channels"]]
     steps = frame["step"].to_numpy() - 1
     if by_series is None:
-        rows = half_widths(estimator, levels, original=True)[:, steps]  # (L, rows, C)
+        if widths is None:
+            widths = half_widths(estimator, levels, original=True)
+        rows = widths[:, steps]  # (L, rows, C)
     else:
         id_col, widths = by_series
         rows = np.stack([widths[key][:, step] for key, step in zip(frame[id_col], steps, strict=True)], axis=1)

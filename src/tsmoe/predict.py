@@ -242,12 +242,12 @@ def predict_file(
 
 
 def rolling_interval_widths(
-    estimator, path: Path, levels: list[float], windows: int | None = None
+    estimators: list, path: Path, levels: list[float], windows: int | None = None
 ) -> tuple[str, dict[str, np.ndarray]]:
     """For ``tsmoe predict --intervals --calibration rolling``: :func:`tsmoe.forecast.rolling_interval_widths`
-    of the series in the file at ``path``."""
-    frame = read_table_checked(path, text_columns=(TEXT_COLUMN, text_column(estimator)))
-    return forecast_rolling_widths(estimator, frame, f"file '{path}'", levels, windows, path)
+    of the series in the file at ``path``, for one run or the mean forecast of several."""
+    frame = read_table_checked(path, text_columns=(TEXT_COLUMN, *(text_column(e) for e in estimators)))
+    return forecast_rolling_widths(estimators, frame, f"file '{path}'", levels, windows, path)
 
 
 KEYS = ("record_id", "unique_id", "row", "step", "ds")  # the columns that name what a row predicts

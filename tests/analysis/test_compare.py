@@ -106,6 +106,8 @@ def test_an_ensemble_compares_as_it_scores_and_members_split_otherwise_are_refus
     assert "ensemble members were split differently" in capsys.readouterr().err
     assert main(["compare", f"{a}+{a}", str(b)]) == 2
     assert "is given twice" in capsys.readouterr().err
+    assert main(["compare", f"{a}+", str(b)]) == 2  # not the current folder read as a run
+    assert "a run folder's name is empty" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -58,7 +58,10 @@ def run_folders(side: RunSide) -> list[Path]:
     if isinstance(side, str | Path):
         if Path(side).exists() or "+" not in str(side):
             return [Path(side)]
-        return [Path(part) for part in str(side).split("+")]
+        parts = str(side).split("+")
+        if "" in parts:  # 'a+' or 'a++b': an empty name would read as the current folder
+            raise ConfigError(f"'{side}': a run folder's name is empty; join run folders as runs/a+runs/b")
+        return [Path(part) for part in parts]
     return [Path(folder) for folder in side]
 
 
