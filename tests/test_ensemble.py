@@ -86,6 +86,14 @@ def test_a_forecast_ensemble_averages_forecasts_and_its_mse_is_at_most_the_membe
     # the squared error is convex, so the mean forecast's MSE is at most the members' mean MSE (Jensen)
     assert result["ensemble"]["mse"] <= np.mean([m["mse"] for m in result["members"]]) + 1e-9
     assert result["ensemble"]["mse"] < max(m["mse"] for m in result["members"])
+    # a member with quantiles scores beside a point forecaster (its median), but their tables differ in columns
+    Estimator(
+        "dlinear", "etth1", model_params={"quantiles": [0.1, 0.5, 0.9]}, data_params={"lookback": 48, "horizon": 12},
+        training={"max_epochs": 1, "batch_size": 64}, trainer={"accelerator": "cpu"},
+    ).fit(run_dir=tmp_path / "q")  # fmt: skip
+    assert np.isfinite(Ensemble.load([folders[0], tmp_path / "q"]).evaluate()["ensemble"]["mse"])
+    with pytest.raises(DataError, match="their quantile columns differ: train them with one model.quantiles"):
+        Ensemble.load([folders[0], tmp_path / "q"]).predict_table(recent)
 
 
 def test_members_tested_on_different_items_are_refused(two_seeds, small_physionet, tmp_path):

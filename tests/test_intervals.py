@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from tsmoe.cli import main
-from tsmoe.errors import ConfigError
+from tsmoe.errors import ConfigError, DataError
 from tsmoe.intervals import conformal_quantiles, level_name, rolling_quantiles
 from tsmoe.metrics import pinball_loss, quantile_metrics
 from tsmoe.paths import shipped_data_dir
@@ -308,6 +308,15 @@ def test_an_ensemble_of_forecasters_has_intervals_around_its_mean(two_forecaster
     assert rolled["ensemble"]["mse"] == pytest.approx(result["ensemble"]["mse"])
     with pytest.raises(ConfigError, match="there are none"):
         Ensemble.load(two_forecasters).evaluate(split="all", intervals=[0.9], calibration="rolling")
+
+    # members of other lookbacks score other windows of the split, but forecast the same recent targets
+    longer = tmp_path / "dl-l30"
+    assert main(["train", "configs/dlinear-etth1.yaml", "--out", str(longer), *SETS, "--set", "data.lookback=30"]) == 0
+    mixed = Ensemble.load([two_forecasters[0], longer])
+    with pytest.raises(DataError, match=r"other lookbacks \(24 and 30 steps\)"):
+        mixed.evaluate(intervals=[0.9])
+    mixed_rolling = mixed.forecast(long, intervals=[0.9], calibration="rolling", calibration_windows=9)
+    assert np.isfinite(mixed_rolling[[f"{n}_hi_90" for n in names]].to_numpy()).all()
 
 
 def test_an_ensemble_of_runs_trained_on_frames_takes_rolling_intervals_only(tmp_path, capsys):

@@ -117,10 +117,16 @@ class Ensemble:
         first = self.members[0].split_
         for name, member in zip(self.names[1:], self.members[1:], strict=True):
             if not same_items(member.split_, first):
+                lookbacks = [m.meta_["dims"].get("lookback") for m in (self.members[0], member)]
+                why = (
+                    f"windows of other lookbacks ({lookbacks[0]} and {lookbacks[1]} steps) split at other places"
+                    if lookbacks[0] != lookbacks[1]
+                    else "a seeded split, not a committed one?"
+                )
                 raise DataError(
                     f"ensemble members were split differently: {self.names[0]} and {name} have different "
-                    "train/validation/test items (a seeded split, not a committed one?); score them on other "
-                    "data with split 'all', or train them on one split (e.g. data.split_file)"
+                    f"train/validation/test items ({why}); score them on other data with split 'all', or train "
+                    "them on one split (e.g. data.split_file)"
                 )
 
     def member_outputs(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -311,8 +312,12 @@ def mean_prediction(
     keys = [c for c in first.columns if c in (*KEYS, *extra_keys)]
     for number, frame in enumerate(frames[1:], start=1):
         if list(frame.columns) != list(first.columns) or not frame[keys].equals(first[keys]):
-            intervals = {"probability_low", "probability_high"} & (set(frame.columns) ^ set(first.columns))
-            why = " (one run is calibrated with venn_abers, the other not: calibrate them alike)" if intervals else ""
+            differ = set(frame.columns) ^ set(first.columns)
+            why = ""
+            if {"probability_low", "probability_high"} & differ:
+                why = " (one run is calibrated with venn_abers, the other not: calibrate them alike)"
+            elif any(re.fullmatch(r".+_q\d+(\.\d+)?", column) for column in differ):
+                why = " (their quantile columns differ: train them with one model.quantiles)"
             raise DataError(
                 f"{where}: ensemble members 0 and {number} predict different rows or columns "
                 f"({list(first.columns)} against {list(frame.columns)}){why}"
