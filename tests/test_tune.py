@@ -220,3 +220,17 @@ def test_a_multi_objective_study_marks_its_pareto_front(tmp_path: Path, capsys) 
             assert not (better & strictly).any()
     assert '<section id="pareto">' in (out / "tune.html").read_text()
     assert yaml.safe_load((out / "best.yaml").read_text())["model"]["name"] == "dlinear"
+
+
+def test_trials_the_recipe_refuses_say_why_and_three_in_a_row_stop_the_study(tmp_path: Path, capsys) -> None:
+    # a trend filter longer than twice this lookback: the model refuses it when built, after the space's check
+    space = {"params": {"model.moving_avg": {"type": "categorical", "choices": [49, 51]}}}
+    recipe, space_file = tiny_files(tmp_path, space)
+    out = tmp_path / "study"
+    assert main(["tune", str(recipe), "--space", str(space_file), "--out", str(out), "--trials", "2"]) == 2
+    captured = capsys.readouterr()
+    reason = "the trend filter's kernel must be 1 to twice the lookback (48) steps"
+    assert captured.out.count("failed (model.moving_avg: " + reason) == 3  # each trial's line says why
+    assert f"three trials in a row failed, the last because model.moving_avg: {reason}" in captured.err
+    assert "Traceback" not in captured.err  # Optuna's own warning for a failed trial is not shown
+    assert read_json(out / "trials" / "0000" / "trial.json")["state"] == "failed"

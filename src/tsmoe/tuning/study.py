@@ -156,7 +156,8 @@ def pruner(settings: TuneSettings) -> optuna.pruners.BasePruner:
 
 def open_study(settings: TuneSettings, worker: int = 0) -> optuna.Study:
     """Create the study, or load it and check that it was started with the same recipe, space and objectives."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # tsmoe prints a line per trial itself
+    # tsmoe prints a line per trial, a failed one with its reason; Optuna's own warning adds a traceback
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = open_storage(settings.storage_url, settings.heartbeat)
     study = optuna.create_study(
         storage=storage,
@@ -240,14 +241,16 @@ def run_trial(trial: optuna.Trial, settings: TuneSettings) -> float | list[float
         raise TrainingInterrupted(
             f"tuning was interrupted in trial {trial.number}; the same command continues the study"
         ) from None
-    except TsmoeError as error:
-        if folder.is_dir():
-            _finish_folder(folder, {**record, "state": "failed", "error": str(error)})
+    except TsmoeError as error:  # refused before its folder was made, too: the folder says why
+        folder.mkdir(parents=True, exist_ok=True)
+        _finish_folder(folder, {**record, "state": "failed", "error": str(error)})
+        trial.set_user_attr("error", str(error))  # for its line, and the study's error if it stops
         raise TrialFailed(f"trial {trial.number} ({values}): {error}") from None
     scores = objective_values(estimator, folder, settings)
     trial.set_user_attr("best_epoch", estimator.meta_["best_epoch"])
     trial.set_user_attr("seconds_per_epoch", estimator.meta_["seconds_per_epoch"])
     if any(not math.isfinite(v) for v in scores):
+        trial.set_user_attr("error", f"objective values {scores} are not finite")
         raise TrialFailed(f"trial {trial.number}: objective values {scores} are not finite")
     return scores[0] if len(scores) == 1 else scores
 
@@ -279,8 +282,8 @@ def trial_line(study: optuna.Study, trial: optuna.trial.FrozenTrial, settings: T
         result = ", ".join(f"{n} {v:.4g}" for n, v in zip(settings.objectives, trial.values, strict=True))
     elif trial.state == TrialState.PRUNED:
         result = f"pruned after {len(trial.intermediate_values)} epochs"
-    else:
-        result = "failed"
+    else:  # why, as the trial's folder says in trial.json
+        result = f"failed ({trial.user_attrs['error']})" if "error" in trial.user_attrs else "failed"
     seconds = trial.duration.total_seconds() if trial.duration else 0.0
     return (f"trial {trial.number} (worker {worker}): {result} [{shown}], "
             f"{counted(study)}/{settings.trials} done, {seconds:.0f} s")  # fmt: skip
@@ -295,15 +298,16 @@ def run_worker(settings: TuneSettings, worker: int = 0) -> None:
     every worker's, and earlier sittings'); one of several processes, or the only one."""
     import torch
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats, grouped TPE
     if settings.workers > 1 and "OMP_NUM_THREADS" not in os.environ:  # the cores shared out, not oversubscribed
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // settings.workers))
     study = open_study(settings, worker)
     states: list[TrialState] = []  # this worker's trials, in order
+    reasons: list[str] = []  # why each failed
 
     def finished(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         states.append(trial.state)
+        reasons.append(trial.user_attrs.get("error", "see its trial.json"))
         print(trial_line(study, trial, settings, worker), flush=True)
 
     # checking the count and starting a trial happen under a lock shared by this folder's workers, so the
@@ -334,7 +338,10 @@ def run_worker(settings: TuneSettings, worker: int = 0) -> None:
             while asking.is_locked:
                 asking.release()
         if states[-3:] == [TrialState.FAIL] * 3:
-            raise TsmoeError("three trials in a row failed; each failed trial's folder has a trial.json saying why")
+            raise TsmoeError(
+                f"three trials in a row failed, the last because {reasons[-1]}; each failed trial's folder has a "
+                "trial.json saying why"
+            )
 
 
 def _worker_process(settings: TuneSettings, worker: int) -> None:
