@@ -19,6 +19,15 @@ def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["TSMOE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
 
 
+@pytest.fixture(autouse=True)
+def _fresh_data_notes() -> None:
+    """Each test reads its data as a new process would: the data readers' notes (said once per process)
+    are warnings again."""
+    from tsmoe.data.notes import forget
+
+    forget()
+
+
 def _outcomes_lines(set_name: str) -> dict[int, str]:
     path = shipped_data_dir() / "physionet2012" / f"Outcomes-{set_name}.txt.gz"
     with gzip.open(path, "rt") as handle:

@@ -27,6 +27,7 @@ from tsmoe.data.irregular import (
     collate_irregular,
     is_regression,
 )
+from tsmoe.data.notes import note
 from tsmoe.data.sampling import usual_elapsed
 from tsmoe.data.series import SeriesSet
 from tsmoe.data.splits import IdSplit, borders_from_lengths, chronological_borders, stratified_split
@@ -111,7 +112,8 @@ def prepare_irregular(
     if regression:
         missing = [int(np.isnan(data.labels[p]).sum()) for p in parts]
         if sum(missing):
-            log.warning(
+            note(
+                log,
                 "%d record(s) have no target (train %d, validation %d, test %d); they are left out",
                 sum(missing),
                 *missing,

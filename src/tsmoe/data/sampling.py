@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from tsmoe.data.notes import note
 from tsmoe.data.series import Series, SeriesSet
 
 log = logging.getLogger(__name__)
@@ -88,8 +89,8 @@ def warn_of_gaps(data: SeriesSet, where: str, step: object | None = None) -> Non
             return
         step = parse_step(stored)
     for gap in gaps(data, step):
-        log.warning(
-            "%s, series '%s': a gap of %s after %s (the usual step is %s); models of fixed steps (DLinear, "
+        note(
+            log, "%s, series '%s': a gap of %s after %s (the usual step is %s); models of fixed steps (DLinear, "
             "PatchTST, iTransformer, MoME) read the rows on either side as consecutive, the recurrent ones (MR-MoE "
             "and its rungs, LSTM, GRU) the gap's length", where, gap.series, step_text(gap.length), when(gap.after),
             step_text(step),

@@ -40,6 +40,7 @@ from tsmoe.data.adapter import IrregularAdapter, check_split_fractions
 from tsmoe.data.cache import cached_arrays, hash_files
 from tsmoe.data.clock import NANOSECONDS, TimeUnit
 from tsmoe.data.irregular import Clock, IrregularSet, Scaling
+from tsmoe.data.notes import note
 from tsmoe.data.observations import DuplicatePolicy, ObservationRows, labels_at_steps, rows_to_steps
 from tsmoe.data.row_buffer import RowBuffer, row_bound
 from tsmoe.data.splits import IdSplit
@@ -135,7 +136,7 @@ def load_irregular_table(params: IrregularTableParams, with_labels: bool = True,
         arrays = _read(params, files, label_files, static_files)
     notes = json.loads(str(arrays["notes"]))
     for reason, count in notes.items():
-        log.warning("data.observations: %s: %s", reason, count)
+        note(log, "data.observations: %s: %s", reason, count)
     return IrregularSet(
         record_ids=arrays["record_ids"],
         offsets=arrays["offsets"],

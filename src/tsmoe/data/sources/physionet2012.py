@@ -33,6 +33,7 @@ import numpy as np
 from tsmoe.data.adapter import IrregularAdapter, check_split_fractions
 from tsmoe.data.cache import cached_arrays, hash_files
 from tsmoe.data.irregular import IrregularSet, Scaling
+from tsmoe.data.notes import note
 from tsmoe.data.observations import ObservationRows, Steps, rows_to_steps
 from tsmoe.data.parsing import FLOAT32_MAX
 from tsmoe.data.splits import IdSplit
@@ -326,7 +327,7 @@ def load_physionet2012(
     for set_name, (empty_rows, unknown_rows) in zip(found, arrays["skipped_rows"].tolist(), strict=True):
         for reason, count in (("empty parameter", empty_rows), ("unknown parameter", unknown_rows)):
             if count:
-                log.warning("PhysioNet 2012 set %s: skipped %d row(s) with an %s field", set_name, count, reason)
+                note(log, "PhysioNet 2012 set %s: skipped %d row(s) with an %s field", set_name, count, reason)
                 notes.setdefault("skipped rows", {}).setdefault(f"set {set_name}", {})[reason] = count
     data = IrregularSet(
         record_ids=arrays["record_ids"],

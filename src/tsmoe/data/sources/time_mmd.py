@@ -25,6 +25,7 @@ import pandas as pd
 
 from tsmoe.data.adapter import ForecastParams, SeriesAdapter
 from tsmoe.data.csv_files import read_csv_checked
+from tsmoe.data.notes import note
 from tsmoe.data.parsing import check_float32, check_texts_column, parse_dates
 from tsmoe.data.series import Series, SeriesSet
 from tsmoe.data.text import DatedTexts
@@ -115,12 +116,12 @@ def _read_numeric(path: Path, domain: str) -> pd.DataFrame:
     if empty == len(out):
         raise DataError(f"file '{path}': no row has a value in column '{TARGET}' (all {empty} are empty or infinite)")
     if empty:
-        log.warning("Time-MMD %s: dropped %d row(s) with an empty or infinite %s", domain, empty, TARGET)
+        note(log, "Time-MMD %s: dropped %d row(s) with an empty or infinite %s", domain, empty, TARGET)
         out = out[out[TARGET].notna()]
     out = out.sort_values("date", kind="stable")
     duplicated = int(out["date"].duplicated().sum())
     if duplicated:
-        log.warning("Time-MMD %s: %d repeated date(s); rows sharing a date were averaged", domain, duplicated)
+        note(log, "Time-MMD %s: %d repeated date(s); rows sharing a date were averaged", domain, duplicated)
         out = out.groupby("date", as_index=False, sort=True).mean(numeric_only=True)
     return out.reset_index(drop=True)
 
