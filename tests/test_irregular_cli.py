@@ -315,6 +315,14 @@ def test_tsmoe_stream_answers_every_row_as_predict_per_step_and_reads_a_pipe(
     latin.write_bytes(rows.read_bytes() + "pump-00001,2026-01-01 00:00:00,temp\u00e9rature,1\n".encode("latin-1"))
     assert main(["stream", str(run), str(latin), "-o", str(tmp_path / "out.csv")]) == 2
     assert "the input is not UTF-8 text" in capsys.readouterr().err
+    # a spreadsheet's semicolons, from a file and a pipe: the same answers (tsmoe.data.csv_dialect)
+    semicolons = tmp_path / "semicolons.csv"
+    first.to_csv(semicolons, index=False, sep=";")
+    assert main(["stream", str(run), str(semicolons), "-o", str(tmp_path / "semi.csv"), *static]) == 0
+    assert pd.read_csv(tmp_path / "semi.csv").probability.tolist() == answers.probability.tolist()
+    per_step_semi = tmp_path / "semi-steps.csv"
+    assert main(["predict", str(run), str(semicolons), "--per-step", "-o", str(per_step_semi), *static]) == 0
+    assert pd.read_csv(per_step_semi).probability.tolist() == steps.probability.tolist()
     huge = tmp_path / "huge.csv"  # a cell past the CSV reader's field limit
     huge.write_text(rows.read_text().splitlines()[0] + "\npump-00001,0,temperature," + "1" * 200_000 + "\n")
     assert main(["stream", str(run), str(huge), "-o", str(tmp_path / "out.csv")]) == 2

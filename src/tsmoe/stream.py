@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from tsmoe.data.clock import DURATION_TYPES, duration_in_unit, instant_in_unit, is_instant
+from tsmoe.data.csv_dialect import decimal_comma_hint
 from tsmoe.data.irregular import IrregularNormalizer
 from tsmoe.data.parsing import FLOAT32_MAX
 from tsmoe.data.static_columns import indicator_places
@@ -385,7 +386,7 @@ class StreamingPredictor:
             for name, value in mapping.items():
                 if not _in_float32(_number(value)):
                     raise DataError(f"entity {entity!r}: variable '{name}' has the value {value!r}, not a finite "
-                                    "number within float32's range")  # fmt: skip
+                                    f"number within float32's range{decimal_comma_hint(value)}")  # fmt: skip
         raise AssertionError("no bad value")  # unreachable: called only when one is there
 
     @torch.inference_mode()  # no autograd bookkeeping at all: 0.05 ms of a 0.35 ms step for one entity

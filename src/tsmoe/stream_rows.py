@@ -20,6 +20,7 @@ unknown variable, a value that is no number) stops the stream with an error nami
 from __future__ import annotations
 
 import csv
+import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from tsmoe.data.csv_dialect import separator_of
 from tsmoe.data.table_files import file_columns, read_table, table_files
 from tsmoe.errors import DataError
 from tsmoe.stream import Risk
@@ -109,7 +111,10 @@ def stream_rows(
     """Feed the CSV ``lines`` (header first) to ``stream`` row by row, writing each answer to ``out`` as it
     comes, under ``columns`` (:func:`answer_columns`; module docstring). Returns the counts: rows read,
     answered, without a reading, skipped."""
-    rows = csv.DictReader(_numbered(lines, counter := {"line": 0}))
+    numbered = _numbered(lines, counter := {"line": 0})
+    first = next(numbered, None)  # the header, whose separator the rows share (tsmoe.data.csv_dialect)
+    head = [] if first is None else [first]
+    rows = csv.DictReader(itertools.chain(head, numbered), delimiter=separator_of(first or ""))
     header = _readable(lambda: rows.fieldnames)
     if header is None:
         raise DataError("the input is empty: it needs a header line")
@@ -171,7 +176,10 @@ def _numbered(lines: Iterable[str], counter: dict[str, int]) -> Iterator[str]:
             return
         except UnicodeDecodeError as error:  # decoded a block at a time: the line is the first unread or later
             where = f"after line {counter['line']}" if counter["line"] else "from its first line"
-            raise DataError(f"the input is not UTF-8 text {where} ({error.reason})") from None
+            raise DataError(
+                f"the input is not UTF-8 text {where} ({error.reason}): tsmoe reads CSV as UTF-8 "
+                "(in Excel: 'CSV UTF-8')"
+            ) from None
         counter["line"] += 1
         yield line
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow as pa
 from pandas._libs.parsers import STR_NA_VALUES
 
+from tsmoe.data.csv_dialect import decimal_comma_hint, file_separator, not_utf8
 from tsmoe.data.parsing import parse_dates, to_float32
 from tsmoe.data.series import Series, SeriesSet
 from tsmoe.errors import DataError
@@ -23,6 +24,8 @@ def read_csv_checked(path: Path, text_columns: tuple[str, ...] = (), **kwargs) -
     """
     if not Path(path).is_file():
         raise DataError(f"file '{path}' does not exist")
+    if "sep" not in kwargs and "delimiter" not in kwargs:  # a comma, or the semicolon or tab the header uses
+        kwargs = {**kwargs, "sep": file_separator(path)}
     try:
         if text_columns:
             header = pd.read_csv(path, nrows=0, **kwargs).columns
@@ -32,7 +35,9 @@ def read_csv_checked(path: Path, text_columns: tuple[str, ...] = (), **kwargs) -
         frame = pd.read_csv(path, **kwargs)
     except pd.errors.EmptyDataError:
         raise DataError(f"file '{path}' is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as error:
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
+    except (pd.errors.ParserError, OSError, EOFError) as error:
         raise DataError(f"file '{path}': not a readable CSV ({error})") from None
     if frame.empty:
         raise DataError(f"file '{path}' has a header but no rows")
@@ -69,6 +74,7 @@ def wide_frame_to_series(
             row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
             raise DataError(
                 f"file '{path}', column '{column}', row {row}: '{frame[column].iloc[row - 1]}' is not a number"
+                + decimal_comma_hint(frame[column].iloc[row - 1])
             )
         blocks.append(
             to_float32(

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tsmoe.data.csv_dialect import decimal_comma_hint
 from tsmoe.data.csv_files import read_table_checked
 from tsmoe.data.parsing import check_float32, parse_dates
 from tsmoe.data.series import Series, SeriesSet
@@ -32,7 +33,7 @@ def _numeric(frame: pd.DataFrame, column: str, source: str) -> np.ndarray:
         position = int(np.flatnonzero(bad.to_numpy())[0])
         raise DataError(
             f"{source}, column '{column}', row {_row(frame, position)}: "
-            f"'{frame[column].iloc[position]}' is not a number"
+            f"'{frame[column].iloc[position]}' is not a number{decimal_comma_hint(frame[column].iloc[position])}"
         )
     return values.to_numpy(dtype=np.float64)
 

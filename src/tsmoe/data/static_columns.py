@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from tsmoe.data.csv_dialect import decimal_comma_hint
 from tsmoe.data.parsing import FLOAT32_MAX
 from tsmoe.errors import DataError
 
@@ -45,8 +46,9 @@ class TextColumn:
         bad = (self.codes >= 0) & ~(np.abs(parsed[np.maximum(self.codes, 0)]) <= FLOAT32_MAX)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{self.where(row)}: '{self.texts[self.codes[row]]}' is not a number (within float32's "
-                            "range)")  # fmt: skip
+            text = self.texts[self.codes[row]]
+            raise DataError(f"{self.where(row)}: '{text}' is not a number (within float32's range)"
+                            + decimal_comma_hint(text))  # fmt: skip
         return np.where(self.codes >= 0, parsed[np.maximum(self.codes, 0)], np.nan).astype(np.float32)
 
     def a_text(self) -> str:

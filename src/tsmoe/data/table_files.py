@@ -5,6 +5,8 @@ with text columns dictionary-encoded (a name repeated over millions of rows is s
 table costs near its numeric payload. Policies:
 
 - a folder is read as the files in it ending ``.csv``, ``.csv.gz``, ``.parquet`` or ``.pq``, sorted by name;
+- a CSV is UTF-8, separated by commas, or semicolons or tabs where its header holds no comma
+  (:mod:`tsmoe.data.csv_dialect`);
 - a column asked for that a file lacks is an error naming the file and the columns it has;
 - IDs are read as text, so ``007`` stays ``007`` and IDs match across tables whatever their type;
 - a number column holding text (``abc`` where a value belongs) is an error naming the file, row and text;
@@ -26,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from tsmoe.data.csv_dialect import decimal_comma_hint, file_separator, not_utf8
 from tsmoe.errors import DataError
 
 SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
@@ -90,8 +93,10 @@ def file_columns(path: Path) -> list[str]:
             return list(pq.read_schema(path).names)
         opener = gzip.open if path.name.lower().endswith(".gz") else open
         with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:  # the header only
-            return next(csv.reader(handle), [])
-    except (pa.ArrowInvalid, OSError, UnicodeDecodeError, csv.Error) as error:
+            return next(csv.reader(handle, delimiter=file_separator(path)), [])
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
+    except (pa.ArrowInvalid, OSError, csv.Error) as error:
         raise DataError(f"file '{path}': not a readable table ({_short(error)})") from None
 
 
@@ -105,13 +110,14 @@ def read_batches(
         if _is_parquet(path):
             pieces = _row_groups(pq.ParquetFile(path), columns, rows)
         else:  # every column's type fixed from the first block, so a later block cannot be read otherwise
-            read_options = pa_csv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False)
             options = _csv_options(columns, text, numbers)
-            with pa_csv.open_csv(path, read_options=read_options, convert_options=options) as sniff:
+            reading = {"read_options": pa_csv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False),
+                       "parse_options": _parse_options(path)}  # fmt: skip
+            with pa_csv.open_csv(path, convert_options=options, **reading) as sniff:
                 inferred = sniff.schema
             options.column_types = {**options.column_types, **{
                 f.name: _widened(f.type) for f in inferred if f.name not in options.column_types}}  # fmt: skip
-            pieces = pa_csv.open_csv(path, read_options=read_options, convert_options=options)
+            pieces = pa_csv.open_csv(path, convert_options=options, **reading)
         offset = 0
         for piece in pieces:
             table = _typed(pa.Table.from_batches([piece]), path, text, numbers, offset)
@@ -167,6 +173,11 @@ def _readable(kind: pa.DataType) -> bool:
     return any(check(kind) for check in checks)
 
 
+def _parse_options(path: Path) -> pa_csv.ParseOptions:
+    """The separator the file's header uses (:mod:`tsmoe.data.csv_dialect`)."""
+    return pa_csv.ParseOptions(delimiter=file_separator(path))
+
+
 def _csv_options(columns: list[str], text: tuple[str, ...], numbers: tuple[str, ...]) -> pa_csv.ConvertOptions:
     # an empty cell is missing in every column, text ones too (an empty ID is no ID)
     types = {c: TEXT for c in text} | {c: pa.float64() for c in numbers}
@@ -191,7 +202,9 @@ def read_table(path: Path, columns: list[str], text: tuple[str, ...] = (), numbe
         if _is_parquet(path):
             table = pq.read_table(path, columns=columns)
         else:
-            table = pa_csv.read_csv(path, convert_options=_csv_options(columns, text, numbers))
+            table = pa_csv.read_csv(
+                path, parse_options=_parse_options(path), convert_options=_csv_options(columns, text, numbers)
+            )
     except pa.ArrowInvalid as error:
         _name_the_bad_number(path, numbers, error)
         raise DataError(f"file '{path}': {_short(error)}") from None
@@ -211,7 +224,7 @@ def _name_the_bad_number(path: Path, numbers: tuple[str, ...], error: pa.ArrowIn
     try:
         options = pa_csv.ConvertOptions(include_columns=list(numbers), column_types=dict.fromkeys(numbers, pa.string()),
                                         strings_can_be_null=True)  # fmt: skip
-        table = pa_csv.read_csv(path, convert_options=options)
+        table = pa_csv.read_csv(path, parse_options=_parse_options(path), convert_options=options)
     except (pa.ArrowInvalid, OSError):
         return  # the file fails otherwise too: the caller's message stands
     for name in numbers:
@@ -251,7 +264,7 @@ def _as_numbers(column: pa.ChunkedArray, path: Path, name: str, offset: int = 0)
             float(cell)
         except ValueError:
             where = f"file '{path}', column '{name}', row {offset + row + 1}"
-            raise DataError(f"{where}: '{cell}' is not a number") from None
+            raise DataError(f"{where}: '{cell}' is not a number{decimal_comma_hint(cell)}") from None
     return column.cast(pa.string()).cast(pa.float64())
 
 

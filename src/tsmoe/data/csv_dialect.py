@@ -1,0 +1,62 @@
+"""How tsmoe reads the text of a CSV file, whichever reader parses it (pandas, Arrow, the stream's rows).
+
+- **Encoding**: UTF-8; a byte-order mark (as Excel's "CSV UTF-8" writes) is skipped. Other encodings are
+  refused, naming the file and the first byte that is not UTF-8: decoding them as Latin-1 would turn every
+  byte into some letter, silently, whatever the file's real encoding.
+- **Separator**: the comma; where the header line holds no comma, a semicolon, else a tab (spreadsheet
+  programs in locales whose decimal mark is a comma write semicolons; exports of databases, tabs).
+- **Decimal mark**: the point. A number written with a decimal comma (``66,079``) is refused naming its
+  cell, saying so (:func:`decimal_comma_hint`), rather than read as 66079 or as text.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from pathlib import Path
+
+from tsmoe.errors import DataError
+
+SEPARATORS = (",", ";", "\t")
+_DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+")
+
+
+def separator_of(header: str) -> str:
+    """The separator a header line uses: the first of comma, semicolon, tab that it holds (a comma if none:
+    a table of one column)."""
+    return next((separator for separator in SEPARATORS if separator in header), ",")
+
+
+def file_separator(path: Path) -> str:
+    """:func:`separator_of` the first line of the (possibly gzipped) file at ``path``; an unreadable file
+    gives the comma, and its reader then says what is wrong with it."""
+    opener = gzip.open if Path(path).name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as handle:
+            return separator_of(handle.readline())
+    except (OSError, EOFError):
+        return ","
+
+
+def not_utf8(path: Path | str) -> DataError:
+    """The error for a (possibly gzipped) file whose bytes are not UTF-8 text, naming the first line that is
+    not (the file read again, on this error path only: a decoder's position counts from its own buffer)."""
+    opener = gzip.open if Path(path).name.lower().endswith(".gz") else open
+    save = "tsmoe reads CSV as UTF-8: save it so (in Excel: 'CSV UTF-8'), or as Parquet"
+    with opener(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                byte = line[error.start : error.start + 1].hex()
+                return DataError(
+                    f"file '{path}', line {number}: not UTF-8 text (byte 0x{byte}, character {error.start + 1}); {save}"
+                )
+    return DataError(f"file '{path}' is not UTF-8 text; {save}")
+
+
+def decimal_comma_hint(text: object) -> str:
+    """For a cell that is not a number: a note where it is one written with a decimal comma, else ``""``."""
+    if isinstance(text, str) and _DECIMAL_COMMA.fullmatch(text.strip()):
+        return f" (a decimal comma: tsmoe reads decimal points, {text.strip().replace(',', '.')})"
+    return ""
