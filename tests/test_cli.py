@@ -217,6 +217,20 @@ def test_predict_refuses_an_output_that_is_its_input_a_folder_or_under_a_file(tm
         assert main(["predict", str(run), "in.csv", "-o", output]) == 2
         assert message in capsys.readouterr().err
     assert (tmp_path / "in.csv").read_bytes() == before
+    # a file of the user's at -o is kept; the command's own earlier output is replaced; --overwrite replaces any
+    (tmp_path / "notes.csv").write_text("my notes\n")
+    assert main(["predict", str(run), "in.csv", "-o", "notes.csv"]) == 2
+    assert "'notes.csv' exists and holds something else (its columns are ['my notes']" in capsys.readouterr().err
+    assert (tmp_path / "notes.csv").read_text() == "my notes\n"
+    assert main(["predict", str(run), "in.csv", "-o", "fc.csv"]) == 0
+    assert main(["predict", str(run), "in.csv", "-o", "fc.csv"]) == 0  # again: its own table, replaced
+    assert main(["predict", str(run), "in.csv", "-o", "fc.csv", "--intervals", "0.9"]) == 0  # with intervals too
+    assert main(["predict", str(run), "in.csv", "-o", "fc.csv"]) == 0  # and without them again
+    (tmp_path / "series.csv").write_bytes(before)  # the user's series (same id column, other columns): kept
+    assert main(["predict", str(run), "in.csv", "-o", "series.csv"]) == 2
+    assert (tmp_path / "series.csv").read_bytes() == before
+    assert main(["predict", str(run), "in.csv", "-o", "notes.csv", "--overwrite"]) == 0
+    assert (tmp_path / "notes.csv").read_text() == (tmp_path / "fc.csv").read_text()
 
 
 @pytest.mark.parametrize("content", [b"- a\n- b\n", b"just a sentence\n", bytes(range(128, 256))])

@@ -136,6 +136,11 @@ def test_evaluate_with_several_runs_prints_and_writes_the_ensemble(two_seeds, tm
     assert written["runs"] == [str(f) for f in two_seeds] and written["part"] == "test"
     assert flat(written["ensemble"]) == pytest.approx(flat(Ensemble.load(two_seeds).evaluate()["ensemble"]), abs=1e-6)
     assert {folder: (folder / "metrics.json").read_text() for folder in two_seeds} == before  # members untouched
+    assert main(["evaluate", *map(str, two_seeds), "--out", str(out)]) == 0  # its own record: replaced
+    (tmp_path / "mine.json").write_text('{"my": "numbers"}')
+    assert main(["evaluate", *map(str, two_seeds), "--out", str(tmp_path / "mine.json")]) == 2
+    assert "exists and holds something else" in capsys.readouterr().err
+    assert (tmp_path / "mine.json").read_text() == '{"my": "numbers"}'
 
 
 def test_evaluate_scores_one_run_on_its_validation_part_beside_its_test_metrics(two_seeds, capsys):

@@ -323,6 +323,11 @@ def test_tsmoe_stream_answers_every_row_as_predict_per_step_and_reads_a_pipe(
     per_step_semi = tmp_path / "semi-steps.csv"
     assert main(["predict", str(run), str(semicolons), "--per-step", "-o", str(per_step_semi), *static]) == 0
     assert pd.read_csv(per_step_semi).probability.tolist() == steps.probability.tolist()
+    kept = tmp_path / "kept.csv"  # a user's file at -o: kept (the stream would empty it when it opens it)
+    kept.write_text("pump,reading\n1,2\n")
+    assert main(["stream", str(run), str(rows), "-o", str(kept), *static]) == 2
+    assert "exists and holds something else" in capsys.readouterr().err and kept.read_text() == "pump,reading\n1,2\n"
+    assert main(["stream", str(run), str(rows), "-o", str(streamed), *static]) == 0  # its own answers: replaced
     huge = tmp_path / "huge.csv"  # a cell past the CSV reader's field limit
     huge.write_text(rows.read_text().splitlines()[0] + "\npump-00001,0,temperature," + "1" * 200_000 + "\n")
     assert main(["stream", str(run), str(huge), "-o", str(tmp_path / "out.csv")]) == 2

@@ -4,10 +4,12 @@ tsmoe train CONFIG --out RUN_DIR [--set key=value ...]
 tsmoe train --resume RUN_DIR
 tsmoe evaluate RUN_DIR [--set data.root=DIR ...] [--split default|all] [--part test|validation] [--intervals 0.9]
                [--calibration validation|rolling] [--calibration-windows N]
-tsmoe evaluate RUN_DIR RUN_DIR ... [--out ENSEMBLE.json]   (a deep ensemble: mean probabilities or forecasts)
-tsmoe predict RUN_DIR [RUN_DIR ...] INPUT -o OUTPUT.csv [--set data.KEY=VALUE ...] [--per-step]
+tsmoe evaluate RUN_DIR RUN_DIR ... [--out ENSEMBLE.json [--overwrite]]   (a deep ensemble: mean probabilities or
+               forecasts)
+tsmoe predict RUN_DIR [RUN_DIR ...] INPUT -o OUTPUT.csv [--overwrite] [--set data.KEY=VALUE ...] [--per-step]
               [--every H [--align clock]] [--intervals 0.9] [--calibration validation|rolling] [--calibration-windows N]
-tsmoe stream RUN_DIR [RUN_DIR ...] INPUT|- [-o OUTPUT.csv] [--interval] [--set data.static=FILE] [--skip-bad-rows]
+tsmoe stream RUN_DIR [RUN_DIR ...] INPUT|- [-o OUTPUT.csv [--overwrite]] [--interval] [--set data.static=FILE]
+             [--skip-bad-rows]
 tsmoe report RUN_DIR [--set data.root=FILE]
 tsmoe compare RUN_A RUN_B [--part test|validation] [--json]      (a side may be RUN+RUN+...: an ensemble)
 tsmoe calibrate RUN_DIR [--method temperature|venn_abers]
@@ -20,6 +22,8 @@ tsmoe demo [--out RUN_DIR]
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import logging
 import os
 import sys
@@ -173,6 +177,7 @@ def cmd_evaluate_ensemble(args: argparse.Namespace, overrides: dict, split: str)
     print(_ensemble_table(args.run_dir, result))
     if args.out:
         record = {"runs": args.run_dir, "split": split, "part": args.part, "data": overrides, **result}
+        check_replaceable(Path(args.out), None, args.overwrite)
         run_io.write_json(Path(args.out), record)
         print(f"written to {args.out}")
     return 0
@@ -260,6 +265,36 @@ def check_output_file(out: Path, inputs: list[Path]) -> None:
             raise TsmoeError(f"-o '{out}' is the input '{given}'; write the predictions to another file")
 
 
+def check_replaceable(out: Path, header: list[str] | None, overwrite: bool) -> None:
+    """Refuse to replace a file at ``out`` unless it is this command's kind of output, written before, or
+    ``overwrite`` says so: a user's other file is never lost to a mistyped ``-o``. A table (``header``: the
+    columns about to be written) replaces one of predictions (a ``step``, ``probability`` or ``prediction``
+    column, which no table of series or observations needs) with the same first column, whose every column
+    is one of these or a variant of one (``OT_lo_90`` of ``OT``, ``probability_low`` of ``probability``):
+    running the command again, with or without intervals, per entity or per step, replaces its own output,
+    while series, observations, labels or anything else stay. ``header`` None: an ensemble's metrics (JSON
+    with its ``runs``)."""
+    if overwrite or not out.is_file():
+        return
+    if header is None:  # tsmoe evaluate --out
+        try:
+            if "runs" in json.loads(out.read_text(encoding="utf-8")):
+                return
+        except (ValueError, TypeError, UnicodeDecodeError):
+            pass
+        held = "not an ensemble's metrics written by tsmoe evaluate"
+    else:
+        with open(out, encoding="utf-8-sig", errors="replace", newline="") as handle:
+            old = next(csv.reader(handle), [])
+        predicted = {"step", "probability", "prediction"} & set(old)  # what tsmoe writes and a data table lacks
+        variants = all(c in header or any(c.startswith(f"{n}_") for n in header) for c in old)
+        if old[:1] == header[:1] and predicted and variants:
+            return
+        held = f"its columns are {old[:8]}, not these predictions'"
+    raise TsmoeError(f"'{out}' exists and holds something else ({held}); give another path, or --overwrite to "
+                     "replace it")  # fmt: skip
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from tsmoe import io as run_io
     from tsmoe.ensemble import Ensemble
@@ -306,6 +341,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         elif ensemble:  # the mean forecast's errors on the members' validation split
             widths = conformal_quantiles(ensemble.validation_residuals(original=True), levels)
         frame = with_interval_columns(frame, estimators[0], levels, by_series, widths)
+    check_replaceable(out, [str(column) for column in frame.columns], args.overwrite)
     run_io.write_text(out, frame.to_csv(index=False))  # atomic: a killed predict leaves no half file
     print(f"wrote {len(frame)} rows to {out}")
     return 0
@@ -328,6 +364,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
         raise ConfigError(f"tsmoe stream takes --set data.static=FILE only, got {sorted(overrides)}")
     if source != "-" and not Path(source).is_file():
         raise ConfigError(f"input '{source}' is not a file (give a CSV file, or - to read standard input)")
+    if source != "-":
+        from tsmoe.data.csv_dialect import refuse_other_formats
+
+        refuse_other_formats(Path(source))
     if args.output is not None:
         check_output_file(Path(args.output), [Path(source)] if source != "-" else [])
     estimator = Estimator.load(runs[0])
@@ -340,6 +380,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
     layout = layout_of(estimator)
     columns = answer_columns(estimator.meta_["task"], estimator.meta_["dims"].get("n_classes", 2), args.interval)
     static = static_lookup(overrides.get("static"), layout.id_col)
+    if args.output is not None:  # before open() empties it
+        check_replaceable(Path(args.output), [layout.id_col, layout.time_col, *columns], args.overwrite)
     with (  # standard input and output are the caller's: used, not closed
         nullcontext(sys.stdin) if source == "-" else open(source, newline="", encoding="utf-8-sig") as lines,
         nullcontext(sys.stdout) if args.output is None else open(args.output, "w", newline="") as out,
@@ -494,6 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the split's part to score: test (default), or validation (to choose between runs without the test)",
     )
     evaluate.add_argument("--out", help="ensembles: a JSON file for the members' and the ensemble's metrics")
+    evaluate.add_argument("--overwrite", action="store_true", help="replace --out even if it holds something else")
     evaluate.add_argument("--set", action="append", default=[], metavar="data.KEY=VALUE")
     evaluate.add_argument(
         "--split",
@@ -527,6 +570,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="forecast the horizon after each series of the run's own data set (raw Time-MMD: with its reports)",
     )
     predict.add_argument("-o", "--output", required=True, help="CSV to write")
+    predict.add_argument(
+        "--overwrite", action="store_true", help="replace -o even if it holds another table (not these predictions)"
+    )
     _interval_options(
         predict,
         "forecasters: conformal intervals at these levels: columns <target>_lo_90, <target>_hi_90, ...",
@@ -572,6 +618,9 @@ def build_parser() -> argparse.ArgumentParser:
         "run's columns and layout, or - to read standard input (e.g. tail -f log.csv | tsmoe stream RUN -)",
     )
     stream.add_argument("-o", "--output", help="CSV to write (default: standard output, a line per answer)")
+    stream.add_argument(
+        "--overwrite", action="store_true", help="replace -o even if it holds another table (not these answers)"
+    )
     stream.add_argument(
         "--interval", action="store_true", help="a Venn-Abers run: probability_low and probability_high too"
     )

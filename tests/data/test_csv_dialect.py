@@ -10,7 +10,7 @@ import pytest
 
 from tsmoe.data.csv_dialect import decimal_comma_hint, separator_of
 from tsmoe.data.csv_files import read_table_checked
-from tsmoe.data.table_files import file_columns, read_table
+from tsmoe.data.table_files import file_columns, read_table, table_files
 from tsmoe.errors import DataError
 
 FRAME = pd.DataFrame({"unique_id": ["Zürich"] * 3, "ds": [0, 1, 2], "y": [0.5, -1.25, 3.0]})
@@ -52,3 +52,13 @@ def test_a_decimal_comma_is_refused_saying_so(tmp_path):
         read_table(path, ["unique_id", "ds", "y"], text=("unique_id",), numbers=("y",))
     assert decimal_comma_hint("1,000.5") == "" and decimal_comma_hint("abc") == ""  # not a decimal comma
     assert separator_of("a;b,c") == "," and separator_of("a;b") == ";" and separator_of("a") == ","
+
+
+def test_a_spreadsheet_or_another_format_is_refused_saying_what_to_give(tmp_path):
+    for name, said in (("book.xlsx", "is a spreadsheet; tsmoe reads CSV or Parquet: save the sheet as 'CSV UTF-8'"),
+                       ("frame.json", "tsmoe reads tables from CSV or Parquet files")):  # fmt: skip
+        (tmp_path / name).write_bytes(b"PK\x03\x04 not a table")
+        with pytest.raises(DataError, match=said):
+            read_table_checked(tmp_path / name)
+    with pytest.raises(DataError, match="is a spreadsheet"):
+        table_files(tmp_path / "book.xlsx", "data.observations")

@@ -5,6 +5,8 @@
   byte into some letter, silently, whatever the file's real encoding.
 - **Separator**: the comma; where the header line holds no comma, a semicolon, else a tab (spreadsheet
   programs in locales whose decimal mark is a comma write semicolons; exports of databases, tabs).
+- **Not a CSV**: a spreadsheet (``.xlsx``, ...) or another format named by its suffix (``.json``, ...) is
+  refused saying what to give, not read as CSV bytes.
 - **Decimal mark**: the point. A number written with a decimal comma (``66,079``) is refused naming its
   cell, saying so (:func:`decimal_comma_hint`), rather than read as 66079 or as text.
 """
@@ -18,6 +20,8 @@ from pathlib import Path
 from tsmoe.errors import DataError
 
 SEPARATORS = (",", ";", "\t")
+SPREADSHEETS = (".xlsx", ".xlsm", ".xls", ".ods")
+OTHER_FORMATS = (".json", ".jsonl", ".feather", ".arrow", ".h5", ".hdf5", ".pkl", ".pickle", ".npy", ".npz")
 _DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+")
 
 
@@ -60,3 +64,16 @@ def decimal_comma_hint(text: object) -> str:
     if isinstance(text, str) and _DECIMAL_COMMA.fullmatch(text.strip()):
         return f" (a decimal comma: tsmoe reads decimal points, {text.strip().replace(',', '.')})"
     return ""
+
+
+def refuse_other_formats(path: Path) -> None:
+    """A spreadsheet or another format tsmoe does not read, named by its suffix, is refused saying what to give
+    (read as a CSV, it would fail on its bytes, or worse, parse)."""
+    name = path.name.lower()
+    if name.endswith(SPREADSHEETS):
+        raise DataError(f"file '{path}' is a spreadsheet; tsmoe reads CSV or Parquet: save the sheet as 'CSV UTF-8'")
+    if name.endswith(OTHER_FORMATS):
+        raise DataError(
+            f"file '{path}': tsmoe reads tables from CSV or Parquet files; write it as one (pandas: "
+            "frame.to_csv(path, index=False) or frame.to_parquet(path))"
+        )

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 from pandas._libs.parsers import STR_NA_VALUES
 
-from tsmoe.data.csv_dialect import decimal_comma_hint, file_separator, not_utf8
+from tsmoe.data.csv_dialect import decimal_comma_hint, file_separator, not_utf8, refuse_other_formats
 from tsmoe.data.parsing import parse_dates, to_float32
 from tsmoe.data.series import Series, SeriesSet
 from tsmoe.errors import DataError
@@ -48,6 +48,7 @@ def read_table_checked(path: Path, text_columns: tuple[str, ...] = ()) -> pd.Dat
     """A user's table as a frame: a Parquet file (``.parquet``, ``.pq``) as its schema types it, any other file
     as a CSV by :func:`read_csv_checked`'s rules; a missing, empty or unreadable file is a :class:`DataError`."""
     path = Path(path)
+    refuse_other_formats(path)
     if not path.name.lower().endswith((".parquet", ".pq")):
         return read_csv_checked(path, text_columns)
     if not path.is_file():

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from tsmoe.data.csv_dialect import decimal_comma_hint, file_separator, not_utf8
+from tsmoe.data.csv_dialect import SPREADSHEETS, decimal_comma_hint, file_separator, not_utf8
 from tsmoe.errors import DataError
 
 SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
@@ -49,6 +49,8 @@ def table_files(path: str | Path, role: str) -> list[Path]:
         return files
     if not path.is_file():
         raise DataError(f"{role} '{path}' does not exist")
+    if path.name.lower().endswith(SPREADSHEETS):
+        raise DataError(f"{role} '{path}' is a spreadsheet; tsmoe reads CSV or Parquet: save the sheet as 'CSV UTF-8'")
     if not path.name.lower().endswith(SUFFIXES):
         raise DataError(f"{role} '{path}': expected a file ending {', '.join(SUFFIXES)}")
     return [path]
