@@ -231,6 +231,12 @@ def test_predict_refuses_an_output_that_is_its_input_a_folder_or_under_a_file(tm
     assert (tmp_path / "series.csv").read_bytes() == before
     assert main(["predict", str(run), "in.csv", "-o", "notes.csv", "--overwrite"]) == 0
     assert (tmp_path / "notes.csv").read_text() == (tmp_path / "fc.csv").read_text()
+    assert main(["predict", str(run), "in.csv", "-o", "fc.parquet"]) == 0  # Parquet where the path says so
+    parquet, written = pd.read_parquet(tmp_path / "fc.parquet"), pd.read_csv(tmp_path / "fc.csv", parse_dates=["ds"])
+    pd.testing.assert_frame_equal(parquet, written, check_dtype=False)  # the dates as dates
+    assert main(["predict", str(run), "in.csv", "-o", "fc.parquet", "--intervals", "0.9"]) == 0  # its own: replaced
+    rows.to_parquet(tmp_path / "data.parquet")  # a user's series as Parquet: kept
+    assert main(["predict", str(run), "in.csv", "-o", "data.parquet"]) == 2
 
 
 @pytest.mark.parametrize("content", [b"- a\n- b\n", b"just a sentence\n", bytes(range(128, 256))])

@@ -55,6 +55,7 @@ def test_a_checkpoint_keeps_the_schedule_state_for_resume(kind, tmp_path):
     configured = module.configure_optimizers()
     optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
     for loss in (1.0, 2.0, 3.0):  # plateau: no improvement after the first, so two cuts
+        optimizer.step()  # an epoch's steps come first, as in training (PyTorch warns otherwise)
         scheduler.step(loss) if kind == "plateau" else scheduler.step()
     path = tmp_path / "last.safetensors"  # the two entries Lightning stores and restores on resume
     write_checkpoint(path, {"optimizer_states": [optimizer.state_dict()], "lr_schedulers": [scheduler.state_dict()]})

@@ -284,8 +284,7 @@ def check_replaceable(out: Path, header: list[str] | None, overwrite: bool) -> N
             pass
         held = "not an ensemble's metrics written by tsmoe evaluate"
     else:
-        with open(out, encoding="utf-8-sig", errors="replace", newline="") as handle:
-            old = next(csv.reader(handle), [])
+        old = _columns_held(out)
         predicted = {"step", "probability", "prediction"} & set(old)  # what tsmoe writes and a data table lacks
         variants = all(c in header or any(c.startswith(f"{n}_") for n in header) for c in old)
         if old[:1] == header[:1] and predicted and variants:
@@ -293,6 +292,28 @@ def check_replaceable(out: Path, header: list[str] | None, overwrite: bool) -> N
         held = f"its columns are {old[:8]}, not these predictions'"
     raise TsmoeError(f"'{out}' exists and holds something else ({held}); give another path, or --overwrite to "
                      "replace it")  # fmt: skip
+
+
+def _is_parquet(path: Path) -> bool:
+    return path.name.lower().endswith((".parquet", ".pq"))
+
+
+def _columns_held(path: Path) -> list[str]:
+    """The column names of an existing table file: a Parquet file's schema, else a CSV's header (none where
+    it is neither)."""
+    if _is_parquet(path):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            return list(pq.read_schema(path).names)
+        except (pa.ArrowException, OSError):
+            return []
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
+        try:
+            return next(csv.reader(handle), [])
+        except csv.Error:
+            return []
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -342,7 +363,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             widths = conformal_quantiles(ensemble.validation_residuals(original=True), levels)
         frame = with_interval_columns(frame, estimators[0], levels, by_series, widths)
     check_replaceable(out, [str(column) for column in frame.columns], args.overwrite)
-    run_io.write_text(out, frame.to_csv(index=False))  # atomic: a killed predict leaves no half file
+    if _is_parquet(out):  # atomic either way: a killed predict leaves no half file
+        run_io.atomic_write_bytes(out, lambda handle: frame.to_parquet(handle, index=False))
+    else:
+        run_io.write_text(out, frame.to_csv(index=False))
     print(f"wrote {len(frame)} rows to {out}")
     return 0
 
@@ -370,6 +394,11 @@ def cmd_stream(args: argparse.Namespace) -> int:
         refuse_other_formats(Path(source))
     if args.output is not None:
         check_output_file(Path(args.output), [Path(source)] if source != "-" else [])
+        if _is_parquet(Path(args.output)):
+            raise ConfigError(
+                "tsmoe stream writes CSV, a line per answer as it comes (Parquet is written whole): give -o a .csv "
+                "path, or write Parquet with tsmoe predict --per-step"
+            )
     estimator = Estimator.load(runs[0])
     if estimator.config.data["name"] != "irregular":
         raise ConfigError(
@@ -569,7 +598,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="forecast the horizon after each series of the run's own data set (raw Time-MMD: with its reports)",
     )
-    predict.add_argument("-o", "--output", required=True, help="CSV to write")
+    predict.add_argument("-o", "--output", required=True, help="CSV to write (Parquet where it ends .parquet or .pq)")
     predict.add_argument(
         "--overwrite", action="store_true", help="replace -o even if it holds another table (not these predictions)"
     )

@@ -233,8 +233,10 @@ class Ensemble:
             scored = _part_of(prepared, part)
             windows = rolling_windows(prepared.val, scored, prepared.dims["horizon"], calibration_windows)
             outputs, target = parts[part]
-            residuals = self._abs_residuals(outputs, target), self._abs_residuals(*parts["validation"])
-            widths = rolling_widths(prepared.val, scored, residuals[1], residuals[0], levels, windows)
+            val_residuals = self._abs_residuals(*parts["validation"])
+            widths = rolling_widths(
+                prepared.val, scored, val_residuals, self._abs_residuals(outputs, target), levels, windows
+            )
         else:
             val_residuals = self.validation_residuals(self.members[0].original_scale())
             widths, windows = conformal_quantiles(val_residuals, levels)[:, None], len(val_residuals)
@@ -290,17 +292,17 @@ class Ensemble:
         check_calibration(levels, calibration, calibration_windows)
         if levels:
             self.check_interval_members(calibration)
+        if calibration == "rolling" and frame is None:
+            raise ConfigError(
+                "rolling calibration reads a frame's own recent windows: forecast without a frame has none"
+            )
         first = self.members[0]
         tables = [member.forecast(frame, data_overrides) for member in self.members]
-        where = "the frame" if frame is not None else "forecast"
+        where = "the frame" if frame is not None else "the forecasts after the members' data set"
         table = mean_prediction(tables, first.meta_["task"], where, key_columns(first))
         if not levels:
             return table
         if calibration == "rolling":
-            if frame is None:
-                raise ConfigError(
-                    "rolling calibration reads a frame's own recent windows: forecast without a frame has none"
-                )
             by_series = rolling_interval_widths(self.members, frame, "the frame", levels, calibration_windows)
             return with_interval_columns(table, first, levels, by_series)
         widths = conformal_quantiles(self.validation_residuals(original=True), levels)
