@@ -177,3 +177,37 @@ def test_exchange_rate_file_loads_or_refuses(tmp_path_factory, cells):
         return
     series = loaded.series[0]
     assert len(series.timestamps) == len(cells) and np.isfinite(series.values).all()
+
+
+# ---- a CSV's dialect: any separator, with or without a byte-order mark ---------------------------------------
+
+NA_SPELLINGS = {"", "NA", "N/A", "NAN", "NULL", "NONE", "-NAN", "#N/A", "#NA", "<NA>", "-1.#IND", "1.#QNAN", "-1.#QNAN",
+                "#N/A N/A", "1.#IND", "N/A N/A", "-NaN"}  # missing values by the documented policy, not ids
+ids = st.one_of(
+    st.sampled_from(["a,b", "a;b", "tab\there", 'say "x"', "Zürich", "温度"]),
+    st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=12),
+).filter(lambda t: t.strip() and t.strip().upper() not in NA_SPELLINGS)
+
+
+@SETTINGS
+@given(
+    names=st.lists(ids, min_size=1, max_size=3, unique=True),
+    values=st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=6),
+    separator=st.sampled_from([",", ";", "\t"]),
+    mark=st.sampled_from(["utf-8", "utf-8-sig"]),
+)
+def test_a_table_reads_back_alike_whatever_its_separator(tmp_path_factory, names, values, separator, mark):
+    from tsmoe.data.csv_files import read_table_checked
+    from tsmoe.data.table_files import read_table
+
+    # ids holding commas, semicolons, tabs or quotes are quoted as any CSV writer quotes them
+    frame = pd.DataFrame({"unique_id": [names[i % len(names)] for i in range(len(values))], "y": values})
+    path = tmp_path_factory.mktemp("dialect") / "table.csv"
+    frame.to_csv(path, index=False, sep=separator, encoding=mark)
+    back = loads_or_refuses(lambda: read_table_checked(path, text_columns=("unique_id",)))
+    assert back is not None
+    assert back["unique_id"].tolist() == frame["unique_id"].tolist()
+    np.testing.assert_allclose(back["y"].to_numpy(dtype=float), frame["y"].to_numpy())
+    arrow = read_table(path, ["unique_id", "y"], text=("unique_id",), numbers=("y",)).to_pandas()
+    assert arrow["unique_id"].astype(str).tolist() == frame["unique_id"].tolist()
+    np.testing.assert_allclose(arrow["y"].to_numpy(), frame["y"].to_numpy())
