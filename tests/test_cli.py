@@ -222,6 +222,7 @@ def test_predict_refuses_an_output_that_is_its_input_a_folder_or_under_a_file(tm
     assert main(["predict", str(run), "in.csv", "-o", "notes.csv"]) == 2
     assert "'notes.csv' exists and holds something else (its columns are ['my notes']" in capsys.readouterr().err
     assert (tmp_path / "notes.csv").read_text() == "my notes\n"
+    (tmp_path / "fc.csv").touch()  # made empty beforehand: nothing to lose
     assert main(["predict", str(run), "in.csv", "-o", "fc.csv"]) == 0
     assert main(["predict", str(run), "in.csv", "-o", "fc.csv"]) == 0  # again: its own table, replaced
     assert main(["predict", str(run), "in.csv", "-o", "fc.csv", "--intervals", "0.9"]) == 0  # with intervals too

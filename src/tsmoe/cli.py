@@ -274,7 +274,7 @@ def check_replaceable(out: Path, header: list[str] | None, overwrite: bool) -> N
     running the command again, with or without intervals, per entity or per step, replaces its own output,
     while series, observations, labels or anything else stay. ``header`` None: an ensemble's metrics (JSON
     with its ``runs``)."""
-    if overwrite or not out.is_file():
+    if overwrite or not out.is_file() or out.stat().st_size == 0:  # an empty file holds nothing to lose
         return
     if header is None:  # tsmoe evaluate --out
         try:
