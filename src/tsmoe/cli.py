@@ -22,8 +22,6 @@ tsmoe demo [--out RUN_DIR]
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import logging
 import os
 import sys
@@ -164,6 +162,7 @@ def _ensemble_table(names: list[str], result: dict) -> str:
 def cmd_evaluate_ensemble(args: argparse.Namespace, overrides: dict, split: str) -> int:
     from tsmoe import io as run_io
     from tsmoe.ensemble import Ensemble
+    from tsmoe.output_files import check_replaceable
 
     if not args.no_plots:
         log.info("an ensemble writes no plots; evaluate one run for its gate and attention plots")
@@ -252,75 +251,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_output_file(out: Path, inputs: list[Path]) -> None:
-    """Refuse an output that is a folder, lies under a file, or is one of the inputs (however spelt)."""
-    if out.is_dir():
-        raise TsmoeError(f"-o '{out}' is a folder; give the path of the CSV file to write")
-    parent = next((p for p in out.resolve().parents if p.exists()), None)
-    if parent is not None and not parent.is_dir():
-        raise TsmoeError(f"-o '{out}': '{parent}' is a file, so nothing can be written under it")
-    for given in inputs:
-        hard_linked = out.exists() and given.exists() and os.path.samefile(out, given)
-        if out.resolve() == given.resolve() or hard_linked:
-            raise TsmoeError(f"-o '{out}' is the input '{given}'; write the predictions to another file")
-
-
-def check_replaceable(out: Path, header: list[str] | None, overwrite: bool) -> None:
-    """Refuse to replace a file at ``out`` unless it is this command's kind of output, written before, or
-    ``overwrite`` says so: a user's other file is never lost to a mistyped ``-o``. A table (``header``: the
-    columns about to be written) replaces one of predictions (a ``step``, ``probability`` or ``prediction``
-    column, which no table of series or observations needs) with the same first column, whose every column
-    is one of these or a variant of one (``OT_lo_90`` of ``OT``, ``probability_low`` of ``probability``):
-    running the command again, with or without intervals, per entity or per step, replaces its own output,
-    while series, observations, labels or anything else stay. ``header`` None: an ensemble's metrics (JSON
-    with its ``runs``)."""
-    if overwrite or not out.is_file() or out.stat().st_size == 0:  # an empty file holds nothing to lose
-        return
-    if header is None:  # tsmoe evaluate --out
-        try:
-            if "runs" in json.loads(out.read_text(encoding="utf-8")):
-                return
-        except (ValueError, TypeError, UnicodeDecodeError):
-            pass
-        held = "not an ensemble's metrics written by tsmoe evaluate"
-    else:
-        old = _columns_held(out)
-        predicted = {"step", "probability", "prediction"} & set(old)  # what tsmoe writes and a data table lacks
-        variants = all(c in header or any(c.startswith(f"{n}_") for n in header) for c in old)
-        if old[:1] == header[:1] and predicted and variants:
-            return
-        held = f"its columns are {old[:8]}, not these predictions'"
-    raise TsmoeError(f"'{out}' exists and holds something else ({held}); give another path, or --overwrite to "
-                     "replace it")  # fmt: skip
-
-
-def _is_parquet(path: Path) -> bool:
-    return path.name.lower().endswith((".parquet", ".pq"))
-
-
-def _columns_held(path: Path) -> list[str]:
-    """The column names of an existing table file: a Parquet file's schema, else a CSV's header (none where
-    it is neither)."""
-    if _is_parquet(path):
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        try:
-            return list(pq.read_schema(path).names)
-        except (pa.ArrowException, OSError):
-            return []
-    with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
-        try:
-            return next(csv.reader(handle), [])
-        except csv.Error:
-            return []
-
-
 def cmd_predict(args: argparse.Namespace) -> int:
-    from tsmoe import io as run_io
     from tsmoe.ensemble import Ensemble
     from tsmoe.estimator import Estimator
     from tsmoe.forecast import key_columns
+    from tsmoe.output_files import check_output_file, check_replaceable, write_table
     from tsmoe.predict import check_clock, mean_prediction, predict_table
 
     *runs, last = args.paths
@@ -363,10 +298,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             widths = conformal_quantiles(ensemble.validation_residuals(original=True), levels)
         frame = with_interval_columns(frame, estimators[0], levels, by_series, widths)
     check_replaceable(out, [str(column) for column in frame.columns], args.overwrite)
-    if _is_parquet(out):  # atomic either way: a killed predict leaves no half file
-        run_io.atomic_write_bytes(out, lambda handle: frame.to_parquet(handle, index=False))
-    else:
-        run_io.write_text(out, frame.to_csv(index=False))
+    write_table(out, frame)
     print(f"wrote {len(frame)} rows to {out}")
     return 0
 
@@ -378,6 +310,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
     from tsmoe.ensemble import Ensemble
     from tsmoe.estimator import Estimator
+    from tsmoe.output_files import check_output_file, check_replaceable, is_parquet
     from tsmoe.stream_rows import answer_columns, layout_of, static_lookup, stream_rows
 
     *runs, source = args.paths
@@ -394,7 +327,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
         refuse_other_formats(Path(source))
     if args.output is not None:
         check_output_file(Path(args.output), [Path(source)] if source != "-" else [])
-        if _is_parquet(Path(args.output)):
+        if is_parquet(Path(args.output)):
             raise ConfigError(
                 "tsmoe stream writes CSV, a line per answer as it comes (Parquet is written whole): give -o a .csv "
                 "path, or write Parquet with tsmoe predict --per-step"
