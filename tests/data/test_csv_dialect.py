@@ -51,6 +51,8 @@ def test_a_decimal_comma_is_refused_saying_so(tmp_path):
     with pytest.raises(DataError, match=r"'0,5' is not a number \(a decimal comma: tsmoe reads decimal points, 0.5\)"):
         read_table(path, ["unique_id", "ds", "y"], text=("unique_id",), numbers=("y",))
     assert decimal_comma_hint("1,000.5") == "" and decimal_comma_hint("abc") == ""  # not a decimal comma
+    assert "commas between digits" in decimal_comma_hint("1,000")  # a thousand, or 1.0 written the other way
+    assert "commas between digits" in decimal_comma_hint("-2,500,000")
     assert separator_of("a;b,c") == "," and separator_of("a;b") == ";" and separator_of("a") == ","
 
 

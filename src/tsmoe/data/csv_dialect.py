@@ -23,6 +23,7 @@ SEPARATORS = (",", ";", "\t")
 SPREADSHEETS = (".xlsx", ".xlsm", ".xls", ".ods")
 OTHER_FORMATS = (".json", ".jsonl", ".feather", ".arrow", ".h5", ".hdf5", ".pkl", ".pickle", ".npy", ".npz")
 _DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+")
+_GROUPED = re.compile(r"[+-]?\d{1,3}(,\d{3})+")
 
 
 def separator_of(header: str) -> str:
@@ -60,9 +61,13 @@ def not_utf8(path: Path | str) -> DataError:
 
 
 def decimal_comma_hint(text: object) -> str:
-    """For a cell that is not a number: a note where it is one written with a decimal comma, else ``""``."""
-    if isinstance(text, str) and _DECIMAL_COMMA.fullmatch(text.strip()):
-        return f" (a decimal comma: tsmoe reads decimal points, {text.strip().replace(',', '.')})"
+    """For a cell that is not a number: a note where it is one written with a decimal comma (or with commas
+    between groups of digits, which reads either way), else ``""``."""
+    cell = text.strip() if isinstance(text, str) else ""
+    if _GROUPED.fullmatch(cell):  # 1,000 or 1,000,000: thousands, or (1,000) one with a decimal comma
+        return " (commas between digits: tsmoe reads plain numbers with a decimal point, as 1000 or 1.5)"
+    if _DECIMAL_COMMA.fullmatch(cell):
+        return f" (a decimal comma: tsmoe reads decimal points, {cell.replace(',', '.')})"
     return ""
 
 
