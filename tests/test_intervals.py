@@ -161,6 +161,9 @@ def test_bad_interval_requests_are_refused(forecaster, small_physionet, tmp_path
     assert main(["train", "configs/lstm-physionet2012.yaml", "--out", str(classifier), *sets]) == 0
     assert main(["evaluate", str(classifier), "--intervals", "0.9", "--no-plots"]) == 2
     assert "conformal intervals are for forecasters" in capsys.readouterr().err
+    out = tmp_path / "risks.csv"
+    assert main(["predict", str(classifier), str(small_physionet), "-o", str(out), "--intervals", "0.9"]) == 2
+    assert "conformal intervals are for forecasters" in capsys.readouterr().err and not out.exists()
 
 
 def test_predict_with_rolling_calibration_uses_the_inputs_latest_known_errors(forecaster, tmp_path, capsys):

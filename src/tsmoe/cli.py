@@ -282,6 +282,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     estimators = ensemble.members if ensemble else [Estimator.load(run_paths[0])]
     if levels and ensemble:  # refused before any forecast: intervals of a mean need its members' errors
         ensemble.check_interval_members(args.calibration)
+    elif levels and estimators[0].meta_["task"] != "forecast":  # before predicting, not after
+        raise ConfigError(f"conformal intervals are for forecasters; this run's task is {estimators[0].meta_['task']}")
     if args.after_data:  # forecast what follows each run's own data set
         frames = [estimator.forecast() for estimator in estimators]
         frame = mean_prediction(frames, estimators[0].meta_["task"], "--after-data", key_columns(estimators[0]))
