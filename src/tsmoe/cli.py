@@ -310,9 +310,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
     a line of predictions as soon as it is read (:mod:`tsmoe.stream_rows`)."""
     from contextlib import nullcontext
 
+    from tsmoe.data.table_files import is_parquet
     from tsmoe.ensemble import Ensemble
     from tsmoe.estimator import Estimator
-    from tsmoe.output_files import check_output_file, check_replaceable, is_parquet
+    from tsmoe.output_files import check_output_file, check_replaceable
     from tsmoe.stream_rows import answer_columns, layout_of, static_lookup, stream_rows
 
     *runs, source = args.paths

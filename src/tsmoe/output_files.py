@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from pathlib import Path
@@ -19,7 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from tsmoe import io as run_io
-from tsmoe.errors import TsmoeError
+from tsmoe.data.table_files import file_columns, is_parquet
+from tsmoe.errors import DataError, TsmoeError
 
 
 def check_output_file(out: Path, inputs: list[Path]) -> None:
@@ -54,7 +54,10 @@ def check_replaceable(out: Path, header: list[str] | None, overwrite: bool) -> N
             pass
         held = "not an ensemble's metrics written by tsmoe evaluate"
     else:
-        old = _columns_held(out)
+        try:
+            old = file_columns(out)
+        except DataError:  # not a readable table: not one of ours
+            old = []
         predicted = {"step", "probability", "prediction"} & set(old)  # what tsmoe writes and a data table lacks
         variants = all(c in header or any(c.startswith(f"{n}_") for n in header) for c in old)
         if old[:1] == header[:1] and predicted and variants:
@@ -62,28 +65,6 @@ def check_replaceable(out: Path, header: list[str] | None, overwrite: bool) -> N
         held = f"its columns are {old[:8]}, not these predictions'"
     raise TsmoeError(f"'{out}' exists and holds something else ({held}); give another path, or --overwrite to "
                      "replace it")  # fmt: skip
-
-
-def is_parquet(path: Path) -> bool:
-    return path.name.lower().endswith((".parquet", ".pq"))
-
-
-def _columns_held(path: Path) -> list[str]:
-    """The column names of an existing table file: a Parquet file's schema, else a CSV's header (none where
-    it is neither)."""
-    if is_parquet(path):
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        try:
-            return list(pq.read_schema(path).names)
-        except (pa.ArrowException, OSError):
-            return []
-    with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
-        try:
-            return next(csv.reader(handle), [])
-        except csv.Error:
-            return []
 
 
 def write_table(out: Path, frame: pd.DataFrame) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import gzip
 import re
 from pathlib import Path
+from typing import IO
 
 from tsmoe.errors import DataError
 
@@ -32,12 +33,20 @@ def separator_of(header: str) -> str:
     return next((separator for separator in SEPARATORS if separator in header), ",")
 
 
+def open_text(path: Path, errors: str = "strict", binary: bool = False) -> IO:
+    """The (possibly gzipped) file at ``path`` opened for reading: UTF-8 text, a byte-order mark skipped (or
+    its bytes, ``binary``)."""
+    opener = gzip.open if Path(path).name.lower().endswith(".gz") else open
+    if binary:
+        return opener(path, "rb")
+    return opener(path, "rt", encoding="utf-8-sig", errors=errors, newline="")
+
+
 def file_separator(path: Path) -> str:
     """:func:`separator_of` the first line of the (possibly gzipped) file at ``path``; an unreadable file
     gives the comma, and its reader then says what is wrong with it."""
-    opener = gzip.open if Path(path).name.lower().endswith(".gz") else open
     try:
-        with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as handle:
+        with open_text(path, errors="replace") as handle:
             return separator_of(handle.readline())
     except (OSError, EOFError):
         return ","
@@ -46,9 +55,8 @@ def file_separator(path: Path) -> str:
 def not_utf8(path: Path | str) -> DataError:
     """The error for a (possibly gzipped) file whose bytes are not UTF-8 text, naming the first line that is
     not (the file read again, on this error path only: a decoder's position counts from its own buffer)."""
-    opener = gzip.open if Path(path).name.lower().endswith(".gz") else open
     save = "tsmoe reads CSV as UTF-8: save it so (in Excel: 'CSV UTF-8'), or as Parquet"
-    with opener(path, "rb") as handle:
+    with open_text(path, binary=True) as handle:
         for number, line in enumerate(handle, start=1):
             try:
                 line.decode("utf-8")

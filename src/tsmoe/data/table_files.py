@@ -17,7 +17,6 @@ table costs near its numeric payload. Policies:
 from __future__ import annotations
 
 import csv
-import gzip
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from tsmoe.data.csv_dialect import SPREADSHEETS, decimal_comma_hint, file_separator, not_utf8
+from tsmoe.data.csv_dialect import decimal_comma_hint, file_separator, not_utf8, open_text, refuse_other_formats
 from tsmoe.errors import DataError
 
 SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
@@ -49,8 +48,7 @@ def table_files(path: str | Path, role: str) -> list[Path]:
         return files
     if not path.is_file():
         raise DataError(f"{role} '{path}' does not exist")
-    if path.name.lower().endswith(SPREADSHEETS):
-        raise DataError(f"{role} '{path}' is a spreadsheet; tsmoe reads CSV or Parquet: save the sheet as 'CSV UTF-8'")
+    refuse_other_formats(path)
     if not path.name.lower().endswith(SUFFIXES):
         raise DataError(f"{role} '{path}': expected a file ending {', '.join(SUFFIXES)}")
     return [path]
@@ -91,10 +89,9 @@ def _odd_cell(column: pd.Series) -> str:
 def file_columns(path: Path) -> list[str]:
     """The column names of one table file (its header, or its Parquet schema)."""
     try:
-        if _is_parquet(path):
+        if is_parquet(path):
             return list(pq.read_schema(path).names)
-        opener = gzip.open if path.name.lower().endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:  # the header only
+        with open_text(path) as handle:  # the header only
             return next(csv.reader(handle, delimiter=file_separator(path)), [])
     except UnicodeDecodeError:
         raise not_utf8(path) from None
@@ -109,7 +106,7 @@ def read_batches(
     from 0), typed as :func:`read_table` types them: a large file is never held whole in Arrow's memory."""
     _check_columns(path, columns)
     try:
-        if _is_parquet(path):
+        if is_parquet(path):
             pieces = _row_groups(pq.ParquetFile(path), columns, rows)
         else:  # every column's type fixed from the first block, so a later block cannot be read otherwise
             options = _csv_options(columns, text, numbers)
@@ -156,7 +153,7 @@ def _check_columns(path: Path, columns: list[str]) -> None:
     missing = [c for c in columns if c not in present]
     if missing:
         raise DataError(f"file '{path}' has no column(s) {missing}; its columns are {present}")
-    if _is_parquet(path):  # a Parquet column may be of any type: only numbers, text and times are read
+    if is_parquet(path):  # a Parquet column may be of any type: only numbers, text and times are read
         schema = pq.read_schema(path)
         for name in columns:
             kind = schema.field(name).type
@@ -201,7 +198,7 @@ def read_table(path: Path, columns: list[str], text: tuple[str, ...] = (), numbe
     Other columns keep the type Arrow infers (times: numbers, timestamps or text)."""
     _check_columns(path, columns)
     try:
-        if _is_parquet(path):
+        if is_parquet(path):
             table = pq.read_table(path, columns=columns)
         else:
             table = pa_csv.read_csv(
@@ -221,7 +218,7 @@ def _name_the_bad_number(path: Path, numbers: tuple[str, ...], error: pa.ArrowIn
     """After Arrow failed to read a CSV's number column (its message names the column by position and the
     row by a count of its own), the error naming the column, row and text as :func:`_as_numbers` does:
     the number columns read again as text, on this error path only."""
-    if _is_parquet(path) or not numbers or "conversion error" not in str(error):
+    if is_parquet(path) or not numbers or "conversion error" not in str(error):
         return
     try:
         options = pa_csv.ConvertOptions(include_columns=list(numbers), column_types=dict.fromkeys(numbers, pa.string()),
@@ -270,7 +267,7 @@ def _as_numbers(column: pa.ChunkedArray, path: Path, name: str, offset: int = 0)
     return column.cast(pa.string()).cast(pa.float64())
 
 
-def _is_parquet(path: Path) -> bool:
+def is_parquet(path: Path) -> bool:
     return path.name.lower().endswith((".parquet", ".pq"))
 
 
