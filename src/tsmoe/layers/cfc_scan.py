@@ -61,14 +61,16 @@ class CfCScan(torch.autograd.Function):
         s_at, heads_at, out_at = squashed.unbind(0), heads_all.unbind(0), out.unbind(0)
         ff_at, ff1_at, ff2_at, t_a_at, gate_at = _head_views(heads_all, hidden)
         projected_at, time_at, keep_at = projected.unbind(0), scaled_time.unbind(0), (keep > 0).unbind(0)
-        h = h0
+        h, minus_one = h0, h0.new_full((), -1.0)
         for t in range(steps):
             # (K, B, U): s = sigmoid(1.332 (P_t + h W_h)), z = 3.4318 s - 1.7159; baddbmm scales both terms, so
             # the whole (T, K, B, U) input share is never rescaled in a pass of its own
             s = torch.baddbmm(projected_at[t], h, state_weight, beta=2 * LECUN_IN, alpha=2 * LECUN_IN, out=s_at[t])
             s.sigmoid_()
             torch.baddbmm(bias, s, head_w, out=heads_at[t])  # (K, B, 4H): [2 f1, 2 f2, t_a, t_b]
-            ff_at[t].sigmoid_().mul_(2).sub_(1)  # in place: [tanh f1, tanh f2]
+            # in place: [tanh f1, tanh f2] = -1 + 2 sigmoid, one pass for the affine part (2 sigmoid is exact,
+            # so the single rounding of the sum gives the same floats as doubling and then subtracting 1)
+            torch.add(minus_one, ff_at[t].sigmoid_(), alpha=2, out=ff_at[t])
             # the gate overwrites t_b, which backward does not need: g = sigmoid(t_a s_t + t_b)
             gate = torch.addcmul(gate_at[t], t_a_at[t], time_at[t], out=gate_at[t]).sigmoid_()
             ff1, ff2 = ff1_at[t], ff2_at[t]
