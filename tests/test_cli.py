@@ -60,6 +60,13 @@ def test_unknown_key_is_an_error_not_ignored(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
+def test_a_monitor_the_task_does_not_log_is_refused_before_training(tmp_path, capsys):
+    recipe, out = "configs/dlinear-etth1.yaml", tmp_path / "x"
+    assert main(["train", recipe, "--out", str(out), "--set", "training.monitor=val_auroc"]) == 2
+    assert "training.monitor: 'val_auroc' is not logged by a forecast task" in capsys.readouterr().err
+    assert not out.exists()  # refused before the run folder, not after an epoch
+
+
 def test_refuses_to_overwrite_a_run(trained, capsys):
     assert main(["train", LSTM, "--out", str(trained), *[f"--set={s}" for s in FAST]]) == 2
     assert "not empty" in capsys.readouterr().err

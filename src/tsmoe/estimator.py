@@ -450,8 +450,12 @@ class Estimator:
     def _selection_metric(self, task: str) -> tuple[str, str]:
         """(metric, "min" | "max") that early stopping and the kept epoch watch: ``training.monitor``, else
         the task's own (``val_auroc`` for a binary classifier, ``val_loss`` for a forecaster)."""
-        if self.config.training.monitor:
-            return self.config.training.monitor, monitor_mode(self.config.training.monitor)
+        monitor = self.config.training.monitor
+        if monitor:
+            logged = get_task(task).validation_logged()
+            if monitor not in logged:  # refused here, before training, not after its first epoch
+                raise ConfigError(f"training.monitor: {monitor!r} is not logged by a {task} task; it logs {logged}")
+            return monitor, monitor_mode(monitor)
         return get_task(task).monitor
 
     def selection_metric(self) -> tuple[str, str]:

@@ -61,6 +61,11 @@ class Task:
         torchmetrics objects, which Lightning synchronises across DDP processes."""
         raise NotImplementedError
 
+    def validation_logged(self) -> list[str]:
+        """What validation logs every epoch, the metrics ``training.monitor`` may watch: ``val_loss`` and
+        ``val_<name>`` of each of :meth:`validation_metrics`."""
+        return ["val_loss", *(f"val_{name}" for name in self.validation_metrics(2).keys())]
+
     def update_validation(
         self,
         metrics: torchmetrics.MetricCollection,
