@@ -16,7 +16,11 @@
    (its quantiles 0.1, 0.5, 0.9) against the same recipe trained for those quantiles (pinball loss), by
    the CRPS approximated from the same three levels, on the original scale. Goal: the quantile model's CRPS
    below the conformal one's on most domains. Seed 0.
-4. **Venn-Abers** on P6's runs (``--parts venn_abers``; ``--p6-rows`` picks them, each call adding its rows:
+4. **Quantiles calibrated** (``--parts cqr``): the quantile runs of part 3, and DLinear's ETTh1 recipe (P4)
+   trained for the same quantiles, with their 80 % band moved on validation until it covers 80 % there
+   (conformalized quantile regression, ``--conformal quantile``): test coverage, width and CRPS of the band
+   as trained and as calibrated. Seed 0.
+5. **Venn-Abers** on P6's runs (``--parts venn_abers``; ``--p6-rows`` picks them, each call adding its rows:
    whole-stay runs, as part 1, or per-step runs, whose risk after every step is what a stream gives): each
    run's map made from its validation split (its stays, or one labelled step per stay), in memory
    (``Estimator.calibrate(method="venn_abers")``); test AUROC, ECE, Brier and log loss of the merged
@@ -43,8 +47,9 @@ import numpy as np  # noqa: E402
 from tsmoe import Estimator  # noqa: E402
 from tsmoe.config import load_config  # noqa: E402
 from tsmoe.experiments.results import machine  # noqa: E402
-from tsmoe.intervals import conformal_widths, interval_metrics  # noqa: E402
+from tsmoe.intervals import band_metrics, conformal_widths, interval_metrics  # noqa: E402
 from tsmoe.metrics import equal_mass_bins, expected_calibration_error  # noqa: E402
+from tsmoe.quantile_intervals import quantile_bands, quantile_corrections, quantile_pairs  # noqa: E402
 
 P1_ROWS = ("mrmoe", "gru", "lstm")
 ETTH1 = {"dlinear": "configs/dlinear-etth1.yaml", "patchtst": "configs/patchtst-etth1.yaml",
@@ -146,6 +151,23 @@ def quantiles_p2(runs: Path) -> dict:
     return rows
 
 
+def cqr(runs: Path) -> dict:
+    """Part 4: each quantile run's 80 % band as trained (its test metrics) and calibrated on validation."""
+    recipes = {domain: ("configs/mome_reference-mome_timemmd.yaml", [f"data.domain={domain}", "seed=0"],
+                        runs / f"p2-mome-quantiles-{domain}") for domain in DOMAINS}  # part 3's runs  # fmt: skip
+    recipes["ETTh1 DLinear"] = ("configs/dlinear-etth1.yaml", ["seed=0"], runs / "etth1-dlinear-quantiles")
+    rows = {}
+    for name, (recipe, sets, folder) in recipes.items():
+        run = trained(recipe, [*sets, f"model.quantiles={QUANTILES}"], folder)
+        prepared = run.prepare_data()
+        forecasts, _ = run.quantile_forecasts(prepared, prepared.test)
+        bands = quantile_bands(forecasts, quantile_pairs(run, [0.8]), quantile_corrections(run, [0.8]))
+        rows[name] = {"trained": {k: run.metrics_[k] for k in ("mse", "crps", "coverage_80", "width_80")},
+                      "calibrated": band_metrics(*run.scored_outputs(prepared, prepared.test), [0.8], *bands)}
+        print(name, json.dumps(rows[name]), flush=True)
+    return rows
+
+
 ETTH1_PARTS = {"conformal_etth1": "validation", "rolling_etth1": "rolling",
                "rolling_etth1_240": "rolling"}  # the ETTh1 parts and their calibration  # fmt: skip
 ROLLING_SHORT = 240  # windows: ten days of hourly targets, fixed in advance (not chosen on the test split)
@@ -189,6 +211,13 @@ def markdown_table(result: dict) -> str:
         c, q = row["conformal"], row["quantile"]
         lines.append(f"| {domain} | {c['mse']:.4g} | {c['coverage_80']:.3f} | {c['crps']:.4g} | {q['mse']:.4g} | "
                      f"{q['coverage_80']:.3f} | {q['crps']:.4g} |")  # fmt: skip
+    if result.get("cqr"):
+        lines += ["", "| quantile run (seed 0) | test MSE | as trained: coverage 80 % | width 80 % | CRPS | "
+                  "calibrated: coverage 80 % | width 80 % | CRPS |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for name, row in result["cqr"].items():
+            t, c = row["trained"], row["calibrated"]
+            lines.append(f"| {name} | {t['mse']:.4g} | {t['coverage_80']:.3f} | {t['width_80']:.4g} | {t['crps']:.4g} "
+                         f"| {coverage(c, '80')} | {c['width_80']:.4g} | {c['crps']:.4g} |")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -225,7 +254,8 @@ def main() -> None:
     parser.add_argument("--p6-runs", default="runs/p6", help="P6's whole-stay runs (P1's recipes), 5 seeds each")
     parser.add_argument("--runs", default="runs/p7")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--parts", nargs="+", default=["calibration", *ETTH1_PARTS, "quantiles_p2", "venn_abers"])
+    parser.add_argument("--parts", nargs="+",
+                        default=["calibration", *ETTH1_PARTS, "quantiles_p2", "cqr", "venn_abers"])
     parser.add_argument("--p6-rows", nargs="+", default=[f"{row} whole stay" for row in P1_ROWS],
                         help="P6's runs for venn_abers: 'mrmoe whole stay', 'mrmoe per step', ...")  # fmt: skip
     parser.add_argument("--report", action="store_true", help="print the tables of the stored results")
@@ -240,6 +270,7 @@ def main() -> None:
                             "rolling_etth1": lambda: conformal_etth1(runs, "rolling"),
                             "rolling_etth1_240": lambda: conformal_etth1(runs, "rolling", ROLLING_SHORT),
                             "quantiles_p2": lambda: quantiles_p2(runs),
+                            "cqr": lambda: cqr(runs),
                             "venn_abers": lambda: venn_abers(Path(args.p6_runs), args.p6_rows, args.seeds),
                             }[part]()  # fmt: skip
             # the Venn-Abers part gathers its rows over calls (each row with the seeds its runs have)

@@ -114,8 +114,10 @@ def _interval_levels(levels: list[float] | None) -> list[float]:
 def _check_calibration(args: argparse.Namespace, levels: list[float]) -> None:
     """``--calibration`` and ``--calibration-windows`` as :func:`tsmoe.intervals.check_calibration` allows."""
     from tsmoe.intervals import check_calibration
+    from tsmoe.quantile_intervals import check_conformal
 
     check_calibration(levels, args.calibration, args.calibration_windows)
+    check_conformal(args.conformal, levels, args.calibration)
 
 
 def _interval_options(parser: argparse.ArgumentParser, intervals: str, rolling: str, windows: str) -> None:
@@ -126,6 +128,12 @@ def _interval_options(parser: argparse.ArgumentParser, intervals: str, rolling: 
         help=f"the errors the intervals come from: the run's validation split's (default), or, rolling, {rolling}",
     )  # fmt: skip
     parser.add_argument("--calibration-windows", type=int, metavar="N", help=f"rolling calibration: {windows}")
+    parser.add_argument(
+        "--conformal", choices=["residual", "quantile"], default="residual",
+        help="what is calibrated: the median forecast's residuals, an interval of even width around it (default); "
+        "or quantile, a run trained with model.quantiles: its own band of quantiles, moved out or in until it "
+        "covers the level on validation (conformalized quantile regression)",
+    )  # fmt: skip
 
 
 def _data_overrides(pairs: list[str]) -> dict:
@@ -195,6 +203,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if split == "all" and args.part == "validation":
         raise TsmoeError("with split 'all' every item is scored as test; there is no validation part to score")
     if len(args.run_dir) > 1:
+        if levels and args.conformal == "quantile":
+            raise ConfigError("--conformal quantile calibrates one run's own quantiles; several runs take the default")
         return cmd_evaluate_ensemble(args, overrides, split)
     if args.out:
         raise TsmoeError("--out is for an ensemble (several runs); one run writes its metrics into its own folder")
@@ -204,7 +214,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     prepared = estimator.prepare_data(split=split, data_overrides=overrides)
     dataset = prepared.test if args.part == "test" else prepared.val
     calibrated: dict = {}
-    if levels:  # conformal intervals from the run's own held-out residuals (what is refused, before scoring)
+    if levels and args.conformal == "quantile":  # the run's quantile band, calibrated on its validation split
+        from tsmoe.quantile_intervals import quantile_corrections
+
+        corrections = quantile_corrections(estimator, levels)
+        calibrated = {"calibration": "validation", "conformal": "quantile"}
+    elif levels:  # conformal intervals from the run's own held-out residuals (what is refused, before scoring)
         from tsmoe.intervals import conformal_widths
 
         widths, used = conformal_widths(
@@ -212,7 +227,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
         calibrated = {"calibration": args.calibration, "calibration_windows": used}
     metrics = estimator.score_part(prepared, dataset)
-    if levels:
+    if levels and args.conformal == "quantile":
+        from tsmoe.intervals import band_metrics
+        from tsmoe.quantile_intervals import quantile_bands, quantile_pairs
+
+        bands = quantile_bands(estimator.quantile_forecasts(prepared, dataset)[0], quantile_pairs(estimator, levels),
+                               corrections)  # fmt: skip
+        metrics |= band_metrics(*estimator.scored_outputs(prepared, dataset), levels, *bands)
+    elif levels:
         from tsmoe.intervals import interval_metrics
 
         metrics |= interval_metrics(*estimator.scored_outputs(prepared, dataset), levels, widths)
@@ -280,16 +302,26 @@ def cmd_predict(args: argparse.Namespace) -> int:
     run_paths = args.paths if args.after_data else runs  # with --after-data every path is a run
     ensemble = Ensemble.load(run_paths) if len(run_paths) > 1 else None
     estimators = ensemble.members if ensemble else [Estimator.load(run_paths[0])]
+    if levels and ensemble and args.conformal == "quantile":
+        raise ConfigError("--conformal quantile calibrates one run's own quantiles; several runs take the default")
     if levels and ensemble:  # refused before any forecast: intervals of a mean need its members' errors
         ensemble.check_interval_members(args.calibration)
     elif levels and estimators[0].meta_["task"] != "forecast":  # before predicting, not after
         raise ConfigError(f"conformal intervals are for forecasters; this run's task is {estimators[0].meta_['task']}")
+    elif levels and args.conformal == "quantile":
+        from tsmoe.quantile_intervals import quantile_pairs
+
+        quantile_pairs(estimators[0], levels)  # the run has each level's two quantiles, before predicting
     if args.after_data:  # forecast what follows each run's own data set
         frames = [estimator.forecast() for estimator in estimators]
         frame = mean_prediction(frames, estimators[0].meta_["task"], "--after-data", key_columns(estimators[0]))
     else:  # one run, or an ensemble's mean; per entity or after every step
         frame = predict_table(estimators, Path(last), args.per_step, args.every, args.align, overrides)
-    if levels:
+    if levels and args.conformal == "quantile":  # the run's own band, calibrated on its validation split
+        from tsmoe.quantile_intervals import with_quantile_interval_columns
+
+        frame = with_quantile_interval_columns(frame, estimators[0], levels)
+    elif levels:
         from tsmoe.intervals import conformal_quantiles, with_interval_columns
         from tsmoe.predict import rolling_interval_widths
 

@@ -41,6 +41,7 @@ from tsmoe.models.registry import build_model
 from tsmoe.params import build_dataclass
 from tsmoe.paths import launch_rank
 from tsmoe.predict import predict_table
+from tsmoe.quantile_intervals import check_conformal, quantile_pairs, with_quantile_interval_columns
 from tsmoe.tasks import classification_task, get_task, monitor_mode
 from tsmoe.training.calibration import check_calibration_method
 from tsmoe.training.numerics import flushed_subnormals
@@ -589,10 +590,13 @@ class Estimator:
             metrics |= self._quantile_scores(prepared, dataset)
         return metrics
 
-    def quantile_forecasts(self, prepared: PreparedData, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    def quantile_forecasts(
+        self, prepared: PreparedData, dataset: Dataset, original: bool | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """A quantile forecaster's ``(Q, N, H, C)`` forecasts over ``dataset`` and the targets ``(N, H, C)``, on
-        the scale the run's metrics use."""
-        task, original = get_task(prepared.task), self.original_scale()
+        the scale the run's metrics use (or the original scale where ``original`` says so)."""
+        task = get_task(prepared.task)
+        original = self.original_scale() if original is None else original
         quantiles, targets = self._quantiles(dataset, prepared.collate)
         scored = [task.scored(quantiles[..., q], targets, prepared, self.state_, original)
                   for q in range(quantiles.shape[-1])]  # fmt: skip
@@ -680,6 +684,7 @@ class Estimator:
         intervals: list[float] | None = None,
         calibration: str = "validation",
         calibration_windows: int | None = None,
+        conformal: str = "residual",
     ) -> pd.DataFrame:
         """Forecasts of what comes after ``frame``, or with no frame after the run's own data set (its whole
         history, with ``data_overrides`` such as another ``root``; for raw Time-MMD, its dated reports). A
@@ -692,12 +697,16 @@ class Estimator:
         ``intervals`` (levels such as ``[0.8, 0.9]``) adds conformal intervals, ``<target>_lo_90`` and
         ``<target>_hi_90``, as ``tsmoe predict --intervals`` does: from the run's validation residuals, or with
         ``calibration="rolling"`` from each series' own errors on its ``calibration_windows`` latest windows
-        in ``frame`` whose targets it holds (:mod:`tsmoe.intervals`)."""
+        in ``frame`` whose targets it holds (:mod:`tsmoe.intervals`). ``conformal="quantile"``, for a run trained
+        with ``model.quantiles``, calibrates its own band of quantiles instead (:mod:`tsmoe.quantile_intervals`)."""
         self._check_fitted()
         if self.meta_["input_kind"] != "window":
             raise ConfigError(f"forecast is for runs on windows; this is a {self.meta_['task']} model: use predict")
         levels = check_levels(intervals) if intervals else []
         check_calibration(levels, calibration, calibration_windows)
+        check_conformal(conformal, levels, calibration)
+        if conformal == "quantile":
+            quantile_pairs(self, levels)  # before forecasting
         if calibration == "rolling" and frame is None:
             raise ConfigError(
                 "rolling calibration reads a frame's own recent windows: forecast without a frame has none"
@@ -713,6 +722,8 @@ class Estimator:
             table = forecast_table(self, frame, "the frame")
         if not levels:
             return table
+        if conformal == "quantile":
+            return with_quantile_interval_columns(table, self, levels)
         by_series = None
         if calibration == "rolling":
             by_series = rolling_interval_widths([self], frame, "the frame", levels, calibration_windows)

@@ -77,11 +77,11 @@ def conformal_quantiles(abs_residuals: np.ndarray, levels: Sequence[float]) -> n
 
 def _held_out_residuals(estimator: Any, prepared: Any, original: bool) -> np.ndarray:
     """The absolute residuals ``(n, H, C)`` of ``prepared``'s validation part, refused for a run without one."""
-    _check_held_out(estimator, prepared)
+    check_held_out(estimator, prepared)
     return _abs_residuals(estimator, prepared, prepared.val, original)
 
 
-def _check_held_out(estimator: Any, prepared: Any, without_validation: str | None = None) -> None:
+def check_held_out(estimator: Any, prepared: Any, without_validation: str | None = None) -> None:
     """Refuse a run that is not a forecaster or has no held-out validation residuals in ``prepared`` (saying
     ``without_validation`` where ``prepared`` has no validation part)."""
     task = get_task(estimator.meta_["task"])
@@ -178,7 +178,7 @@ def conformal_widths(
     if calibration == "validation":  # the run's own validation split, whatever data is scored
         val_residuals = _held_out_residuals(estimator, estimator.prepare_data(), estimator.original_scale())
         return conformal_quantiles(val_residuals, levels)[:, None], len(val_residuals)
-    _check_held_out(estimator, prepared, ROLLING_WITHOUT_VALIDATION)  # split all: nothing before the scored
+    check_held_out(estimator, prepared, ROLLING_WITHOUT_VALIDATION)  # split all: nothing before the scored
     windows = rolling_windows(prepared.val, dataset, prepared.dims["horizon"], windows)
     scale = estimator.original_scale()
     val_residuals = _abs_residuals(estimator, prepared, prepared.val, scale)
@@ -246,14 +246,35 @@ def interval_metrics(
     metrics: dict[str, float] = {}
     quantiles, forecasts = [0.5], [point]
     for level, width in zip(levels, widths, strict=True):
-        inside = np.abs(y - point) <= width
-        metrics[f"coverage_{level_name(level)}"] = float(inside.mean())
-        by_window = {f"coverage_{level_name(level)}": inside.reshape(len(inside), -1).mean(1)}
-        metrics |= block_bootstrap_intervals(by_window, window_block(point.shape[1]))
-        metrics[f"width_{level_name(level)}"] = float(np.broadcast_to(2 * width, point.shape).mean())
+        metrics |= _coverage(np.abs(y - point) <= width, level, float(np.broadcast_to(2 * width, point.shape).mean()))
         quantiles += [(1 - level) / 2, (1 + level) / 2]
         forecasts += [point - width, point + width]
     return metrics | quantile_metrics(np.stack(forecasts), np.array(quantiles), y)
+
+
+def band_metrics(
+    output: Any, target: Any, levels: Sequence[float], lowers: np.ndarray, uppers: np.ndarray
+) -> dict[str, float | list[float]]:
+    """The metrics of :func:`interval_metrics` for intervals given by their ends ``(L, N, H, C)`` (each level's
+    own, not centred on the point forecast: :mod:`tsmoe.quantile_intervals`), the point forecast as the median."""
+    point, y = output.double().numpy(), target.double().numpy()
+    point, y = point.reshape(len(point), point.shape[1], -1), y.reshape(len(y), y.shape[1], -1)
+    metrics: dict[str, float] = {}
+    quantiles, forecasts = [0.5], [point]
+    for level, lower, upper in zip(levels, lowers, uppers, strict=True):
+        metrics |= _coverage((y >= lower) & (y <= upper), level, float((upper - lower).mean()))
+        quantiles += [(1 - level) / 2, (1 + level) / 2]
+        forecasts += [lower, upper]
+    return metrics | quantile_metrics(np.stack(forecasts), np.array(quantiles), y)
+
+
+def _coverage(inside: np.ndarray, level: float, width: float) -> dict[str, float | list[float]]:
+    """``coverage_<l>`` of ``inside (N, H, C)`` with its 95 % interval over windows (blocks of two horizons),
+    and ``width_<l>``."""
+    name = f"coverage_{level_name(level)}"
+    by_window = {name: inside.reshape(len(inside), -1).mean(1)}
+    return {name: float(inside.mean()), **block_bootstrap_intervals(by_window, window_block(inside.shape[1])),
+            f"width_{level_name(level)}": width}  # fmt: skip
 
 
 def with_interval_columns(
