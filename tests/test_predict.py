@@ -203,9 +203,19 @@ def test_forecast_of_a_frame_is_the_forecast_of_its_file(window_run, series_run,
     assert pd.Timestamp(from_frame["ds"].iloc[0]) == series["ds"].iloc[119] + pd.Timedelta(weeks=1)
 
 
-def test_forecast_refuses_a_wide_frame_naming_the_formats(series_run):
-    with pytest.raises(DataError, match=r"the frame: give series in long format \(columns unique_id, ds, y\)"):
-        series_run.forecast(pd.DataFrame({"y": np.arange(30.0), "note": None}))
+def test_a_wide_frame_is_one_series_as_its_file_is(series_run, tmp_path):
+    one = dated_series().query("unique_id == 'a'")
+    wide = one.drop(columns="unique_id")  # ds, y, note: a column per channel
+    wide.to_csv(tmp_path / "a.csv", index=False)
+    from_frame, from_file = series_run.forecast(wide), predict_file(series_run, tmp_path / "a.csv")
+    from_long = series_run.forecast(one)
+    assert from_frame["unique_id"].tolist() == ["series"] * HORIZON  # a file's series takes the file's name
+    assert from_file["unique_id"].tolist() == ["a"] * HORIZON
+    for other in (from_file, from_long):  # the same forecast and dates whatever names the series
+        assert from_frame["y"].to_numpy() == pytest.approx(other["y"].to_numpy(), abs=1e-6)
+        assert (pd.to_datetime(from_frame["ds"]) == pd.to_datetime(other["ds"])).all()
+    with pytest.raises(DataError, match=r"the frame: give series in long format \(columns unique_id, ds, y\), wide"):
+        series_run.forecast(pd.DataFrame({"value": np.arange(30.0), "note": None}))  # no column y
 
 
 @pytest.fixture(scope="module")

@@ -689,8 +689,9 @@ class Estimator:
         """Forecasts of what comes after ``frame``, or with no frame after the run's own data set (its whole
         history, with ``data_overrides`` such as another ``root``; for raw Time-MMD, its dated reports). A
         forecaster only. For series (long format: ``unique_id, ds`` and the trained columns, with the text
-        column for a model that reads text) the next ``horizon`` steps of each series, as ``unique_id,
-        step, ds`` and one column per target; for windows (an ``input_seq`` column of lists, and ``text``)
+        column for a model that reads text; or wide, a column per trained channel, one series that the table
+        names ``series``) the next ``horizon`` steps of each series, as ``unique_id, step, ds`` and one column
+        per target; for windows (an ``input_seq`` column of lists, and ``text``)
         one forecast per row, as ``row, step, value``. Unlike :meth:`predict`, which scores the windows of
         a split, nothing is held out (see :mod:`tsmoe.forecast`).
 

@@ -102,6 +102,9 @@ def key_columns(estimator) -> tuple[str, str]:
     return getattr(params, "id_col", "unique_id"), getattr(params, "time_col", "ds")
 
 
+WIDE_FRAME_NAME = "series"  # the id a wide frame's one series takes in the forecast table (a file: its name)
+
+
 def _read_series(
     frame: pd.DataFrame,
     where: str,
@@ -111,28 +114,27 @@ def _read_series(
     keys: tuple[str, str] = ("unique_id", "ds"),
 ) -> SeriesSet:
     """The table's series, with each series' dated texts (``SeriesSet.texts``) when ``text_col`` is named.
-    Long format names each series in ``keys`` (id and time columns, the run's own names); wide tables are
-    read from files (``path``) only: a frame names its series in long format."""
+    Long format names each series in ``keys`` (id and time columns, the run's own names); a wide table (a
+    column per channel, times in the run's time column or ``date``, or none) is one series, named after its
+    file (``path``), or :data:`WIDE_FRAME_NAME` for a frame in memory."""
     id_col, time_col = keys
     if {id_col, time_col} <= set(frame.columns):
         return from_long_dataframe(
             frame, id_col=id_col, time_col=time_col, target_col=channel_names[0],
             covariates=tuple(channel_names[1:]), text_col=text_col, source=where,
         )  # fmt: skip
-    if path is None:
-        raise DataError(
-            f"{where}: give series in long format (columns {id_col}, {time_col}, {', '.join(channel_names)}) or "
-            f"windows (a column '{WINDOW_COLUMN}'); it has {list(frame.columns)}"
-        )
-    time_col = "date" if "date" in frame.columns else None
     missing = [c for c in channel_names if c not in frame.columns]
     if missing:
-        raise DataError(f"{where}: the model needs column(s) {missing}; the file has {list(frame.columns)}")
-    data = wide_frame_to_series(
-        frame[([time_col] if time_col else []) + channel_names], path, time_col, None, path.stem
-    )
+        raise DataError(
+            f"{where}: give series in long format (columns {id_col}, {time_col}, {', '.join(channel_names)}), wide "
+            f"(a column per channel: the model needs {missing} too) or windows (a column '{WINDOW_COLUMN}'); it has "
+            f"{list(frame.columns)}"
+        )
+    stamps = next((c for c in (time_col, "date") if c in frame.columns and c not in channel_names), None)
+    name = path.stem if path is not None else WIDE_FRAME_NAME
+    data = wide_frame_to_series(frame[([stamps] if stamps else []) + channel_names], where, stamps, None, name)
     if text_col:
-        data.texts[path.stem] = (data.series[0].timestamps, _text_cells(frame, text_col, where))
+        data.texts[name] = (data.series[0].timestamps, _text_cells(frame, text_col, where))
     return data
 
 

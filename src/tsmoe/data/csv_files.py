@@ -63,9 +63,10 @@ def read_table_checked(path: Path, text_columns: tuple[str, ...] = ()) -> pd.Dat
 
 
 def wide_frame_to_series(
-    frame: pd.DataFrame, path: Path, time_col: str | None, targets: tuple[str, ...] | None, name: str
+    frame: pd.DataFrame, where: str, time_col: str | None, targets: tuple[str, ...] | None, name: str
 ) -> SeriesSet:
-    """One multivariate series from a wide frame; every non-time column must be numeric."""
+    """One multivariate series from a wide frame; every non-time column must be numeric. ``where`` names the
+    frame in errors (``"file 'ETTh1.csv'"``, ``"the frame"``)."""
     value_cols = [c for c in frame.columns if c != time_col]
     blocks = []
     for column in value_cols:
@@ -74,22 +75,22 @@ def wide_frame_to_series(
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
             raise DataError(
-                f"file '{path}', column '{column}', row {row}: '{frame[column].iloc[row - 1]}' is not a number"
+                f"{where}, column '{column}', row {row}: '{frame[column].iloc[row - 1]}' is not a number"
                 + decimal_comma_hint(frame[column].iloc[row - 1])
             )
         blocks.append(
             to_float32(
-                numbers.to_numpy(np.float64), lambda i, column=column: f"file '{path}', column '{column}', row {i + 1}"
+                numbers.to_numpy(np.float64), lambda i, column=column: f"{where}, column '{column}', row {i + 1}"
             )
         )
     values = np.stack(blocks, axis=1)
     if time_col is None:
         stamps = np.arange(len(frame), dtype=np.int64)
     else:
-        stamps = parse_dates(frame[time_col], lambda i: f"file '{path}', column '{time_col}', row {i + 1}")
+        stamps = parse_dates(frame[time_col], lambda i: f"{where}, column '{time_col}', row {i + 1}")
     return SeriesSet(
         series=(Series(name=name, timestamps=stamps, values=values),),
         columns=tuple(str(c) for c in value_cols),
         targets=tuple(targets) if targets else tuple(str(c) for c in value_cols),
-        source=f"file '{path}'",
+        source=where,
     )

@@ -26,7 +26,7 @@ def load_ett(root: str | Path | None = None, name: str = "ETTh1", targets: tuple
     frame = read_csv_checked(path)
     if "date" not in frame.columns:
         raise DataError(f"file '{path}': no 'date' column; columns are {list(frame.columns)}")
-    return wide_frame_to_series(frame, path, "date", targets, name)
+    return wide_frame_to_series(frame, f"file '{path}'", "date", targets, name)
 
 
 @dataclass

@@ -21,7 +21,7 @@ def load_exchange_rate(root: str | Path | None = None) -> SeriesSet:
     )
     frame = read_csv_checked(path, header=None, compression="infer")
     frame.columns = [COUNTRIES[i] if i < len(COUNTRIES) else f"col{i}" for i in range(frame.shape[1])]
-    return wide_frame_to_series(frame, path, None, None, "exchange_rate")
+    return wide_frame_to_series(frame, f"file '{path}'", None, None, "exchange_rate")
 
 
 class ExchangeRate(SeriesAdapter):
