@@ -84,6 +84,10 @@ def test_bad_windows_files_are_refused_with_the_place(window_run, tmp_path):
     )
     with pytest.raises(DataError, match="column 'input_seq', row 2"):
         predict_file(window_run, tmp_path / "b.csv")
+    reprs = "[" + ", ".join(f"np.float64({v}.0)" for v in range(lookback)) + "]"  # pandas' cell for numpy 2's numbers
+    frame.assign(input_seq=reprs, text="x").to_csv(tmp_path / "r.csv", index=False)
+    with pytest.raises(DataError, match=r"row 1: .*\.\.\.' \(numpy's reprs, .* values.tolist\(\), or JSON\)"):
+        predict_file(window_run, tmp_path / "r.csv")  # a long cell is cut in the message
 
 
 def test_a_run_on_fixed_windows_refuses_a_series_file(window_run, tmp_path):

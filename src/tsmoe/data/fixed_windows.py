@@ -4,6 +4,7 @@ than series (the MoME paper's Time-MMD windows)."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,13 +46,23 @@ def parse_number_lists(column: list, where: str, name: str) -> np.ndarray:
             and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
         )
         if not numbers:
-            raise DataError(f"{place}: expected a non-empty JSON list of numbers, got '{cell}'")
+            shown = str(cell) if len(str(cell)) <= 80 else f"{str(cell)[:77]}..."
+            raise DataError(f"{place}: expected a non-empty JSON list of numbers, got '{shown}'" + _repr_hint(cell))
         rows.append(
             to_float32(np.array(values, dtype=np.float64), lambda i, place=place: f"{place}, item {i}", "value")
         )
         if len(rows[-1]) != len(rows[0]):
             raise DataError(f"{place}: length {len(rows[-1])}, expected {len(rows[0])}")
     return np.stack(rows)
+
+
+def _repr_hint(cell: object) -> str:
+    """A hint for a cell of numpy's reprs (``[np.float64(1.0), ...]``): what pandas writes for a list of numpy
+    numbers, which is no JSON."""
+    if isinstance(cell, str) and re.search(r"\b(np|numpy)\.\w+\(|\barray\(", cell):
+        return (" (numpy's reprs, as pandas writes lists of numpy numbers: write plain lists, e.g. "
+                "values.tolist(), or JSON)")  # fmt: skip
+    return ""
 
 
 @dataclass(frozen=True)
