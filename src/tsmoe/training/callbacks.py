@@ -114,15 +114,19 @@ class ElapsedTime(pl.Callback):
 
 
 class EpochLines(pl.Callback):
-    """One line per epoch on stderr, ``epoch 3/40: train_loss 0.412, val_loss 0.398, val_auroc 0.841 (37 s)``:
-    what a progress bar shows on a terminal, for output that goes to a file or a pipe."""
+    """One line per epoch on stderr, ``epoch 3/40: train_loss 0.412, val_loss 0.398, val_auroc 0.841 (12 s; 37 s
+    in all)``, the epoch's seconds and those since training began: what a progress bar shows on a terminal,
+    for output that goes to a file or a pipe."""
 
     def __init__(self, monitor: str) -> None:
         self.monitor = monitor
-        self.started = time.perf_counter()
+        self.started = self.epoch_started = time.perf_counter()
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.started = time.perf_counter()
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.epoch_started = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:  # after this epoch's validation: its losses and metric are all logged
@@ -130,6 +134,7 @@ class EpochLines(pl.Callback):
         logged = trainer.callback_metrics
         shown = [f"{name} {float(logged[name]):.4g}" for name in dict.fromkeys(("train_loss", "val_loss", self.monitor))
                  if name in logged]  # fmt: skip
-        seconds = time.perf_counter() - self.started
-        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {', '.join(shown)} ({seconds:.0f} s)",
+        now = time.perf_counter()
+        seconds = f"{now - self.epoch_started:.0f} s; {now - self.started:.0f} s in all"
+        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {', '.join(shown)} ({seconds})",
               file=sys.stderr, flush=True)  # fmt: skip
