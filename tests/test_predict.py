@@ -220,6 +220,9 @@ def test_a_wide_frame_is_one_series_as_its_file_is(series_run, tmp_path):
         assert (pd.to_datetime(from_frame["ds"]) == pd.to_datetime(other["ds"])).all()
     with pytest.raises(DataError, match=r"the frame: give series in long format \(columns unique_id, ds, y\), wide"):
         series_run.forecast(pd.DataFrame({"value": np.arange(30.0), "note": None}))  # no column y
+    renamed = dated_series().rename(columns={"unique_id": "shop"})  # two series, their id column named otherwise
+    with pytest.raises(DataError, match=r"column 'ds', row 121: a time seen before; .* a column 'unique_id'"):
+        series_run.forecast(renamed)
 
 
 @pytest.fixture(scope="module")

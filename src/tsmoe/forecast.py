@@ -131,6 +131,12 @@ def _read_series(
             f"{list(frame.columns)}"
         )
     stamps = next((c for c in (time_col, "date") if c in frame.columns and c not in channel_names), None)
+    if stamps and frame[stamps].duplicated().any():  # one wide series has each time once: several series?
+        row = int(np.flatnonzero(frame[stamps].duplicated().to_numpy())[0]) + 1
+        raise DataError(
+            f"{where}, column '{stamps}', row {row}: a time seen before; a table of several series in long format "
+            f"names each in a column '{id_col}' (the run's data.id_col); it has {list(frame.columns)}"
+        )
     name = path.stem if path is not None else WIDE_FRAME_NAME
     data = wide_frame_to_series(frame[([stamps] if stamps else []) + channel_names], where, stamps, None, name)
     if text_col:
