@@ -100,6 +100,11 @@ class CfCScan(torch.autograd.Function):
         grad_pre = h0.new_empty(steps, experts, batch, state_weight.shape[-1])
         grad_time = h0.new_empty(steps, experts, batch, 1)
         d_heads = h0.new_empty(experts, batch, 4 * hidden)  # reused every step: written piece by piece
+        # the step's temporaries, reused every step (fresh ones cost an allocation each and a cold cache), and
+        # two buffers for the carry, which one step reads while the next is written
+        g_gate, part, held = (h0.new_empty(h0.shape) for _ in range(3))
+        d_squash = h0.new_empty(experts, batch, state_weight.shape[-1])
+        carries = (h0.new_empty(h0.shape), h0.new_empty(h0.shape))
         d_ff, d_gate = d_heads[..., : 2 * hidden], d_heads[..., 3 * hidden :]
         ff_at, ff1_at, ff2_at, t_a_at, gate_at = _head_views(heads_all, hidden)
         s_at, states_at, grad_states_at = squashed.unbind(0), states.unbind(0), grad_states.unbind(0)
@@ -112,23 +117,26 @@ class CfCScan(torch.autograd.Function):
         g = grad_states_at[steps - 1]  # dL/dh_t, incoming plus carried from step t + 1
         for t in range(steps - 1, -1, -1):
             s, ff, ff1, ff2, gate = s_at[t], ff_at[t], ff1_at[t], ff2_at[t], gate_at[t]
-            g_kept = g * keep_at[t] if ctx.padded else g
+            g_kept = torch.mul(g, keep_at[t], out=held) if ctx.padded else g
             torch.addcmul(one, ff, ff, value=-1, out=d_ff)  # d tanh = 1 - tanh^2
-            g_gate = g_kept * gate
-            d_ff[..., :hidden].mul_(g_kept if ctx.no_gate else g_kept - g_gate)  # d h'/d tanh f1: 1 or 1 - g
+            torch.mul(g_kept, gate, out=g_gate)
+            d_ff[..., :hidden].mul_(g_kept if ctx.no_gate else torch.sub(g_kept, g_gate, out=part))  # 1 or 1 - g
             d_ff[..., hidden:].mul_(g_gate)  # d h'/d tanh f2 = g
-            through_gate = g_gate * (ff2 if ctx.no_gate else ff2 - ff1)
+            through_gate = torch.mul(g_gate, ff2 if ctx.no_gate else torch.sub(ff2, ff1, out=part), out=part)
             torch.addcmul(through_gate, through_gate, gate, value=-1, out=d_gate)  # times sigmoid' = g (1 - g)
             torch.mul(d_gate, time_at[t], out=d_heads[..., 2 * hidden : 3 * hidden])  # d t_a
             sum_s_heads.baddbmm_(s.transpose(1, 2), d_heads)
             sum_heads += d_heads
             # dL/dpre_t (K, B, U)
-            d_pre = torch.bmm(d_heads, head_w_t, out=grad_pre_at[t]).mul_(torch.addcmul(s, s, s, value=-1))
-            torch.sum(d_gate * t_a_at[t], -1, keepdim=True, out=grad_time_at[t])  # d s_t
+            d_pre = torch.bmm(d_heads, head_w_t, out=grad_pre_at[t])
+            d_pre.mul_(torch.addcmul(s, s, s, value=-1, out=d_squash))
+            torch.sum(torch.mul(d_gate, t_a_at[t], out=part), -1, keepdim=True, out=grad_time_at[t])  # d s_t
             sum_prev_pre.baddbmm_((states_at[t - 1] if t > 0 else h0).transpose(1, 2), d_pre)
             # the carry G_{t-1} = dL/dh_{t-1}: the incoming gradient, held steps' share, and d_pre W_h^T in one op
             incoming = grad_states_at[t - 1] if t > 0 else torch.zeros_like(h0)
-            g = torch.baddbmm(incoming + (g - g_kept) if ctx.padded else incoming, d_pre, state_w_t)
+            if ctx.padded:  # (g - g_kept) + incoming: the same sum as incoming + (g - g_kept)
+                incoming = torch.sub(g, g_kept, out=part).add_(incoming)
+            g = torch.baddbmm(incoming, d_pre, state_w_t, out=carries[t % 2])
         grad_head_bias = sum_heads.sum(1)
         # heads = b + z W with z = 3.4318 s - 1.7159, so dL/dW = 3.4318 s^T dL/dheads - 1.7159 * dL/db per row
         grad_head_weight = sum_s_heads.mul_(2 * LECUN_OUT).sub_(LECUN_OUT * grad_head_bias.unsqueeze(1))
