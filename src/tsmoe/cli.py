@@ -3,11 +3,12 @@
 tsmoe train CONFIG --out RUN_DIR [--set key=value ...]
 tsmoe train --resume RUN_DIR
 tsmoe evaluate RUN_DIR [--set data.root=DIR ...] [--split default|all] [--part test|validation] [--intervals 0.9]
-               [--calibration validation|rolling] [--calibration-windows N]
+               [--calibration validation|rolling] [--calibration-windows N] [--conformal residual|quantile]
 tsmoe evaluate RUN_DIR RUN_DIR ... [--out ENSEMBLE.json [--overwrite]]   (a deep ensemble: mean probabilities or
                forecasts)
 tsmoe predict RUN_DIR [RUN_DIR ...] INPUT -o OUTPUT.csv [--overwrite] [--set data.KEY=VALUE ...] [--per-step]
               [--every H [--align clock]] [--intervals 0.9] [--calibration validation|rolling] [--calibration-windows N]
+              [--conformal residual|quantile]
 tsmoe stream RUN_DIR [RUN_DIR ...] INPUT|- [-o OUTPUT.csv [--overwrite]] [--interval] [--set data.static=FILE]
              [--skip-bad-rows]
 tsmoe report RUN_DIR [--set data.root=FILE]
