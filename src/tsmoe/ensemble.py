@@ -39,6 +39,7 @@ from tsmoe.intervals import (
     interval_metrics,
     rolling_widths,
     rolling_windows,
+    trained_in_memory,
     with_interval_columns,
 )
 from tsmoe.predict import mean_prediction, predict_table
@@ -267,8 +268,7 @@ class Ensemble:
                     f"ensemble member '{name}' was refit on its validation items (training.refit): the ensemble "
                     "has no held-out validation split to take conformal residuals from"
                 )
-            in_memory = member.config.data["name"] == "csv" and not member.config.data.get("root")
-            if calibration == "validation" and in_memory:
+            if calibration == "validation" and trained_in_memory(member):
                 raise ConfigError(
                     f"ensemble member '{name}' was trained on data in memory: an ensemble's intervals come from its "
                     "mean forecast's errors on the members' validation split, which needs that data again; train "

@@ -109,6 +109,12 @@ def validation_residuals(estimator: Any, prepared: Any) -> np.ndarray:
     return _held_out_residuals(estimator, prepared, original=True)
 
 
+def trained_in_memory(estimator: Any) -> bool:
+    """Whether the run was trained on a frame in memory (data set ``csv`` with no file), so its validation
+    split cannot be read again."""
+    return estimator.config.data["name"] == "csv" and not estimator.config.data.get("root")
+
+
 def half_widths(estimator: Any, levels: Sequence[float], original: bool) -> np.ndarray:
     """The run's conformal half-widths ``(L, H, C)``, from its validation split's residuals on the original
     scale (``original``) or on the scale its metrics use: those it kept (a run trained on a frame), else
@@ -116,7 +122,7 @@ def half_widths(estimator: Any, levels: Sequence[float], original: bool) -> np.n
     kept = getattr(estimator, "conformal_residuals_", None)
     if kept is not None and original:
         return conformal_quantiles(kept, levels)
-    if estimator.config.data["name"] == "csv" and not estimator.config.data.get("root"):
+    if trained_in_memory(estimator):
         raise ConfigError(
             "conformal intervals take their widths from the run's validation residuals, and this run was trained "
             "on data in memory that it does not keep (nor, trained before tsmoe kept them, its residuals): train "
@@ -241,15 +247,10 @@ def interval_metrics(
     ``crps`` and ``wql`` from the quantiles the intervals give (the point forecast as the median, each
     interval's ends as its two tail quantiles), for scored ``output`` and ``target`` ``(N, H, C)`` and
     half-widths ``(L, N or 1, H, C)`` (:func:`conformal_widths`), all on the scale the run's metrics use."""
-    point, y = output.double().numpy(), target.double().numpy()
-    point, y = point.reshape(len(point), point.shape[1], -1), y.reshape(len(y), y.shape[1], -1)
-    metrics: dict[str, float] = {}
-    quantiles, forecasts = [0.5], [point]
-    for level, width in zip(levels, widths, strict=True):
-        metrics |= _coverage(np.abs(y - point) <= width, level, float(np.broadcast_to(2 * width, point.shape).mean()))
-        quantiles += [(1 - level) / 2, (1 + level) / 2]
-        forecasts += [point - width, point + width]
-    return metrics | quantile_metrics(np.stack(forecasts), np.array(quantiles), y)
+    point, y = _as_windows(output), _as_windows(target)
+    bands = [(np.abs(y - point) <= width, float(np.broadcast_to(2 * width, point.shape).mean()), point - width,
+              point + width) for width in widths]  # fmt: skip
+    return _band_scores(point, y, levels, bands)
 
 
 def band_metrics(
@@ -257,24 +258,32 @@ def band_metrics(
 ) -> dict[str, float | list[float]]:
     """The metrics of :func:`interval_metrics` for intervals given by their ends ``(L, N, H, C)`` (each level's
     own, not centred on the point forecast: :mod:`tsmoe.quantile_intervals`), the point forecast as the median."""
-    point, y = output.double().numpy(), target.double().numpy()
-    point, y = point.reshape(len(point), point.shape[1], -1), y.reshape(len(y), y.shape[1], -1)
-    metrics: dict[str, float] = {}
+    point, y = _as_windows(output), _as_windows(target)
+    bands = [((y >= lower) & (y <= upper), float((upper - lower).mean()), lower, upper)
+             for lower, upper in zip(lowers, uppers, strict=True)]  # fmt: skip
+    return _band_scores(point, y, levels, bands)
+
+
+def _as_windows(values: Any) -> np.ndarray:
+    """Scored forecasts or targets as float64 ``(N, H, C)``."""
+    array = values.double().numpy()
+    return array.reshape(len(array), array.shape[1], -1)
+
+
+def _band_scores(point: np.ndarray, y: np.ndarray, levels: Sequence[float], bands: list[tuple]) -> dict:
+    """Per level, from its ``(inside, mean width, lower, upper)``: ``coverage_<l>`` with its 95 % interval over
+    windows (blocks of two horizons) and ``width_<l>``; then ``crps`` and ``wql`` over the median and every
+    band's ends as tail quantiles."""
+    metrics: dict[str, float | list[float]] = {}
     quantiles, forecasts = [0.5], [point]
-    for level, lower, upper in zip(levels, lowers, uppers, strict=True):
-        metrics |= _coverage((y >= lower) & (y <= upper), level, float((upper - lower).mean()))
+    for level, (inside, width, lower, upper) in zip(levels, bands, strict=True):
+        name = f"coverage_{level_name(level)}"
+        by_window = {name: inside.reshape(len(inside), -1).mean(1)}
+        metrics |= {name: float(inside.mean()), **block_bootstrap_intervals(by_window, window_block(y.shape[1])),
+                    f"width_{level_name(level)}": width}  # fmt: skip
         quantiles += [(1 - level) / 2, (1 + level) / 2]
         forecasts += [lower, upper]
     return metrics | quantile_metrics(np.stack(forecasts), np.array(quantiles), y)
-
-
-def _coverage(inside: np.ndarray, level: float, width: float) -> dict[str, float | list[float]]:
-    """``coverage_<l>`` of ``inside (N, H, C)`` with its 95 % interval over windows (blocks of two horizons),
-    and ``width_<l>``."""
-    name = f"coverage_{level_name(level)}"
-    by_window = {name: inside.reshape(len(inside), -1).mean(1)}
-    return {name: float(inside.mean()), **block_bootstrap_intervals(by_window, window_block(inside.shape[1])),
-            f"width_{level_name(level)}": width}  # fmt: skip
 
 
 def with_interval_columns(

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from tsmoe.errors import ConfigError
-from tsmoe.intervals import check_held_out, conformal_quantiles, level_name
+from tsmoe.intervals import check_held_out, conformal_quantiles, level_name, trained_in_memory
 
 CONFORMAL_SCORES = ("residual", "quantile")
 
@@ -74,7 +74,7 @@ def quantile_corrections(estimator: Any, levels: Sequence[float], original: bool
     """The corrections ``Q`` ``(L, H, C)`` from the run's validation split, on the original scale
     (``original``) or the scale its metrics use (``None``)."""
     pairs = quantile_pairs(estimator, levels)
-    if estimator.config.data["name"] == "csv" and not estimator.config.data.get("root"):
+    if trained_in_memory(estimator):
         raise ConfigError(
             "--conformal quantile reads the run's validation split again, and this run was trained on data in "
             "memory that it does not keep: train it on a file (data.root), or use --conformal residual"
