@@ -137,3 +137,12 @@ def test_settings_out_of_range_are_config_errors_that_name_the_key(override, mes
 def test_physionet_split_fractions_are_checked_too():
     with pytest.raises(ConfigError, match="split_fractions must be three shares"):
         load_config("configs/lstm-physionet2012.yaml", ["data.split_fractions=[0.8,0.3,0.1]"])
+
+
+def test_a_yaml_boolean_given_for_a_name_is_refused_with_a_hint_to_quote_it():
+    with pytest.raises(ConfigError, match=r"data.classes\[0\]: expected a string, got True \(YAML reads yes"):
+        load_config("configs/mrmoe-irregular.yaml", ["data.classes=[yes, no]"])
+    with pytest.raises(ConfigError, match="classes must name at least two classes"):
+        load_config("configs/mrmoe-irregular.yaml", ["data.classes=[died]"])
+    config = load_config("configs/mrmoe-irregular.yaml", ["data.classes=['no', 'yes']"])
+    assert config.data["classes"] == ["no", "yes"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -332,3 +333,46 @@ def test_tsmoe_stream_answers_every_row_as_predict_per_step_and_reads_a_pipe(
     huge.write_text(rows.read_text().splitlines()[0] + "\npump-00001,0,temperature," + "1" * 200_000 + "\n")
     assert main(["stream", str(run), str(huge), "-o", str(tmp_path / "out.csv")]) == 2
     assert "the input is not readable CSV: field larger than field limit" in capsys.readouterr().err
+
+
+def test_classes_given_by_name_train_as_their_numbers_and_every_output_names_them(sensor_run, tmp_path, capsys):
+    run, logs, other = sensor_run
+    names = np.array(["running", "failed"])  # failed, class 1, stays the positive class
+
+    def named_labels(folder: Path) -> Path:
+        labels = pd.read_csv(folder / "labels.csv")
+        path = tmp_path / f"{folder.name}-labels.csv"
+        labels.assign(failed=names[labels.failed]).to_csv(path, index=False)
+        return path
+
+    named = tmp_path / "named"
+    tables = [f"data.{name}={logs / name}.csv" for name in ("observations", "static")]
+    assert main(["train", "mrmoe-irregular", "--out", str(named), *[a for t in tables for a in ("--set", t)],
+                 "--set", f"data.labels={named_labels(logs)}", "--set", "data.classes=[running, failed]",
+                 "--set", f"training.threads={json.loads((run / 'meta.json').read_text())['threads']}",  # as run's
+                 *COLUMNS, *TINY]) == 0  # fmt: skip
+    assert json.loads((named / "meta.json").read_text())["class_names"] == ["running", "failed"]
+    assert Estimator.load(named).classes_ == ["running", "failed"] and Estimator.load(run).classes_ == [0, 1]
+    # the same classes as the run trained on 0 and 1: the same split and weights, so the same risks
+    observations, static = str(other / "observations.csv"), ["--set", f"data.static={other / 'static.csv'}"]
+    tables = {}
+    copy = shutil.copytree(named, tmp_path / "copy")  # an ensemble of two named runs
+    for folder, flags in [(run, []), (named, []), (named, [str(copy), "--per-step"])]:
+        out = tmp_path / f"{folder.name}-{len(flags)}.csv"
+        assert main(["predict", str(folder), *flags[:1], observations, "-o", str(out), *flags[1:], *static]) == 0
+        tables[folder.name, len(flags)] = pd.read_csv(out)
+    plain, by_name, ensemble = tables["run", 0], tables["named", 0], tables["named", 2]
+    np.testing.assert_array_equal(by_name.probability, plain.probability)
+    assert (by_name.prediction == names[plain.prediction]).all()
+    assert (ensemble.prediction == names[(ensemble.probability >= 0.5).astype(int)]).all()  # the mean's, named
+    scored = []
+    for folder, labels in [(run, other / "labels.csv"), (named, named_labels(other))]:
+        assert main(["evaluate", str(folder), "--no-plots", "--set", f"data.observations={observations}",
+                     "--set", f"data.labels={labels}", *static]) == 0  # fmt: skip
+        scored.append(json.loads((folder / "metrics-eval.json").read_text()))
+    assert scored[0]["auroc"] == scored[1]["auroc"]
+    wrong = tmp_path / "wrong.csv"
+    pd.read_csv(named_labels(other)).replace({"failed": {"failed": "broken"}}).to_csv(wrong, index=False)
+    assert main(["evaluate", str(named), "--no-plots", "--set", f"data.observations={observations}",
+                 "--set", f"data.labels={wrong}", *static]) == 2  # fmt: skip
+    assert "class 'broken' is not one of the classes ['running', 'failed']" in capsys.readouterr().err

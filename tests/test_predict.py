@@ -124,9 +124,20 @@ def test_an_ensemble_of_trend_tables_names_the_class_of_the_mean_probabilities()
     one = pd.DataFrame({"row": [1, 2], "prediction": ["down", "up"], "probability_down": [0.6, 0.1],
                         "probability_flat": [0.0, 0.3], "probability_up": [0.4, 0.6]})  # fmt: skip
     other = one.assign(prediction=["up", "up"], probability_down=[0.3, 0.1], probability_up=[0.7, 0.6])
-    mean = mean_prediction([one, other], "multiclass", "test")
+    mean = mean_prediction([one, other], {"task": "multiclass"}, "test")
     assert mean["prediction"].tolist() == ["up", "up"]
     assert mean["probability_down"].tolist() == pytest.approx([0.45, 0.1])
+
+
+def test_an_ensemble_per_step_takes_the_class_of_the_mean_probability_by_the_runs_names():
+    one = pd.DataFrame({"pump": ["a", "a"], "time": [0.0, 1.0], "probability": [0.6, 0.2], "prediction": [1, 0]})
+    other = one.assign(probability=[0.3, 0.1], prediction=[0, 0])  # the members disagree at time 0
+    mean = mean_prediction([one, other], {"task": "binary_per_step"}, "test", ("pump", "time"))
+    assert mean["prediction"].tolist() == [0, 0]  # the class of the mean, 0.45 (it was the mean class, 0.5)
+    assert mean["probability"].tolist() == pytest.approx([0.45, 0.15])
+    named = [frame.assign(prediction=np.array(["ok", "failed"])[frame.prediction]) for frame in (one, other)]
+    meta = {"task": "binary_per_step", "class_names": ["ok", "failed"]}
+    assert mean_prediction(named, meta, "test", ("pump", "time"))["prediction"].tolist() == ["ok", "ok"]
 
 
 def dated_series(seed: int = 0) -> pd.DataFrame:

@@ -315,7 +315,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         quantile_pairs(estimators[0], levels)  # the run has each level's two quantiles, before predicting
     if args.after_data:  # forecast what follows each run's own data set
         frames = [estimator.forecast() for estimator in estimators]
-        frame = mean_prediction(frames, estimators[0].meta_["task"], "--after-data", key_columns(estimators[0]))
+        frame = mean_prediction(frames, estimators[0].meta_, "--after-data", key_columns(estimators[0]))
     else:  # one run, or an ensemble's mean; per entity or after every step
         frame = predict_table(estimators, Path(last), args.per_step, args.every, args.align, overrides)
     if levels and args.conformal == "quantile":  # the run's own band, calibrated on its validation split
@@ -376,7 +376,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
         )
     stream = Ensemble.load(runs).stream(args.interval) if len(runs) > 1 else estimator.stream(args.interval)
     layout = layout_of(estimator)
-    columns = answer_columns(estimator.meta_["task"], estimator.meta_["dims"].get("n_classes", 2), args.interval)
+    columns = answer_columns(estimator.meta_, args.interval)
     static = static_lookup(overrides.get("static"), layout.id_col)
     if args.output is not None:  # before open() empties it
         check_replaceable(Path(args.output), [layout.id_col, layout.time_col, *columns], args.overwrite)

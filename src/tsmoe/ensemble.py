@@ -107,6 +107,12 @@ class Ensemble:
                         f"ensemble members differ in {key}: {first_name} {first.meta_['dims'].get(key)}, "
                         f"{name} {member.meta_['dims'].get(key)}"
                     )
+            if member.meta_.get("class_names") != first.meta_.get("class_names"):
+                raise ConfigError(
+                    f"ensemble members name their classes differently: {first_name} "
+                    f"{first.meta_.get('class_names')}, {name} {member.meta_.get('class_names')} (train them with "
+                    "one data.classes)"
+                )
 
     @property
     def task(self) -> Task:
@@ -299,7 +305,7 @@ class Ensemble:
         first = self.members[0]
         tables = [member.forecast(frame, data_overrides) for member in self.members]
         where = "the frame" if frame is not None else "the forecasts after the members' data set"
-        table = mean_prediction(tables, first.meta_["task"], where, key_columns(first))
+        table = mean_prediction(tables, first.meta_, where, key_columns(first))
         if not levels:
             return table
         if calibration == "rolling":

@@ -326,6 +326,8 @@ class Estimator:
             self.meta_["calibration"] = calibration
         if isinstance(source, SeriesSet):  # forecasts from new series check that they are sampled alike
             self.meta_["time_step"] = data_step(source)
+        if prepared.class_names:  # classes by name: tables of predictions name them, other tables are read by them
+            self.meta_["class_names"] = list(prepared.class_names)
         if prepared.notes:  # what reading the data skipped by its stated policy, with the counts
             self.meta_["data_notes"] = prepared.notes
         self.meta_.update(meta or {})
@@ -738,6 +740,15 @@ class Estimator:
         task = classification_task(prepared.task, "predict_proba", "use predict")
         output, _ = self._outputs(prepared.test, prepared.collate, prepared.task)
         return task.proba_table(task.probabilities(output)).numpy()
+
+    @property
+    def classes_(self) -> list:
+        """A classifier's classes in the order of :meth:`predict_proba`'s columns, so that ``classes_[k]`` is
+        what :meth:`predict`'s label ``k`` stands for: their names where the labels named them (``data.classes``),
+        else ``0..C-1``."""
+        self._check_fitted()
+        classification_task(self.meta_["task"], "classes_")
+        return list(self.meta_.get("class_names") or range(self.meta_["dims"]["n_classes"]))
 
     def predict_proba_interval(
         self, data: Any = None, split: SplitChoice = "default", data_overrides: dict[str, Any] | None = None

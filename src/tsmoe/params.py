@@ -79,7 +79,9 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         return float(number)
     if annotation is str:
         if not isinstance(value, str | Path):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            # YAML reads an unquoted yes, no, on, off, true or false as a boolean
+            quote = " (YAML reads yes, no, on, off as booleans: quote it, 'yes')" if isinstance(value, bool) else ""
+            raise ConfigError(f"{where}: expected a string, got {value!r}{quote}")
         return str(value)
     if annotation is dict or origin is dict:
         if not isinstance(value, dict):

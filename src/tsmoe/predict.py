@@ -194,7 +194,7 @@ def on_a_clock(frame: pd.DataFrame, id_column: str, clock: str, every: float) ->
 def _columns(estimator, task, raw: torch.Tensor) -> dict[str, np.ndarray]:
     """The table's columns for raw outputs: the task's (from the calibrated outputs) and, for a Venn-Abers
     run, the interval beside the probability (``probability_low``, ``probability_high``)."""
-    columns = task.table_columns(estimator.calibrated(raw), estimator.state_)
+    columns = task.table_columns(estimator.calibrated(raw), estimator.state_, estimator.meta_.get("class_names"))
     bounds = estimator.probability_bounds(raw)
     if not bounds:
         return columns
@@ -300,14 +300,15 @@ def _predict_path(
     id_column, time_column = key_columns(estimators[0])
     since = f"{unit}_since_start"  # the clock's columns: each row's time and its step's (step_...)
     keys = (id_column, "record_id", time_column, since, f"step_{time_column}", f"step_{since}")
-    return mean_prediction(frames, estimators[0].meta_["task"], f"input '{path}'", keys)
+    return mean_prediction(frames, estimators[0].meta_, f"input '{path}'", keys)
 
 
 def mean_prediction(
-    frames: list[pd.DataFrame], task: str, where: str, extra_keys: tuple[str, ...] = ()
+    frames: list[pd.DataFrame], meta: dict, where: str, extra_keys: tuple[str, ...] = ()
 ) -> pd.DataFrame:
-    """The members' tables (same rows, same columns) as one, by the ``task``'s rule: probabilities,
-    regression values or forecasts averaged row by row, and classes taken from the mean probabilities."""
+    """The members' tables (same rows, same columns) as one, by the rule of the task of the runs' ``meta``:
+    probabilities, regression values or forecasts averaged row by row, and classes taken from the mean
+    probabilities (by name where the runs name them)."""
     first = frames[0]
     keys = [c for c in first.columns if c in (*KEYS, *extra_keys)]
     for number, frame in enumerate(frames[1:], start=1):
@@ -322,4 +323,4 @@ def mean_prediction(
                 f"{where}: ensemble members 0 and {number} predict different rows or columns "
                 f"({list(first.columns)} against {list(frame.columns)}){why}"
             )
-    return get_task(task).mean_table(frames, keys)
+    return get_task(meta["task"]).mean_table(frames, keys, meta.get("class_names"))

@@ -88,14 +88,14 @@ def static_lookup(path: str | None, id_col: str) -> dict[str, dict[str, str]]:
     return lookup
 
 
-def answer_columns(task: str, classes: int, interval: bool) -> list[str]:
-    """The prediction columns of an answer of a run of ``task`` (``classes``: a classifier's), as ``tsmoe
-    predict --per-step`` names them."""
-    base = task.removesuffix("_per_step")
+def answer_columns(meta: dict, interval: bool) -> list[str]:
+    """The prediction columns of an answer of a run of these ``meta`` (its task, and a classifier's classes,
+    by name where it names them), as ``tsmoe predict --per-step`` names them."""
+    base = meta["task"].removesuffix("_per_step")
     if base == "binary":
         return ["probability", *(["probability_low", "probability_high"] if interval else [])]
     if base == "multiclass":
-        return [f"probability_{k}" for k in range(classes)]
+        return [f"probability_{k}" for k in meta.get("class_names") or range(meta["dims"]["n_classes"])]
     return ["prediction"]
 
 

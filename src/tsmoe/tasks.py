@@ -119,9 +119,11 @@ class Task:
         task: its labelled steps, with their record in the batch and time)."""
         return output, {key: batch[key] for key in ("target", "y") if key in batch}
 
-    def mean_table(self, frames: list[pd.DataFrame], keys: list[str]) -> pd.DataFrame:
+    def mean_table(
+        self, frames: list[pd.DataFrame], keys: list[str], class_names: Sequence[str] | None = None
+    ) -> pd.DataFrame:
         """Ensemble members' prediction tables (same rows and columns) as one: every column but the
-        ``keys`` averaged row by row."""
+        ``keys`` averaged row by row (``class_names``: a classifier's classes by name)."""
         out = frames[0].copy()
         averaged = [c for c in out.columns if c not in keys]
         out[averaged] = sum(frame[averaged].to_numpy(dtype=np.float64) for frame in frames) / len(frames)
@@ -175,14 +177,17 @@ class ClassificationTask(Task):
     def update_validation(self, metrics, output, batch, target_channels) -> None:
         metrics.update(self.probabilities(output), batch["target"].long())
 
-    def mean_table(self, frames: list[pd.DataFrame], keys: list[str]) -> pd.DataFrame:
-        """The members' probabilities averaged row by row, and the classes taken from the mean."""
+    def mean_table(self, frames, keys, class_names=None) -> pd.DataFrame:
+        """The members' probabilities averaged row by row, and the classes taken from the mean (by name
+        where ``class_names`` or the members' columns name them)."""
         probability = [c for c in frames[0].columns if c not in (*keys, "prediction")]
         out = super().mean_table([frame.drop(columns="prediction") for frame in frames], keys)
-        out.insert(list(frames[0].columns).index("prediction"), "prediction", self.column_labels(out[probability]))
-        if not pd.api.types.is_numeric_dtype(frames[0]["prediction"]):  # the members named the classes
-            names = np.array([column.removeprefix("probability_") for column in probability])
-            out["prediction"] = names[out["prediction"].to_numpy()]
+        labels = self.column_labels(out[probability])
+        if class_names:
+            labels = np.array(class_names)[labels]
+        elif not pd.api.types.is_numeric_dtype(frames[0]["prediction"]):  # the members' columns name the classes
+            labels = np.array([column.removeprefix("probability_") for column in probability])[labels]
+        out.insert(list(frames[0].columns).index("prediction"), "prediction", labels)
         return out
 
     def column_labels(self, probability: pd.DataFrame) -> np.ndarray:
@@ -218,8 +223,10 @@ class BinaryTask(ClassificationTask):
         return self.labels(table[:, 1])
 
     def table_columns(self, output, state, class_names=None) -> dict[str, np.ndarray]:
+        """``probability`` (of class 1, the second of ``class_names``) and ``prediction`` (by name where given)."""
         prob = self.probabilities(output).numpy()
-        return {"probability": prob, "prediction": (prob >= 0.5).astype(int)}
+        labels = (prob >= 0.5).astype(int)
+        return {"probability": prob, "prediction": np.array(class_names)[labels] if class_names else labels}
 
     def column_labels(self, probability: pd.DataFrame) -> np.ndarray:
         return (probability["probability"] >= 0.5).astype(int).to_numpy()
@@ -461,6 +468,9 @@ class PerStepTask(Task):
 
     def table_columns(self, output, state, class_names=None) -> dict[str, np.ndarray]:
         return self.base.table_columns(output, state, class_names)
+
+    def mean_table(self, frames, keys, class_names=None) -> pd.DataFrame:
+        return self.base.mean_table(frames, keys, class_names)
 
 
 def prefixed(metric: str, suffix: str) -> str:

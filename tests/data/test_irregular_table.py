@@ -101,7 +101,9 @@ def test_numeric_labels_regress_and_until_keeps_the_first_hours(tmp_path):
         (OBSERVATIONS, "id,label\na,1\nb,0\n", "1 entit(ies) in data.observations have no label"),
         (OBSERVATIONS, LABELS + "d,1\n", "1 ID(s) in data.labels have no observation, e.g. ['d']"),
         (OBSERVATIONS, LABELS + "a,0\n", "ID 'a' is labelled 0 here and 1 before"),
-        (OBSERVATIONS, "id,label\na,yes\nb,no\nc,no\n", "labels must be integer classes"),
+        (OBSERVATIONS, "id,label\na,up\nb,up\nc,up\n", "column 'label': every label is 'up', one class"),
+        (OBSERVATIONS, "id,label\na,up\nb,\nc,down\n", "column 'label', row 2: a label is missing"),
+        (OBSERVATIONS, "id,label\na,up\nb,0\nc,down\n", "classes given by name and by number ('0') in one"),
         (OBSERVATIONS, "id,label\na,0.5\nb,0\nc,0\n", None),  # numbers: a regression target, not an error
     ],
 )
@@ -111,6 +113,28 @@ def test_bad_tables_are_refused_naming_the_file_and_row(tmp_path, observations, 
         return
     with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
         load_irregular_table(params(tmp_path, observations, labels))
+
+
+def test_classes_given_by_name_are_numbered_in_sorted_order_or_in_the_order_data_classes_lists(tmp_path):
+    named = "id,label\na,survived\nb,died\nc,survived\n"
+    data = load_irregular_table(params(tmp_path, labels=named))
+    assert data.class_names == ("died", "survived") and data.labels.tolist() == [1, 0, 1]
+    data = load_irregular_table(params(tmp_path, labels=named, classes=["survived", "died"]))
+    assert data.class_names == ("survived", "died") and data.labels.tolist() == [0, 1, 0]  # died: the positive
+    assert data.subset(np.array([1])).class_names == ("survived", "died")
+    with pytest.raises(DataError, match=r"row 2: class 'died' is not one of the classes \['survived', 'dead'\]"):
+        load_irregular_table(params(tmp_path, labels=named, classes=["survived", "dead"]))
+    # integers with classes named: each a place in the list
+    data = load_irregular_table(params(tmp_path, classes=["survived", "died"]))
+    assert data.class_names == ("survived", "died") and data.labels.tolist() == [1, 0, 0]
+    with pytest.raises(DataError, match=r"row 1: a class must be a whole number 0..1 \(one of \['x', 'y'\]\)"):
+        load_irregular_table(params(tmp_path, labels="id,label\na,2\nb,0\nc,1\n", classes=["x", "y"]))
+    assert load_irregular_table(params(tmp_path)).class_names == ()  # integers alone: no names
+    # labels at times, by name: an entity's label is the last class it reaches in the classes' order
+    timed = "id,time,label\na,0,calm\na,1.5,alarm\nb,3,calm\nc,1,calm\n"
+    data = load_irregular_table(params(tmp_path, labels=timed, label_time_col="time", classes=["calm", "alarm"]))
+    assert data.labels.tolist() == [1, 0, 0]
+    np.testing.assert_array_equal(data.step_labels, [0, np.nan, 1, np.nan, 0, 0])  # a step without a label: NaN
 
 
 def test_each_policy_is_stated_and_counted(tmp_path):

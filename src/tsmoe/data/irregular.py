@@ -54,6 +54,7 @@ class IrregularSet:
     notes: dict = field(default_factory=dict)  # what reading the source did (rows skipped by a stated policy)
     step_labels: np.ndarray | None = None  # (S,) a label per step (early prediction), NaN where a step has none
     clock: Clock | None = None  # the times as a table gave them (a table read to predict)
+    class_names: tuple[str, ...] = ()  # classes given by name: class k is class_names[k] (empty: unnamed)
 
     def __post_init__(self) -> None:
         n = len(self.record_ids)
@@ -108,6 +109,7 @@ class IrregularSet:
             labels=self.labels[indices],
             variables=self.variables,
             static_names=self.static_names,
+            class_names=self.class_names,
             notes=self.notes,
             step_labels=None if self.step_labels is None else self.step_labels[steps],
             clock=None
@@ -134,6 +136,7 @@ class IrregularSet:
             labels=self.labels,
             variables=self.variables,
             static_names=self.static_names,
+            class_names=self.class_names,
             notes=notes,
             step_labels=None if self.step_labels is None else self.step_labels[keep],
             clock=None if self.clock is None else Clock(self.clock.steps[keep], self.clock.origins, self.clock.kind),

@@ -71,6 +71,7 @@ class PreparedData:
     scaler: StandardScaler | None = None  # forecasting: maps model outputs back to the original scale
     channel_names: tuple[str, ...] = ()
     static_names: tuple[str, ...] = ()  # irregular data: the static descriptors, in the model's order
+    class_names: tuple[str, ...] = ()  # classes given by name, in class order (empty: unnamed)
     notes: dict = field(default_factory=dict)  # what reading the source did (e.g. rows skipped, counted)
 
 
@@ -128,7 +129,7 @@ def prepare_irregular(
     if regression:
         task, dims_extra = "regression", {}
     else:
-        n_classes = int(max(2, data.labels.max() + 1)) if len(data) else 2
+        n_classes = len(data.class_names) or (int(max(2, data.labels.max() + 1)) if len(data) else 2)
         task, dims_extra = ("binary" if n_classes == 2 else "multiclass"), {"n_classes": n_classes}
     if data.step_labels is not None:  # early prediction: an output, a target and a loss at every step
         task = f"{task}_per_step"
@@ -144,6 +145,7 @@ def prepare_irregular(
         collate=collate_irregular,
         channel_names=data.variables,
         static_names=data.static_names,
+        class_names=data.class_names,
         notes=data.notes,
     )
 

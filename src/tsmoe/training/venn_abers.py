@@ -66,7 +66,7 @@ class VennAbers:
         probability = np.asarray(probability, dtype=np.float64)
         low = self.low[np.searchsorted(self.scores, probability, side="right")]
         high = self.high[np.searchsorted(self.scores, probability, side="left")]
-        return low, high
+        return low + 0.0, high + 0.0  # + 0.0: a -0.0 of the fit is 0.0 (a table would print "-0.0")
 
     def probability(self, probability: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(p, p0, p1)`` for scores ``(N,)``: the merged probability ``p1 / (1 - p0 + p1)`` and the bounds."""

@@ -5,7 +5,8 @@ Files (CSV, gzipped CSV or Parquet; each a file or a folder of files, read by :m
 - ``data.observations``: one row per observation, ``id, time, variable, value`` (names set by ``id_col``,
   ``time_col``, ``variable_col``, ``value_col``); or with ``layout: wide`` one row per (id, time) and one
   column per variable, empty where unobserved;
-- ``data.labels``: ``id`` and ``label_col``: integer classes ``0..C-1`` (binary or multiclass) or numbers
+- ``data.labels``: ``id`` and ``label_col``: classes, as integers ``0..C-1`` or by name (``died``, ``up``: class
+  ``k`` is ``classes[k]``, the names sorted unless ``classes`` lists them; a run keeps its own), or numbers
   (regression; ``label_type`` overrides what the column's type says); not needed to predict;
 - ``data.static`` (optional): ``id`` and descriptors (numbers, or text: one indicator per category, by
   :mod:`tsmoe.data.static_columns`), and the entity's clock start (``start_col``).
@@ -35,6 +36,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tsmoe.data.adapter import IrregularAdapter, check_split_fractions
 from tsmoe.data.cache import cached_arrays, hash_files
@@ -65,7 +67,8 @@ class IrregularTableParams:
     variable_col: str = "variable"  # long layout
     value_col: str = "value"  # long layout
     label_col: str = "label"
-    label_type: Literal["auto", "class", "number"] = "auto"  # auto: integer column -> classes, else numbers
+    label_type: Literal["auto", "class", "number"] = "auto"  # auto: integers or names -> classes, else numbers
+    classes: list[str] | None = None  # class names in class order (binary: the second is positive); None: sorted
     label_time_col: str | None = None  # labels at times (id, time, label: one per hour, say): a label per step
     start_col: str | None = None  # in the static table: each entity's clock start (else its first observation)
     time_unit: TimeUnit = "hours"  # the unit of numeric times, and of the model's clock
@@ -84,10 +87,12 @@ class IrregularTableParams:
         check_split_fractions(self.split_fractions)
         if self.until is not None and not self.until > 0:
             raise ValueError(f"until must be a positive time, got {self.until}")
-        for name in ("variables", "static_columns"):
+        for name in ("variables", "static_columns", "classes"):
             names = getattr(self, name)
             if names is not None and len(set(names)) != len(names):
                 raise ValueError(f"{name} lists a name twice: {names}")
+        if self.classes is not None and len(self.classes) < 2:
+            raise ValueError(f"classes must name at least two classes, got {self.classes}")
 
 
 class IrregularTable(IrregularAdapter):
@@ -111,9 +116,11 @@ class IrregularTable(IrregularAdapter):
         return IdSplit.read(params.split_file) if params.split_file else None
 
     def for_run(self, params: IrregularTableParams, meta: dict) -> IrregularTableParams:
-        """A trained run reads tables by its own variables and static columns, matched by name."""
+        """A trained run reads tables by its own variables, static columns and class names, matched by name."""
         params.variables = list(meta["channel_names"])
         params.static_columns = list(meta.get("static_names", params.static_columns or []))
+        if meta.get("class_names"):
+            params.classes = list(meta["class_names"])
         return params
 
 
@@ -149,13 +156,14 @@ def load_irregular_table(params: IrregularTableParams, with_labels: bool = True,
         notes=notes,
         step_labels=arrays.get("step_labels"),
         clock=Clock(arrays["clock"], arrays["origins"], str(arrays["clock_kind"])) if "clock" in arrays else None,
+        class_names=tuple(arrays["class_names"].tolist()),
     )
 
 
 def _read(params: IrregularTableParams, files: list[Path], label_files: list[Path], static_files: list[Path]) -> dict:
     rows, notes = _observation_rows(params, files)
     entity_ids = rows.entity_ids
-    labels, timed = _labels(params, label_files, rows.clock_kind) if label_files else (None, None)
+    labels, timed, classes = _labels(params, label_files, rows.clock_kind) if label_files else (None, None, [])
     if labels is not None:
         entity_ids, labels, rows = _match_labels(params, rows, labels, notes)
     static, static_names, starts = _static(params, static_files, entity_ids, notes, rows.clock_kind)
@@ -185,6 +193,7 @@ def _read(params: IrregularTableParams, files: list[Path], label_files: list[Pat
         "variables": np.array(variables, dtype=str),
         "static_names": np.array(static_names, dtype=str),
         "notes": np.array(json.dumps(notes)),
+        "class_names": np.array(classes, dtype=str),
     }
 
 
@@ -405,67 +414,141 @@ def _refuse_missing(missing: np.ndarray, path: Path, column: str, what: str, off
 # ---- labels and static descriptors ------------------------------------------------------------------
 
 
-def _labels(params: IrregularTableParams, files: list[Path], clock_kind: str) -> tuple[dict[str, object], tuple | None]:
+def _labels(
+    params: IrregularTableParams, files: list[Path], clock_kind: str
+) -> tuple[dict[str, object], tuple | None, list[str]]:
     """ID -> label from the label table(s), typed as classes or numbers; with ``label_time_col`` also
     the labels at times (given as the observations' are, ``clock_kind``), ``(ids (L,), times (L,) in the
     clock's unit, labels (L,))``, and each entity's label the largest class it reaches (ever positive) or
-    its last number."""
+    its last number; and the class names (empty unless the classes are named)."""
+    timed = [params.label_time_col] if params.label_time_col else []
+    tables = [(path, read_table(path, [params.id_col, *timed, params.label_col], text=(params.id_col,)))
+              for path in files]  # fmt: skip
+    classes = _class_names(params, tables)
     if params.label_time_col:
-        return _timed_labels(params, files, clock_kind)
+        return *_timed_labels(params, tables, clock_kind, classes), classes or []
     by_id: dict[str, object] = {}
-    for path in files:
-        table = read_table(path, [params.id_col, params.label_col], text=(params.id_col,))
+    for path, table in tables:
         ids, names = codes_and_names(table[params.id_col])
         _refuse_missing(ids < 0, path, params.id_col, "an ID")
-        values, kind = _label_values(params, table, path)
+        values, kind = _label_values(params, table, path, classes)
         for row, (code, label) in enumerate(zip(ids.tolist(), values.tolist(), strict=True)):
             entity = names[code]
             label = int(label) if kind == "class" else label
             if entity in by_id and not _same(by_id[entity], label):
-                raise DataError(
-                    f"file '{path}', row {row + 1}: ID '{entity}' is labelled {label} here and {by_id[entity]} before"
-                )
+                said, before = (classes[label], classes[by_id[entity]]) if classes else (label, by_id[entity])
+                raise DataError(f"file '{path}', row {row + 1}: ID '{entity}' is labelled {said} here and {before} "
+                                "before")  # fmt: skip
             by_id[entity] = label
-    return by_id, None
+    return by_id, None, classes or []
 
 
-def _label_values(params: IrregularTableParams, table: pa.Table, path: Path) -> tuple[np.ndarray, str]:
-    """A label column as float64 numbers and its kind (``class`` or ``number``); a class that is not a
-    whole number >= 0 is an error naming its row."""
+def _class_names(params: IrregularTableParams, tables: list[tuple[Path, pa.Table]]) -> list[str] | None:
+    """The classes by name, in class order: ``params.classes``, or the names a label column of text holds,
+    sorted (a column of numbers written as text is not names). None: no names (numbers, or integer classes)."""
+    if params.label_type == "number":
+        return None
+    named = [(path, table[params.label_col]) for path, table in tables if _holds_names(table[params.label_col])]
+    if not named:
+        return params.classes
+    if len(named) < len(tables):
+        other = next(path for path, table in tables if not _holds_names(table[params.label_col]))
+        raise DataError(f"file '{named[0][0]}' names its classes and file '{other}' numbers them (column "
+                        f"'{params.label_col}'): give every table's classes one way")  # fmt: skip
+    for path, column in named:
+        numbered = [cell for cell in _distinct_text(column) if _is_number(cell)]
+        if numbered:
+            raise DataError(f"file '{path}', column '{params.label_col}': classes given by name and by number "
+                            f"({numbered[0]!r}) in one column: give them one way")  # fmt: skip
+    if params.classes is not None:
+        return params.classes
+    names = sorted({name for _, column in named for name in _distinct_text(column)})
+    if len(names) < 2:
+        raise DataError(f"file '{named[0][0]}', column '{params.label_col}': every label is {names[0]!r}, one "
+                        "class; a classifier needs two (name them in data.classes, e.g. [no, yes])")  # fmt: skip
+    return names
+
+
+def _holds_names(column: pa.ChunkedArray) -> bool:
+    """Whether a label column is text with a cell that is not a number (class names)."""
+    kind = column.type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_dictionary(kind)):
+        return False
+    return any(not _is_number(cell) for cell in _distinct_text(column))
+
+
+def _distinct_text(column: pa.ChunkedArray) -> list[str]:
+    return [str(cell) for cell in pc.unique(column.cast(pa.string())).drop_null().to_pylist()]
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+        return True
+    except ValueError:
+        return False
+
+
+def _class_codes(column: pa.ChunkedArray, classes: list[str], path: Path, name: str) -> np.ndarray:
+    """Class names -> their places in ``classes``, float64 ``(R,)``; a missing or unknown name is an error
+    naming its row."""
+    text = column.cast(pa.string())
+    codes = pc.index_in(text, value_set=pa.array(classes, pa.string()))
+    given = text.is_valid().to_numpy(zero_copy_only=False)
+    _refuse_missing(~given, path, name, "a label")
+    unknown = ~codes.is_valid().to_numpy(zero_copy_only=False)
+    if unknown.any():
+        row = int(np.flatnonzero(unknown)[0])
+        raise DataError(f"file '{path}', column '{name}', row {row + 1}: class {text[row].as_py()!r} is not one of "
+                        f"the classes {classes} (data.classes; a trained run keeps its own)")  # fmt: skip
+    return codes.to_numpy(zero_copy_only=False).astype(np.float64)
+
+
+def _label_values(
+    params: IrregularTableParams, table: pa.Table, path: Path, classes: list[str] | None = None
+) -> tuple[np.ndarray, str]:
+    """A label column as float64 numbers and its kind (``class`` or ``number``); names become their places
+    in ``classes``; a class that is not a whole number ``0..C-1`` is an error naming its row."""
     column = table[params.label_col]
+    if classes is not None and _holds_names(column):
+        return _class_codes(column, classes, path, params.label_col), "class"
     kind = _label_kind(params.label_type, column.type, path)
     values = numbers(_as_label_numbers(column, path, params.label_col))
     if kind == "class":
         bad = np.isnan(values) | (values < 0) | (values != np.round(values))
+        if classes is not None:
+            bad |= values >= len(classes)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
+            whole = "0, 1, ..." if classes is None else f"0..{len(classes) - 1} (one of {classes}) or a name"
             raise DataError(
                 f"file '{path}', column '{params.label_col}', row {row + 1}: a class must be a whole number "
-                f"0, 1, ..., got {values[row]:g} (numbers to regress: set data.label_type: number)"
+                f"{whole}, got {values[row]:g} (numbers to regress: set data.label_type: number)"
             )
     return values, kind
 
 
-def _timed_labels(params: IrregularTableParams, files: list[Path], clock_kind: str) -> tuple[dict[str, object], tuple]:
+def _timed_labels(
+    params: IrregularTableParams, tables: list[tuple[Path, pa.Table]], clock_kind: str, classes: list[str] | None
+) -> tuple[dict[str, object], tuple]:
     names, times, values, kinds = [], [], [], set()
-    for path in files:
-        table = read_table(path, [params.id_col, params.label_time_col, params.label_col], text=(params.id_col,))
+    for path, table in tables:
         ids, id_names = codes_and_names(table[params.id_col])
         _refuse_missing(ids < 0, path, params.id_col, "an ID")
         clock = _clock(_same_kind(table[params.label_time_col], clock_kind, path, params.label_time_col), path,
                        params.label_time_col, params.time_unit)  # fmt: skip
         _refuse_missing(np.isnan(clock), path, params.label_time_col, "a time")
-        label, kind = _label_values(params, table, path)
+        label, kind = _label_values(params, table, path, classes)
         kinds.add(kind)
         names.append(np.array(id_names, dtype=str)[ids])
         times.append(clock)
         values.append(label)
     all_names, all_times, all_values = np.concatenate(names), np.concatenate(times), np.concatenate(values)
-    classes = kinds == {"class"}
+    classes_given = kinds == {"class"}
     by_id: dict[str, object] = {}
     order = np.lexsort((all_times, all_names))
     for name, value in zip(all_names[order].tolist(), all_values[order].tolist(), strict=True):
-        by_id[name] = max(int(value), by_id.get(name, 0)) if classes else value  # type: ignore[call-overload]
+        by_id[name] = max(int(value), by_id.get(name, 0)) if classes_given else value  # type: ignore[call-overload]
     return by_id, (all_names, all_times, all_values.astype(np.float32))
 
 
@@ -490,8 +573,8 @@ def _label_kind(choice: str, kind: pa.DataType, path: Path) -> str:
     if pa.types.is_floating(kind):
         return "number"
     raise DataError(
-        f"file '{path}': labels must be integer classes 0..C-1 or numbers, got a column of {kind}; "
-        "set data.label_type if the column is numbers stored as text"
+        f"file '{path}': labels given as text that reads as numbers (got a column of {kind}): set "
+        "data.label_type: class (integers 0..C-1) or number (to regress)"
     )
 
 
