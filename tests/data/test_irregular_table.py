@@ -98,6 +98,11 @@ def test_numeric_labels_regress_and_until_keeps_the_first_hours(tmp_path):
             "id,label\na,1\n",
             "row 3: 'x1' is not an ISO 8601 date",
         ),
+        (
+            "id,time,variable,value\na,03/01/2026 08:00,hr,1\na,03/01/2026 09:00,hr,2\n",
+            "id,label\na,1\n",
+            "row 1: '03/01/2026 08:00' is not an ISO 8601 date (2026-03-01 08:00, 2026-03-01T08:00:00",
+        ),
         (OBSERVATIONS, "id,label\na,1\nb,0\n", "1 entit(ies) in data.observations have no label"),
         (OBSERVATIONS, LABELS + "d,1\n", "1 ID(s) in data.labels have no observation, e.g. ['d']"),
         (OBSERVATIONS, LABELS + "a,0\n", "ID 'a' is labelled 0 here and 1 before"),
@@ -135,6 +140,14 @@ def test_classes_given_by_name_are_numbered_in_sorted_order_or_in_the_order_data
     data = load_irregular_table(params(tmp_path, labels=timed, label_time_col="time", classes=["calm", "alarm"]))
     assert data.labels.tolist() == [1, 0, 0]
     np.testing.assert_array_equal(data.step_labels, [0, np.nan, 1, np.nan, 0, 0])  # a step without a label: NaN
+
+
+def test_a_column_of_text_in_the_wide_layout_is_refused_with_what_to_do_and_skipped_when_not_listed(tmp_path):
+    wide = "id,time,hr,unit\na,0,80,MICU\na,1,82,MICU\nb,0,90,SICU\n"
+    with pytest.raises(DataError, match=r"column 'unit', row 1: 'MICU' is not a number \(in the wide layout every"):
+        load_irregular_table(params(tmp_path, wide, "id,label\na,1\nb,0\n", layout="wide"))
+    data = load_irregular_table(params(tmp_path, wide, "id,label\na,1\nb,0\n", layout="wide", variables=["hr"]))
+    assert data.variables == ("hr",) and data.notes["rows of variables the run does not know (ignored)"] == {"unit": 3}
 
 
 def test_each_policy_is_stated_and_counted(tmp_path):

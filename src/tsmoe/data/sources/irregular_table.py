@@ -218,6 +218,8 @@ def _observation_rows(params: IrregularTableParams, files: list[Path]) -> tuple[
     empty_values = 0
     for path in files:
         batches, extra = _observation_batches(params, path, fixed)
+        if params.layout == "wide":
+            batches = _wide_hint(batches)
         read = 0
         for offset, table in batches:
             n = table.num_rows
@@ -306,6 +308,18 @@ def _observation_batches(params: IrregularTableParams, path: Path, fixed: bool) 
     return read_batches(path, columns, text=(params.id_col,), numbers=tuple(wanted)), extra
 
 
+def _wide_hint(batches: Iterator) -> Iterator:
+    """A wide table's pieces; a cell that is not a number (a column of text beside the readings, a care
+    unit, say) is refused with what to do about it."""
+    try:
+        yield from batches
+    except DataError as error:
+        if "is not a number" not in str(error):
+            raise
+        raise DataError(f"{error} (in the wide layout every column but the ID and time is a variable: list the "
+                        "ones to read in data.variables; descriptors of an entity go in data.static)") from None
+
+
 def _variable_codes(names: list[str], index: dict[str, int], fixed: bool) -> np.ndarray:
     """Each name's variable index (-1: not a variable of a run's fixed list), adding new ones if not fixed."""
     if fixed:
@@ -383,6 +397,13 @@ def _parse_times(text: pa.ChunkedArray, path: Path, name: str) -> pa.ChunkedArra
         given = raw.notna().to_numpy()
         is_number = pd.to_numeric(raw, errors="coerce").notna().to_numpy()
         mostly_numbers = is_number[given].mean() >= 0.5
+        first = int(np.flatnonzero(given)[0]) if given.any() else 0
+        if not mostly_numbers and not any(_is_date(cell) for cell in raw[given].head(100)):  # another date format
+            raise DataError(
+                f"file '{path}', column '{name}', row {first + 1}: '{raw[first]}' is not an ISO 8601 date (2026-03-01 "
+                "08:00, 2026-03-01T08:00:00+01:00), nor is any of its first 100 times: times are numbers or ISO 8601 "
+                "dates (write other formats as ISO 8601 first: pandas' to_datetime(column, format='%m/%d/%Y %H:%M'))"
+            ) from None
         for row, cell in enumerate(raw):
             odd = (not is_number[row]) if mostly_numbers else not _is_date(cell)
             if given[row] and odd:
