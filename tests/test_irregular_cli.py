@@ -376,3 +376,27 @@ def test_classes_given_by_name_train_as_their_numbers_and_every_output_names_the
     assert main(["evaluate", str(named), "--no-plots", "--set", f"data.observations={observations}",
                  "--set", f"data.labels={wrong}", *static]) == 2  # fmt: skip
     assert "class 'broken' is not one of the classes ['running', 'failed']" in capsys.readouterr().err
+
+
+def test_a_multiclass_run_on_named_classes_is_calibrated_and_streams_a_column_per_class(sensor_run, tmp_path, capsys):
+    _, logs, other = sensor_run
+    labels = pd.read_csv(logs / "labels.csv")
+    worn = labels.pump.str[-1].isin(list("0123"))  # a third class, drawn by the pump's number
+    named = tmp_path / "labels.csv"
+    classes = np.where(labels.failed == 1, "failed", np.where(worn, "worn", "ok"))
+    labels.assign(failed=classes).to_csv(named, index=False)
+    run = tmp_path / "three"
+    tables = [f"data.{name}={logs / name}.csv" for name in ("observations", "static")]
+    assert main(["train", "mrmoe-irregular", "--out", str(run), *[a for t in tables for a in ("--set", t)],
+                 "--set", f"data.labels={named}", *COLUMNS, *TINY]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["calibrate", str(run)]) == 0  # a temperature: it was a KeyError for the multiclass ECE
+    assert "fitted on the validation split" in capsys.readouterr().out
+    assert "validation_ece_after" in json.loads((run / "meta.json").read_text())["calibration"]
+    rows = other / "observations.csv"
+    streamed = tmp_path / "streamed.csv"
+    static = ["--set", f"data.static={other / 'static.csv'}"]
+    assert main(["stream", str(run), str(rows), "-o", str(streamed), *static]) == 0
+    answers = pd.read_csv(streamed)
+    assert list(answers.columns) == ["pump", "time", "probability_failed", "probability_ok", "probability_worn"]
+    np.testing.assert_allclose(answers.iloc[:, 2:].sum(axis=1), 1.0, atol=1e-5)

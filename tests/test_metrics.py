@@ -82,6 +82,8 @@ def test_multiclass_accuracy():
     logits = torch.tensor([[3.0, 0, 0], [0, 3.0, 0], [0, 0, 3.0], [3.0, 0, 0]])
     metrics = get_task("multiclass").metrics(logits, torch.tensor([0, 1, 2, 1]))
     assert metrics["accuracy"] == pytest.approx(0.75)
+    top = np.exp(3.0) / (np.exp(3.0) + 2)  # every row's largest probability; 3 of the 4 are right
+    assert metrics["ece"] == pytest.approx(abs(0.75 - top))  # top-label calibration error
 
 
 def test_auroc_and_average_precision_with_ties_equal_scikit_learn_and_torchmetrics():

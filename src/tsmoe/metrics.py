@@ -223,8 +223,9 @@ def bootstrap_intervals(
 
 
 def multiclass_metrics(prob: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    """``accuracy``, macro ``auroc``, ``brier`` (``mean_i sum_k (p_ik - [y_i = k])^2``) and ``log_loss`` of class
-    probabilities ``(N, K)`` (rows summing to 1)."""
+    """``accuracy``, macro ``auroc``, ``brier`` (``mean_i sum_k (p_ik - [y_i = k])^2``), ``ece`` (top-label: the
+    :func:`expected_calibration_error` of the largest probability against whether its class is right; Guo et
+    al. 2017) and ``log_loss`` of class probabilities ``(N, K)`` (rows summing to 1)."""
     prob, target = prob.detach().float().cpu(), target.detach().cpu().long()
     classes = prob.shape[-1]
     p, y = prob.double().numpy(), target.numpy()
@@ -233,6 +234,7 @@ def multiclass_metrics(prob: torch.Tensor, target: torch.Tensor) -> dict[str, fl
         "accuracy": float(cls_fn.multiclass_accuracy(prob, target, num_classes=classes, average="micro")),
         "auroc": float(cls_fn.multiclass_auroc(prob, target, num_classes=classes)),
         "brier": float(np.mean(np.sum((p - onehot) ** 2, axis=1))),
+        "ece": expected_calibration_error(p.max(1), (p.argmax(1) == y).astype(np.float64)),
         "log_loss": float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-7, 1.0)))),
     }
 
