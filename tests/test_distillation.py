@@ -108,7 +108,7 @@ def test_a_trend_classifier_distils_from_a_trend_teacher(tmp_path):
         )
     torch.testing.assert_close(mean.sum(1), torch.ones(len(prepared.train)))
     student = trend_run(distill_from=[str(tmp_path / "teacher")]).fit()
-    assert set(student.metrics_) == {"accuracy", "auroc", "brier", "log_loss"}
+    assert set(student.metrics_) == {"accuracy", "auroc", "brier", "ece", "log_loss"}
 
 
 def training_ids(teacher_folder) -> np.ndarray:

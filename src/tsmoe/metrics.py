@@ -7,7 +7,8 @@
   (mean squared error of the probability), ``ece`` (expected calibration error over equal-mass bins),
   ``log_loss``; and stratified bootstrap 95 % intervals ``auroc_ci``, ``auprc_ci``, ``brier_ci`` (two
   numbers each; :func:`bootstrap_intervals`);
-- multiclass: ``accuracy``, ``auroc`` (macro, one-vs-rest), ``brier`` (summed over classes), ``log_loss``;
+- multiclass: ``accuracy``, ``auroc`` (macro, one-vs-rest), ``brier`` (summed over classes), ``ece``
+  (top-label), ``log_loss``;
 - intervals and quantiles of forecasts: ``coverage_<l>`` and ``width_<l>`` per level (:mod:`tsmoe.intervals`),
   ``crps`` (approximated from the quantiles) and ``wql`` (weighted quantile loss);
 - early prediction of an onset: ``utility``, the PhysioNet/CinC 2019 challenge's normalised utility.

@@ -160,7 +160,7 @@ def test_trend_task_trains_and_is_scored_by_accuracy():
     data = {"domain": "SocialGood", "text_encoder": "hashing", "task": "trend"}
     estimator = Estimator("mome", "mome_timemmd", data_params=data, training={"max_epochs": 2},
                           trainer={"accelerator": "cpu"}).fit()  # fmt: skip
-    assert set(estimator.metrics_) == {"accuracy", "auroc", "brier", "log_loss"}
+    assert set(estimator.metrics_) == {"accuracy", "auroc", "brier", "ece", "log_loss"}
     assert 0 <= estimator.metrics_["accuracy"] <= 1
     assert estimator.predict_proba().shape == (73, 3)
 
