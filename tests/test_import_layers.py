@@ -32,7 +32,7 @@ LAYERS: dict[str, int] = {
     "tsmoe.training": 4,
     "tsmoe.estimator": 5, "tsmoe.forecast": 5, "tsmoe.predict": 5, "tsmoe.ensemble": 5, "tsmoe.stream": 5,
     "tsmoe.ensemble_stream": 5, "tsmoe.stream_rows": 5,
-    "tsmoe.intervals": 5, "tsmoe.quantile_intervals": 5, "tsmoe.output_files": 5,
+    "tsmoe.intervals": 5, "tsmoe.quantile_intervals": 5, "tsmoe.backtest": 5, "tsmoe.output_files": 5,
     "tsmoe.cli": 6, "tsmoe.analysis": 6, "tsmoe.experiments": 6, "tsmoe.tuning": 6, "tsmoe": 6,
 }  # fmt: skip
 NEVER = {("tsmoe.models", "tsmoe.data"), ("tsmoe.data", "tsmoe.models"), ("tsmoe.text", "tsmoe.data")}

@@ -27,6 +27,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from tsmoe.errors import ConfigError, TrainingInterrupted, TsmoeError
 from tsmoe.paths import SHIPPED_CONFIGS
@@ -212,8 +213,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir[0])
     estimator = Estimator.load(run_dir)
     estimator.check_part_unseen(args.part, f"run '{run_dir}'")
+    if args.forecasts and estimator.meta_["task"] != "forecast":
+        raise ConfigError(f"--forecasts writes a forecaster's windows; this run's task is {estimator.meta_['task']} "
+                          "(tsmoe predict RUN INPUT --per-step writes a classifier's predictions)")  # fmt: skip
     prepared = estimator.prepare_data(split=split, data_overrides=overrides)
     dataset = prepared.test if args.part == "test" else prepared.val
+    if args.forecasts:  # refused before anything is scored
+        _check_forecasts_file(Path(args.forecasts), estimator, dataset, overrides, args.overwrite)
     calibrated: dict = {}
     if levels and args.conformal == "quantile":  # the run's quantile band, calibrated on its validation split
         from tsmoe.quantile_intervals import quantile_corrections
@@ -228,6 +234,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
         calibrated = {"calibration": args.calibration, "calibration_windows": used}
     metrics = estimator.score_part(prepared, dataset)
+    bands: tuple = (None, None)  # the intervals' ends (L, N, H, C), on the metrics' scale
     if levels and args.conformal == "quantile":
         from tsmoe.intervals import band_metrics
         from tsmoe.quantile_intervals import quantile_bands, quantile_pairs
@@ -238,7 +245,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     elif levels:
         from tsmoe.intervals import interval_metrics
 
-        metrics |= interval_metrics(*estimator.scored_outputs(prepared, dataset), levels, widths)
+        scored = estimator.scored_outputs(prepared, dataset)
+        metrics |= interval_metrics(*scored, levels, widths)
+        point = scored[0].double().numpy()
+        point = point.reshape(len(point), point.shape[1], -1)  # (N, H, C), as the widths (L, N or 1, H, C)
+        bands = (point - widths, point + widths)
+    if args.forecasts:
+        from tsmoe.backtest import backtest_table
+        from tsmoe.output_files import write_table
+
+        table = backtest_table(estimator, prepared, dataset, levels or (), *bands)
+        write_table(Path(args.forecasts), table)
+        print(f"wrote {len(table)} rows ({len(table) // max(table['step'].max(), 1)} windows) to {args.forecasts}")
     where = overrides.get("root") or overrides.get("observations") or "the training data"
     # the training data's own test split rewrites metrics.json in the form `tsmoe train` wrote it (the same
     # numbers); any other split, part or data goes beside it, recording what was scored
@@ -256,6 +274,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"plot: {path}")
     print(_summary_table(estimator, metrics, where, split))
     return 0
+
+
+def _check_forecasts_file(out: Path, estimator: Any, dataset: Any, overrides: dict, overwrite: bool) -> None:
+    """``evaluate --forecasts``: a path that may be written (not a folder, nor a file the data come from, even
+    with ``overwrite``; a table of forecasts written before, or ``overwrite``), checked before anything is scored."""
+    from tsmoe.backtest import key_names
+    from tsmoe.output_files import check_output_file, check_replaceable
+
+    named = {**estimator.config.data, **overrides}.values()  # the data's files: root, observations, ...
+    check_output_file(out, [Path(value) for value in named if isinstance(value, str) and Path(value).is_file()],
+                      "--forecasts")  # fmt: skip
+    targets = [estimator.meta_["channel_names"][c] for c in estimator.meta_["target_channels"]] or ["value"]
+    check_replaceable(out, [*key_names(estimator, dataset), *targets], overwrite)
 
 
 def write_run_report(run_dir: str | Path, data_overrides: dict | None = None) -> Path:
@@ -534,7 +565,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="the split's part to score: test (default), or validation (to choose between runs without the test)",
     )
     evaluate.add_argument("--out", help="ensembles: a JSON file for the members' and the ensemble's metrics")
-    evaluate.add_argument("--overwrite", action="store_true", help="replace --out even if it holds something else")
+    evaluate.add_argument(
+        "--forecasts",
+        metavar="FILE",
+        help="forecasters: every scored window's forecast beside what came, a row per window and step (<id>, cutoff, "
+        "<time>, step, <target>, <target>_actual, quantiles, intervals), as CSV or Parquet: a backtest",
+    )
+    evaluate.add_argument(
+        "--overwrite", action="store_true", help="replace --out or --forecasts even if it holds something else"
+    )
     evaluate.add_argument("--set", action="append", default=[], metavar="data.KEY=VALUE")
     evaluate.add_argument(
         "--split",

@@ -22,17 +22,18 @@ from tsmoe.data.table_files import file_columns, is_parquet
 from tsmoe.errors import DataError, TsmoeError
 
 
-def check_output_file(out: Path, inputs: list[Path]) -> None:
-    """Refuse an output that is a folder, lies under a file, or is one of the inputs (however spelt)."""
+def check_output_file(out: Path, inputs: list[Path], flag: str = "-o") -> None:
+    """Refuse an output (given as ``flag``) that is a folder, lies under a file, or is one of the inputs
+    (however spelt)."""
     if out.is_dir():
-        raise TsmoeError(f"-o '{out}' is a folder; give the path of the CSV file to write")
+        raise TsmoeError(f"{flag} '{out}' is a folder; give the path of the CSV file to write")
     parent = next((p for p in out.resolve().parents if p.exists()), None)
     if parent is not None and not parent.is_dir():
-        raise TsmoeError(f"-o '{out}': '{parent}' is a file, so nothing can be written under it")
+        raise TsmoeError(f"{flag} '{out}': '{parent}' is a file, so nothing can be written under it")
     for given in inputs:
         hard_linked = out.exists() and given.exists() and os.path.samefile(out, given)
         if out.resolve() == given.resolve() or hard_linked:
-            raise TsmoeError(f"-o '{out}' is the input '{given}'; write the predictions to another file")
+            raise TsmoeError(f"{flag} '{out}' is the input '{given}'; write the predictions to another file")
 
 
 def check_replaceable(out: Path, header: list[str] | None, overwrite: bool) -> None:

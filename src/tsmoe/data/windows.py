@@ -75,6 +75,8 @@ class WindowDataset(Dataset):
             raise DataError(f"lookback and horizon must be >= 1, got {lookback} and {horizon}")
         self.lookback, self.horizon = lookback, horizon
         self.range_starts = np.array([start for start, _ in ranges], dtype=np.int64)
+        self.names = [series.name for series in data.series]
+        self.timestamps = [series.timestamps for series in data.series]  # the series' own, not copies
         self.blocks: list[np.ndarray] = []
         self.elapsed: list[np.ndarray] = []
         index: list[tuple[int, int]] = []

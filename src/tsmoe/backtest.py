@@ -1,0 +1,94 @@
+"""A forecaster's windows of a scored part as one table: what it forecast from each origin, beside what came.
+
+This is what ``tsmoe evaluate RUN --forecasts FILE`` writes, and what neuralforecast's ``cross_validation``
+and Darts' ``historical_forecasts`` give: a row per window and step, ``<id>, cutoff, <time>, step`` (the
+series, the time of the window's last input row, the time forecast and how many steps ahead), then per
+target ``<target>`` (the forecast, as ``tsmoe predict`` names it), ``<target>_actual``, a quantile run's
+``<target>_q10, ...`` and the intervals evaluated, ``<target>_lo_80, <target>_hi_80``, all on the data's
+original scale. Windows that are not of dated series (MoME's fixed windows) are numbered, ``window``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from tsmoe.data.windows import WindowDataset
+from tsmoe.forecast import key_columns
+from tsmoe.intervals import level_name
+
+
+def backtest_table(
+    estimator: Any,
+    prepared: Any,
+    dataset: Any,
+    levels: Sequence[float] = (),
+    lowers: np.ndarray | None = None,
+    uppers: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """The windows of ``dataset`` (a part of ``prepared``) as forecast by the loaded ``estimator``, on the original
+    scale; with ``levels``, their intervals' ends ``lowers`` and ``uppers`` ``(L, N, H, C)`` on the scale the
+    run's metrics use (as :func:`tsmoe.intervals.interval_metrics` reads them)."""
+    forecast, actual = (values.double().numpy() for values in estimator.scored_outputs(prepared, dataset, True))
+    windows, horizon = len(forecast), forecast.shape[1]
+    forecast, actual = forecast.reshape(windows, horizon, -1), actual.reshape(windows, horizon, -1)
+    names = [estimator.meta_["channel_names"][c] for c in prepared.target_channels] or ["value"]
+    table = _keys(estimator, getattr(dataset, "windows", dataset), windows, horizon)
+    for j, name in enumerate(names):
+        table[name] = forecast[..., j].reshape(-1)
+        table[f"{name}_actual"] = actual[..., j].reshape(-1)
+    model_levels = getattr(estimator.model_, "levels", [])
+    if model_levels:
+        quantiles = estimator.quantile_forecasts(prepared, dataset, original=True)[0]  # (Q, N, H, C)
+        for q, level in enumerate(model_levels):
+            for j, name in enumerate(names):
+                table[f"{name}_q{level_name(level)}"] = quantiles[q][..., j].reshape(-1)
+    for level, lower, upper in zip(levels, *_original(estimator, prepared, lowers, uppers), strict=True):
+        for j, name in enumerate(names):
+            table[f"{name}_lo_{level_name(level)}"] = lower[..., j].reshape(-1)
+            table[f"{name}_hi_{level_name(level)}"] = upper[..., j].reshape(-1)
+    return table
+
+
+def key_names(estimator: Any, dataset: Any) -> list[str]:
+    """The table's first columns for windows of ``dataset``: ``<id>, cutoff, <time>, step`` (windows of
+    series), or ``window, step``."""
+    if not isinstance(getattr(dataset, "windows", dataset), WindowDataset):
+        return ["window", "step"]
+    id_col, time_col = key_columns(estimator)
+    return [id_col, "cutoff", time_col, "step"]
+
+
+def _keys(estimator: Any, windows: Any, count: int, horizon: int) -> pd.DataFrame:
+    """The :func:`key_names` columns of each window's steps."""
+    steps = np.tile(np.arange(1, horizon + 1), count)
+    if not isinstance(windows, WindowDataset):
+        return pd.DataFrame({"window": np.repeat(np.arange(count), horizon), "step": steps})
+    id_col, _, time_col, _ = key_names(estimator, windows)
+    series, origins = windows.item_series(), windows.target_starts()  # origin: the row of the first target
+    cutoffs = [windows.timestamps[s][o - 1] for s, o in zip(series, origins, strict=True)]
+    times = np.concatenate([windows.timestamps[s][o : o + horizon] for s, o in zip(series, origins, strict=True)])
+    return pd.DataFrame({
+        id_col: np.repeat(np.array(windows.names, dtype=object)[series], horizon),
+        "cutoff": np.repeat(np.array(cutoffs), horizon),
+        time_col: times,
+        "step": steps,
+    })  # fmt: skip
+
+
+def _original(estimator: Any, prepared: Any, lowers: np.ndarray | None, uppers: np.ndarray | None) -> tuple:
+    """Interval ends ``(L, N, H, C)`` on the original scale (those of a run scored on scaled values undone)."""
+    if lowers is None or uppers is None:
+        return [], []
+    if estimator.original_scale() or prepared.scaler is None:
+        return lowers, uppers
+    channels = prepared.target_channels
+
+    def undo(ends: np.ndarray) -> np.ndarray:
+        return prepared.scaler.inverse(torch.from_numpy(ends), channels).numpy()
+
+    return undo(lowers), undo(uppers)
