@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from tsmoe import Estimator
 from tsmoe.cli import main
+from tsmoe.errors import ConfigError
 from tsmoe.paths import shipped_data_dir
 
 SETS = ["--set", "training.max_epochs=1", "--set", "data.lookback=24", "--set", "data.horizon=6"]
@@ -44,6 +46,10 @@ def test_each_test_window_is_its_forecast_at_its_dates_beside_the_datas_own_valu
     inside = [rows[f"{c}_actual"].between(rows[f"{c}_lo_80"], rows[f"{c}_hi_80"]) for c in channels]
     assert np.mean(inside) == pytest.approx(scored["coverage_80"], abs=1e-12)  # as evaluate scored it
     assert (rows.OT_q10 <= rows.OT_q90).all() and (rows.OT == rows.OT_q50).all()
+    from_python = estimator.backtest(intervals=[0.8], conformal="quantile")  # the same table, as a frame
+    pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(from_python.to_csv(index=False))), pd.read_csv(table))
+    with pytest.raises(ConfigError, match="part is 'test' or 'validation', got 'train'"):
+        estimator.backtest(part="train")
 
 
 def test_residual_intervals_of_the_validation_part_and_files_that_are_not_replaced(quantile_run, tmp_path, capsys):

@@ -18,8 +18,51 @@ import pandas as pd
 import torch
 
 from tsmoe.data.windows import WindowDataset
+from tsmoe.errors import ConfigError
 from tsmoe.forecast import key_columns
-from tsmoe.intervals import level_name
+from tsmoe.intervals import check_calibration, check_levels, conformal_widths, level_name
+from tsmoe.quantile_intervals import check_conformal, quantile_bands, quantile_corrections, quantile_pairs
+
+
+def backtest(
+    estimator: Any,
+    part: str = "test",
+    intervals: Sequence[float] | None = None,
+    calibration: str = "validation",
+    calibration_windows: int | None = None,
+    conformal: str = "residual",
+    split: str = "default",
+    data_overrides: dict | None = None,
+) -> pd.DataFrame:
+    """The table ``tsmoe evaluate RUN --forecasts FILE`` writes (module docstring), for the ``part`` of the
+    loaded forecaster's split (``split="all"`` with ``data_overrides``: every window of other data), with
+    intervals as ``evaluate`` makes them."""
+    if estimator.meta_["task"] != "forecast":
+        raise ConfigError(f"a backtest is a forecaster's; this run's task is {estimator.meta_['task']}")
+    levels = check_levels(intervals) if intervals else []
+    check_calibration(levels, calibration, calibration_windows)
+    check_conformal(conformal, levels, calibration)
+    if part not in ("test", "validation"):
+        raise ConfigError(f"part is 'test' or 'validation', got {part!r}")
+    estimator.check_part_unseen(part)
+    prepared = estimator.prepare_data(split=split, data_overrides=data_overrides)
+    dataset = prepared.test if part == "test" else prepared.val
+    lowers = uppers = None
+    if levels and conformal == "quantile":
+        corrections = quantile_corrections(estimator, levels)
+        forecasts = estimator.quantile_forecasts(prepared, dataset)[0]
+        lowers, uppers = quantile_bands(forecasts, quantile_pairs(estimator, levels), corrections)
+    elif levels:
+        widths, _ = conformal_widths(estimator, prepared, dataset, levels, calibration, calibration_windows)
+        lowers, uppers = residual_bands(estimator.scored_outputs(prepared, dataset)[0], widths)
+    return backtest_table(estimator, prepared, dataset, levels, lowers, uppers)
+
+
+def residual_bands(output: torch.Tensor, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ends ``(L, N, H, C)`` of intervals of half-widths ``(L, N or 1, H, C)`` about scored forecasts."""
+    point = output.double().numpy()
+    point = point.reshape(len(point), point.shape[1], -1)  # (N, H, C)
+    return point - widths, point + widths
 
 
 def backtest_table(

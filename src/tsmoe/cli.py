@@ -243,13 +243,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                corrections)  # fmt: skip
         metrics |= band_metrics(*estimator.scored_outputs(prepared, dataset), levels, *bands)
     elif levels:
+        from tsmoe.backtest import residual_bands
         from tsmoe.intervals import interval_metrics
 
         scored = estimator.scored_outputs(prepared, dataset)
         metrics |= interval_metrics(*scored, levels, widths)
-        point = scored[0].double().numpy()
-        point = point.reshape(len(point), point.shape[1], -1)  # (N, H, C), as the widths (L, N or 1, H, C)
-        bands = (point - widths, point + widths)
+        bands = residual_bands(scored[0], widths)
     if args.forecasts:
         from tsmoe.backtest import backtest_table
         from tsmoe.output_files import write_table

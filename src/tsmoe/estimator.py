@@ -732,6 +732,25 @@ class Estimator:
             by_series = rolling_interval_widths([self], frame, "the frame", levels, calibration_windows)
         return with_interval_columns(table, self, levels, by_series)
 
+    def backtest(
+        self,
+        part: str = "test",
+        intervals: list[float] | None = None,
+        calibration: str = "validation",
+        calibration_windows: int | None = None,
+        conformal: str = "residual",
+        split: SplitChoice = "default",
+        data_overrides: dict[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        """Every window of the ``part`` of the split forecast beside what came, a row per window and step, as
+        ``tsmoe evaluate RUN --forecasts FILE`` writes it (:mod:`tsmoe.backtest`; neuralforecast's
+        ``cross_validation``): ``<id>, cutoff, <time>, step``, then per target the forecast, ``<target>_actual``,
+        quantiles and ``intervals`` (made as :meth:`forecast` makes them), on the data's own scale."""
+        from tsmoe.backtest import backtest
+
+        self._check_fitted()
+        return backtest(self, part, intervals, calibration, calibration_windows, conformal, split, data_overrides)
+
     def predict_proba(
         self, data: Any = None, split: SplitChoice = "default", data_overrides: dict[str, Any] | None = None
     ) -> np.ndarray:
