@@ -69,3 +69,19 @@ def test_residual_intervals_of_the_validation_part_and_files_that_are_not_replac
     assert "holds something else" in capsys.readouterr().err and mine.read_text() == "date,OT\n2020-01-01,1\n"
     assert main(["evaluate", str(quantile_run), "--forecasts", str(tmp_path), "--no-plots"]) == 2
     assert "is a folder" in capsys.readouterr().err
+
+
+def test_a_run_trained_on_a_frame_backtests_that_frame_with_the_residuals_it_kept():
+    rng = np.random.default_rng(0)
+    days = pd.date_range("2024-01-01", periods=200, freq="D")
+    wave = np.sin(np.arange(200) / 4)
+    frame = pd.concat([pd.DataFrame({"unique_id": name, "ds": days, "y": wave * scale + rng.normal(0, 0.1, 200)})
+                       for name, scale in (("a", 1.0), ("b", 3.0))])  # fmt: skip
+    run = Estimator("dlinear", "csv", data_params={"lookback": 14, "horizon": 7},
+                    training={"max_epochs": 1}, trainer={"accelerator": "cpu"}).fit(frame)  # fmt: skip
+    rows = run.backtest(frame, intervals=[0.9])
+    assert list(rows.columns) == ["unique_id", "cutoff", "ds", "step", "y", "y_actual", "y_lo_90", "y_hi_90"]
+    expected = frame.set_index(["unique_id", "ds"]).y.loc[list(zip(rows.unique_id, rows.ds, strict=True))]
+    np.testing.assert_allclose(rows.y_actual, expected.to_numpy(), atol=1e-5)
+    half = run.forecast(frame, intervals=[0.9]).assign(half=lambda f: f.y_hi_90 - f.y).groupby("step").half.first()
+    np.testing.assert_allclose((rows.y_hi_90 - rows.y).groupby(rows.step).max(), half.to_numpy(), rtol=1e-5)

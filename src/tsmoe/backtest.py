@@ -20,12 +20,13 @@ import torch
 from tsmoe.data.windows import WindowDataset
 from tsmoe.errors import ConfigError
 from tsmoe.forecast import key_columns
-from tsmoe.intervals import check_calibration, check_levels, conformal_widths, level_name
+from tsmoe.intervals import check_calibration, check_levels, conformal_widths, half_widths, level_name
 from tsmoe.quantile_intervals import check_conformal, quantile_bands, quantile_corrections, quantile_pairs
 
 
 def backtest(
     estimator: Any,
+    data: Any = None,
     part: str = "test",
     intervals: Sequence[float] | None = None,
     calibration: str = "validation",
@@ -35,8 +36,9 @@ def backtest(
     data_overrides: dict | None = None,
 ) -> pd.DataFrame:
     """The table ``tsmoe evaluate RUN --forecasts FILE`` writes (module docstring), for the ``part`` of the
-    loaded forecaster's split (``split="all"`` with ``data_overrides``: every window of other data), with
-    intervals as ``evaluate`` makes them."""
+    loaded forecaster's split of its data set, or of ``data`` (a frame, as the run was trained on one), or
+    with ``split="all"`` of every window of other data (``data_overrides``), with intervals as ``evaluate``
+    makes them."""
     if estimator.meta_["task"] != "forecast":
         raise ConfigError(f"a backtest is a forecaster's; this run's task is {estimator.meta_['task']}")
     levels = check_levels(intervals) if intervals else []
@@ -45,24 +47,20 @@ def backtest(
     if part not in ("test", "validation"):
         raise ConfigError(f"part is 'test' or 'validation', got {part!r}")
     estimator.check_part_unseen(part)
-    prepared = estimator.prepare_data(split=split, data_overrides=data_overrides)
+    prepared = estimator.prepare_data(data, split, data_overrides)
     dataset = prepared.test if part == "test" else prepared.val
     lowers = uppers = None
-    if levels and conformal == "quantile":
-        corrections = quantile_corrections(estimator, levels)
-        forecasts = estimator.quantile_forecasts(prepared, dataset)[0]
-        lowers, uppers = quantile_bands(forecasts, quantile_pairs(estimator, levels), corrections)
-    elif levels:
+    if levels and conformal == "quantile":  # the run's band moved by its validation corrections
+        pairs, corrections = quantile_pairs(estimator, levels), quantile_corrections(estimator, levels)
+        ends = quantile_bands(estimator.quantile_forecasts(prepared, dataset)[0], pairs, corrections)
+        lowers, uppers = _original(estimator, prepared, *ends)
+    elif levels and calibration == "validation":  # the run's own residuals, kept on the original scale by a frame's
+        widths = half_widths(estimator, levels, original=True)[:, None]  # (L, 1, H, C)
+        lowers, uppers = _about(estimator.scored_outputs(prepared, dataset, original=True)[0], widths)
+    elif levels:  # rolling: each window's widths from the latest errors known at its origin, on the metrics' scale
         widths, _ = conformal_widths(estimator, prepared, dataset, levels, calibration, calibration_windows)
-        lowers, uppers = residual_bands(estimator.scored_outputs(prepared, dataset)[0], widths)
+        lowers, uppers = _original(estimator, prepared, *_about(estimator.scored_outputs(prepared, dataset)[0], widths))
     return backtest_table(estimator, prepared, dataset, levels, lowers, uppers)
-
-
-def residual_bands(output: torch.Tensor, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The ends ``(L, N, H, C)`` of intervals of half-widths ``(L, N or 1, H, C)`` about scored forecasts."""
-    point = output.double().numpy()
-    point = point.reshape(len(point), point.shape[1], -1)  # (N, H, C)
-    return point - widths, point + widths
 
 
 def backtest_table(
@@ -74,8 +72,7 @@ def backtest_table(
     uppers: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The windows of ``dataset`` (a part of ``prepared``) as forecast by the loaded ``estimator``, on the original
-    scale; with ``levels``, their intervals' ends ``lowers`` and ``uppers`` ``(L, N, H, C)`` on the scale the
-    run's metrics use (as :func:`tsmoe.intervals.interval_metrics` reads them)."""
+    scale; with ``levels``, their intervals' ends ``lowers`` and ``uppers`` ``(L, N, H, C)``, on it too."""
     forecast, actual = (values.double().numpy() for values in estimator.scored_outputs(prepared, dataset, True))
     windows, horizon = len(forecast), forecast.shape[1]
     forecast, actual = forecast.reshape(windows, horizon, -1), actual.reshape(windows, horizon, -1)
@@ -90,7 +87,8 @@ def backtest_table(
         for q, level in enumerate(model_levels):
             for j, name in enumerate(names):
                 table[f"{name}_q{level_name(level)}"] = quantiles[q][..., j].reshape(-1)
-    for level, lower, upper in zip(levels, *_original(estimator, prepared, lowers, uppers), strict=True):
+    for level, lower, upper in zip(levels, lowers if lowers is not None else [], uppers if uppers is not None else [],
+                                   strict=True):  # fmt: skip
         for j, name in enumerate(names):
             table[f"{name}_lo_{level_name(level)}"] = lower[..., j].reshape(-1)
             table[f"{name}_hi_{level_name(level)}"] = upper[..., j].reshape(-1)
@@ -123,10 +121,15 @@ def _keys(estimator: Any, windows: Any, count: int, horizon: int) -> pd.DataFram
     })  # fmt: skip
 
 
-def _original(estimator: Any, prepared: Any, lowers: np.ndarray | None, uppers: np.ndarray | None) -> tuple:
-    """Interval ends ``(L, N, H, C)`` on the original scale (those of a run scored on scaled values undone)."""
-    if lowers is None or uppers is None:
-        return [], []
+def _about(output: torch.Tensor, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ends ``(L, N, H, C)`` of intervals of half-widths ``(L, N or 1, H, C)`` about scored forecasts."""
+    point = output.double().numpy()
+    point = point.reshape(len(point), point.shape[1], -1)  # (N, H, C)
+    return point - widths, point + widths
+
+
+def _original(estimator: Any, prepared: Any, lowers: np.ndarray, uppers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Interval ends ``(L, N, H, C)`` on the scale the run's metrics use, on the original scale."""
     if estimator.original_scale() or prepared.scaler is None:
         return lowers, uppers
     channels = prepared.target_channels

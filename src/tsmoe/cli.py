@@ -234,7 +234,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
         calibrated = {"calibration": args.calibration, "calibration_windows": used}
     metrics = estimator.score_part(prepared, dataset)
-    bands: tuple = (None, None)  # the intervals' ends (L, N, H, C), on the metrics' scale
     if levels and args.conformal == "quantile":
         from tsmoe.intervals import band_metrics
         from tsmoe.quantile_intervals import quantile_bands, quantile_pairs
@@ -243,17 +242,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                corrections)  # fmt: skip
         metrics |= band_metrics(*estimator.scored_outputs(prepared, dataset), levels, *bands)
     elif levels:
-        from tsmoe.backtest import residual_bands
         from tsmoe.intervals import interval_metrics
 
-        scored = estimator.scored_outputs(prepared, dataset)
-        metrics |= interval_metrics(*scored, levels, widths)
-        bands = residual_bands(scored[0], widths)
+        metrics |= interval_metrics(*estimator.scored_outputs(prepared, dataset), levels, widths)
     if args.forecasts:
-        from tsmoe.backtest import backtest_table
+        from tsmoe.backtest import backtest
         from tsmoe.output_files import write_table
 
-        table = backtest_table(estimator, prepared, dataset, levels or (), *bands)
+        table = backtest(estimator, None, args.part, levels, args.calibration, args.calibration_windows,
+                         args.conformal, split, overrides)  # fmt: skip
         write_table(Path(args.forecasts), table)
         print(f"wrote {len(table)} rows ({len(table) // max(table['step'].max(), 1)} windows) to {args.forecasts}")
     where = overrides.get("root") or overrides.get("observations") or "the training data"

@@ -734,6 +734,7 @@ class Estimator:
 
     def backtest(
         self,
+        data: Any = None,
         part: str = "test",
         intervals: list[float] | None = None,
         calibration: str = "validation",
@@ -745,11 +746,13 @@ class Estimator:
         """Every window of the ``part`` of the split forecast beside what came, a row per window and step, as
         ``tsmoe evaluate RUN --forecasts FILE`` writes it (:mod:`tsmoe.backtest`; neuralforecast's
         ``cross_validation``): ``<id>, cutoff, <time>, step``, then per target the forecast, ``<target>_actual``,
-        quantiles and ``intervals`` (made as :meth:`forecast` makes them), on the data's own scale."""
+        quantiles and ``intervals`` (made as :meth:`forecast` makes them), on the data's own scale. ``data``: a
+        frame to split as the run's data were (a run trained on a frame keeps none), else its data set."""
         from tsmoe.backtest import backtest
 
         self._check_fitted()
-        return backtest(self, part, intervals, calibration, calibration_windows, conformal, split, data_overrides)
+        return backtest(self, data, part, intervals, calibration, calibration_windows, conformal, split,
+                        data_overrides)  # fmt: skip
 
     def predict_proba(
         self, data: Any = None, split: SplitChoice = "default", data_overrides: dict[str, Any] | None = None
