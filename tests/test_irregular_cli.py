@@ -393,6 +393,15 @@ def test_a_multiclass_run_on_named_classes_is_calibrated_and_streams_a_column_pe
     assert main(["calibrate", str(run)]) == 0  # a temperature: it was a KeyError for the multiclass ECE
     assert "fitted on the validation split" in capsys.readouterr().out
     assert "validation_ece_after" in json.loads((run / "meta.json").read_text())["calibration"]
+    smaller = tmp_path / "smaller"  # the same split (seed), another width: the two compare item by item
+    assert main(["train", "mrmoe-irregular", "--out", str(smaller), *[a for t in tables for a in ("--set", t)],
+                 "--set", f"data.labels={named}", *COLUMNS, *TINY, "--set", "model.hidden_size=4"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["compare", str(run), str(smaller)]) == 0
+    printed = capsys.readouterr().out
+    assert "multiclass" in printed and printed.count("paired bootstrap within classes") == 3
+    accuracy = json.loads((run / "metrics.json").read_text())["accuracy"]  # the temperature keeps every argmax
+    assert f"accuracy  {accuracy:.4f}" in printed
     rows = other / "observations.csv"
     streamed = tmp_path / "streamed.csv"
     static = ["--set", f"data.static={other / 'static.csv'}"]

@@ -223,6 +223,21 @@ def bootstrap_intervals(
     return {key: [float(lo), float(hi)] for key, lo, hi in zip(INTERVAL_KEYS, low, high, strict=True)}
 
 
+def multiclass_accuracy(prob: np.ndarray, target: np.ndarray) -> float:
+    """The share of items whose most probable class ``(N, K)`` is their label ``(N,)``."""
+    return float(np.mean(prob.argmax(1) == target))
+
+
+def multiclass_brier(prob: np.ndarray, target: np.ndarray) -> float:
+    """``mean_i sum_k (p_ik - [y_i = k])^2`` of class probabilities ``(N, K)``: 0 is perfect."""
+    return float(np.mean(np.sum((prob - np.eye(prob.shape[1])[target]) ** 2, axis=1)))
+
+
+def multiclass_log_loss(prob: np.ndarray, target: np.ndarray) -> float:
+    """``-mean_i log p_{i, y_i}`` of class probabilities ``(N, K)``, each kept at least 1e-7."""
+    return float(-np.mean(np.log(np.clip(prob[np.arange(len(target)), target], 1e-7, 1.0))))
+
+
 def multiclass_metrics(prob: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
     """``accuracy``, macro ``auroc``, ``brier`` (``mean_i sum_k (p_ik - [y_i = k])^2``), ``ece`` (top-label: the
     :func:`expected_calibration_error` of the largest probability against whether its class is right; Guo et
@@ -230,13 +245,12 @@ def multiclass_metrics(prob: torch.Tensor, target: torch.Tensor) -> dict[str, fl
     prob, target = prob.detach().float().cpu(), target.detach().cpu().long()
     classes = prob.shape[-1]
     p, y = prob.double().numpy(), target.numpy()
-    onehot = np.eye(classes)[y]
     return {
         "accuracy": float(cls_fn.multiclass_accuracy(prob, target, num_classes=classes, average="micro")),
         "auroc": float(cls_fn.multiclass_auroc(prob, target, num_classes=classes)),
-        "brier": float(np.mean(np.sum((p - onehot) ** 2, axis=1))),
+        "brier": multiclass_brier(p, y),
         "ece": expected_calibration_error(p.max(1), (p.argmax(1) == y).astype(np.float64)),
-        "log_loss": float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-7, 1.0)))),
+        "log_loss": multiclass_log_loss(p, y),
     }
 
 

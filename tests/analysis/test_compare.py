@@ -174,3 +174,20 @@ def test_brier_and_paired_bootstrap_agree_on_identical_models():
     # every sample on one side: the smallest p-value 1,000 samples can show, not 0
     clear = paired_bootstrap(brier_score, np.where(y == 1, 0.9, 0.1), np.full(100, 0.5), y, resamples=1000)
     assert clear["interval"][1] < 0 and clear["p_value"] == pytest.approx(2 / 1001)
+
+
+def test_a_bootstrap_within_classes_keeps_each_class_count_and_finds_a_better_classifier():
+    from tsmoe.metrics import multiclass_accuracy, multiclass_brier, multiclass_log_loss
+
+    y = np.repeat([0, 1, 2], [10, 30, 60])
+    share_of_last = paired_bootstrap(lambda p, t: float(np.mean(t == 2)), np.zeros((100, 3)), np.ones((100, 3)), y,
+                                     by_class=True)  # fmt: skip
+    assert share_of_last["interval"] == [0.0, 0.0]  # every sample holds 60 of class 2
+    right = np.eye(3)[y] * 0.8 + 0.2 / 3  # 0.8667 on the label
+    unsure = np.full((100, 3), 1 / 3)
+    assert multiclass_accuracy(right, y) == 1.0  # Brier: (1 - 0.8667)^2 + 2 (0.0667)^2 = 6 (0.2 / 3)^2
+    assert multiclass_brier(right, y) == pytest.approx(6 * (0.2 / 3) ** 2)
+    assert multiclass_log_loss(unsure, y) == pytest.approx(np.log(3))
+    better = paired_bootstrap(multiclass_log_loss, right, unsure, y, by_class=True)
+    assert better["difference"] == pytest.approx(-np.log(0.8 + 0.2 / 3) - np.log(3))
+    assert better["interval"][1] < 0 and better["p_value"] == pytest.approx(2 / 1001)

@@ -1,6 +1,7 @@
 """``tsmoe compare RUN_A RUN_B``: two saved runs scored on the same items, and the difference between them
 with its interval and p-value: DeLong's test for AUROC and a paired bootstrap for AUPRC and Brier
-(binary classifiers), the Diebold-Mariano test with a batch-means variance on the per-window losses
+(binary classifiers), a paired bootstrap within classes for accuracy, Brier and log loss (several
+classes), the Diebold-Mariano test with a batch-means variance on the per-window losses
 (forecasters and regressors).
 Runs scored on different items are refused: a difference between them would mean nothing.
 
@@ -20,7 +21,17 @@ from tsmoe.analysis.paired_tests import delong_test, diebold_mariano, paired_boo
 from tsmoe.ensemble import Ensemble
 from tsmoe.errors import ConfigError, DataError
 from tsmoe.estimator import Estimator
-from tsmoe.metrics import FEWEST_BLOCKS, auroc_of, average_precision_of, brier_score, window_block, window_losses
+from tsmoe.metrics import (
+    FEWEST_BLOCKS,
+    auroc_of,
+    average_precision_of,
+    brier_score,
+    multiclass_accuracy,
+    multiclass_brier,
+    multiclass_log_loss,
+    window_block,
+    window_losses,
+)
 from tsmoe.tasks import get_task
 
 
@@ -112,6 +123,15 @@ def compare_runs(run_a: RunSide, run_b: RunSide, part: str = "test") -> dict[str
                  "brier": (brier_score, paired_bootstrap(brier_score, p_a, p_b, y), bootstrap)}  # fmt: skip
         for metric, (function, test, name) in tests.items():
             result["metrics"][metric] = {"a": function(p_a, y), "b": function(p_b, y), **test, "test": name}
+    elif task.name == "multiclass":  # the items resampled within each class, the same items for both runs
+        y = target_a.long().numpy()
+        p_a, p_b = ((o if mean else task.probabilities(o.float())).double().numpy()
+                    for o, mean in ((out_a, mean_a), (out_b, mean_b)))  # fmt: skip
+        for metric, function in (("accuracy", multiclass_accuracy), ("brier", multiclass_brier),
+                                 ("log_loss", multiclass_log_loss)):  # fmt: skip
+            test = paired_bootstrap(function, p_a, p_b, y, by_class=True)
+            result["metrics"][metric] = {"a": function(p_a, y), "b": function(p_b, y), **test,
+                                         "test": "paired bootstrap within classes"}  # fmt: skip
     elif task.name in ("forecast", "regression"):
         losses_a, losses_b = window_losses(out_a, target_a), window_losses(out_b, target_b)
         horizon = int(out_a.shape[1]) if task.name == "forecast" and out_a.dim() > 1 else 0
@@ -125,7 +145,8 @@ def compare_runs(run_a: RunSide, run_b: RunSide, part: str = "test") -> dict[str
             result["metrics"][metric] = {"a": float(losses_a[metric].mean()), "b": float(losses_b[metric].mean()),
                                          **test, "test": name}  # fmt: skip
     else:
-        raise ConfigError(f"tsmoe compare does not compare {task.name} runs yet (binary, forecast and regression)")
+        raise ConfigError(f"tsmoe compare does not compare {task.name} runs yet (binary, multiclass, forecast and "
+                          "regression)")  # fmt: skip
     return result
 
 

@@ -56,16 +56,21 @@ def paired_bootstrap(
     target: np.ndarray,
     resamples: int = 1000,
     seed: int = 0,
+    by_class: bool = False,
 ) -> dict[str, float | list[float]]:
     """``metric(a) - metric(b)`` over ``resamples`` stratified bootstrap samples of the items, the same
     sample for both models (so what they share cancels): the percentile 95 % interval, and the p-value as
     twice the share of samples on the far side of zero, counted as ``(k + 1) / (R + 1)`` (Davison and Hinkley
-    1997): ``R`` samples cannot show a p-value below ``2 / (R + 1)``, and none is reported as 0."""
+    1997): ``R`` samples cannot show a p-value below ``2 / (R + 1)``, and none is reported as 0. Strata: the
+    positives and the rest, or with ``by_class`` each class of ``target`` (several classes)."""
     rng = np.random.default_rng(seed)
-    positives, negatives = np.flatnonzero(target == 1), np.flatnonzero(target != 1)
+    if by_class:
+        strata = [np.flatnonzero(target == k) for k in np.unique(target)]
+    else:
+        strata = [np.flatnonzero(target == 1), np.flatnonzero(target != 1)]
     diffs = np.empty(resamples)
     for i in range(resamples):
-        rows = np.concatenate([rng.choice(positives, len(positives)), rng.choice(negatives, len(negatives))])
+        rows = np.concatenate([rng.choice(stratum, len(stratum)) for stratum in strata])
         diffs[i] = metric(prob_a[rows], target[rows]) - metric(prob_b[rows], target[rows])
     far_side = min(int((diffs <= 0).sum()), int((diffs >= 0).sum()))
     p = min(1.0, 2 * (far_side + 1) / (resamples + 1))
