@@ -29,7 +29,7 @@ from tsmoe.config import RunConfig, resolve, with_absolute_paths
 from tsmoe.data.adapter import DataAdapter, Source, check_text_encoder, text_encoder_name
 from tsmoe.data.fixed_windows import TextWindowSplits
 from tsmoe.data.irregular import IrregularSet
-from tsmoe.data.prepared import PreparedData, SplitChoice
+from tsmoe.data.prepared import PreparedData, SplitChoice, note_a_small_validation
 from tsmoe.data.registry import get_dataset
 from tsmoe.data.sampling import data_step
 from tsmoe.data.series import SeriesSet
@@ -243,6 +243,7 @@ class Estimator:
             raise DataError(
                 f"the training or validation split is empty ({len(prepared.train)} / {len(prepared.val)} items)"
             )
+        note_a_small_validation(prepared)
         training = self.config.training
         if training.calibrate != "none":
             check_calibration_method(training.calibrate, prepared.task, "training.calibrate")

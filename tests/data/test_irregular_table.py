@@ -296,3 +296,21 @@ def test_a_parquet_tables_columns_are_read_by_type_and_other_types_are_named(tmp
         pq.write_table(pa.table({**base, column: values}), tmp_path / "odd.parquet")
         with pytest.raises(DataError, match=rf"column '{column}': its type is {kind}.*; tsmoe reads columns of"):
             load_irregular_table(IrregularTableParams(observations=str(tmp_path / "odd.parquet"), labels=labels))
+
+
+def test_a_classifiers_validation_part_with_few_of_a_class_is_said(tmp_path, caplog):
+    from tsmoe.data.notes import forget
+    from tsmoe.data.prepared import note_a_small_validation, prepare_irregular
+
+    def prepared(entities: int, died: int):
+        observations = "id,time,variable,value\n" + "".join(f"e{i},0,hr,{60 + i}\n" for i in range(entities))
+        labels = "id,label\n" + "".join(f"e{i},{'died' if i < died else 'survived'}\n" for i in range(entities))
+        data = load_irregular_table(params(tmp_path, observations, labels), cache=False)
+        return prepare_irregular(data, None, seed=0, fractions=(0.5, 0.25, 0.25))
+
+    forget()
+    note_a_small_validation(prepared(40, 8))
+    assert "the validation part holds 10 records (2 of class 'died', 8 of class 'survived')" in caplog.text
+    caplog.clear()
+    note_a_small_validation(prepared(200, 80))  # 20 and 30 of each: nothing to say
+    assert "validation part" not in caplog.text

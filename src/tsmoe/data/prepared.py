@@ -75,6 +75,29 @@ class PreparedData:
     notes: dict = field(default_factory=dict)  # what reading the source did (e.g. rows skipped, counted)
 
 
+FEW_OF_A_CLASS = 10  # fewer validation items of a class: its AUROC or accuracy moves in steps of a tenth or more
+
+
+def note_a_small_validation(prepared: PreparedData) -> None:
+    """Say so where a classifier's validation part holds fewer than :data:`FEW_OF_A_CLASS` records of a
+    class: the metric that picks the epoch (and a tuning study's trials) then follows the noise of a few items."""
+    data = getattr(prepared.val, "data", None)
+    if not prepared.task.startswith(("binary", "multiclass")) or not isinstance(data, IrregularSet):
+        return
+    counts = np.bincount(data.labels, minlength=prepared.dims["n_classes"])
+    if counts.min() >= FEW_OF_A_CLASS:
+        return
+    names = prepared.class_names or tuple(str(k) for k in range(len(counts)))
+    held = ", ".join(f"{count} of class {name!r}" for name, count in zip(names, counts.tolist(), strict=True))
+    note(
+        log,
+        "the validation part holds %d records (%s): the metric that picks the epoch moves in large steps, so the "
+        "choice follows the noise of a few records; a larger share for validation (data.split_fractions) steadies it",
+        len(data),
+        held,
+    )
+
+
 def prepare_irregular(
     data: IrregularSet,
     split: IdSplit | None,
