@@ -120,10 +120,17 @@ def test_bad_tables_are_refused_naming_the_file_and_row(tmp_path, observations, 
         load_irregular_table(params(tmp_path, observations, labels))
 
 
-def test_classes_given_by_name_are_numbered_in_sorted_order_or_in_the_order_data_classes_lists(tmp_path):
+def test_classes_given_by_name_are_numbered_in_sorted_order_or_in_the_order_data_classes_lists(tmp_path, caplog):
+    from tsmoe.data.notes import forget
+
+    forget()
     named = "id,label\na,survived\nb,died\nc,survived\n"
     data = load_irregular_table(params(tmp_path, labels=named))
     assert data.class_names == ("died", "survived") and data.labels.tolist() == [1, 0, 1]
+    assert "classes ['died', 'survived'], the positive (whose probability is predicted) 'survived'" in caplog.text
+    data = load_irregular_table(params(tmp_path, labels="id,label\na,Died\nb,died \nc,survived\n"))
+    assert data.class_names == ("Died", "died ", "survived")  # three classes, and said so
+    assert "the class names [['Died', 'died ']] differ only in case or spaces" in caplog.text
     data = load_irregular_table(params(tmp_path, labels=named, classes=["survived", "died"]))
     assert data.class_names == ("survived", "died") and data.labels.tolist() == [0, 1, 0]  # died: the positive
     assert data.subset(np.array([1])).class_names == ("survived", "died")

@@ -144,6 +144,8 @@ def load_irregular_table(params: IrregularTableParams, with_labels: bool = True,
     notes = json.loads(str(arrays["notes"]))
     for reason, count in notes.items():
         note(log, "data.observations: %s: %s", reason, count)
+    if params.classes is None and len(arrays["class_names"]):  # named by the labels themselves, sorted
+        _say_class_names(arrays["class_names"].tolist())
     return IrregularSet(
         record_ids=arrays["record_ids"],
         offsets=arrays["offsets"],
@@ -488,6 +490,21 @@ def _class_names(params: IrregularTableParams, tables: list[tuple[Path, pa.Table
         raise DataError(f"file '{named[0][0]}', column '{params.label_col}': every label is {names[0]!r}, one "
                         "class; a classifier needs two (name them in data.classes, e.g. [no, yes])")  # fmt: skip
     return names
+
+
+def _say_class_names(names: list[str]) -> None:
+    """Classes named by the labels (not by ``data.classes``): their order where it picks the positive class
+    (two), and names that differ only in case or spaces (``Died`` and ``died``: two classes)."""
+    folded: dict[str, list[str]] = {}
+    for name in names:
+        folded.setdefault(name.strip().casefold(), []).append(name)
+    alike = [spellings for spellings in folded.values() if len(spellings) > 1]
+    if alike:
+        note(log, "data.labels: the class names %s differ only in case or spaces, and are classes of their own "
+                  "(%d classes: %s)", alike, len(names), names)  # fmt: skip
+    elif len(names) == 2:
+        note(log, "data.labels: classes %s, the positive (whose probability is predicted) %r; data.classes sets "
+                  "the order", names, names[1])  # fmt: skip
 
 
 def _holds_names(column: pa.ChunkedArray) -> bool:
