@@ -69,6 +69,8 @@ def test_residual_intervals_of_the_validation_part_and_files_that_are_not_replac
     assert "holds something else" in capsys.readouterr().err and mine.read_text() == "date,OT\n2020-01-01,1\n"
     assert main(["evaluate", str(quantile_run), "--forecasts", str(tmp_path), "--no-plots"]) == 2
     assert "is a folder" in capsys.readouterr().err
+    assert main(["evaluate", str(quantile_run), str(quantile_run), "--forecasts", str(mine)]) == 2  # not dropped
+    assert "--forecasts writes one run's windows" in capsys.readouterr().err
 
 
 def test_a_run_trained_on_a_frame_backtests_that_frame_with_the_residuals_it_kept():

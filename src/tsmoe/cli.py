@@ -205,6 +205,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if split == "all" and args.part == "validation":
         raise TsmoeError("with split 'all' every item is scored as test; there is no validation part to score")
     if len(args.run_dir) > 1:
+        if args.forecasts:
+            raise ConfigError("--forecasts writes one run's windows; an ensemble's mean forecasts come from tsmoe "
+                              "predict A B INPUT (or evaluate each run with --forecasts)")  # fmt: skip
         if levels and args.conformal == "quantile":
             raise ConfigError("--conformal quantile calibrates one run's own quantiles; several runs take the default")
         return cmd_evaluate_ensemble(args, overrides, split)
