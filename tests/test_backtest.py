@@ -87,3 +87,19 @@ def test_a_run_trained_on_a_frame_backtests_that_frame_with_the_residuals_it_kep
     np.testing.assert_allclose(rows.y_actual, expected.to_numpy(), atol=1e-5)
     half = run.forecast(frame, intervals=[0.9]).assign(half=lambda f: f.y_hi_90 - f.y).groupby("step").half.first()
     np.testing.assert_allclose((rows.y_hi_90 - rows.y).groupby(rows.step).max(), half.to_numpy(), rtol=1e-5)
+
+
+def test_the_report_reads_the_test_windows_error_by_step_and_the_first_series_forecasts(quantile_run):
+    from tsmoe.analysis.forecast_errors import errors_by_step, first_series_path, test_forecasts
+    from tsmoe.cli import write_run_report
+
+    estimator = Estimator.load(quantile_run)
+    prepared = estimator.prepare_data()
+    forecasts, targets = test_forecasts(estimator.model_.eval(), prepared)
+    mse, mae = errors_by_step(forecasts, targets)
+    assert mse.shape == (6,) and mse.mean() == pytest.approx(estimator.metrics_["mse"], rel=1e-5)  # scaled, as scored
+    path = first_series_path(prepared, forecasts, targets)
+    assert (~np.isnan(path["first"])).sum() == len(forecasts) == (~np.isnan(path["last"])).sum()  # one series
+    assert np.all(np.diff(path["x"]) > np.timedelta64(0)) and not np.isnan(path["actual"]).any()
+    page = write_run_report(quantile_run).read_text()
+    assert '<section id="forecasts">' in page and '<section id="fans">' in page

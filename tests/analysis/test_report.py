@@ -53,8 +53,8 @@ def rendered_body(page: Path, tmp_path: Path) -> str:
 def test_mome_report_has_every_section(mome_run, capsys):
     assert main(["report", str(mome_run)]) == 0
     assert f"report: {mome_run / 'report.html'}" in capsys.readouterr().out
-    assert report_section_ids(mome_run) == ["summary", "training", "usage", "specialisation", "text", "bound",
-                                            "spectral"]  # fmt: skip
+    assert report_section_ids(mome_run) == ["summary", "training", "forecasts", "usage", "specialisation", "text",
+                                            "bound", "spectral"]  # fmt: skip
     page = (mome_run / "report.html").read_text()
     assert "bound holds" in page and "<td>True</td>" in page  # the bound held on the trained model
     assert "http" not in page.replace("http-equiv", "")  # self-contained: nothing fetched

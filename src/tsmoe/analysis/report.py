@@ -4,7 +4,8 @@
 e.g. with ``Estimator.load``), recomputes the read-outs on the test part of ``prepared``, reads the
 training logs of ``run_dir``, and writes ``report.html`` with every plot inlined as a PNG (no external files, so
 the page can be mailed or archived). Sections depend on the model: every run has the summary and
-training curves; sparse-MoE forecasters add expert usage, specialisation, the effect of text, the top-K
+training curves; forecasters add their test error by step ahead and forecasts over a test period (and a
+quantile forecaster its fans); sparse-MoE forecasters add expert usage, specialisation, the effect of text, the top-K
 truncation bound and the spectra of the expert weights; MR-MoE adds gate usage over the stay, feature
 attention and temporal attention.
 """
@@ -295,6 +296,38 @@ def fan_section(model, prepared, windows: int = 3) -> Section:
     )
 
 
+def forecast_section(model, prepared) -> Section:
+    """The test windows' error at each step ahead, and the first series' test period with the forecasts made
+    one and ``H`` steps ahead (:mod:`tsmoe.analysis.forecast_errors`)."""
+    from tsmoe.analysis.forecast_errors import errors_by_step, first_series_path, test_forecasts
+
+    forecasts, targets = test_forecasts(model, prepared)
+    mse, mae = errors_by_step(forecasts, targets)
+    path = first_series_path(prepared, forecasts, targets)
+    fig, axes = plt.subplots(1, 2 if path else 1, figsize=(11.0 if path else 4.8, 3.2), squeeze=False)
+    steps = np.arange(1, len(mse) + 1)
+    axes[0][0].plot(steps, mse, marker=".", label="MSE")
+    axes[0][0].plot(steps, mae, marker=".", label="MAE")
+    axes[0][0].set(xlabel="steps ahead", title="Test error by step ahead")
+    axes[0][0].legend(fontsize=7)
+    if path:
+        ax = axes[0][1]
+        ax.plot(path["x"], path["actual"], color="black", linewidth=0.8, label="actual")
+        ax.plot(path["x"], path["first"], linewidth=0.8, label="forecast 1 step ahead")
+        ax.plot(path["x"], path["last"], linewidth=0.8, label=f"forecast {len(mse)} steps ahead")
+        name = prepared.channel_names[prepared.target_channels[0]] if prepared.target_channels else "value"
+        ax.set(title=f"'{name}' over the first series' test period")
+        ax.legend(fontsize=7)
+        fig.autofmt_xdate()
+    shown = sorted({0, len(mse) // 2, len(mse) - 1})
+    rows = [[int(steps[i]), float(mse[i]), float(mae[i])] for i in shown]
+    note = (f"<p>{len(forecasts)} test windows, on the scale the model forecasts (the training split's z-scores "
+            "for series), every target channel.</p>")  # fmt: skip
+    return "forecasts", "Test forecasts", note + table_html(["step", "MSE", "MAE"], rows) + figure_html(
+        fig, "test error by step and forecasts over the test period"
+    )
+
+
 def liquid_section(model, prepared) -> Section:
     """Gershgorin discs of each liquid expert's one-step state Jacobian at its learned time constant."""
     from tsmoe.analysis.spectral import liquid_step_discs
@@ -362,6 +395,8 @@ def write_report(
     model = model.eval()
     if meta["task"] == "binary":
         sections.append(calibration_section(model, prepared, meta, folder))
+    if meta["task"] == "forecast":
+        sections.append(forecast_section(model, prepared))
     if hasattr(model, "levels"):  # a quantile forecaster (model.quantiles)
         sections.append(fan_section(model, prepared))
     body = getattr(model, "base", model)  # a quantile forecaster's own model: its experts and routing
