@@ -50,6 +50,8 @@ def test_each_test_window_is_its_forecast_at_its_dates_beside_the_datas_own_valu
     pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(from_python.to_csv(index=False))), pd.read_csv(table))
     with pytest.raises(ConfigError, match="part is 'test' or 'validation', got 'train'"):
         estimator.backtest(part="train")
+    with pytest.raises(ConfigError, match="with split 'all' every window is scored as test"):
+        estimator.backtest(part="validation", split="all")
 
 
 def test_residual_intervals_of_the_validation_part_and_files_that_are_not_replaced(quantile_run, tmp_path, capsys):

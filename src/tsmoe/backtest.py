@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from tsmoe.data.windows import WindowDataset
-from tsmoe.errors import ConfigError
+from tsmoe.errors import ConfigError, DataError
 from tsmoe.forecast import key_columns
 from tsmoe.intervals import check_calibration, check_levels, conformal_widths, half_widths, level_name
 from tsmoe.quantile_intervals import check_conformal, quantile_bands, quantile_corrections, quantile_pairs
@@ -46,9 +46,13 @@ def backtest(
     check_conformal(conformal, levels, calibration)
     if part not in ("test", "validation"):
         raise ConfigError(f"part is 'test' or 'validation', got {part!r}")
+    if split == "all" and part == "validation":
+        raise ConfigError("with split 'all' every window is scored as test; there is no validation part")
     estimator.check_part_unseen(part)
     prepared = estimator.prepare_data(data, split, data_overrides)
     dataset = prepared.test if part == "test" else prepared.val
+    if len(dataset) == 0:
+        raise DataError(f"the {part} part holds no window to backtest")
     lowers = uppers = None
     if levels and conformal == "quantile":  # the run's band moved by its validation corrections
         pairs, corrections = quantile_pairs(estimator, levels), quantile_corrections(estimator, levels)
