@@ -144,5 +144,7 @@ def test_a_yaml_boolean_given_for_a_name_is_refused_with_a_hint_to_quote_it():
         load_config("configs/mrmoe-irregular.yaml", ["data.classes=[yes, no]"])
     with pytest.raises(ConfigError, match="classes must name at least two classes"):
         load_config("configs/mrmoe-irregular.yaml", ["data.classes=[died]"])
+    with pytest.raises(ConfigError, match="label_type 'number' makes the labels numbers to regress"):
+        load_config("configs/mrmoe-irregular.yaml", ["data.classes=[a, b]", "data.label_type=number"])
     config = load_config("configs/mrmoe-irregular.yaml", ["data.classes=['no', 'yes']"])
     assert config.data["classes"] == ["no", "yes"]

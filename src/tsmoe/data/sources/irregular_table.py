@@ -93,6 +93,8 @@ class IrregularTableParams:
                 raise ValueError(f"{name} lists a name twice: {names}")
         if self.classes is not None and len(self.classes) < 2:
             raise ValueError(f"classes must name at least two classes, got {self.classes}")
+        if self.classes is not None and self.label_type == "number":
+            raise ValueError("classes names classes, and label_type 'number' makes the labels numbers to regress")
 
 
 class IrregularTable(IrregularAdapter):
