@@ -92,12 +92,12 @@ def test_a_run_trained_on_a_frame_backtests_that_frame_with_the_residuals_it_kep
 
 
 def test_the_report_reads_the_test_windows_error_by_step_and_the_first_series_forecasts(quantile_run):
-    from tsmoe.analysis.forecast_errors import errors_by_step, first_series_path, test_forecasts
+    from tsmoe.analysis.forecast_errors import errors_by_step, first_series_path, forecasts_of_test_part
     from tsmoe.cli import write_run_report
 
     estimator = Estimator.load(quantile_run)
     prepared = estimator.prepare_data()
-    forecasts, targets = test_forecasts(estimator.model_.eval(), prepared)
+    forecasts, targets = forecasts_of_test_part(estimator.model_.eval(), prepared)
     mse, mae = errors_by_step(forecasts, targets)
     assert mse.shape == (6,) and mse.mean() == pytest.approx(estimator.metrics_["mse"], rel=1e-5)  # scaled, as scored
     path = first_series_path(prepared, forecasts, targets)

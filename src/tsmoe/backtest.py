@@ -50,10 +50,26 @@ def backtest(
         raise ConfigError("with split 'all' every window is scored as test; there is no validation part")
     estimator.check_part_unseen(part)
     prepared = estimator.prepare_data(data, split, data_overrides)
-    dataset = prepared.test if part == "test" else prepared.val
+    return backtest_part(estimator, prepared, prepared.test if part == "test" else prepared.val, levels, calibration,
+                         calibration_windows, conformal)  # fmt: skip
+
+
+def backtest_part(
+    estimator: Any,
+    prepared: Any,
+    dataset: Any,
+    levels: Sequence[float] = (),
+    calibration: str = "validation",
+    calibration_windows: int | None = None,
+    conformal: str = "residual",
+) -> pd.DataFrame:
+    """The table of the windows of ``dataset`` (a part of ``prepared``, the settings checked) as forecast by the
+    loaded ``estimator``, on the original scale; with ``levels``, their intervals, made as ``evaluate`` makes
+    them, on it too."""
     if len(dataset) == 0:
-        raise DataError(f"the {part} part holds no window to backtest")
-    lowers = uppers = None
+        raise DataError("the part holds no window to backtest")
+    lowers: Sequence[np.ndarray] = ()  # the intervals' ends (L, N, H, C), on the original scale
+    uppers: Sequence[np.ndarray] = ()
     if levels and conformal == "quantile":  # the run's band moved by its validation corrections
         pairs, corrections = quantile_pairs(estimator, levels), quantile_corrections(estimator, levels)
         ends = quantile_bands(estimator.quantile_forecasts(prepared, dataset)[0], pairs, corrections)
@@ -64,19 +80,6 @@ def backtest(
     elif levels:  # rolling: each window's widths from the latest errors known at its origin, on the metrics' scale
         widths, _ = conformal_widths(estimator, prepared, dataset, levels, calibration, calibration_windows)
         lowers, uppers = _original(estimator, prepared, *_about(estimator.scored_outputs(prepared, dataset)[0], widths))
-    return backtest_table(estimator, prepared, dataset, levels, lowers, uppers)
-
-
-def backtest_table(
-    estimator: Any,
-    prepared: Any,
-    dataset: Any,
-    levels: Sequence[float] = (),
-    lowers: np.ndarray | None = None,
-    uppers: np.ndarray | None = None,
-) -> pd.DataFrame:
-    """The windows of ``dataset`` (a part of ``prepared``) as forecast by the loaded ``estimator``, on the original
-    scale; with ``levels``, their intervals' ends ``lowers`` and ``uppers`` ``(L, N, H, C)``, on it too."""
     forecast, actual = (values.double().numpy() for values in estimator.scored_outputs(prepared, dataset, True))
     windows, horizon = len(forecast), forecast.shape[1]
     forecast, actual = forecast.reshape(windows, horizon, -1), actual.reshape(windows, horizon, -1)
@@ -91,8 +94,7 @@ def backtest_table(
         for q, level in enumerate(model_levels):
             for j, name in enumerate(names):
                 table[f"{name}_q{level_name(level)}"] = quantiles[q][..., j].reshape(-1)
-    for level, lower, upper in zip(levels, lowers if lowers is not None else [], uppers if uppers is not None else [],
-                                   strict=True):  # fmt: skip
+    for level, lower, upper in zip(levels, lowers, uppers, strict=True):
         for j, name in enumerate(names):
             table[f"{name}_lo_{level_name(level)}"] = lower[..., j].reshape(-1)
             table[f"{name}_hi_{level_name(level)}"] = upper[..., j].reshape(-1)

@@ -249,11 +249,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         metrics |= interval_metrics(*estimator.scored_outputs(prepared, dataset), levels, widths)
     if args.forecasts:
-        from tsmoe.backtest import backtest
+        from tsmoe.backtest import backtest_part
         from tsmoe.output_files import write_table
 
-        table = backtest(estimator, None, args.part, levels, args.calibration, args.calibration_windows,
-                         args.conformal, split, overrides)  # fmt: skip
+        table = backtest_part(estimator, prepared, dataset, levels, args.calibration, args.calibration_windows,
+                              args.conformal)  # fmt: skip
         write_table(Path(args.forecasts), table)
         print(f"wrote {len(table)} rows ({len(table) // max(table['step'].max(), 1)} windows) to {args.forecasts}")
     where = overrides.get("root") or overrides.get("observations") or "the training data"

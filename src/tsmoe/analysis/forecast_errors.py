@@ -16,7 +16,7 @@ from tsmoe.models.output import unpack
 
 
 @torch.no_grad()
-def test_forecasts(model: torch.nn.Module, prepared) -> tuple[np.ndarray, np.ndarray]:
+def forecasts_of_test_part(model: torch.nn.Module, prepared) -> tuple[np.ndarray, np.ndarray]:
     """``(forecasts, targets)``, each ``(N, H, T)``: the test windows' forecasts of the target channels (a
     quantile forecaster's median) and what came, on the model's scale."""
     channels = prepared.target_channels or [0]

@@ -299,9 +299,9 @@ def fan_section(model, prepared, windows: int = 3) -> Section:
 def forecast_section(model, prepared) -> Section:
     """The test windows' error at each step ahead, and the first series' test period with the forecasts made
     one and ``H`` steps ahead (:mod:`tsmoe.analysis.forecast_errors`)."""
-    from tsmoe.analysis.forecast_errors import errors_by_step, first_series_path, test_forecasts
+    from tsmoe.analysis.forecast_errors import errors_by_step, first_series_path, forecasts_of_test_part
 
-    forecasts, targets = test_forecasts(model, prepared)
+    forecasts, targets = forecasts_of_test_part(model, prepared)
     mse, mae = errors_by_step(forecasts, targets)
     path = first_series_path(prepared, forecasts, targets)
     fig, axes = plt.subplots(1, 2 if path else 1, figsize=(11.0 if path else 4.8, 3.2), squeeze=False)
